@@ -1,0 +1,1 @@
+"""Accounts: users' trading accounts, assets, balances and the double-entry ledger."""

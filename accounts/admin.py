@@ -1,0 +1,135 @@
+"""Admin for accounts and the ledger. Balances and entries are read-only: money moves only
+through the services, here via the fund/debit action that asks for a reason."""
+from django.contrib import admin, messages
+from django.db.models import Sum
+from django.template.response import TemplateResponse
+
+from exchange.errors import BourseError
+
+from . import services
+from .forms import FundingForm
+from .models import Account, Asset, Balance, Journal, LedgerEntry
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "scale")
+    search_fields = ("code", "name")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("code", "scale") if obj else ()  # changing a scale would reinterpret stored amounts
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class BalanceInline(admin.TabularInline):
+    model = Balance
+    fields = ("asset", "available", "locked", "updated_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "owner", "kind", "system_role", "created_at")
+    list_filter = ("kind", "created_at")
+    search_fields = ("=id", "name", "owner__username", "owner__email")
+    readonly_fields = ("kind", "system_role", "created_at")
+    inlines = [BalanceInline]
+    actions = ["fund_or_debit"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Fund or debit selected accounts…", permissions=["fund"])
+    def fund_or_debit(self, request, queryset):
+        form = FundingForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            service = services.balance_deposit if form.cleaned_data["direction"] == "deposit" else services.balance_withdraw
+            done = 0
+            for account in queryset:
+                try:
+                    service(
+                        account=account,
+                        asset=form.cleaned_data["asset"].code,
+                        amount=form.cleaned_data["amount"],
+                        reason=form.cleaned_data["reason"],
+                        reference=f"admin:{request.user.username}",
+                        actor=request.user,
+                    )
+                    done += 1
+                except BourseError as exc:
+                    self.message_user(request, f"{account}: {exc.detail} ({exc.code})", messages.ERROR)
+            if done:
+                self.message_user(request, f"Applied to {done} account(s).", messages.SUCCESS)
+            return None
+        return TemplateResponse(
+            request,
+            "admin/accounts/account/fund.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Fund or debit accounts",
+                "form": form,
+                "accounts": queryset,
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    def has_fund_permission(self, request):
+        return request.user.has_perm("accounts.add_journal")
+
+
+@admin.register(Balance)
+class BalanceAdmin(ReadOnlyAdmin):
+    list_display = ("account", "asset", "available", "locked", "updated_at")
+    list_filter = ("asset",)
+    search_fields = ("=account__id", "account__name", "account__owner__username")
+    list_select_related = ("account", "asset")
+
+
+class EntryInline(admin.TabularInline):
+    model = LedgerEntry
+    fields = ("account", "asset", "bucket", "kind", "amount")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Journal)
+class JournalAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "reference", "created_by", "created_at", "net")
+    list_filter = ("kind", "created_at")
+    search_fields = ("=id", "reference", "reason", "idempotency_key")
+    inlines = [EntryInline]
+
+    @admin.display(description="Net (always 0)")
+    def net(self, journal):
+        return journal.entries.aggregate(total=Sum("amount"))["total"]
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ("id", "journal", "account", "asset", "bucket", "kind", "amount", "reference", "created_at")
+    list_filter = ("kind", "bucket", "asset", "created_at")
+    search_fields = ("=account__id", "account__name", "reference", "=journal__id")
+    list_select_related = ("account", "asset", "journal")

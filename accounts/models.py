@@ -1,0 +1,161 @@
+"""Assets, trading accounts, balances and the double-entry ledger.
+
+Every movement of money is a ``Journal`` of ``LedgerEntry`` rows whose amounts sum to zero
+per asset. A ``Balance`` row is the running total of an account's entries in one asset,
+split into ``available`` and ``locked`` buckets; the database refuses either going
+negative. The system ``external`` account stands for the world outside the exchange
+(deposits come from it, withdrawals go to it); it has entries but no balance rows, since
+its position is by nature negative.
+"""
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+# One scale for every money column; assets restrict further with their own ``scale``.
+MONEY_DIGITS = 38
+MONEY_PLACES = 18
+
+
+def MoneyField(**kwargs):  # noqa: N802 - reads like a field class at the call site
+    return models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
+
+
+class Asset(models.Model):
+    code = models.CharField(
+        max_length=16,
+        primary_key=True,
+        validators=[RegexValidator(r"^[A-Z][A-Z0-9]{1,15}$", "Asset codes are 2-16 of A-Z and 0-9.")],
+    )
+    name = models.CharField(max_length=64, blank=True)
+    scale = models.PositiveSmallIntegerField(
+        validators=[MaxValueValidator(MONEY_PLACES)],
+        help_text="Number of decimal places amounts of this asset may carry.",
+    )
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [models.CheckConstraint(condition=Q(scale__lte=MONEY_PLACES), name="asset_scale_max")]
+
+    def __str__(self):
+        return self.code
+
+    @property
+    def quantum(self) -> Decimal:
+        return Decimal(1).scaleb(-self.scale)
+
+
+class Account(models.Model):
+    class Kind(models.TextChoices):
+        TRADER = "trader", "Trader"
+        SYSTEM = "system", "System"
+
+    class SystemRole(models.TextChoices):
+        EXTERNAL = "external", "External (the world outside)"
+        FEES = "fees", "Fees collected"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="trading_accounts"
+    )
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TRADER)
+    system_role = models.CharField(max_length=10, choices=SystemRole.choices, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="system") & Q(system_role__isnull=False))
+                | (Q(kind="trader") & Q(system_role__isnull=True)),
+                name="account_system_role_iff_system",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.name} (#{self.pk})"
+
+    @property
+    def has_balances(self) -> bool:
+        return self.system_role != self.SystemRole.EXTERNAL
+
+
+class Balance(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="balances")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="balances")
+    available = MoneyField(default=Decimal(0))
+    locked = MoneyField(default=Decimal(0))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account_id", "asset_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "asset"], name="balance_one_per_account_asset"),
+            models.CheckConstraint(condition=Q(available__gte=0), name="balance_available_not_negative"),
+            models.CheckConstraint(condition=Q(locked__gte=0), name="balance_locked_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.account_id}/{self.asset_id}"
+
+    @property
+    def total(self) -> Decimal:
+        return self.available + self.locked
+
+
+class EntryKind(models.TextChoices):
+    DEPOSIT = "deposit", "Deposit"
+    WITHDRAWAL = "withdrawal", "Withdrawal"
+    HOLD = "hold", "Hold"
+    RELEASE = "release", "Release"
+    TRADE = "trade", "Trade"
+    FEE = "fee", "Fee"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+class Bucket(models.TextChoices):
+    AVAILABLE = "available", "Available"
+    LOCKED = "locked", "Locked"
+
+
+class Journal(models.Model):
+    """One balanced movement of money: the unit the ledger is written in."""
+
+    kind = models.CharField(max_length=12, choices=EntryKind.choices)
+    reference = models.CharField(max_length=100, blank=True, db_index=True)
+    reason = models.TextField(blank=True)
+    # Makes posting idempotent where the caller needs exactly-once (e.g. settling a fill):
+    # the database, not a check-then-write, refuses a second journal with the same key.
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.kind} #{self.pk} {self.reference}"
+
+
+class LedgerEntry(models.Model):
+    journal = models.ForeignKey(Journal, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="entries")
+    bucket = models.CharField(max_length=9, choices=Bucket.choices)
+    kind = models.CharField(max_length=12, choices=EntryKind.choices)
+    amount = MoneyField(help_text="Signed: positive credits the bucket, negative debits it.")
+    reference = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["account", "asset", "id"], name="entry_account_asset_id")]
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="entry_amount_not_zero")]
+
+    def __str__(self):
+        return f"{self.kind} {self.amount} {self.asset_id} ({self.bucket}) acct {self.account_id}"

@@ -1,0 +1,1 @@
+"""Append-only, tamper-evident audit trail and the support-staff views over it."""

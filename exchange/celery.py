@@ -1,0 +1,11 @@
+"""The Celery application. Broker and schedule come from settings (Redis in production,
+kombu's filesystem transport in the embedded mode)."""
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings")
+
+app = Celery("bourse")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,89 @@
+"""Reading configuration from the environment, and the secrets of the embedded mode.
+
+Production passes everything through the environment. The embedded mode (no
+``DATABASE_URL``) generates its secrets once and keeps them in the data folder, so a
+restart keeps sessions valid and stored API secrets decryptable; nothing is committed.
+"""
+import json
+import os
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def env_bool(name, default=False):
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false).")
+
+
+def env_int(name, default):
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from None
+
+
+def env_list(name, default=()):
+    raw = os.environ.get(name)
+    if raw is None:
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _new_fernet_key():
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+GENERATORS = {
+    "SECRET_KEY": lambda: secrets.token_urlsafe(50),
+    "BOURSE_ENCRYPTION_KEYS": _new_fernet_key,
+}
+
+
+def generated_secrets(data_dir: Path) -> dict:
+    """Return the embedded mode's secrets, creating ``secrets.json`` (mode 0600) once."""
+    path = data_dir / "secrets.json"
+    stored = {}
+    if path.exists():
+        stored = json.loads(path.read_text())
+    missing = [name for name in GENERATORS if name not in stored]
+    if missing:
+        for name in missing:
+            stored[name] = GENERATORS[name]()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(stored, fh, indent=2)
+        os.replace(tmp, path)  # atomic: two processes starting at once never see half a file
+        stored = json.loads(path.read_text())
+    return stored
+
+
+def secret(name, data_dir: Path, *, embedded: bool, allow_generated: bool) -> str:
+    """A secret from the environment, else (embedded mode only) from the data folder."""
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    if not (embedded or allow_generated):
+        raise ImproperlyConfigured(
+            f"{name} must be set in production (DATABASE_URL is set). Every process of a "
+            f"deployment needs the same value; see README 'Production configuration'."
+        )
+    return generated_secrets(data_dir)[name]

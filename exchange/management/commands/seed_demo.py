@@ -1,0 +1,85 @@
+"""``seed_demo``: the embedded mode's demo market, demo traders and operator login.
+
+Idempotent. Credentials are generated on the first run, kept (mode 0600) in the data
+folder and printed on every run, so ``make run`` always shows how to get in.
+"""
+import json
+import os
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts import services as accounts_services
+from accounts.models import Account
+from trading.services import market_create
+
+DEMO_MARKET = {
+    "symbol": "BTC-USD",
+    "tick_size": "0.01",
+    "lot_size": "0.0001",
+    "min_notional": "1",
+    "maker_fee_rate": "0.001",
+    "taker_fee_rate": "0.002",
+    "base_scale": 8,
+    "quote_scale": 2,
+}
+DEMO_TRADERS = {"alice": {"USD": "1000000.00", "BTC": "100"}, "bob": {"USD": "1000000.00", "BTC": "100"}}
+
+
+class Command(BaseCommand):
+    help = "Create the demo market, demo traders and an operator login (idempotent); print credentials."
+
+    def handle(self, *args, **opts):
+        path = settings.DATA_DIR / "demo-credentials.json"
+        credentials = json.loads(path.read_text()) if path.exists() else {}
+        market, _ = market_create(**DEMO_MARKET)
+        if "admin" not in credentials:
+            credentials["admin"] = self._admin()
+        for name, funds in DEMO_TRADERS.items():
+            if name not in credentials:
+                credentials[name] = self._trader(name, funds)
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(credentials, fh, indent=2)
+        self._print(market, credentials)
+
+    def _admin(self) -> dict:
+        User = get_user_model()
+        password = secrets.token_urlsafe(12)
+        with transaction.atomic():
+            user, _ = User.objects.get_or_create(username="operator", defaults={"is_staff": True, "is_superuser": True})
+            user.set_password(password)
+            user.save()
+        return {"username": "operator", "password": password}
+
+    def _trader(self, name: str, funds: dict) -> dict:
+        existing = Account.objects.filter(owner__username=name).first()
+        account = existing or accounts_services.account_create(name=name, username=name)
+        if existing is None:
+            for asset, amount in funds.items():
+                accounts_services.balance_deposit(account=account, asset=asset, amount=amount, reason="demo funds")
+        return {"account_id": str(account.pk)}
+
+    def _print(self, market, credentials: dict) -> None:
+        port = os.environ.get("PORT", "8000")
+        base = f"http://127.0.0.1:{port}"
+        lines = [
+            "",
+            "Bourse is seeded (embedded mode).",
+            f"  API:        {base}/api/v1/markets   (market {market.symbol})",
+            f"  Admin:      {base}/admin/   user {credentials['admin']['username']} "
+            f"password {credentials['admin']['password']}",
+        ]
+        for name in DEMO_TRADERS:
+            info = credentials[name]
+            detail = f"account {info['account_id']}"
+            if "key_id" in info:
+                secret_label = "secret" if "secret" in info else "private_key"
+                detail += f"  key {info['key_id']}  {secret_label} {info.get('secret') or info.get('private_key')}"
+            lines.append(f"  Trader {name:<5} {detail}")
+        lines.append(f"  Credentials are kept in {settings.DATA_DIR / 'demo-credentials.json'}")
+        self.stdout.write("\n".join(lines) + "\n")

@@ -1,0 +1,51 @@
+"""Request-id middleware: every response carries ``X-Request-ID``.
+
+A client's own id is echoed when it is a sane token (so it can correlate its logs with
+ours); otherwise, or when absent, a fresh one is generated.
+"""
+import re
+import uuid
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+from .context import request_id_var
+
+HEADER = "X-Request-ID"
+_ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def _request_id(request) -> str:
+    supplied = request.headers.get(HEADER, "")
+    return supplied if _ACCEPTABLE.match(supplied) else uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        request.request_id = _request_id(request)
+        token = request_id_var.set(request.request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response[HEADER] = request.request_id
+        return response
+
+    async def __acall__(self, request):
+        request.request_id = _request_id(request)
+        token = request_id_var.set(request.request_id)
+        try:
+            response = await self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response[HEADER] = request.request_id
+        return response

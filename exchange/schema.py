@@ -1,0 +1,46 @@
+"""OpenAPI helpers shared by every API view: the problem+json body, paginated pages."""
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+from . import errors
+
+
+class FieldErrorSerializer(serializers.Serializer):
+    field = serializers.CharField(allow_null=True)
+    code = serializers.CharField()
+    message = serializers.CharField()
+    allowed = serializers.CharField(required=False)
+
+
+class ProblemSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.ChoiceField(choices=sorted(errors.CATALOGUE))
+    request_id = serializers.CharField(allow_null=True)
+    errors = FieldErrorSerializer(many=True, required=False)
+
+
+def problem_responses(*statuses: int) -> dict:
+    """``responses`` entries for the given error statuses, listing the codes each may carry."""
+    out = {}
+    for status in statuses:
+        codes = sorted(code for code, cls in errors.CATALOGUE.items() if cls.status == status)
+        out[(status, "application/problem+json")] = OpenApiResponse(
+            ProblemSerializer, description="Problem details; `code` one of: " + ", ".join(f"`{c}`" for c in codes)
+        )
+    return out
+
+
+def page_of(item_serializer, name: str):
+    return inline_serializer(
+        name=name,
+        fields={"results": item_serializer(many=True), "next_cursor": serializers.CharField(allow_null=True)},
+    )
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("limit", int, description="Page size, 1-1000 (default 100)."),
+    OpenApiParameter("cursor", str, description="`next_cursor` from the previous page."),
+]

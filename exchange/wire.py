@@ -1,0 +1,22 @@
+"""How values look on the wire: decimal strings for money, RFC 3339 UTC with microseconds
+for time. Every transport renders through these so REST, WebSocket and FIX agree."""
+from datetime import datetime, timezone
+from decimal import Decimal
+
+
+def money(value: Decimal | None, scale: int) -> str | None:
+    """``value`` as a decimal string with exactly ``scale`` places (``"0.0100"``)."""
+    if value is None:
+        return None
+    return format(value.quantize(Decimal(1).scaleb(-scale)), "f")
+
+
+def rate(value: Decimal) -> str:
+    """A rate (fee) as its shortest exact decimal string (``"0.001"``)."""
+    return format(value.normalize(), "f")
+
+
+def timestamp(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,158 @@
+"""Ledger services: each happy path, each refusal (and that a refusal writes nothing)."""
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+from django.db.models import Sum
+
+from accounts import ledger, services
+from accounts.models import Account, Balance, Journal, LedgerEntry
+from exchange import errors
+
+pytestmark = pytest.mark.django_db
+
+
+def balance(account, asset):
+    row = Balance.objects.filter(account=account, asset_id=asset).first()
+    return (row.available, row.locked) if row else (Decimal(0), Decimal(0))
+
+
+def snapshot():
+    """Everything the ledger writes, to compare before/after a refused operation."""
+    return (
+        Journal.objects.count(),
+        LedgerEntry.objects.count(),
+        sorted(Balance.objects.values_list("account_id", "asset_id", "available", "locked")),
+    )
+
+
+def assert_all_journals_balance():
+    for journal in Journal.objects.all():
+        per_asset = journal.entries.values("asset").annotate(total=Sum("amount"))
+        assert all(row["total"] == 0 for row in per_asset), journal
+
+
+def test_deposit_credits_trader_and_debits_external(trader, usd):
+    journal = services.balance_deposit(account=trader, asset="USD", amount="100.50", reference="wire-1")
+
+    assert balance(trader, "USD") == (Decimal("100.50"), 0)
+    external = Account.objects.get(system_role="external")
+    entries = {(e.account_id, e.bucket): e.amount for e in journal.entries.all()}
+    assert entries == {(external.pk, "available"): Decimal("-100.50"), (trader.pk, "available"): Decimal("100.50")}
+    assert set(journal.entries.values_list("kind", flat=True)) == {"deposit"}
+    assert not Balance.objects.filter(account=external).exists()  # the outside world has no balance rows
+    assert_all_journals_balance()
+
+
+def test_withdraw_debits_available(trader, usd):
+    services.balance_deposit(account=trader, asset="USD", amount="100")
+    services.balance_withdraw(account=trader, asset="USD", amount="40.25")
+    assert balance(trader, "USD") == (Decimal("59.75"), 0)
+    assert_all_journals_balance()
+
+
+def test_hold_then_release_moves_between_buckets(trader, usd):
+    services.balance_deposit(account=trader, asset="USD", amount="100")
+    services.balance_hold(account=trader, asset="USD", amount="30", reference="order-1")
+    assert balance(trader, "USD") == (Decimal("70"), Decimal("30"))
+    services.balance_release(account=trader, asset="USD", amount="10", reference="order-1")
+    assert balance(trader, "USD") == (Decimal("80"), Decimal("20"))
+    assert_all_journals_balance()
+
+
+def test_transfer_between_traders_and_from_locked(trader, other_trader, usd):
+    services.balance_deposit(account=trader, asset="USD", amount="100")
+    services.balance_transfer(from_account=trader, to_account=other_trader, asset="USD", amount="25", kind="trade")
+    services.balance_hold(account=trader, asset="USD", amount="50")
+    services.balance_transfer(
+        from_account=trader, to_account=other_trader, asset="USD", amount="20", from_bucket="locked", kind="trade"
+    )
+    assert balance(trader, "USD") == (Decimal("25"), Decimal("30"))
+    assert balance(other_trader, "USD") == (Decimal("45"), 0)
+    assert_all_journals_balance()
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda a: services.balance_withdraw(account=a, asset="USD", amount="100.01"), errors.InsufficientBalance),
+        (lambda a: services.balance_hold(account=a, asset="USD", amount="100.01"), errors.InsufficientBalance),
+        (lambda a: services.balance_release(account=a, asset="USD", amount="0.01"), errors.InsufficientBalance),
+        (lambda a: services.balance_deposit(account=a, asset="XYZ", amount="1"), errors.AssetNotFound),
+        (lambda a: services.balance_hold(account=a, asset="XYZ", amount="1"), errors.AssetNotFound),
+        (lambda a: services.balance_deposit(account=a, asset="USD", amount="0"), errors.InvalidAmount),
+        (lambda a: services.balance_deposit(account=a, asset="USD", amount="-5"), errors.InvalidAmount),
+        (lambda a: services.balance_withdraw(account=a, asset="USD", amount="-1"), errors.InvalidAmount),
+        (lambda a: services.balance_hold(account=a, asset="USD", amount="0"), errors.InvalidAmount),
+        (lambda a: services.balance_release(account=a, asset="USD", amount="-1"), errors.InvalidAmount),
+        (lambda a: services.balance_deposit(account=a, asset="USD", amount="1.001"), errors.InvalidAmount),
+        (lambda a: services.balance_deposit(account=a, asset="USD", amount=1.5), errors.ValidationError),
+        (lambda a: services.balance_deposit(account=a, asset="USD", amount="abc"), errors.ValidationError),
+        (lambda a: services.balance_deposit(account=a, asset="USD", amount="NaN"), errors.ValidationError),
+        (lambda a: services.balance_deposit(account=a + 10_000, asset="USD", amount="1"), errors.NotFound),
+    ],
+)
+def test_refusals_raise_domain_error_and_write_nothing(trader, usd, call, error):
+    services.balance_deposit(account=trader, asset="USD", amount="100")
+    before = snapshot()
+
+    with pytest.raises(error):
+        call(trader.pk)
+
+    assert snapshot() == before
+
+
+def test_transfer_refusals_write_nothing(trader, other_trader, usd):
+    services.balance_deposit(account=trader, asset="USD", amount="10")
+    before = snapshot()
+    with pytest.raises(errors.InsufficientBalance) as refused:
+        services.balance_transfer(from_account=trader, to_account=other_trader, asset="USD", amount="10.01")
+    assert refused.value.extra == {"asset": "USD", "needed": "10.01", "available": "10.00"}
+    with pytest.raises(errors.ValidationError):
+        services.balance_transfer(from_account=trader, to_account=trader, asset="USD", amount="1")
+    with pytest.raises(errors.ValidationError):
+        services.balance_transfer(from_account=trader, to_account=other_trader, asset="USD", amount="1", kind="hold")
+    assert snapshot() == before
+
+
+def test_insufficient_balance_detail_names_amounts(trader, usd):
+    services.balance_deposit(account=trader, asset="USD", amount="1200")
+    with pytest.raises(errors.InsufficientBalance) as refused:
+        services.balance_hold(account=trader, asset="USD", amount="1500")
+    assert refused.value.detail == "Needs 1500.00 USD; 1200.00 available."
+
+
+def test_external_account_cannot_be_funded(usd):
+    external = Account.objects.get(system_role="external")
+    with pytest.raises(errors.ValidationError):
+        services.balance_deposit(account=external, asset="USD", amount="1")
+
+
+def test_post_refuses_unbalanced_journal(trader, usd):
+    with transaction.atomic(), pytest.raises(ValueError, match="does not balance"):
+        ledger.post("adjustment", [ledger.Leg(trader.pk, "USD", "available", Decimal("1"))])
+    assert snapshot()[0] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_post_requires_a_transaction(trader, usd):
+    with pytest.raises(RuntimeError, match="inside the calling service's transaction"):
+        ledger.post("hold", ledger.hold_legs(trader.pk, "USD", Decimal(1)))
+
+
+def test_idempotency_key_applies_a_journal_once(trader, usd):
+    services.balance_deposit(account=trader, asset="USD", amount="10")
+    legs = ledger.hold_legs(trader.pk, "USD", Decimal("4"))
+    with transaction.atomic():
+        ledger.post("hold", legs, idempotency_key="fill:1")
+    with transaction.atomic(), pytest.raises(ledger.AlreadyPosted):
+        ledger.post("hold", legs, idempotency_key="fill:1")
+    assert balance(trader, "USD") == (Decimal("6"), Decimal("4"))
+
+
+def test_database_refuses_negative_balance_even_bypassing_services(trader, usd):
+    from django.db import IntegrityError
+
+    services.balance_deposit(account=trader, asset="USD", amount="1")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Balance.objects.filter(account=trader).update(available=Decimal("-1"))

@@ -1,0 +1,44 @@
+"""Fixtures shared by the whole suite."""
+import pytest
+from django.core.cache import cache
+from django.db import connection
+
+from tests.factories import AccountFactory, AssetFactory, MarketFactory
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Rate-limit and replay caches must not leak between tests."""
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def usd(db):
+    return AssetFactory(code="USD", scale=2)
+
+
+@pytest.fixture
+def btc(db):
+    return AssetFactory(code="BTC", scale=8)
+
+
+@pytest.fixture
+def market(db, usd, btc):
+    return MarketFactory(base=btc, quote=usd)
+
+
+@pytest.fixture
+def trader(db):
+    return AccountFactory()
+
+
+@pytest.fixture
+def other_trader(db):
+    return AccountFactory()
+
+
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+

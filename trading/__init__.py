@@ -1,0 +1,1 @@
+"""Trading: markets, orders, fills, the engine runner, settlement and the transports."""

@@ -1,0 +1,112 @@
+"""Trading services: every state change of markets (and orders, as they land) goes here."""
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from django.db import transaction
+
+from accounts import ledger
+from accounts.models import Asset
+from exchange import errors
+
+from .models import Market
+
+
+ASSET_CODE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
+
+
+def _decimal(value, field: str) -> Decimal:
+    return ledger.to_amount(value, field)
+
+
+def market_create(
+    *,
+    symbol: str,
+    tick_size,
+    lot_size,
+    min_quantity="0",
+    min_notional="0",
+    maker_fee_rate="0",
+    taker_fee_rate="0",
+    base_scale: int | None = None,
+    quote_scale: int | None = None,
+) -> tuple[Market, bool]:
+    """Create a market (and its base/quote assets when missing); ``created`` is False when the
+    symbol exists, in which case nothing is changed.
+
+    Asset scales default to the decimals of the lot size (base) and tick size (quote), so
+    every valid quantity and price is representable exactly.
+    """
+    symbol = (symbol or "").strip().upper()
+    problems = []
+    parts = symbol.split("-")
+    if len(parts) != 2 or not all(ASSET_CODE.fullmatch(part) for part in parts):
+        raise errors.ValidationError.field("symbol", "invalid", "symbol must look like BASE-QUOTE (e.g. BTC-USD).")
+    base_code, quote_code = parts
+    values = {}
+    for field, raw in (
+        ("tick_size", tick_size),
+        ("lot_size", lot_size),
+        ("min_quantity", min_quantity),
+        ("min_notional", min_notional),
+        ("maker_fee_rate", maker_fee_rate),
+        ("taker_fee_rate", taker_fee_rate),
+    ):
+        values[field] = _decimal(raw, field)
+    for field in ("tick_size", "lot_size"):
+        if values[field] <= 0:
+            problems.append({"field": field, "code": "invalid", "message": f"{field} must be positive"})
+    for field in ("min_quantity", "min_notional"):
+        if values[field] < 0:
+            problems.append({"field": field, "code": "invalid", "message": f"{field} must not be negative"})
+    for field in ("maker_fee_rate", "taker_fee_rate"):
+        if not 0 <= values[field] < 1:
+            problems.append({"field": field, "code": "invalid", "message": f"{field} must be in [0, 1)"})
+    if problems:
+        raise errors.ValidationError("; ".join(p["message"] for p in problems), errors=problems)
+
+    with transaction.atomic(durable=True):
+        existing = Market.objects.filter(symbol=symbol).first()
+        if existing is not None:
+            return existing, False
+        base = _asset_for(base_code, base_scale, values["lot_size"], "lot_size")
+        quote = _asset_for(quote_code, quote_scale, values["tick_size"], "tick_size")
+        if base.code == quote.code:
+            raise errors.ValidationError.field("symbol", "invalid", "base and quote must differ.")
+        market = Market(symbol=symbol, base=base, quote=quote, **values)
+        market.full_clean()
+        market.save()
+        return market, True
+
+
+def _places(value: Decimal) -> int:
+    return max(0, -value.normalize().as_tuple().exponent)
+
+
+def _asset_for(code: str, scale: int | None, step: Decimal, field: str) -> Asset:
+    """The asset ``code``, created when missing; its scale must represent ``step`` exactly."""
+    asset = Asset.objects.filter(pk=code).first()
+    if asset is None:
+        asset = Asset(code=code, scale=scale if scale is not None else max(_places(step), 2))
+        asset.full_clean()
+        asset.save()
+    if _places(step) > asset.scale:
+        raise errors.ValidationError.field(
+            field, "precision", f"{field} {step} needs more decimals than {code} allows ({asset.scale})."
+        )
+    return asset
+
+
+def market_set_status(*, symbol: str, status: str) -> Market:
+    """Halt or resume a market. Halting refuses new orders; resting orders stay."""
+    if status not in Market.Status.values:
+        raise errors.ValidationError.field("status", "invalid", "status is open or halted.")
+    with transaction.atomic(durable=True):
+        market = Market.objects.select_for_update().filter(symbol=symbol).first()
+        if market is None:
+            raise errors.MarketNotFound(f"Market {symbol!r} does not exist.")
+        if market.status != status:
+            market.status = status
+            market.save(update_fields=["status"])
+        return market
