@@ -1,4 +1,4 @@
-"""Trading services: every state change of markets (and orders, as they land) goes here."""
+"""Market services: create markets (and their assets), halt and resume them."""
 from __future__ import annotations
 
 import re
@@ -10,7 +10,7 @@ from accounts import ledger
 from accounts.models import Asset
 from exchange import errors
 
-from .models import Market
+from ..models import Market
 
 
 ASSET_CODE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
