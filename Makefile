@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 export PORT
+# Tests get their own data folder, so they never touch the `make run` database or secrets.
+TEST_DATA_DIR ?= $(CURDIR)/var/test
 
 .PHONY: run test install install-test migrate seed openapi clean
 
@@ -32,9 +34,8 @@ run: seed
 	$(BIN)/python manage.py run_embedded
 
 ## test: install test dependencies and run the whole suite (DATABASE_URL/REDIS_URL honoured)
-# Tests get their own data folder, so they never touch the `make run` database or secrets.
 test: install-test
-	BOURSE_DATA_DIR=$(CURDIR)/var/test BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var
