@@ -1,0 +1,614 @@
+"""The order book of one market: integer ticks and lots, price-time priority.
+
+Data layout (chosen after profiling the replay workload, see bench/engine.md):
+
+* A side is a dict ``key -> level`` plus a binary heap of the keys.  The key
+  is the price for asks and minus the price for bids, so "best" is always the
+  smallest key and one matching loop serves both sides.  The heap uses lazy
+  deletion: when a level empties we only pop it if it is on top, and stale
+  keys are skipped when they surface.  ``heap[0]`` is therefore always a live
+  level (or the side is empty), which is all the hot path looks at.
+* A level is a list ``[total, count, queue, price]``.  ``queue`` is a deque of
+  order records in time priority.  Cancels are lazy too: the record's
+  remaining is set to 0 and left in the deque; matching pops dead records
+  when it meets them, and a level that accumulates too many is compacted.
+  That keeps cancel O(1) without a linked list.
+* An order record is a list ``[order_id, account, side, price, remaining,
+  size]``.  Lists, not objects: creating and indexing them is the cheapest
+  thing CPython offers.  Records do not point back at their level, so no
+  reference cycles are created and the cyclic GC has nothing to collect.
+
+The hot paths index these lists with literal integers; the layouts above are
+the single source of truth for what each index means.
+"""
+
+from collections import deque
+from heapq import heapify, heappop, heappush, nsmallest
+
+from .messages import (
+    BUY,
+    CANCEL_BOTH,
+    CANCEL_BUDGET,
+    CANCEL_FOK,
+    CANCEL_IOC,
+    CANCEL_NEWEST,
+    CANCEL_NO_LIQUIDITY,
+    CANCEL_OLDEST,
+    CANCEL_STP,
+    CANCEL_USER,
+    FOK,
+    GTC,
+    LIMIT,
+    MARKET,
+    REJECT_DUPLICATE,
+    REJECT_INVALID,
+    REJECT_POST_ONLY,
+    REJECT_PRICE,
+    REJECT_QUANTITY,
+    REJECT_UNKNOWN,
+    SELL,
+    STP_MODES,
+    TIFS,
+    Accepted,
+    Cancel,
+    Cancelled,
+    LevelUpdate,
+    NewOrder,
+    Reduce,
+    Reduced,
+    Rejected,
+    RestingOrder,
+    Rested,
+    Trade,
+)
+
+_tn = tuple.__new__
+
+# Key bound for market orders: larger than any key, so every level crosses.
+_NO_LIMIT = 1 << 62
+# Remaining size of a budget-only market buy: it is limited by its budget alone.
+_UNBOUNDED = 1 << 62
+
+
+class InvariantError(AssertionError):
+    """Raised by ``OrderBook.check_invariants`` when the book is inconsistent."""
+
+
+class OrderBook:
+    """One market's order book.  Feed it commands with ``process``.
+
+    Not thread-safe: one book belongs to one matching thread/process.
+    """
+
+    __slots__ = ("sequence", "_orders", "_bids", "_asks", "_bid_heap", "_ask_heap")
+
+    def __init__(self, sequence=0):
+        #: Level-2 sequence: +1 per ``process`` call that changed any level.
+        self.sequence = sequence
+        self._orders = {}  # order_id -> order record (resting orders only)
+        self._bids = {}  # -price -> level
+        self._asks = {}  # price -> level
+        self._bid_heap = []  # keys of _bids (lazy deletion)
+        self._ask_heap = []  # keys of _asks (lazy deletion)
+
+    # -- construction -------------------------------------------------------
+
+    @classmethod
+    def from_resting(cls, resting_orders, sequence=0):
+        """Build a book from resting orders in time priority (see ``restore``)."""
+        book = cls()
+        book.restore(resting_orders, sequence)
+        return book
+
+    def restore(self, resting_orders, sequence=0):
+        """Replace the whole book with ``resting_orders`` and set ``sequence``.
+
+        ``resting_orders`` is an iterable of ``RestingOrder`` (or any tuple
+        ``(order_id, account, side, price, remaining[, size])``) in time
+        priority: within a price level, earlier means matched first.  No events
+        are produced.  Raises ``ValueError`` on a malformed or duplicate order
+        or if the result would be crossed; the book is left empty then.
+        """
+        self._orders = {}
+        self._bids = {}
+        self._asks = {}
+        self._bid_heap = []
+        self._ask_heap = []
+        self.sequence = sequence
+        try:
+            for item in resting_orders:
+                self._restore_one(tuple(item))
+            bids, asks = self._bid_heap, self._ask_heap
+            if bids and asks and -bids[0] >= asks[0]:
+                raise ValueError(f"restored book is crossed: bid {-bids[0]} >= ask {asks[0]}")
+        except Exception:
+            self.restore((), sequence)
+            raise
+
+    def _restore_one(self, item):
+        if len(item) == 5:
+            oid, acct, side, price, rem = item
+            size = rem
+        else:
+            oid, acct, side, price, rem, size = item
+            if size is None:
+                size = rem
+        if side not in (BUY, SELL):
+            raise ValueError(f"order {oid!r}: bad side {side!r}")
+        for name, value in (("price", price), ("remaining", rem), ("size", size)):
+            if type(value) is not int or value <= 0:
+                raise ValueError(f"order {oid!r}: {name} must be a positive int, got {value!r}")
+        if size < rem:
+            raise ValueError(f"order {oid!r}: size {size} < remaining {rem}")
+        if oid in self._orders:
+            raise ValueError(f"duplicate order id {oid!r}")
+        self._add_resting(oid, acct, side, price, rem, size)
+
+    def _add_resting(self, oid, acct, side, price, rem, size):
+        """Append an order to its level (creating it); return the level total."""
+        if side == BUY:
+            levels, heap, key = self._bids, self._bid_heap, -price
+        else:
+            levels, heap, key = self._asks, self._ask_heap, price
+        order = [oid, acct, side, price, rem, size]
+        self._orders[oid] = order
+        level = levels.get(key)
+        if level is None:
+            levels[key] = [rem, 1, deque((order,)), price]
+            heappush(heap, key)
+            if len(heap) > (len(levels) << 1) + 64:
+                _rebuild_heap(heap, levels)
+            return rem
+        level[2].append(order)
+        level[1] += 1
+        total = level[0] + rem
+        level[0] = total
+        return total
+
+    # -- the one entry point ------------------------------------------------
+
+    def process(self, command):
+        """Apply one command; return its events as a list, in order.
+
+        ``command`` is a ``NewOrder``, ``Cancel`` or ``Reduce``.  Invalid input
+        is answered with a ``Rejected`` event, never an exception (except for
+        an object that is not a command at all: ``TypeError``).
+        """
+        t = type(command)
+        if t is NewOrder:
+            return self._new_order(command)
+        if t is Cancel:
+            return self._cancel(command[0], CANCEL_USER)
+        if t is Reduce:
+            return self._reduce(command)
+        raise TypeError(f"not an engine command: {command!r}")
+
+    # -- new orders ----------------------------------------------------------
+
+    def _new_order(self, cmd):
+        oid, acct, side, otype, price, size, tif, post_only, stp, budget = cmd
+
+        # Validation.  Checks are ordered cheapest-first for the common
+        # limit order; the first failing check decides the reason.
+        if side == BUY:
+            opp_levels = self._asks
+            opp_heap = self._ask_heap
+            sign = 1
+        elif side == SELL:
+            opp_levels = self._bids
+            opp_heap = self._bid_heap
+            sign = -1
+        else:
+            return [_tn(Rejected, (oid, REJECT_INVALID))]
+        if tif not in TIFS or stp not in STP_MODES:
+            return [_tn(Rejected, (oid, REJECT_INVALID))]
+        if otype == LIMIT:
+            if type(price) is not int or price <= 0:
+                return [_tn(Rejected, (oid, REJECT_PRICE))]
+            if budget is not None:
+                return [_tn(Rejected, (oid, REJECT_INVALID))]
+            if type(size) is not int or size <= 0:
+                return [_tn(Rejected, (oid, REJECT_QUANTITY))]
+            lim = price * sign
+        elif otype == MARKET:
+            if post_only:
+                return [_tn(Rejected, (oid, REJECT_INVALID))]
+            if budget is not None:
+                if side != BUY:
+                    return [_tn(Rejected, (oid, REJECT_INVALID))]
+                if type(budget) is not int or budget <= 0:
+                    return [_tn(Rejected, (oid, REJECT_QUANTITY))]
+                if size is None and tif == FOK:
+                    return [_tn(Rejected, (oid, REJECT_INVALID))]
+            if (size is not None or budget is None) and (type(size) is not int or size <= 0):
+                return [_tn(Rejected, (oid, REJECT_QUANTITY))]
+            price = None
+            lim = _NO_LIMIT
+        else:
+            return [_tn(Rejected, (oid, REJECT_INVALID))]
+        orders = self._orders
+        if oid in orders:
+            return [_tn(Rejected, (oid, REJECT_DUPLICATE))]
+
+        if opp_heap and opp_heap[0] <= lim:
+            if post_only:
+                return [_tn(Rejected, (oid, REJECT_POST_ONLY))]
+            return self._take(
+                oid, acct, side, otype, price, size, tif, stp, budget, lim, opp_levels, opp_heap
+            )
+
+        # Nothing to take.  Only a GTC limit order has anything left to do.
+        events = [_tn(Accepted, (oid, acct, side, otype, price, size))]
+        if tif != GTC or price is None:
+            if tif == FOK:
+                reason = CANCEL_FOK
+            else:
+                reason = CANCEL_NO_LIQUIDITY if price is None else CANCEL_IOC
+            events.append(_tn(Cancelled, (oid, acct, side, price, size, reason)))
+            return events
+
+        # Rest (inlined _add_resting: this is the most common command).
+        order = [oid, acct, side, price, size, size]
+        orders[oid] = order
+        if sign == 1:
+            levels = self._bids
+            heap = self._bid_heap
+        else:
+            levels = self._asks
+            heap = self._ask_heap
+        key = -lim
+        level = levels.get(key)
+        if level is None:
+            total = size
+            levels[key] = [size, 1, deque((order,)), price]
+            heappush(heap, key)
+            if len(heap) > (len(levels) << 1) + 64:
+                _rebuild_heap(heap, levels)
+        else:
+            level[2].append(order)
+            level[1] += 1
+            total = level[0] + size
+            level[0] = total
+        seq = self.sequence + 1
+        self.sequence = seq
+        events.append(_tn(Rested, (oid, acct, side, price, size)))
+        events.append(_tn(LevelUpdate, (side, price, total, seq)))
+        return events
+
+    def _take(self, oid, acct, side, otype, price, size, tif, stp, budget, lim, opp_levels, opp_heap):
+        """Match an incoming order that crosses the opposite best; then rest/cancel."""
+        events = [_tn(Accepted, (oid, acct, side, otype, price, size))]
+        if tif == FOK and not _fok_fillable(size, acct, stp, budget, lim, opp_levels, opp_heap):
+            events.append(_tn(Cancelled, (oid, acct, side, price, size, CANCEL_FOK)))
+            return events
+
+        orders = self._orders
+        append = events.append
+        bounded = size is not None
+        rem = size if bounded else _UNBOUNDED
+        stop = None  # why the taker stopped before running out of size or book
+        changed = []  # maker-side levels whose total changed, in the order reached
+
+        while opp_heap:
+            key = opp_heap[0]
+            if key > lim:
+                break
+            level = opp_levels[key]
+            lprice = level[3]
+            queue = level[2]
+            before = level[0]
+            while queue:
+                maker = queue[0]
+                mrem = maker[4]
+                if not mrem:  # lazily cancelled
+                    queue.popleft()
+                    continue
+                if maker[1] == acct:
+                    if stp == CANCEL_NEWEST:
+                        stop = CANCEL_STP
+                        break
+                    # cancel_oldest / cancel_both: the resting order goes.
+                    queue.popleft()
+                    del orders[maker[0]]
+                    maker[4] = 0
+                    level[0] -= mrem
+                    level[1] -= 1
+                    append(_tn(Cancelled, (maker[0], acct, maker[2], lprice, mrem, CANCEL_STP)))
+                    if stp == CANCEL_BOTH:
+                        stop = CANCEL_STP
+                        break
+                    continue
+                if budget is None:
+                    qty = rem if rem < mrem else mrem
+                else:
+                    qty = budget // lprice
+                    if not qty:
+                        stop = CANCEL_BUDGET
+                        break
+                    if rem < qty:
+                        qty = rem
+                    if mrem < qty:
+                        qty = mrem
+                    budget -= qty * lprice
+                rem -= qty
+                mrem -= qty
+                maker[4] = mrem
+                level[0] -= qty
+                if not mrem:
+                    queue.popleft()
+                    del orders[maker[0]]
+                    level[1] -= 1
+                append(
+                    _tn(
+                        Trade,
+                        (
+                            oid,
+                            maker[0],
+                            acct,
+                            maker[1],
+                            side,
+                            lprice,
+                            qty,
+                            rem if bounded else None,
+                            mrem,
+                        ),
+                    )
+                )
+                if not rem:
+                    break
+            if level[0] != before:
+                changed.append(level)
+            if not level[1]:
+                del opp_levels[key]
+                heappop(opp_heap)
+                while opp_heap and opp_heap[0] not in opp_levels:
+                    heappop(opp_heap)
+            elif len(queue) > (level[1] << 1) + 32:
+                level[2] = deque([o for o in queue if o[4]])
+            if stop is not None or not rem:
+                break
+
+        total = None  # the taker's own level total if it rested
+        if rem:
+            if stop is None:
+                if price is None:
+                    stop = CANCEL_BUDGET if budget == 0 else CANCEL_NO_LIQUIDITY
+                elif tif == GTC:
+                    total = self._add_resting(oid, acct, side, price, rem, size)
+                    append(_tn(Rested, (oid, acct, side, price, rem)))
+                else:
+                    # FOK cannot get here: _fok_fillable promised a full fill.
+                    stop = CANCEL_IOC
+            if stop is not None:
+                append(_tn(Cancelled, (oid, acct, side, price, rem if bounded else None, stop)))
+
+        if changed or total is not None:
+            seq = self.sequence + 1
+            self.sequence = seq
+            maker_side = SELL if side == BUY else BUY
+            for level in changed:
+                append(_tn(LevelUpdate, (maker_side, level[3], level[0], seq)))
+            if total is not None:
+                append(_tn(LevelUpdate, (side, price, total, seq)))
+        return events
+
+    # -- cancel and reduce ----------------------------------------------------
+
+    def _cancel(self, oid, reason):
+        order = self._orders.pop(oid, None)
+        if order is None:
+            return [_tn(Rejected, (oid, REJECT_UNKNOWN))]
+        _, acct, side, price, rem, _ = order
+        order[4] = 0
+        if side == BUY:
+            levels = self._bids
+            key = -price
+        else:
+            levels = self._asks
+            key = price
+        level = levels[key]
+        total = level[0] - rem
+        level[0] = total
+        count = level[1] - 1
+        level[1] = count
+        if not count:
+            del levels[key]
+            heap = self._bid_heap if side == BUY else self._ask_heap
+            if heap[0] == key:
+                heappop(heap)
+                while heap and heap[0] not in levels:
+                    heappop(heap)
+        elif len(level[2]) > (count << 1) + 32:
+            level[2] = deque([o for o in level[2] if o[4]])
+        seq = self.sequence + 1
+        self.sequence = seq
+        return [
+            _tn(Cancelled, (oid, acct, side, price, rem, reason)),
+            _tn(LevelUpdate, (side, price, total, seq)),
+        ]
+
+    def _reduce(self, cmd):
+        oid, new_size, reduce_by = cmd
+        order = self._orders.get(oid)
+        if order is None:
+            return [_tn(Rejected, (oid, REJECT_UNKNOWN))]
+        _, acct, side, price, rem, size = order
+        if reduce_by is None:
+            if type(new_size) is not int or new_size < 0 or new_size >= size:
+                return [_tn(Rejected, (oid, REJECT_QUANTITY))]
+            new_rem = new_size - (size - rem)
+        elif new_size is None and type(reduce_by) is int and reduce_by > 0:
+            new_rem = rem - reduce_by
+        else:
+            return [_tn(Rejected, (oid, REJECT_QUANTITY))]
+        if new_rem <= 0:
+            return self._cancel(oid, CANCEL_USER)
+        delta = rem - new_rem
+        order[4] = new_rem
+        order[5] = size - delta
+        level = (self._bids[-price] if side == BUY else self._asks[price])
+        total = level[0] - delta
+        level[0] = total
+        seq = self.sequence + 1
+        self.sequence = seq
+        return [
+            _tn(Reduced, (oid, acct, side, price, new_rem, delta)),
+            _tn(LevelUpdate, (side, price, total, seq)),
+        ]
+
+    # -- read-only views -----------------------------------------------------
+
+    def __len__(self):
+        """Number of resting orders."""
+        return len(self._orders)
+
+    def __contains__(self, order_id):
+        return order_id in self._orders
+
+    @property
+    def best_bid(self):
+        """Best bid price in ticks, or None."""
+        return -self._bid_heap[0] if self._bid_heap else None
+
+    @property
+    def best_ask(self):
+        """Best ask price in ticks, or None."""
+        return self._ask_heap[0] if self._ask_heap else None
+
+    def get_order(self, order_id):
+        """The resting order ``order_id`` as a ``RestingOrder``, or None."""
+        o = self._orders.get(order_id)
+        return None if o is None else RestingOrder(o[0], o[1], o[2], o[3], o[4], o[5])
+
+    def depth(self, n=None):
+        """Level-2 depth: ``(bids, asks)``, each a list of ``(price, total_lots)``, best first.
+
+        ``n`` limits each side to its best ``n`` levels (None: all levels).
+        """
+        out = []
+        for levels in (self._bids, self._asks):
+            keys = sorted(levels) if n is None else nsmallest(n, levels)
+            out.append([(levels[k][3], levels[k][0]) for k in keys])
+        return out[0], out[1]
+
+    def resting_orders(self):
+        """All resting orders as ``RestingOrder``: bids best price first, then asks.
+
+        Within a level, in time priority.  Feeding this list to ``restore``
+        rebuilds an identical book.
+        """
+        out = []
+        for levels in (self._bids, self._asks):
+            for key in sorted(levels):
+                for o in levels[key][2]:
+                    if o[4]:
+                        out.append(RestingOrder(o[0], o[1], o[2], o[3], o[4], o[5]))
+        return out
+
+    def snapshot(self):
+        """``(sequence, resting_orders())``: everything ``restore`` needs."""
+        return self.sequence, self.resting_orders()
+
+    # -- self-check ------------------------------------------------------------
+
+    def check_invariants(self):
+        """Raise ``InvariantError`` unless the book is internally consistent.
+
+        Checks: the book is not crossed; every level's total and count equal
+        the sum and number of its live orders; every level is non-empty; every
+        indexed order sits, once, in the level of its side and price; every
+        live queued order is indexed; remaining <= size; each heap is a valid
+        heap holding every level key, with a live level on top.  O(book).
+        """
+
+        def fail(msg):
+            raise InvariantError(msg)
+
+        if type(self.sequence) is not int or self.sequence < 0:
+            fail(f"bad sequence {self.sequence!r}")
+        seen = set()
+        for side, levels, heap, sign in (
+            (BUY, self._bids, self._bid_heap, -1),
+            (SELL, self._asks, self._ask_heap, 1),
+        ):
+            for key, level in levels.items():
+                total, count, queue, price = level
+                if type(price) is not int or price <= 0 or key != sign * price:
+                    fail(f"{side} level key {key} does not match price {price!r}")
+                live = [o for o in queue if o[4]]
+                if not live or count != len(live):
+                    fail(f"{side} level {price}: count {count} but {len(live)} live orders")
+                if total != sum(o[4] for o in live):
+                    fail(f"{side} level {price}: total {total} != sum of orders")
+                for o in live:
+                    oid = o[0]
+                    if oid in seen:
+                        fail(f"order {oid!r} queued twice")
+                    seen.add(oid)
+                    if self._orders.get(oid) is not o:
+                        fail(f"live order {oid!r} in {side} {price} is not indexed")
+                    if o[2] != side or o[3] != price:
+                        fail(f"order {oid!r} is in the wrong level")
+                    if type(o[4]) is not int or o[4] < 0 or o[4] > o[5]:
+                        fail(f"order {oid!r}: remaining {o[4]!r} vs size {o[5]!r}")
+            if set(levels) - set(heap):
+                fail(f"{side} heap misses levels {sorted(set(levels) - set(heap))}")
+            for i in range(1, len(heap)):
+                if heap[(i - 1) >> 1] > heap[i]:
+                    fail(f"{side} heap property broken at {i}")
+            if levels and heap[0] not in levels:
+                fail(f"{side} heap top {heap[0]} is not a live level")
+            if levels and heap[0] != min(levels):
+                fail(f"{side} heap top {heap[0]} is not the best level")
+        if set(self._orders) != seen:
+            fail(f"indexed orders not in any level: {sorted(set(self._orders) - seen)!r}")
+        if self._bids and self._asks and -self._bid_heap[0] >= self._ask_heap[0]:
+            fail(f"book crossed: bid {-self._bid_heap[0]} >= ask {self._ask_heap[0]}")
+
+
+def _rebuild_heap(heap, levels):
+    """Drop stale keys, in place (callers hold references to the list)."""
+    heap[:] = levels
+    heapify(heap)
+
+
+def _fok_fillable(need, acct, stp, budget, lim, opp_levels, opp_heap):
+    """Could a FOK taker fill ``need`` lots right now?  Changes nothing.
+
+    Walks levels best first over a copy of the heap.  Counts only what the
+    taker could really take: under cancel_newest / cancel_both it stops at
+    its own first resting order; under cancel_oldest own orders are skipped
+    (they would be cancelled and matching would go on).  A quote budget is
+    spent as the real match would spend it.
+    """
+    heap = opp_heap[:]
+    last = None
+    while heap:
+        key = heappop(heap)
+        if key > lim:
+            return False
+        if key == last or key not in opp_levels:
+            continue
+        last = key
+        level = opp_levels[key]
+        lprice = level[3]
+        for maker in level[2]:
+            mrem = maker[4]
+            if not mrem:
+                continue
+            if maker[1] == acct:
+                if stp == CANCEL_OLDEST:
+                    continue
+                return False
+            take = need if need < mrem else mrem
+            if budget is not None:
+                afford = budget // lprice
+                if afford < take:
+                    take = afford
+                if not take:
+                    return False
+                budget -= take * lprice
+            need -= take
+            if not need:
+                return True
+    return False
