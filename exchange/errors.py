@@ -140,3 +140,87 @@ class ServiceUnavailable(BourseError):
     status = 503
     title = "Service unavailable"
     description = "A dependency (database, Redis) is not reachable."
+
+
+# --- Authentication, authorisation and rate limits (raised by ``apikeys`` and
+# ``exchange.ratelimit``). Credential failures are 401, refusals of a verified key 403.
+
+
+class MissingCredentials(BourseError):
+    code = "missing_credentials"
+    status = 401
+    title = "Missing credentials"
+    description = (
+        "The endpoint needs a signed request and one or more of `X-API-Key`, `X-API-Timestamp`, "
+        "`X-API-Nonce`, `X-API-Signature` is absent; `errors` names each missing header."
+    )
+
+
+class InvalidCredentials(BourseError):
+    code = "invalid_credentials"
+    status = 401
+    title = "Invalid credentials"
+    description = (
+        "Unknown key or wrong signature (deliberately not distinguished), or a credential header "
+        "that is malformed (`errors` names the header: e.g. a nonce outside `A-Za-z0-9_-`, a "
+        "non-integer timestamp, a window outside 1-60000, a signature that is not base64)."
+    )
+
+
+class TimestampOutOfWindow(BourseError):
+    code = "timestamp_out_of_window"
+    status = 401
+    title = "Timestamp out of window"
+    description = (
+        "`X-API-Timestamp` is older than the window or more than 1 s ahead of the server clock; "
+        "the body carries `server_time` and `server_epoch_ms` to resynchronise."
+    )
+
+
+class NonceReused(BourseError):
+    code = "nonce_reused"
+    status = 401
+    title = "Nonce reused"
+    description = "This key already used this nonce inside the window (a replayed request)."
+
+
+class KeyRevoked(BourseError):
+    code = "key_revoked"
+    status = 401
+    title = "Key revoked"
+    description = "The key was revoked (reported only once the signature verified)."
+
+
+class KeyExpired(BourseError):
+    code = "key_expired"
+    status = 401
+    title = "Key expired"
+    description = "The key is past its expiry (reported only once the signature verified)."
+
+
+class PermissionDenied(BourseError):
+    code = "permission_denied"
+    status = 403
+    title = "Permission denied"
+    description = "The key lacks the scope the endpoint needs (`read` or `trade`); `required_scope` names it."
+
+
+class IpNotAllowed(BourseError):
+    code = "ip_not_allowed"
+    status = 403
+    title = "IP address not allowed"
+    description = "The request's source address is outside the key's IP allowlist."
+
+
+class RateLimited(BourseError):
+    code = "rate_limited"
+    status = 429
+    title = "Rate limited"
+    description = (
+        "A rate limit is exhausted (`policy` names it: `key`, `orders`, `ip`, or `auth_failures` "
+        "after repeated authentication failures from one address); retry after `Retry-After` seconds."
+    )
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **extra):
+        super().__init__(detail, **extra)
+        self.wait = max(1, int(retry_after))  # the problem handler turns ``wait`` into Retry-After
