@@ -15,7 +15,7 @@ def _clear_cache():
 
 @pytest.fixture
 def usd(db):
-    return AssetFactory(code="USD", scale=2)
+    return AssetFactory(code="USD", scale=6)
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ class MarketFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("symbol",)
 
     base = factory.SubFactory(AssetFactory, code="BTC", scale=8)
-    quote = factory.SubFactory(AssetFactory, code="USD", scale=2)
+    quote = factory.SubFactory(AssetFactory, code="USD", scale=6)
     symbol = factory.LazyAttribute(lambda o: f"{o.base.code}-{o.quote.code}")
     tick_size = Decimal("0.01")
     lot_size = Decimal("0.0001")

@@ -53,3 +53,198 @@ class Market(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+
+class EngineState(models.Model):
+    """What the engine process persists about a market besides orders: its counters and the
+    fencing token of the process that owns it (a batch commits only while its token is
+    current, so a stale owner can never write after a standby took over)."""
+
+    market = models.OneToOneField(Market, on_delete=models.PROTECT, primary_key=True, related_name="engine_state")
+    command_sequence = models.BigIntegerField(default=0, help_text="Last command sequence taken by the engine.")
+    book_sequence = models.BigIntegerField(default=0, help_text="Level-2 sequence after the last batch.")
+    owner_token = models.CharField(max_length=64, blank=True)
+    owner_since = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class Order(models.Model):
+    class Side(models.TextChoices):
+        BUY = "buy"
+        SELL = "sell"
+
+    class Type(models.TextChoices):
+        LIMIT = "limit"
+        MARKET = "market"
+
+    class TimeInForce(models.TextChoices):
+        GTC = "gtc"
+        IOC = "ioc"
+        FOK = "fok"
+
+    class Stp(models.TextChoices):
+        CANCEL_NEWEST = "cancel_newest"
+        CANCEL_OLDEST = "cancel_oldest"
+        CANCEL_BOTH = "cancel_both"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        OPEN = "open"
+        PARTIALLY_FILLED = "partially_filled"
+        FILLED = "filled"
+        CANCELLED = "cancelled"
+        REJECTED = "rejected"
+
+    OPEN_STATUSES = (Status.OPEN, Status.PARTIALLY_FILLED)
+    LIVE_STATUSES = (Status.PENDING, Status.OPEN, Status.PARTIALLY_FILLED)
+    CLOSED_STATUSES = (Status.FILLED, Status.CANCELLED, Status.REJECTED)
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="orders")
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="orders")
+    client_order_id = models.CharField(max_length=36, null=True, blank=True)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    type = models.CharField(max_length=6, choices=Type.choices)
+    time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices, default=TimeInForce.GTC)
+    post_only = models.BooleanField(default=False)
+    stp = models.CharField(max_length=13, choices=Stp.choices, default=Stp.CANCEL_NEWEST)
+    price = MoneyField(null=True, blank=True)
+    quantity = MoneyField(null=True, blank=True)
+    quote_quantity = MoneyField(null=True, blank=True)
+    filled_quantity = MoneyField(default=Decimal(0))
+    filled_quote = MoneyField(default=Decimal(0), help_text="Sum of price × quantity over fills.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    reject_reason = models.CharField(max_length=40, blank=True)
+    cancel_reason = models.CharField(max_length=40, blank=True)
+    sequence = models.BigIntegerField(null=True, blank=True, help_text="Market command sequence it was taken in.")
+    hold_asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    hold_amount = MoneyField(help_text="Locked at submission (the order's maximum cost).")
+    hold_remaining = MoneyField(help_text="Still locked for this order; settlement moves it down to 0.")
+    close_settled = models.BooleanField(default=False, help_text="The release at closure has been applied.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "client_order_id"],
+                condition=Q(client_order_id__isnull=False),
+                name="order_client_id_unique_per_account",
+            ),
+            models.CheckConstraint(condition=Q(hold_remaining__gte=0), name="order_hold_remaining_not_negative"),
+            models.CheckConstraint(condition=Q(filled_quantity__gte=0), name="order_filled_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["account", "market", "status"], name="order_account_market_status"),
+            models.Index(fields=["market", "status", "sequence"], name="order_market_status_seq"),
+            models.Index(fields=["status", "close_settled"], name="order_status_close_settled"),
+        ]
+
+    def __str__(self):
+        return f"order {self.pk} {self.side} {self.quantity or self.quote_quantity} {self.market_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in self.CLOSED_STATUSES
+
+    @property
+    def remaining_quantity(self) -> Decimal | None:
+        if self.quantity is None:
+            return None
+        if self.status in (self.Status.CANCELLED, self.Status.REJECTED):
+            return Decimal(0)
+        return self.quantity - self.filled_quantity
+
+    @property
+    def average_price(self) -> Decimal | None:
+        if not self.filled_quantity:
+            return None
+        return self.filled_quote / self.filled_quantity
+
+
+class Command(models.Model):
+    """An instruction for a market's engine, taken in ``id`` order: new orders and cancels
+    share one sequence, so a cancel can never overtake the order it cancels."""
+
+    class Kind(models.TextChoices):
+        NEW = "new"
+        CANCEL = "cancel"
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="commands")
+    created_at = models.DateTimeField(auto_now_add=True)
+    processed = models.BooleanField(default=False)
+    result = models.CharField(max_length=40, blank=True, help_text="Engine outcome (e.g. cancelled, unknown_order).")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["market", "id"], condition=Q(processed=False), name="command_pending"),
+        ]
+
+
+class Trade(models.Model):
+    """One match between a taker and a maker, at the maker's price."""
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="trades")
+    price = MoneyField()
+    quantity = MoneyField()
+    taker_side = models.CharField(max_length=4, choices=Order.Side.choices)
+    taker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
+    maker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
+    settled = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["market", "id"], name="trade_market_id"),
+            models.Index(fields=["market", "id"], condition=Q(settled=False), name="trade_unsettled"),
+        ]
+
+
+class Fill(models.Model):
+    """One side of a trade, as its account sees it."""
+
+    class Liquidity(models.TextChoices):
+        MAKER = "maker"
+        TAKER = "taker"
+
+    trade = models.ForeignKey(Trade, on_delete=models.PROTECT, related_name="fills")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="fills")
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+")
+    side = models.CharField(max_length=4, choices=Order.Side.choices)
+    price = MoneyField()
+    quantity = MoneyField()
+    fee = MoneyField()
+    fee_asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    liquidity = models.CharField(max_length=5, choices=Liquidity.choices)
+    order_remaining = MoneyField(null=True, help_text="The order's unfilled quantity right after this fill.")
+    settled = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["trade", "liquidity"], name="fill_one_per_trade_side")]
+        indexes = [models.Index(fields=["account", "id"], name="fill_account_id")]
+
+
+class OutboxEvent(models.Model):
+    """Events a batch published, persisted in the batch's transaction (for WebSocket fan-out
+    and resume). ``account`` is null for public market data."""
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey("accounts.Account", null=True, on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=16)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["account", "id"], name="outbox_account_id")]

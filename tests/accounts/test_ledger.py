@@ -85,7 +85,7 @@ def test_transfer_between_traders_and_from_locked(trader, other_trader, usd):
         (lambda a: services.balance_withdraw(account=a, asset="USD", amount="-1"), errors.InvalidAmount),
         (lambda a: services.balance_hold(account=a, asset="USD", amount="0"), errors.InvalidAmount),
         (lambda a: services.balance_release(account=a, asset="USD", amount="-1"), errors.InvalidAmount),
-        (lambda a: services.balance_deposit(account=a, asset="USD", amount="1.001"), errors.InvalidAmount),
+        (lambda a: services.balance_deposit(account=a, asset="USD", amount="1.0000001"), errors.InvalidAmount),
         (lambda a: services.balance_deposit(account=a, asset="USD", amount=1.5), errors.ValidationError),
         (lambda a: services.balance_deposit(account=a, asset="USD", amount="abc"), errors.ValidationError),
         (lambda a: services.balance_deposit(account=a, asset="USD", amount="NaN"), errors.ValidationError),
@@ -107,7 +107,7 @@ def test_transfer_refusals_write_nothing(trader, other_trader, usd):
     before = snapshot()
     with pytest.raises(errors.InsufficientBalance) as refused:
         services.balance_transfer(from_account=trader, to_account=other_trader, asset="USD", amount="10.01")
-    assert refused.value.extra == {"asset": "USD", "needed": "10.01", "available": "10.00"}
+    assert refused.value.extra == {"asset": "USD", "needed": "10.010000", "available": "10.000000"}
     with pytest.raises(errors.ValidationError):
         services.balance_transfer(from_account=trader, to_account=trader, asset="USD", amount="1")
     with pytest.raises(errors.ValidationError):
@@ -119,7 +119,7 @@ def test_insufficient_balance_detail_names_amounts(trader, usd):
     services.balance_deposit(account=trader, asset="USD", amount="1200")
     with pytest.raises(errors.InsufficientBalance) as refused:
         services.balance_hold(account=trader, asset="USD", amount="1500")
-    assert refused.value.detail == "Needs 1500.00 USD; 1200.00 available."
+    assert refused.value.detail == "Needs 1500.000000 USD; 1200.000000 available."
 
 
 def test_external_account_cannot_be_funded(usd):

@@ -34,10 +34,10 @@ def test_market_detail_and_list(client, market):
         "base": "BTC",
         "quote": "USD",
         "status": "open",
-        "tick_size": "0.01",
+        "tick_size": "0.010000",
         "lot_size": "0.00010000",
         "min_quantity": "0.00010000",
-        "min_notional": "1.00",
+        "min_notional": "1.000000",
         "maker_fee_rate": "0.001",
         "taker_fee_rate": "0.002",
     }

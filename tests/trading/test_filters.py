@@ -61,6 +61,6 @@ def test_non_positive_price(market, price):
 
 
 def test_quote_quantity_precision_and_notional(market):
-    assert refusal(lambda: market_check_quote_quantity(market, quote_quantity=Decimal("10.001")))[0]["code"] == "precision"
+    assert refusal(lambda: market_check_quote_quantity(market, quote_quantity=Decimal("10.0000001")))[0]["code"] == "precision"
     assert refusal(lambda: market_check_quote_quantity(market, quote_quantity=Decimal("0.50")))[0]["code"] == "min_notional"
     market_check_quote_quantity(market, quote_quantity=Decimal("25.00"))

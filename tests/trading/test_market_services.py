@@ -21,7 +21,8 @@ def test_create_market_creates_assets_and_is_idempotent():
     assert "Created market ETH-EUR" in out.getvalue()
     market = Market.objects.get(symbol="ETH-EUR")
     assert (market.base_id, market.quote_id, str(market.min_notional.normalize())) == ("ETH", "EUR", "5")
-    assert Asset.objects.get(code="ETH").scale == 3 and Asset.objects.get(code="EUR").scale == 2
+    # EUR carries tick × lot = 0.00001 exactly, so every notional is exact.
+    assert Asset.objects.get(code="ETH").scale == 3 and Asset.objects.get(code="EUR").scale == 5
 
     again = StringIO()
     call_command("create_market", "ETH-EUR", "--tick-size", "1", "--lot-size", "1", stdout=again)
@@ -55,6 +56,7 @@ def test_create_market_command_reports_errors():
 
 
 def test_tick_size_finer_than_existing_asset_is_refused(usd):
+    # USD has 6 decimals; 0.001 × 0.0001 needs 7.
     with pytest.raises(errors.ValidationError) as refused:
         market_create(symbol="BTC-USD", tick_size="0.001", lot_size="0.0001")
     assert refused.value.errors[0]["code"] == "precision"

@@ -35,8 +35,9 @@ def market_create(
     """Create a market (and its base/quote assets when missing); ``created`` is False when the
     symbol exists, in which case nothing is changed.
 
-    Asset scales default to the decimals of the lot size (base) and tick size (quote), so
-    every valid quantity and price is representable exactly.
+    A new base asset gets the decimals of the lot size; a new quote asset the decimals of
+    tick size × lot size, so every quantity, price and trade notional is exact. Existing
+    assets must already carry that many decimals.
     """
     symbol = (symbol or "").strip().upper()
     problems = []
@@ -70,8 +71,11 @@ def market_create(
         existing = Market.objects.filter(symbol=symbol).first()
         if existing is not None:
             return existing, False
-        base = _asset_for(base_code, base_scale, values["lot_size"], "lot_size")
-        quote = _asset_for(quote_code, quote_scale, values["tick_size"], "tick_size")
+        base = _asset_for(base_code, base_scale, _places(values["lot_size"]), "lot_size")
+        # The quote asset must represent price × quantity exactly (see trading/pricing.py).
+        quote = _asset_for(
+            quote_code, quote_scale, _places(values["tick_size"] * values["lot_size"]), "tick_size"
+        )
         if base.code == quote.code:
             raise errors.ValidationError.field("symbol", "invalid", "base and quote must differ.")
         market = Market(symbol=symbol, base=base, quote=quote, **values)
@@ -84,16 +88,19 @@ def _places(value: Decimal) -> int:
     return max(0, -value.normalize().as_tuple().exponent)
 
 
-def _asset_for(code: str, scale: int | None, step: Decimal, field: str) -> Asset:
-    """The asset ``code``, created when missing; its scale must represent ``step`` exactly."""
+def _asset_for(code: str, scale: int | None, places_needed: int, field: str) -> Asset:
+    """The asset ``code``, created when missing; it must carry ``places_needed`` decimals."""
     asset = Asset.objects.filter(pk=code).first()
     if asset is None:
-        asset = Asset(code=code, scale=scale if scale is not None else max(_places(step), 2))
+        asset = Asset(code=code, scale=scale if scale is not None else max(places_needed, 2))
         asset.full_clean()
         asset.save()
-    if _places(step) > asset.scale:
+    if places_needed > asset.scale:
         raise errors.ValidationError.field(
-            field, "precision", f"{field} {step} needs more decimals than {code} allows ({asset.scale})."
+            field,
+            "precision",
+            f"{code} has {asset.scale} decimal places; this {field} needs {places_needed}"
+            + (" (price × quantity must be exact in the quote asset)." if field == "tick_size" else "."),
         )
     return asset
 

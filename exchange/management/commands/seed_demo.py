@@ -24,7 +24,7 @@ DEMO_MARKET = {
     "maker_fee_rate": "0.001",
     "taker_fee_rate": "0.002",
     "base_scale": 8,
-    "quote_scale": 2,
+    "quote_scale": 6,
 }
 DEMO_TRADERS = {"alice": {"USD": "1000000.00", "BTC": "100"}, "bob": {"USD": "1000000.00", "BTC": "100"}}
 
