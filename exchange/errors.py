@@ -224,3 +224,17 @@ class RateLimited(BourseError):
     def __init__(self, detail: str | None = None, *, retry_after: int, **extra):
         super().__init__(detail, **extra)
         self.wait = max(1, int(retry_after))  # the problem handler turns ``wait`` into Retry-After
+
+
+class DuplicateClientOrderId(BourseError):
+    code = "duplicate_client_order_id"
+    status = 409
+    title = "Duplicate client order id"
+    description = "The `client_order_id` was already used by this account with different parameters."
+
+
+class OrderClosed(BourseError):
+    code = "order_closed"
+    status = 409
+    title = "Order closed"
+    description = "The order is already filled, cancelled or rejected (or closed before the cancel reached the engine)."
