@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_ratelimit",
     "channels",
     "exchange",
     "accounts",
@@ -52,6 +53,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "exchange.middleware.RequestIdMiddleware",
+    "exchange.ratelimit.RateLimitHeadersMiddleware",
+    "exchange.bodylimit.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -118,10 +121,12 @@ if REDIS_URL:
     }
     CELERY_BROKER_URL = REDIS_URL
 else:
+    # Rate limits and the replay guard need a cache shared by all processes with atomic
+    # add/incr; FileBasedCache is neither atomic nor safe for that (see exchange/sqlitecache.py).
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(DATA_DIR / "cache"),
+            "BACKEND": "exchange.sqlitecache.SQLiteCache",
+            "LOCATION": str(DATA_DIR / "cache.sqlite3"),
         }
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -133,6 +138,11 @@ else:
         "control_folder": str(DATA_DIR / "celery-control"),
     }
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULE = {
+    "settlement-sweep": {"task": "trading.settle_sweep", "schedule": env_int("BOURSE_SETTLEMENT_SWEEP_S", 10)},
+    "reconcile": {"task": "trading.reconcile", "schedule": env_int("BOURSE_RECONCILE_EVERY_S", 60)},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -168,6 +178,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    # Requests without credentials count per source IP; signed ones per key (apikeys).
+    "DEFAULT_THROTTLE_CLASSES": ["exchange.ratelimit.AnonymousRateThrottle"],
     "EXCEPTION_HANDLER": "exchange.problems.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
@@ -206,6 +218,24 @@ LOGGING = {
 }
 
 # --- Bourse -------------------------------------------------------------------------------
+# How long a trade may stay unsettled before reconciliation reports it.
+BOURSE_SETTLEMENT_LAG_BUDGET_S = env_int("BOURSE_SETTLEMENT_LAG_BUDGET_S", 30)
+# How long transports wait for the engine's verdict before answering `pending` (202).
+BOURSE_ENGINE_WAIT_S = float(os.environ.get("BOURSE_ENGINE_WAIT_S", "2.0"))
 # Largest accepted request body, in bytes (413 payload_too_large beyond it).
 BOURSE_MAX_BODY_BYTES = env_int("BOURSE_MAX_BODY_BYTES", 64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(BOURSE_MAX_BODY_BYTES, 2_621_440)
+
+# --- API keys, signing and rate limits (apikeys, exchange.ratelimit) ----------------------
+# Proxies (CIDRs) whose X-Forwarded-For is believed; without any, the header is ignored.
+BOURSE_TRUSTED_PROXIES = env_list("BOURSE_TRUSTED_PROXIES", [])
+# "QUOTA/WINDOW_SECONDS" per policy; docs/rate-limits.md explains each.
+BOURSE_RATE_LIMITS = {
+    "key": os.environ.get("BOURSE_RATE_LIMIT_KEY", "1200/60"),
+    "orders": os.environ.get("BOURSE_RATE_LIMIT_ORDERS", "50/10"),
+    "ip": os.environ.get("BOURSE_RATE_LIMIT_IP", "600/60"),
+    "auth_failures": os.environ.get("BOURSE_RATE_LIMIT_AUTH_FAILURES", "30/60"),
+}
+RATELIMIT_USE_CACHE = "default"
+# django-ratelimit knows Redis; the embedded SQLite cache is atomic too (exchange/sqlitecache.py).
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]

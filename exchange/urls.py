@@ -2,6 +2,9 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView, SpectacularYAMLAPIView
+
+from accounts.api import views as account_views
 from trading.api import views as trading_views
 
 from . import views
@@ -10,10 +13,16 @@ api_v1 = [
     path("time", views.TimeApi.as_view(), name="time"),
     path("markets", trading_views.MarketListApi.as_view(), name="market-list"),
     path("markets/<str:symbol>", trading_views.MarketDetailApi.as_view(), name="market-detail"),
+    path("account", account_views.AccountGetApi.as_view(), name="account"),
+    path("balances", account_views.BalanceListApi.as_view(), name="balance-list"),
+    path("ledger", account_views.LedgerEntryListApi.as_view(), name="ledger-list"),
+    path("openapi.yaml", SpectacularYAMLAPIView.as_view(), name="openapi"),
 ]
 
 urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="v1:openapi"), name="api-docs"),
+    path("api/docs/redoc", SpectacularRedocView.as_view(url_name="v1:openapi"), name="api-docs-redoc"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

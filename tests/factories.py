@@ -48,3 +48,27 @@ class MarketFactory(factory.django.DjangoModelFactory):
     min_notional = Decimal("1")
     maker_fee_rate = Decimal("0.001")
     taker_fee_rate = Decimal("0.002")
+
+
+class ApiKeyFactory(factory.django.DjangoModelFactory):
+    """An API key made through ``apikey_create``; the one-time credential is kept on the
+    instance as ``secret`` (HMAC) or ``private_key`` (Ed25519) for signing in tests."""
+
+    class Meta:
+        model = "apikeys.ApiKey"
+
+    account = factory.SubFactory(AccountFactory)
+    scheme = "hmac"
+    scopes = ("read", "trade")
+    label = "test key"
+    ip_allowlist = ()
+    expires_at = None
+
+    @classmethod
+    def _create(cls, model_class, **kwargs):
+        from apikeys.services import apikey_create
+
+        created = apikey_create(**kwargs)
+        created.key.secret = created.secret
+        created.key.private_key = created.private_key
+        return created.key

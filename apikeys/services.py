@@ -1,0 +1,280 @@
+"""API key services: create, update, revoke, rotate encryption; and onboarding a trader.
+
+Each public service is one durable transaction. Refusals raise a ``BourseError`` before
+anything is written. An HMAC secret exists in clear only in the return value of
+``apikey_create`` / ``trader_create``: callers show it once and never store it.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import ledger
+from accounts.models import Account, EntryKind
+from exchange import errors
+
+from . import crypto
+from .models import ApiKey, Scope
+
+MAX_ALLOWLIST_ENTRIES = 100
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    """A new key and its one-time credential: ``secret`` (HMAC) or ``private_key`` (an
+    Ed25519 seed the server generated; None when the caller registered its own public key)."""
+
+    key: ApiKey
+    secret: str | None = None
+    private_key: str | None = None
+
+
+# --- validation (pure; runs before any transaction) ------------------------------------
+
+
+def clean_scopes(scopes) -> list[str]:
+    if isinstance(scopes, str):
+        scopes = [part.strip() for part in scopes.split(",") if part.strip()]
+    scopes = list(scopes or [])
+    unknown = [scope for scope in scopes if scope not in Scope.values]
+    if unknown or not scopes:
+        raise errors.ValidationError.field(
+            "scopes", "invalid", f"scopes must be a non-empty subset of {', '.join(Scope.values)}; got {scopes}."
+        )
+    return [scope for scope in Scope.values if scope in scopes]  # canonical order, no duplicates
+
+
+def clean_allowlist(entries) -> list[str]:
+    if isinstance(entries, str):
+        entries = entries.replace(",", "\n").split()
+    cleaned, problems = [], []
+    for entry in entries or []:
+        try:
+            network = ipaddress.ip_network(str(entry).strip(), strict=False)
+        except ValueError:
+            problems.append(str(entry))
+            continue
+        if str(network) not in cleaned:
+            cleaned.append(str(network))
+    if problems:
+        raise errors.ValidationError.field(
+            "ip_allowlist", "invalid_cidr", f"not IP addresses or CIDR networks: {', '.join(problems)}."
+        )
+    if len(cleaned) > MAX_ALLOWLIST_ENTRIES:
+        raise errors.ValidationError.field(
+            "ip_allowlist", "too_many", f"at most {MAX_ALLOWLIST_ENTRIES} entries."
+        )
+    return cleaned
+
+
+def clean_expiry(expires_at: datetime | None) -> datetime | None:
+    if expires_at is None:
+        return None
+    if timezone.is_naive(expires_at):
+        raise errors.ValidationError.field("expires_at", "invalid", "expires_at must carry a time zone.")
+    if expires_at <= timezone.now():
+        raise errors.ValidationError.field("expires_at", "in_past", "expires_at must be in the future.")
+    return expires_at
+
+
+def _clean_scheme(scheme: str) -> str:
+    if scheme not in ApiKey.Scheme.values:
+        raise errors.ValidationError.field("scheme", "invalid", "scheme is hmac or ed25519.")
+    return scheme
+
+
+def _build_key(*, account: Account, scheme: str, scopes, label: str, ip_allowlist, expires_at, public_key):
+    """An unsaved key plus its one-time credentials (validation done, nothing written)."""
+    scheme = _clean_scheme(scheme)
+    fields = {
+        "key_id": crypto.new_key_id(),
+        "label": (label or "").strip()[:100],
+        "account": account,
+        "scheme": scheme,
+        "scopes": clean_scopes(scopes),
+        "ip_allowlist": clean_allowlist(ip_allowlist),
+        "expires_at": clean_expiry(expires_at),
+    }
+    secret = private_key = None
+    if scheme == ApiKey.Scheme.HMAC:
+        if public_key:
+            raise errors.ValidationError.field("public_key", "not_allowed", "HMAC keys have no public key.")
+        secret = crypto.new_hmac_secret()
+        fields["secret_encrypted"] = crypto.encrypt_secret(secret)
+    elif public_key:
+        try:
+            fields["public_key"] = crypto.normalize_ed25519_public_key(public_key)
+        except ValueError as exc:
+            raise errors.ValidationError.field("public_key", "invalid", f"public_key: {exc}.") from None
+    else:
+        private_key, fields["public_key"] = crypto.ed25519_generate()
+    return ApiKey(**fields), secret, private_key
+
+
+def _trader_account(account) -> Account:
+    account_id = account.pk if isinstance(account, Account) else account
+    found = Account.objects.filter(pk=account_id).first()
+    if found is None:
+        raise errors.NotFound(f"Account {account_id} does not exist.")
+    if found.kind != Account.Kind.TRADER:
+        raise errors.ValidationError.field("account", "system_account", "API keys belong to trader accounts.")
+    return found
+
+
+# --- services -----------------------------------------------------------------------------
+
+
+def apikey_create(
+    *,
+    account,
+    scheme: str = ApiKey.Scheme.HMAC,
+    scopes=(Scope.READ,),
+    label: str = "",
+    ip_allowlist=(),
+    expires_at: datetime | None = None,
+    public_key: str | None = None,
+) -> CreatedKey:
+    """Create a key for a trader account.
+
+    HMAC: a random secret is generated, stored encrypted, and returned once in
+    ``CreatedKey.secret``. Ed25519: pass the client's ``public_key`` (base64 of 32 bytes or
+    PEM); without one a key pair is generated and the seed returned once in
+    ``CreatedKey.private_key``.
+    """
+    with transaction.atomic(durable=True):
+        target = _trader_account(account)
+        key, secret, private_key = _build_key(
+            account=target, scheme=scheme, scopes=scopes, label=label,
+            ip_allowlist=ip_allowlist, expires_at=expires_at, public_key=public_key,
+        )
+        key.save()
+    return CreatedKey(key, secret, private_key)
+
+
+_UNSET = object()
+
+
+def apikey_update(*, key, scopes=_UNSET, ip_allowlist=_UNSET, expires_at=_UNSET, label=_UNSET) -> ApiKey:
+    """Change a key's scopes, IP allowlist, expiry (``None`` clears it) or label.
+
+    Takes effect on the key's next request. A revoked key cannot be changed.
+    """
+    changes = {}
+    if scopes is not _UNSET:
+        changes["scopes"] = clean_scopes(scopes)
+    if ip_allowlist is not _UNSET:
+        changes["ip_allowlist"] = clean_allowlist(ip_allowlist)
+    if expires_at is not _UNSET:
+        changes["expires_at"] = clean_expiry(expires_at)
+    if label is not _UNSET:
+        changes["label"] = (label or "").strip()[:100]
+    with transaction.atomic(durable=True):
+        locked = _locked(key)
+        if locked.status == ApiKey.Status.REVOKED:
+            raise errors.ValidationError.field("key", "revoked", f"API key {locked.key_id} is revoked; create a new one.")
+        for field, value in changes.items():
+            setattr(locked, field, value)
+        if changes:
+            locked.save(update_fields=list(changes))
+    return locked
+
+
+def apikey_revoke(*, key) -> ApiKey:
+    """Revoke a key: its next request is refused with ``key_revoked``. Idempotent."""
+    with transaction.atomic(durable=True):
+        locked = _locked(key)
+        if locked.status != ApiKey.Status.REVOKED:
+            locked.status = ApiKey.Status.REVOKED
+            locked.revoked_at = timezone.now()
+            locked.save(update_fields=["status", "revoked_at"])
+    return locked
+
+
+def apikey_secrets_rotate(*, batch_size: int = 500) -> int:
+    """Re-encrypt every stored HMAC secret with the newest ``BOURSE_ENCRYPTION_KEYS`` entry.
+
+    Returns the number of keys re-encrypted. One durable transaction per batch, so a large
+    table is not locked at once; running it again is harmless.
+    """
+    done, last_pk = 0, 0
+    while True:
+        with transaction.atomic(durable=True):
+            batch = list(
+                ApiKey.objects.select_for_update()
+                .filter(scheme=ApiKey.Scheme.HMAC, pk__gt=last_pk)
+                .order_by("pk")[:batch_size]
+            )
+            for key in batch:
+                key.secret_encrypted = crypto.reencrypt(key.secret_encrypted)
+                key.save(update_fields=["secret_encrypted"])
+        if not batch:
+            return done
+        done += len(batch)
+        last_pk = batch[-1].pk
+
+
+def _locked(key) -> ApiKey:
+    lookup = {"pk": key.pk} if isinstance(key, ApiKey) else {"key_id": key}
+    found = ApiKey.objects.select_for_update().filter(**lookup).first()
+    if found is None:
+        raise errors.NotFound("No such API key.")
+    return found
+
+
+# --- onboarding -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatedTrader:
+    account: Account
+    credentials: CreatedKey
+
+
+def trader_create(
+    *,
+    name: str,
+    deposits: list[tuple[str, str]] = (),
+    scheme: str = ApiKey.Scheme.HMAC,
+    scopes=(Scope.READ, Scope.TRADE),
+    label: str = "",
+) -> CreatedTrader:
+    """A user, its trading account, an API key and opening deposits, all or nothing.
+
+    ``deposits`` are ``(asset, amount)`` pairs; an unknown asset or a bad amount refuses the
+    whole call and nothing is created. The deposits are posted with ``ledger.post`` inside
+    this one transaction (not through the durable deposit service).
+    """
+    name = (name or "").strip()
+    User = get_user_model()
+    if not name or len(name) > User._meta.get_field("username").max_length:
+        raise errors.ValidationError.field("name", "invalid", "name must be 1-150 characters.")
+    with transaction.atomic(durable=True):
+        if User.objects.filter(username=name).exists():
+            raise errors.ValidationError.field("name", "taken", f"User {name!r} already exists.")
+        planned = []
+        for asset_code, amount in deposits:
+            asset = ledger.get_asset(asset_code)
+            planned.append((asset.code, ledger.positive_amount(amount, asset, field=f"deposit {asset.code}")))
+        user = User.objects.create_user(username=name)
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        account = Account.objects.create(name=name, owner=user, kind=Account.Kind.TRADER)
+        key, secret, private_key = _build_key(
+            account=account, scheme=scheme, scopes=scopes, label=label or f"{name} (create_trader)",
+            ip_allowlist=(), expires_at=None, public_key=None,
+        )
+        key.save()
+        external = ledger.system_account(Account.SystemRole.EXTERNAL)
+        for asset_code, amount in planned:
+            ledger.post(
+                EntryKind.DEPOSIT,
+                ledger.deposit_legs(account.pk, external.pk, asset_code, amount),
+                reference="create_trader",
+                reason="opening deposit",
+            )
+    return CreatedTrader(account, CreatedKey(key, secret, private_key))

@@ -1,0 +1,200 @@
+"""The one request-signature verifier. REST, the WebSocket ``auth`` op and FIX Logon all
+call it, so a key is accepted or refused the same way on every transport.
+
+``verify_request`` takes the credential values exactly as received (strings, or None when
+absent) and the request facts, and returns the ``ApiKey`` or raises a precise
+``BourseError``. The checks run in an order that leaks nothing to someone without the key:
+
+1. a source address that failed too often recently gets 429 ``rate_limited`` at once;
+2. absent credentials: 401 ``missing_credentials`` (``errors`` names each header);
+3. malformed ones (timestamp not an integer, nonce not 16-64 of ``A-Za-z0-9_-``, window not
+   1-60000, signature not base64): 401 ``invalid_credentials`` naming the header;
+4. the timestamp outside ``[now - window, now + 1 s]``: 401 ``timestamp_out_of_window``
+   with ``server_time`` (checked before the key is even looked up);
+5. an unknown key or a wrong signature, indistinguishably: 401 ``invalid_credentials``;
+6. only now, with the signature proven: ``key_revoked``, ``key_expired``, then
+   ``ip_not_allowed`` (403), then the nonce (``nonce_reused``), so a request that fails
+   anything else does not burn its nonce.
+
+Failures in steps 3-5 count against the source address (``auth_failures`` policy).
+``require_scope`` is the separate scope check (403 ``permission_denied``).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import hashlib
+import ipaddress
+import logging
+import re
+import time
+from datetime import datetime, timedelta, timezone
+
+from django.utils import timezone as dj_timezone
+
+from exchange import errors, ratelimit, wire
+
+from . import crypto, signing
+from .models import ApiKey
+from .replay import FUTURE_SKEW_MS, MAX_WINDOW_MS, nonce_claim
+
+log = logging.getLogger("bourse.auth")
+
+DEFAULT_WINDOW_MS = 5_000
+NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+TIMESTAMP = re.compile(r"^[0-9]{1,16}$")
+WINDOW = re.compile(r"^[0-9]{1,6}$")
+KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+# last_used_at is a convenience for operators, not an audit log: refresh it at most once a
+# minute per key so that verifying a request stays a read-only operation almost always.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+HEADERS = {
+    "key_id": "X-API-Key",
+    "timestamp": "X-API-Timestamp",
+    "nonce": "X-API-Nonce",
+    "signature": "X-API-Signature",
+    "window": "X-API-Window",
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def signature_valid(key: ApiKey, message: bytes, signature: bytes) -> bool:
+    """Whether ``signature`` (raw bytes, already base64-decoded) signs ``message`` under the
+    key. Constant-time for HMAC. The FIX Logon calls this with its own signed string."""
+    if key.scheme == ApiKey.Scheme.HMAC:
+        secret = crypto.decrypt_secret(key.secret_encrypted)
+        expected = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+        return hmac.compare_digest(expected, signature)
+    return crypto.ed25519_verify(key.public_key, message, signature)
+
+
+def decode_signature(raw: str) -> bytes | None:
+    try:
+        decoded = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return decoded if decoded else None
+
+
+def ip_allowed(key: ApiKey, source_ip: str | None) -> bool:
+    if not key.ip_allowlist:
+        return True
+    try:
+        address = ipaddress.ip_address((source_ip or "").strip("[]"))
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in ipaddress.ip_network(cidr, strict=False) for cidr in key.ip_allowlist)
+
+
+def require_scope(key: ApiKey, scope: str) -> None:
+    if not key.has_scope(scope):
+        raise errors.PermissionDenied(
+            f"This endpoint needs the {scope!r} scope; the key has {', '.join(key.scopes) or 'none'}.",
+            required_scope=scope,
+        )
+
+
+def _malformed(header: str, message: str) -> errors.InvalidCredentials:
+    return errors.InvalidCredentials(
+        f"{header} {message}.", errors=[{"field": header, "code": "invalid", "message": f"{header} {message}."}]
+    )
+
+
+def _fail(source_ip: str | None, error: errors.BourseError) -> errors.BourseError:
+    if source_ip:
+        ratelimit.hit(ratelimit.AUTH_FAILURES, source_ip)
+    log.info("authentication refused: %s", error.code, extra={"source_ip": source_ip})
+    return error
+
+
+def verify_request(
+    *,
+    key_id: str | None,
+    timestamp: str | None,
+    nonce: str | None,
+    signature: str | None,
+    method: str,
+    path: str,
+    query: str,
+    body_sha256: str,
+    source_ip: str | None,
+    window: str | None = None,
+) -> ApiKey:
+    """Authenticate one signed request; return its ``ApiKey`` or raise a ``BourseError``."""
+    if source_ip:
+        failures = ratelimit.hit(ratelimit.AUTH_FAILURES, source_ip, increment=False)
+        if failures.count >= failures.policy.quota:
+            raise ratelimit.refusal(failures)
+
+    given = {"key_id": key_id, "timestamp": timestamp, "nonce": nonce, "signature": signature}
+    missing = [HEADERS[name] for name, value in given.items() if value is None or value == ""]
+    if missing:
+        raise errors.MissingCredentials(
+            f"Signed request headers missing: {', '.join(missing)}.",
+            errors=[{"field": header, "code": "required", "message": f"{header} is required."} for header in missing],
+        )
+
+    if not TIMESTAMP.match(timestamp):
+        raise _fail(source_ip, _malformed(HEADERS["timestamp"], "must be Unix epoch milliseconds (an integer)"))
+    if not NONCE.match(nonce):
+        raise _fail(source_ip, _malformed(HEADERS["nonce"], "must be 16-64 characters of A-Za-z0-9_-"))
+    window_ms = DEFAULT_WINDOW_MS
+    if window is not None and window != "":
+        if not WINDOW.match(window) or not 1 <= int(window) <= MAX_WINDOW_MS:
+            raise _fail(source_ip, _malformed(HEADERS["window"], f"must be an integer from 1 to {MAX_WINDOW_MS}"))
+        window_ms = int(window)
+    signature_bytes = decode_signature(signature)
+    if signature_bytes is None:
+        raise _fail(source_ip, _malformed(HEADERS["signature"], "must be base64"))
+
+    server_ms = now_ms()
+    ts = int(timestamp)
+    if not server_ms - window_ms <= ts <= server_ms + FUTURE_SKEW_MS:
+        moment = _EPOCH + timedelta(milliseconds=server_ms)
+        raise _fail(
+            source_ip,
+            errors.TimestampOutOfWindow(
+                f"Timestamp {ts} is outside [{server_ms - window_ms}, {server_ms + FUTURE_SKEW_MS}] "
+                f"(window {window_ms} ms); check the client clock.",
+                server_time=wire.timestamp(moment),
+                server_epoch_ms=server_ms,
+            ),
+        )
+
+    key = None
+    if KEY_ID.match(key_id):
+        key = ApiKey.objects.select_related("account").filter(key_id=key_id).first()
+    message = signing.signed_string(timestamp, nonce, method, path, query, body_sha256).encode()
+    if key is None or not signature_valid(key, message, signature_bytes):
+        raise _fail(source_ip, errors.InvalidCredentials("Unknown API key or wrong signature."))
+
+    if key.status == ApiKey.Status.REVOKED:
+        raise errors.KeyRevoked(f"API key {key.key_id} was revoked.")
+    if key.is_expired:
+        raise errors.KeyExpired(f"API key {key.key_id} expired at {wire.timestamp(key.expires_at)}.")
+    if not ip_allowed(key, source_ip):
+        raise errors.IpNotAllowed(f"Requests from {source_ip} are not allowed for this key.")
+    if not nonce_claim(key.key_id, nonce):
+        raise _fail(source_ip, errors.NonceReused("This nonce was already used by this key; use a fresh one."))
+
+    _touch(key)
+    return key
+
+
+def _touch(key: ApiKey) -> None:
+    now = dj_timezone.now()
+    previous = key.last_used_at
+    if previous is not None and now - previous < LAST_USED_RESOLUTION:
+        return
+    # Conditional on the value we read: of several processes racing here, one writes.
+    match = {"last_used_at__isnull": True} if previous is None else {"last_used_at": previous}
+    ApiKey.objects.filter(pk=key.pk, **match).update(last_used_at=now)
+    key.last_used_at = now

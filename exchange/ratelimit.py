@@ -1,0 +1,199 @@
+"""Rate limits: named policies counted in the shared cache, and the IETF RateLimit headers.
+
+Policies (``settings.BOURSE_RATE_LIMITS``, each ``"quota/window_seconds"``):
+
+- ``key``: every verified request of one API key (its request budget);
+- ``orders``: order submissions of one account, whatever key or transport sent them;
+- ``ip``: requests without credentials, per source address;
+- ``auth_failures``: failed authentications per source address; past it, that address
+  gets 429 before its signatures are even checked.
+
+Counting is django-ratelimit's core (fixed windows, each identity's window edge jittered
+so that not every budget resets in the same second) over the default cache, which is Redis
+in production and ``exchange.sqlitecache`` in the embedded mode: both shared by every
+process and atomic on ``add``/``incr``.
+
+The helpers here are transport-agnostic (REST, WebSocket and FIX all call ``consume``);
+``record`` remembers a usage on an HTTP request and ``RateLimitHeadersMiddleware`` writes
+``RateLimit-Policy`` and ``RateLimit`` on the way out, so every response the budget touched,
+refusals included, carries them.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django_ratelimit.core import get_usage
+
+from . import errors
+from .clientip import client_ip
+
+log = logging.getLogger("bourse.ratelimit")
+
+KEY, ORDERS, IP, AUTH_FAILURES = "key", "orders", "ip", "auth_failures"
+# The policies an authenticated caller is subject to, announced on each of its responses.
+AUTHENTICATED_POLICIES = (KEY, ORDERS)
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    quota: int
+    window: int  # seconds
+
+    def header(self) -> str:
+        return f'"{self.name}";q={self.quota};w={self.window}'
+
+
+@dataclass(frozen=True)
+class Usage:
+    policy: Policy
+    count: int
+    reset: int  # seconds until the window ends
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.policy.quota - self.count)
+
+    @property
+    def exceeded(self) -> bool:
+        return self.count > self.policy.quota
+
+    def header(self) -> str:
+        return f'"{self.policy.name}";r={self.remaining};t={self.reset}'
+
+
+def parse_rate(name: str, raw: str) -> Policy:
+    try:
+        quota, window = (int(part) for part in str(raw).split("/"))
+    except ValueError:
+        raise ValueError(f"rate limit {name}={raw!r}: expected QUOTA/WINDOW_SECONDS, e.g. 1200/60") from None
+    if quota < 1 or window < 1:
+        raise ValueError(f"rate limit {name}={raw!r}: quota and window must be positive")
+    return Policy(name, quota, window)
+
+
+def policy(name: str) -> Policy:
+    return parse_rate(name, settings.BOURSE_RATE_LIMITS[name])
+
+
+def hit(name: str, identity: str | int, *, increment: bool = True) -> Usage:
+    """Count one event of ``identity`` against policy ``name`` (or just read, with
+    ``increment=False``) and return the usage; never raises for an exceeded budget."""
+    pol = policy(name)
+    try:
+        usage = get_usage(
+            None,  # the core only reads the request for method matching, which we do not use
+            group=f"bourse:{name}",
+            key=lambda group, request: str(identity),
+            rate=(pol.quota, pol.window),
+            increment=increment,
+        )
+    except Exception as exc:  # the cache is down: refuse rather than run unlimited
+        log.error("rate-limit store unreachable: %s", exc.__class__.__name__)
+        raise errors.ServiceUnavailable("The rate-limit store is unreachable; retry shortly.") from exc
+    if usage["time_left"] < 0:  # django-ratelimit's signal that the cache refused the write
+        raise errors.ServiceUnavailable("The rate-limit store is unreachable; retry shortly.")
+    return Usage(pol, usage["count"], max(0, usage["time_left"]))
+
+
+def refusal(usage: Usage) -> errors.RateLimited:
+    pol = usage.policy
+    return errors.RateLimited(
+        f"Rate limit {pol.name!r} allows {pol.quota} requests per {pol.window} s; retry in {max(1, usage.reset)} s.",
+        retry_after=max(1, usage.reset),
+        policy=pol.name,
+    )
+
+
+def consume(name: str, identity: str | int) -> Usage:
+    """Count one event and raise ``RateLimited`` (429) when it is over the budget."""
+    usage = hit(name, identity)
+    if usage.exceeded:
+        raise refusal(usage)
+    return usage
+
+
+# --- HTTP integration ---------------------------------------------------------------------
+
+
+def _django_request(request):
+    return getattr(request, "_request", request)  # a DRF Request wraps Django's
+
+
+def record(request, usage: Usage, *, announce: tuple[str, ...] = ()) -> None:
+    """Remember ``usage`` for the response headers (``announce``: policies to list in
+    ``RateLimit-Policy`` even when this request did not count against them)."""
+    req = _django_request(request)
+    usages = req.__dict__.setdefault("_bourse_ratelimit_usages", {})
+    usages[usage.policy.name] = usage
+    announced = req.__dict__.setdefault("_bourse_ratelimit_policies", [])
+    for name in (*announce, usage.policy.name):
+        if name not in announced:
+            announced.append(name)
+
+
+def consume_for_request(request, name: str, identity: str | int, *, announce: tuple[str, ...] = ()) -> Usage:
+    """``consume`` and ``record`` in one: the refusal carries the headers too."""
+    usage = hit(name, identity)
+    record(request, usage, announce=announce)
+    if usage.exceeded:
+        raise refusal(usage)
+    return usage
+
+
+def orders_rate_limit(view_method):
+    """Decorator for an API view method that submits an order: counts it against the
+    caller's account under the ``orders`` policy (429 past the budget).
+
+        class OrderSubmitApi(PrivateApi):
+            required_scope = "trade"
+
+            @orders_rate_limit
+            def post(self, request): ...
+    """
+
+    @functools.wraps(view_method)
+    def wrapper(self, request, *args, **kwargs):
+        consume_for_request(request, ORDERS, request.auth.account_id)
+        return view_method(self, request, *args, **kwargs)
+
+    return wrapper
+
+
+def order_submission_consume(account_id: int) -> Usage:
+    """The same ``orders`` budget for transports without HTTP requests (WebSocket, FIX)."""
+    return consume(ORDERS, account_id)
+
+
+class AnonymousRateThrottle:
+    """DRF throttle (the project default): requests without credentials count against their
+    source address under the ``ip`` policy. Authenticated requests were already counted
+    against their key by the authentication class."""
+
+    def allow_request(self, request, view) -> bool:
+        if request.auth is not None:
+            return True
+        consume_for_request(request, IP, client_ip(request))
+        return True
+
+    def wait(self):  # pragma: no cover - allow_request raises instead of returning False
+        return None
+
+
+class RateLimitHeadersMiddleware:
+    """Writes ``RateLimit-Policy`` and ``RateLimit`` for whatever budgets the request touched."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        usages = request.__dict__.get("_bourse_ratelimit_usages")
+        if usages:
+            names = request.__dict__.get("_bourse_ratelimit_policies") or list(usages)
+            response["RateLimit-Policy"] = ", ".join(policy(name).header() for name in names)
+            response["RateLimit"] = ", ".join(usage.header() for usage in usages.values())
+        return response
