@@ -125,10 +125,18 @@ def post(
                 raise _insufficient(balance, bucket, -delta)
 
     journal = _create_journal(kind, reference, reason, idempotency_key, created_by)
+    exact_in_database = connection.vendor == "postgresql"
     for key, change in deltas.items():
-        Balance.objects.filter(pk=balances[key].pk).update(
-            **{bucket: F(bucket) + delta for bucket, delta in change.items() if delta}
-        )
+        balance = balances[key]
+        if exact_in_database:
+            values = {bucket: F(bucket) + delta for bucket, delta in change.items() if delta}
+        else:
+            # SQLite would compute `available + delta` in binary floating point (2.8e-17
+            # instead of 0). The rows are locked (SQLite: the whole database, IMMEDIATE), so
+            # the exact Decimal result is written instead.
+            values = {bucket: getattr(balance, bucket) + delta for bucket, delta in change.items() if delta}
+        if values:
+            Balance.objects.filter(pk=balance.pk).update(**values)
     LedgerEntry.objects.bulk_create(
         LedgerEntry(
             journal=journal,

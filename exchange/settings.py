@@ -17,7 +17,8 @@ DATA_DIR = Path(os.environ.get("BOURSE_DATA_DIR") or BASE_DIR / "data").resolve(
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
-EMBEDDED = not DATABASE_URL
+# SQLite (no DATABASE_URL, or a sqlite:/// one) is the embedded mode; anything else is production.
+EMBEDDED = not DATABASE_URL or DATABASE_URL.startswith("sqlite:")
 
 DEBUG = env_bool("DEBUG", False)
 _allow_generated = env_bool("BOURSE_ALLOW_GENERATED_SECRETS", False)
@@ -86,14 +87,14 @@ WSGI_APPLICATION = "exchange.wsgi.application"
 ASGI_APPLICATION = "exchange.asgi.application"
 
 # --- Database -------------------------------------------------------------------------
-if DATABASE_URL:
+if not EMBEDDED:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "bourse.sqlite3",
+            "NAME": dj_database_url.parse(DATABASE_URL)["NAME"] if DATABASE_URL else DATA_DIR / "bourse.sqlite3",
             "OPTIONS": {
                 # IMMEDIATE takes the write lock at BEGIN, so a transaction that reads then
                 # writes never fails half-way with SQLITE_BUSY; the busy timeout queues
@@ -132,10 +133,13 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CELERY_BROKER_URL = "filesystem://"
     _queue_dir = DATA_DIR / "celery-queue"
+    for _folder in (_queue_dir, DATA_DIR / "celery-control"):
+        _folder.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "control_folder": str(DATA_DIR / "celery-control"),
+        "polling_interval": 0.1,  # settlement lag in the embedded mode, not a hot path
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {

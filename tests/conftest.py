@@ -3,7 +3,12 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 
+from exchange.celery import app as celery_app
 from tests.factories import AccountFactory, AssetFactory, MarketFactory
+
+# Tasks run inline in tests (settlement right after an engine batch commits); no broker.
+celery_app.conf.task_always_eager = True
+celery_app.conf.task_eager_propagates = True
 
 
 @pytest.fixture(autouse=True)

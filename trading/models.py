@@ -248,3 +248,19 @@ class OutboxEvent(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["account", "id"], name="outbox_account_id")]
+
+
+class ReconciliationReport(models.Model):
+    """One run of the ledger proof (see ``trading.reconciliation``)."""
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True)
+    ok = models.BooleanField(default=False)
+    mismatches = models.PositiveIntegerField(default=0)
+    checks = models.JSONField(default=list, help_text="[{check, ok, mismatches: [...]}] per check")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"reconciliation #{self.pk} {'ok' if self.ok else f'{self.mismatches} mismatches'}"

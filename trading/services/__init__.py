@@ -4,5 +4,24 @@ Split by entity: ``markets`` (create, halt/resume), ``orders`` (submit, cancel),
 public names re-exported so callers write ``from trading.services import order_submit``.
 """
 from .markets import market_create, market_set_status
+from .orders import (
+    DuplicateClientOrderId,
+    OrderClosed,
+    order_cancel,
+    order_cancel_all,
+    order_submit,
+    order_validate,
+    order_wait,
+)
 
-__all__ = ["market_create", "market_set_status"]
+__all__ = [
+    "DuplicateClientOrderId",
+    "OrderClosed",
+    "market_create",
+    "market_set_status",
+    "order_cancel",
+    "order_cancel_all",
+    "order_submit",
+    "order_validate",
+    "order_wait",
+]

@@ -18,8 +18,13 @@ RESTART_DELAY_S = 1.0
 
 def roles(host: str, port: str) -> dict[str, list[str]]:
     py = sys.executable
+    manage = [py, "manage.py"]
+    celery = [py, "-m", "celery", "-A", "exchange"]
     return {
         "web": [py, "-m", "daphne", "-b", host, "-p", port, "--proxy-headers", "exchange.asgi:application"],
+        "engine": [*manage, "run_engine"],
+        "worker": [*celery, "worker", "--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle"],
+        "beat": [*celery, "beat", "--loglevel=INFO"],
     }
 
 

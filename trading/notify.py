@@ -1,0 +1,225 @@
+"""Signals between the transports and the engine process, without polling on the hot path.
+
+Two signals:
+- *wake*: a command for market M was committed; the engine owning M takes it now.
+- *verdict*: the engine committed a batch; callers waiting on those orders read them now.
+
+PostgreSQL carries both with ``NOTIFY`` issued inside the writing transaction, so they are
+delivered exactly when (and only if) it commits. The embedded SQLite mode uses unix
+datagram sockets under the data folder, sent right after commit. Either way a signal is a
+hint: waiters re-read the database, and both sides fall back to a slow re-check in case a
+signal is lost, so nothing depends on delivery for correctness.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import select
+import socket
+import threading
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+
+log = logging.getLogger("bourse.notify")
+
+WAKE_CHANNEL = "bourse_engine_wake"
+VERDICT_CHANNEL = "bourse_verdicts"
+MAX_PAYLOAD = 7000  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
+
+
+def _uses_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def run_dir() -> Path:
+    path = settings.DATA_DIR / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _chunks(ids: list[int]):
+    chunk, size = [], 0
+    for value in ids:
+        text = str(value)
+        if size + len(text) + 1 > MAX_PAYLOAD:
+            yield ",".join(chunk)
+            chunk, size = [], 0
+        chunk.append(text)
+        size += len(text) + 1
+    if chunk:
+        yield ",".join(chunk)
+
+
+def _send_datagram(path: Path, payload: bytes) -> bool:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.sendto(payload, str(path))
+        return True
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False  # nobody listens there (any more)
+    except (BlockingIOError, OSError):
+        return True  # receiver busy: it will re-check the database anyway
+    finally:
+        sock.close()
+
+
+# --- wake: transports -> engine ---------------------------------------------------------
+
+
+def wake_engine(market_id: int) -> None:
+    """Tell the engine owning ``market_id`` that a command is waiting. Call inside the
+    transaction that wrote the command."""
+    if _uses_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, str(market_id)])
+    else:
+        transaction.on_commit(lambda: _send_datagram(run_dir() / f"engine-{market_id}.sock", b"w"))
+
+
+class WakeListener:
+    """The engine's side of *wake*: ``wait(timeout)`` returns the market ids woken (possibly
+    empty on timeout)."""
+
+    def __init__(self, market_ids):
+        self.market_ids = set(market_ids)
+        if _uses_postgres():
+            import psycopg
+
+            params = connection.get_connection_params()
+            self._pg = psycopg.connect(**params, autocommit=True)
+            self._pg.execute(f"LISTEN {WAKE_CHANNEL}")
+            self._socks = []
+        else:
+            self._pg = None
+            self._socks = []
+            for market_id in self.market_ids:
+                path = run_dir() / f"engine-{market_id}.sock"
+                path.unlink(missing_ok=True)
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sock.bind(str(path))
+                sock.setblocking(False)
+                self._socks.append((market_id, sock))
+
+    def wait(self, timeout: float) -> set[int]:
+        woken: set[int] = set()
+        if self._pg is not None:
+            for notice in self._pg.notifies(timeout=timeout, stop_after=1):
+                woken.add(int(notice.payload))
+            for notice in self._pg.notifies(timeout=0):  # drain what else arrived
+                woken.add(int(notice.payload))
+            return woken & self.market_ids
+        ready, _, _ = select.select([s for _, s in self._socks], [], [], timeout)
+        for market_id, sock in self._socks:
+            if sock in ready:
+                woken.add(market_id)
+                try:
+                    while True:
+                        sock.recv(64)
+                except BlockingIOError:
+                    pass
+        return woken
+
+    def close(self):
+        if self._pg is not None:
+            self._pg.close()
+        for market_id, sock in self._socks:
+            sock.close()
+            (run_dir() / f"engine-{market_id}.sock").unlink(missing_ok=True)
+
+
+# --- verdict: engine -> waiting callers --------------------------------------------------
+
+
+def publish_verdicts(order_ids: list[int]) -> None:
+    """Announce that these orders have a verdict. PostgreSQL: call inside the batch
+    transaction. SQLite: call after commit."""
+    if not order_ids:
+        return
+    if _uses_postgres():
+        with connection.cursor() as cursor:
+            for payload in _chunks(order_ids):
+                cursor.execute("SELECT pg_notify(%s, %s)", [VERDICT_CHANNEL, payload])
+        return
+    for path in run_dir().glob("waiter-*.sock"):
+        for payload in _chunks(order_ids):
+            if not _send_datagram(path, payload.encode()):
+                path.unlink(missing_ok=True)  # its process is gone
+                break
+
+
+class VerdictWaiter:
+    """One per process: a daemon thread receives verdict signals and wakes the threads
+    waiting on those order ids."""
+
+    _instance: "VerdictWaiter | None" = None
+    _instance_lock = threading.Lock()
+
+    @classmethod
+    def get(cls) -> "VerdictWaiter":
+        with cls._instance_lock:
+            if cls._instance is None or cls._instance._pid != os.getpid():
+                cls._instance = cls()
+            return cls._instance
+
+    def __init__(self):
+        self._pid = os.getpid()
+        self._events: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._postgres = _uses_postgres()
+        self._params = connection.get_connection_params() if self._postgres else None
+        threading.Thread(target=self._run, name="bourse-verdicts", daemon=True).start()
+        self._ready.wait(2.0)
+
+    def register(self, order_id: int) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            self._events[order_id] = event
+        return event
+
+    def unregister(self, order_id: int) -> None:
+        with self._lock:
+            self._events.pop(order_id, None)
+
+    def _deliver(self, payload: str) -> None:
+        with self._lock:
+            for text in payload.split(","):
+                event = self._events.get(int(text)) if text else None
+                if event is not None:
+                    event.set()
+
+    def _run(self):
+        while True:
+            try:
+                if self._postgres:
+                    self._run_postgres()
+                else:
+                    self._run_socket()
+            except Exception:  # keep the waiter alive; callers fall back to re-reading
+                log.exception("verdict listener failed; restarting")
+                threading.Event().wait(0.5)
+
+    def _run_postgres(self):
+        import psycopg
+
+        with psycopg.connect(**self._params, autocommit=True) as pg:
+            pg.execute(f"LISTEN {VERDICT_CHANNEL}")
+            self._ready.set()
+            for notice in pg.notifies():
+                self._deliver(notice.payload)
+
+    def _run_socket(self):
+        path = run_dir() / f"waiter-{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(path))
+        self._ready.set()
+        try:
+            while True:
+                self._deliver(sock.recv(MAX_PAYLOAD + 16).decode())
+        finally:
+            sock.close()
+            path.unlink(missing_ok=True)

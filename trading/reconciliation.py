@@ -1,0 +1,137 @@
+"""Reconciliation: prove the ledger, record a report, log an error on any mismatch.
+
+Checks:
+1. ``balances_match_entries`` — every balance bucket equals the sum of its ledger entries.
+2. ``assets_conserved`` — per asset, what all accounts hold equals deposits − withdrawals
+   (the negated position of the ``external`` account).
+3. ``nothing_negative`` — no balance bucket below zero (the database forbids it; proven anyway).
+4. ``settlement_lag`` — no trade unsettled for longer than the lag budget.
+5. ``locked_matches_orders`` — each account's locked amount equals what its orders still
+   hold, and every open order whose fills are settled holds exactly what its remaining
+   quantity needs.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from accounts.models import Account, Balance, LedgerEntry
+from exchange.dbmath import decimal_sums
+
+from . import pricing
+from .models import Fill, Order, ReconciliationReport, Trade
+
+log = logging.getLogger("bourse.reconciliation")
+MAX_LISTED = 50  # mismatches listed per check in a report (the count is always exact)
+
+
+def _check(name: str, mismatches: list) -> dict:
+    return {"check": name, "ok": not mismatches, "count": len(mismatches), "mismatches": mismatches[:MAX_LISTED]}
+
+
+def _balances_match_entries() -> dict:
+    sums = decimal_sums(LedgerEntry.objects.all(), ("account_id", "asset_id", "bucket"), "amount")
+    external = set(Account.objects.filter(system_role=Account.SystemRole.EXTERNAL).values_list("pk", flat=True))
+    seen, mismatches = set(), []
+    for balance in Balance.objects.all():
+        for bucket in ("available", "locked"):
+            key = (balance.account_id, balance.asset_id, bucket)
+            seen.add(key)
+            if getattr(balance, bucket) != sums[key]:
+                mismatches.append(
+                    {"account": balance.account_id, "asset": balance.asset_id, "bucket": bucket,
+                     "balance": str(getattr(balance, bucket)), "entries": str(sums[key])}
+                )
+    for key, total in sums.items():
+        if key not in seen and key[0] not in external and total != 0:
+            mismatches.append({"account": key[0], "asset": key[1], "bucket": key[2], "balance": None, "entries": str(total)})
+    return _check("balances_match_entries", mismatches)
+
+
+def _assets_conserved() -> dict:
+    held = defaultdict(Decimal)
+    for bucket in ("available", "locked"):
+        for (asset,), total in decimal_sums(Balance.objects.all(), ("asset_id",), bucket).items():
+            held[asset] += total
+    outside = defaultdict(Decimal)
+    external = LedgerEntry.objects.filter(account__system_role=Account.SystemRole.EXTERNAL)
+    for (asset,), total in decimal_sums(external, ("asset_id",), "amount").items():
+        outside[asset] = -total
+    mismatches = [
+        {"asset": asset, "held": str(held[asset]), "deposits_minus_withdrawals": str(outside[asset])}
+        for asset in sorted(set(held) | set(outside))
+        if held[asset] != outside[asset]
+    ]
+    return _check("assets_conserved", mismatches)
+
+
+def _nothing_negative() -> dict:
+    rows = Balance.objects.filter(available__lt=0) | Balance.objects.filter(locked__lt=0)
+    mismatches = [
+        {"account": b.account_id, "asset": b.asset_id, "available": str(b.available), "locked": str(b.locked)}
+        for b in rows
+    ]
+    return _check("nothing_negative", mismatches)
+
+
+def _settlement_lag() -> dict:
+    budget = timedelta(seconds=settings.BOURSE_SETTLEMENT_LAG_BUDGET_S)
+    late = Trade.objects.filter(settled=False, created_at__lt=timezone.now() - budget).order_by("id")
+    mismatches = [{"trade": t.pk, "market": t.market_id, "created_at": t.created_at.isoformat()} for t in late[:MAX_LISTED]]
+    count = late.count()
+    check = _check("settlement_lag", mismatches)
+    check.update(ok=count == 0, count=count)
+    return check
+
+
+def _locked_matches_orders() -> dict:
+    held = decimal_sums(Order.objects.filter(close_settled=False), ("account_id", "hold_asset_id"), "hold_remaining")
+    mismatches = []
+    for balance in Balance.objects.filter(account__kind=Account.Kind.TRADER):
+        expected = held.pop((balance.account_id, balance.asset_id), Decimal(0))
+        if balance.locked != expected:
+            mismatches.append(
+                {"account": balance.account_id, "asset": balance.asset_id, "locked": str(balance.locked), "orders_hold": str(expected)}
+            )
+    for (account_id, asset), total in held.items():
+        if total:
+            mismatches.append({"account": account_id, "asset": asset, "locked": "0", "orders_hold": str(total)})
+    unsettled = Fill.objects.filter(order=OuterRef("pk"), settled=False)
+    settled_open = (
+        Order.objects.filter(status__in=Order.OPEN_STATUSES)
+        .exclude(Exists(unsettled))
+        .select_related("market__base", "market__quote")
+    )
+    for order in settled_open.iterator(chunk_size=2000):
+        need = pricing.required_hold(order, order.quantity - order.filled_quantity)
+        if order.hold_remaining != need:
+            mismatches.append({"order": order.pk, "hold_remaining": str(order.hold_remaining), "needs": str(need)})
+    return _check("locked_matches_orders", mismatches)
+
+
+CHECKS = (_balances_match_entries, _assets_conserved, _nothing_negative, _settlement_lag, _locked_matches_orders)
+
+
+def reconciliation_run() -> ReconciliationReport:
+    """Run every check, store the report, and log an error for each failed check."""
+    report = ReconciliationReport.objects.create()
+    results = [check() for check in CHECKS]
+    report.checks = results
+    report.mismatches = sum(r["count"] for r in results)
+    report.ok = report.mismatches == 0
+    report.finished_at = timezone.now()
+    report.save()
+    for result in results:
+        if not result["ok"]:
+            log.error(
+                "reconciliation mismatch",
+                extra={"report": report.pk, "check": result["check"], "count": result["count"],
+                       "sample": result["mismatches"][:5]},
+            )
+    return report

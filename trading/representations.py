@@ -1,0 +1,67 @@
+"""Orders, fills and trades as every transport shows them (REST bodies, WebSocket frames,
+the outbox). One function per object, so the transports cannot drift apart."""
+from exchange import wire
+
+from .models import Fill, Market, Order, Trade
+
+
+def order_to_wire(order: Order, market: Market | None = None) -> dict:
+    market = market or order.market
+    base, quote = market.base.scale, market.quote.scale
+    remaining = order.remaining_quantity
+    average = order.average_price
+    return {
+        "order_id": str(order.pk),
+        "client_order_id": order.client_order_id,
+        "market": market.symbol,
+        "side": order.side,
+        "type": order.type,
+        "time_in_force": order.time_in_force,
+        "post_only": order.post_only,
+        "stp": order.stp,
+        "price": wire.money(order.price, quote),
+        "quantity": wire.money(order.quantity, base),
+        "quote_quantity": wire.money(order.quote_quantity, quote),
+        "filled_quantity": wire.money(order.filled_quantity, base),
+        "remaining_quantity": wire.money(remaining, base),
+        "average_price": wire.money(average, quote) if average is not None else None,
+        "status": order.status,
+        "reject_reason": order.reject_reason or None,
+        "cancel_reason": order.cancel_reason or None,
+        "created_at": wire.timestamp(order.created_at),
+        "updated_at": wire.timestamp(order.updated_at),
+    }
+
+
+def fill_to_wire(fill: Fill, market: Market, client_order_id: str | None) -> dict:
+    return {
+        "fill_id": str(fill.pk),
+        "trade_id": str(fill.trade_id),
+        "order_id": str(fill.order_id),
+        "client_order_id": client_order_id,
+        "market": market.symbol,
+        "side": fill.side,
+        "price": wire.money(fill.price, market.quote.scale),
+        "quantity": wire.money(fill.quantity, market.base.scale),
+        "fee": wire.money(fill.fee, market.quote.scale),
+        "fee_asset": fill.fee_asset_id,
+        "liquidity": fill.liquidity,
+        "created_at": wire.timestamp(fill.created_at),
+        "settled": fill.settled,
+    }
+
+
+def trade_to_wire(trade: Trade, market: Market) -> dict:
+    return {
+        "trade_id": str(trade.pk),
+        "market": market.symbol,
+        "price": wire.money(trade.price, market.quote.scale),
+        "quantity": wire.money(trade.quantity, market.base.scale),
+        "taker_side": trade.taker_side,
+        "created_at": wire.timestamp(trade.created_at),
+    }
+
+
+def levels_to_wire(levels, market: Market) -> list[list[str]]:
+    """``[(price, quantity)]`` decimals -> ``[["price", "quantity"]]`` strings."""
+    return [[wire.money(p, market.quote.scale), wire.money(q, market.base.scale)] for p, q in levels]

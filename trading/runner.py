@@ -1,0 +1,417 @@
+"""The engine process: intake -> matching engine -> one commit per batch -> publish.
+
+``MarketRunner`` owns one market's in-memory book. ``step()`` takes the pending commands in
+sequence order, applies each with the pure engine (``trading.engine``), and persists the
+whole batch — order states, trades, fills, command outcomes, outbox events, the engine's
+counters — in ONE transaction (group commit). The batch commits only while this process
+still holds the market's fencing token, so a process that lost ownership can never write.
+Verdicts and settlement go out after the commit.
+
+A crash before commit loses nothing: the commands stay pending, and on start the book is
+rebuilt from the open orders (in the sequence they were taken) and the same commands are
+replayed to the same result. ``EngineProcess`` runs the loop for several markets and
+handles ownership: one process per market at a time (PostgreSQL advisory lock, or an
+exclusive file lock in the embedded mode); a standby waits and takes over.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from . import engine, notify, pricing
+from .engine import messages as m
+from .models import Command, EngineState, Fill, Market, Order, OutboxEvent, Trade
+from .representations import fill_to_wire, levels_to_wire, order_to_wire, trade_to_wire
+
+log = logging.getLogger("bourse.engine")
+
+BATCH_LIMIT = 500
+ADVISORY_LOCK_CLASS = 0x426F  # first key of pg_try_advisory_lock(class, market_id)
+
+SIDE_TO_ENGINE = {Order.Side.BUY: m.BUY, Order.Side.SELL: m.SELL}
+SIDE_FROM_ENGINE = {m.BUY: Order.Side.BUY, m.SELL: Order.Side.SELL}
+TYPE_TO_ENGINE = {Order.Type.LIMIT: m.LIMIT, Order.Type.MARKET: m.MARKET}
+TIF_TO_ENGINE = {"gtc": m.GTC, "ioc": m.IOC, "fok": m.FOK}
+ORDER_FIELDS = ["status", "filled_quantity", "filled_quote", "sequence", "cancel_reason", "reject_reason", "updated_at"]
+
+
+class LostOwnership(Exception):
+    """Another engine process took this market over; this one must stop writing to it."""
+
+
+@dataclass
+class Batch:
+    """What one step changes, collected in memory and written in one transaction."""
+
+    orders: dict[int, Order] = field(default_factory=dict)
+    trades: list[Trade] = field(default_factory=list)
+    fills: list[tuple[Fill, Fill]] = field(default_factory=list)
+    book_updates: list[tuple[int, list, list]] = field(default_factory=list)  # (sequence, bids, asks)
+    done: dict[str, list[int]] = field(default_factory=dict)  # command result -> command ids
+    verdicts: set[int] = field(default_factory=set)
+
+
+class MarketRunner:
+    """One market's book and the translation between database rows and engine messages."""
+
+    def __init__(self, market: Market, token: str):
+        self.market = market
+        self.token = token
+        self.book = engine.OrderBook()
+        self.resting: dict[int, Order] = {}  # open orders by id, as last persisted
+        self.command_sequence = 0
+
+    # -- start -----------------------------------------------------------------------------
+    def rebuild(self) -> None:
+        """Load the book from the open orders, in the sequence they were taken."""
+        market = self.market = Market.objects.select_related("base", "quote").get(pk=self.market.pk)
+        state, _ = EngineState.objects.get_or_create(market=market)
+        opened = list(
+            Order.objects.filter(market=market, status__in=Order.OPEN_STATUSES).order_by("sequence", "id")
+        )
+        resting = []
+        for order in opened:
+            order.market = market
+            remaining = order.quantity - order.filled_quantity
+            resting.append(
+                m.RestingOrder(
+                    order.pk,
+                    order.account_id,
+                    SIDE_TO_ENGINE[order.side],
+                    pricing.to_ticks(market, order.price),
+                    pricing.to_lots(market, remaining),
+                    pricing.to_lots(market, order.quantity),
+                )
+            )
+        self.book = engine.OrderBook.from_resting(resting, sequence=state.book_sequence)
+        self.resting = {order.pk: order for order in opened}
+        self.command_sequence = state.command_sequence
+        log.info("book rebuilt", extra={"market": market.symbol, "orders": len(opened), "sequence": state.book_sequence})
+
+    # -- the batch -------------------------------------------------------------------------
+    def step(self, limit: int = BATCH_LIMIT) -> int:
+        """Process up to ``limit`` pending commands as one batch; return how many."""
+        commands = list(
+            Command.objects.filter(market=self.market, processed=False)
+            .select_related("order")
+            .order_by("id")[:limit]
+        )
+        if not commands:
+            return 0
+        market = self.market = Market.objects.select_related("base", "quote").get(pk=self.market.pk)  # fee changes
+        batch = Batch()
+        now = timezone.now()
+        for command in commands:
+            if command.kind == Command.Kind.NEW:
+                self._new(command, batch, now)
+            else:
+                self._cancel(command, batch, now)
+        try:
+            self._persist(batch, now)
+        except Exception:
+            # The in-memory book is ahead of the database: rebuild it from what committed.
+            self.rebuild()
+            raise
+        self._after_commit(batch)
+        return len(commands)
+
+    def _new(self, command: Command, batch: Batch, now) -> None:
+        order = command.order
+        order.market = self.market
+        if order.status != Order.Status.PENDING:  # processed before a crash? never twice
+            batch.done.setdefault("duplicate", []).append(command.pk)
+            return
+        self.command_sequence += 1
+        order.sequence = self.command_sequence
+        market = self.market
+        if order.type == Order.Type.MARKET and order.quote_quantity is not None:
+            budget, price = pricing.market_buy_budget_units(market, order.quote_quantity), 0
+        else:
+            budget = None
+            price = pricing.to_ticks(market, order.price) if order.price is not None else 0
+        size = pricing.to_lots(market, order.quantity) if order.quantity is not None else None
+        events = self.book.process(
+            m.NewOrder(
+                order.pk,
+                order.account_id,
+                SIDE_TO_ENGINE[order.side],
+                TYPE_TO_ENGINE[order.type],
+                price,
+                size,
+                TIF_TO_ENGINE[order.time_in_force],
+                order.post_only,
+                order.stp,
+                budget,
+            )
+        )
+        self._touch(order, batch, now)
+        self._apply(events, batch, now)
+        if order.status == Order.Status.PENDING:  # accepted, no trade, no rest: cannot happen
+            raise RuntimeError(f"engine left order {order.pk} without a verdict: {events}")
+        batch.done.setdefault("accepted", []).append(command.pk)
+
+    def _cancel(self, command: Command, batch: Batch, now) -> None:
+        events = self.book.process(m.Cancel(command.order_id))
+        cancelled = any(type(e) is m.Cancelled for e in events)
+        self._apply(events, batch, now)
+        batch.done.setdefault("cancelled" if cancelled else "unknown_order", []).append(command.pk)
+        batch.verdicts.add(command.order_id)
+
+    def _touch(self, order: Order, batch: Batch, now) -> None:
+        order.updated_at = now
+        batch.orders[order.pk] = order
+        batch.verdicts.add(order.pk)
+
+    def _apply(self, events, batch: Batch, now) -> None:
+        market = self.market
+        levels: tuple[list, list] | None = None
+        sequence = None
+        for event in events:
+            kind = type(event)
+            if kind is m.Trade:
+                self._trade(event, batch, now)
+            elif kind is m.Rested:
+                order = batch.orders[event.order_id]
+                order.status = Order.Status.PARTIALLY_FILLED if order.filled_quantity else Order.Status.OPEN
+                self.resting[order.pk] = order
+            elif kind is m.Cancelled:
+                # The taker's remainder, or a resting order (user cancel, STP cancel_oldest/both).
+                order = batch.orders.get(event.order_id) or self.resting[event.order_id]
+                self._touch(order, batch, now)
+                spent_budget = event.reason == m.CANCEL_BUDGET and order.filled_quantity
+                order.status = Order.Status.FILLED if spent_budget else Order.Status.CANCELLED
+                order.cancel_reason = "" if spent_budget else event.reason
+                self.resting.pop(order.pk, None)
+            elif kind is m.Rejected:
+                order = batch.orders.get(event.order_id)
+                if order is not None and order.status == Order.Status.PENDING:
+                    order.status = Order.Status.REJECTED
+                    order.reject_reason = event.reason
+            elif kind is m.LevelUpdate:
+                if levels is None:
+                    levels, sequence = ([], []), event.sequence
+                target = levels[0] if event.side == m.BUY else levels[1]
+                target.append((pricing.from_ticks(market, event.price), pricing.from_lots(market, event.total)))
+        if levels is not None:
+            batch.book_updates.append((sequence, levels[0], levels[1]))
+
+    def _trade(self, event, batch: Batch, now) -> None:
+        market = self.market
+        price = pricing.from_ticks(market, event.price)
+        quantity = pricing.from_lots(market, event.size)
+        notional = price * quantity
+        taker = batch.orders[event.taker_id]
+        maker = self.resting[event.maker_id]
+        self._touch(maker, batch, now)
+        for order in (taker, maker):
+            order.filled_quantity += quantity
+            order.filled_quote += notional
+        taker.status = Order.Status.FILLED if event.taker_remaining == 0 else Order.Status.PARTIALLY_FILLED
+        if event.maker_remaining == 0:
+            maker.status = Order.Status.FILLED
+            self.resting.pop(maker.pk, None)
+        else:
+            maker.status = Order.Status.PARTIALLY_FILLED
+        trade = Trade(
+            market=market,
+            price=price,
+            quantity=quantity,
+            taker_side=taker.side,
+            taker_order=taker,
+            maker_order=maker,
+            created_at=now,
+        )
+        taker_remaining = None if event.taker_remaining is None else pricing.from_lots(market, event.taker_remaining)
+        fills = (
+            Fill(
+                trade=trade, order=taker, account_id=taker.account_id, market=market, side=taker.side,
+                price=price, quantity=quantity, fee=pricing.fee(market, notional, market.taker_fee_rate),
+                fee_asset_id=market.quote_id, liquidity=Fill.Liquidity.TAKER, order_remaining=taker_remaining,
+                created_at=now,
+            ),
+            Fill(
+                trade=trade, order=maker, account_id=maker.account_id, market=market, side=maker.side,
+                price=price, quantity=quantity, fee=pricing.fee(market, notional, market.maker_fee_rate),
+                fee_asset_id=market.quote_id, liquidity=Fill.Liquidity.MAKER,
+                order_remaining=pricing.from_lots(market, event.maker_remaining), created_at=now,
+            ),
+        )
+        batch.trades.append(trade)
+        batch.fills.append(fills)
+
+    # -- persistence -----------------------------------------------------------------------
+    def _persist(self, batch: Batch, now) -> None:
+        market = self.market
+        with transaction.atomic(durable=True):
+            fenced = EngineState.objects.filter(market=market, owner_token=self.token).update(
+                command_sequence=self.command_sequence, book_sequence=self.book.sequence, updated_at=now
+            )
+            if fenced != 1:
+                raise LostOwnership(market.symbol)
+            Order.objects.bulk_update(batch.orders.values(), ORDER_FIELDS, batch_size=500)
+            Trade.objects.bulk_create(batch.trades, batch_size=500)
+            all_fills = []
+            for trade, pair in zip(batch.trades, batch.fills):
+                for fill in pair:
+                    fill.trade = trade  # the trade has its primary key now
+                    all_fills.append(fill)
+            Fill.objects.bulk_create(all_fills, batch_size=1000)
+            for result, ids in batch.done.items():
+                Command.objects.filter(pk__in=ids).update(processed=True, result=result)
+            OutboxEvent.objects.bulk_create(self._outbox(batch, all_fills, now), batch_size=1000)
+            if connection.vendor == "postgresql":
+                notify.publish_verdicts(sorted(batch.verdicts))
+
+    def _outbox(self, batch: Batch, fills: list[Fill], now) -> list[OutboxEvent]:
+        market = self.market
+        events = []
+        for sequence, bids, asks in batch.book_updates:
+            payload = {
+                "market": market.symbol,
+                "sequence": sequence,
+                "bids": levels_to_wire(bids, market),
+                "asks": levels_to_wire(asks, market),
+            }
+            events.append(OutboxEvent(market=market, channel="book", payload=payload, created_at=now))
+        for trade in batch.trades:
+            events.append(OutboxEvent(market=market, channel="trades", payload=trade_to_wire(trade, market), created_at=now))
+        for order in batch.orders.values():
+            events.append(
+                OutboxEvent(market=market, account_id=order.account_id, channel="orders",
+                            payload=order_to_wire(order, market), created_at=now)
+            )
+        for fill in fills:
+            events.append(
+                OutboxEvent(market=market, account_id=fill.account_id, channel="fills",
+                            payload=fill_to_wire(fill, market, fill.order.client_order_id), created_at=now)
+            )
+        return events
+
+    def _after_commit(self, batch: Batch) -> None:
+        if connection.vendor != "postgresql":
+            notify.publish_verdicts(sorted(batch.verdicts))
+        if batch.trades or any(o.is_closed for o in batch.orders.values()):
+            from .tasks import settle_market
+
+            try:
+                settle_market.delay(self.market.pk)
+            except Exception:  # the broker is down: the periodic sweep settles it later
+                log.exception("could not enqueue settlement", extra={"market": self.market.symbol})
+
+
+class Ownership:
+    """Exclusive ownership of markets across processes and machines.
+
+    PostgreSQL: a session advisory lock per market on a dedicated connection (released by
+    the server if this process dies). SQLite (one machine by nature): an exclusive ``flock``
+    on a file per market (released by the kernel if this process dies).
+    """
+
+    def __init__(self):
+        self._pg = None
+        self._files: dict[int, object] = {}
+        if connection.vendor == "postgresql":
+            import psycopg
+
+            self._pg = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+
+    def try_acquire(self, market_id: int) -> bool:
+        if self._pg is not None:
+            row = self._pg.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_CLASS, market_id]).fetchone()
+            return bool(row[0])
+        handle = open(notify.run_dir() / f"engine-{market_id}.lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._files[market_id] = handle
+        return True
+
+    def release(self, market_id: int) -> None:
+        if self._pg is not None:
+            self._pg.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_LOCK_CLASS, market_id])
+        elif market_id in self._files:
+            self._files.pop(market_id).close()
+
+    def close(self) -> None:
+        if self._pg is not None:
+            self._pg.close()
+        for handle in self._files.values():
+            handle.close()
+        self._files.clear()
+
+
+class EngineProcess:
+    """The loop of ``run_engine``: own markets, run batches, sleep until woken."""
+
+    IDLE_WAIT_S = 1.0  # fallback re-check when no wake signal comes (never on the hot path)
+    ACQUIRE_EVERY_S = 1.0
+
+    def __init__(self, symbols: list[str] | None = None):
+        self.symbols = symbols
+        self.runners: dict[int, MarketRunner] = {}
+        self.ownership = Ownership()
+        self.listener: notify.WakeListener | None = None
+        self.stopping = False
+        self._last_acquire = 0.0
+
+    def _wanted(self) -> list[Market]:
+        markets = Market.objects.select_related("base", "quote")
+        if self.symbols:
+            markets = markets.filter(symbol__in=self.symbols)
+        return list(markets)
+
+    def acquire(self) -> None:
+        """Take every wanted market nobody else owns (standby: retried every second)."""
+        self._last_acquire = time.monotonic()
+        changed = False
+        for market in self._wanted():
+            if market.pk in self.runners or not self.ownership.try_acquire(market.pk):
+                continue
+            token = uuid.uuid4().hex
+            EngineState.objects.get_or_create(market=market)
+            EngineState.objects.filter(market=market).update(owner_token=token, owner_since=timezone.now())
+            runner = MarketRunner(market, token)
+            runner.rebuild()
+            self.runners[market.pk] = runner
+            changed = True
+            log.info("engine owns market", extra={"market": market.symbol})
+        if changed or self.listener is None:
+            if self.listener is not None:
+                self.listener.close()
+            self.listener = notify.WakeListener(self.runners.keys())
+
+    def drop(self, market_id: int) -> None:
+        runner = self.runners.pop(market_id)
+        self.ownership.release(market_id)
+        log.error("engine lost market", extra={"market": runner.market.symbol})
+
+    def run_once(self) -> int:
+        done = 0
+        for market_id, runner in list(self.runners.items()):
+            try:
+                done += runner.step()
+            except LostOwnership:
+                self.drop(market_id)
+        return done
+
+    def run(self) -> None:
+        self.acquire()
+        while not self.stopping:
+            if time.monotonic() - self._last_acquire > self.ACQUIRE_EVERY_S:
+                self.acquire()
+            if self.run_once() == 0:
+                self.listener.wait(self.IDLE_WAIT_S if self.runners else 0.5)
+        self.close()
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+        self.ownership.close()

@@ -1,0 +1,324 @@
+"""Order services: the only way any transport (REST, WebSocket, FIX) changes an order.
+
+``order_submit`` validates, enforces ``client_order_id`` idempotency, and in ONE transaction
+locks the order's maximum cost and inserts the order as ``pending`` with its engine
+command; the engine process owning the market is woken when it commits. ``order_cancel`` and
+``order_cancel_all`` queue cancel commands in the same sequence. Each can then wait for the
+engine's verdict (``wait`` seconds, 2 s by default at the transports), answering with the
+order as the engine left it, or still ``pending`` when the engine did not answer in time.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+
+from accounts import ledger
+from accounts.models import Account, EntryKind
+from exchange import errors
+from exchange.errors import DuplicateClientOrderId, OrderClosed
+
+from .. import filters, notify, pricing
+from ..models import Command, Market, Order
+
+CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+VERDICT_RECHECK_S = 0.05  # waiters re-read the order this often even without a signal
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A validated order, as the engine will see it (decimals already checked)."""
+
+    market: Market
+    side: str
+    type: str
+    time_in_force: str
+    post_only: bool
+    stp: str
+    price: Decimal | None
+    quantity: Decimal | None
+    quote_quantity: Decimal | None
+    client_order_id: str | None
+
+    def same_as(self, order: Order) -> bool:
+        """Whether an existing order was submitted with exactly these parameters."""
+        return (
+            order.market_id == self.market.pk
+            and order.side == self.side
+            and order.type == self.type
+            and order.time_in_force == self.time_in_force
+            and order.post_only == self.post_only
+            and order.stp == self.stp
+            and order.price == self.price
+            and order.quantity == self.quantity
+            and order.quote_quantity == self.quote_quantity
+        )
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    order: Order
+    created: bool  # False: an identical earlier submission with this client_order_id
+
+
+def _choice(value, field: str, allowed) -> str:
+    if value not in allowed:
+        raise errors.ValidationError.field(field, "invalid_choice", f"{field} must be one of: {', '.join(allowed)}")
+    return value
+
+
+def _money(value, field: str) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return value
+    if not isinstance(value, str):
+        raise errors.ValidationError.field(field, "invalid_type", f"{field} must be a decimal string, e.g. \"0.0100\"")
+    return ledger.to_amount(value, field)
+
+
+def order_validate(
+    *,
+    market: str,
+    side,
+    type,
+    quantity=None,
+    price=None,
+    quote_quantity=None,
+    time_in_force="gtc",
+    post_only=False,
+    client_order_id=None,
+    stp="cancel_newest",
+) -> OrderRequest:
+    """Check an order against the API's rules and the market's filters (no writes)."""
+    side = _choice(side, "side", Order.Side.values)
+    type = _choice(type, "type", Order.Type.values)
+    time_in_force = _choice(time_in_force, "time_in_force", Order.TimeInForce.values)
+    stp = _choice(stp, "stp", Order.Stp.values)
+    if not isinstance(post_only, bool):
+        raise errors.ValidationError.field("post_only", "invalid_type", "post_only must be true or false")
+    if client_order_id is not None and (not isinstance(client_order_id, str) or not CLIENT_ORDER_ID.match(client_order_id)):
+        raise errors.ValidationError.field(
+            "client_order_id", "invalid", "client_order_id must be 1-36 characters of A-Za-z0-9_-"
+        )
+    price, quantity, quote_quantity = (
+        _money(price, "price"),
+        _money(quantity, "quantity"),
+        _money(quote_quantity, "quote_quantity"),
+    )
+    market_obj = Market.objects.select_related("base", "quote").filter(symbol=market).first()
+    if market_obj is None:
+        raise errors.MarketNotFound(f"Market {market!r} does not exist.")
+
+    problems = []
+    if type == Order.Type.LIMIT:
+        if price is None:
+            problems.append({"field": "price", "code": "required", "message": "price is required for limit orders"})
+        if quantity is None:
+            problems.append({"field": "quantity", "code": "required", "message": "quantity is required for limit orders"})
+        if quote_quantity is not None:
+            problems.append({"field": "quote_quantity", "code": "not_allowed", "message": "quote_quantity is only for market buys"})
+    else:
+        if price is not None:
+            problems.append({"field": "price", "code": "not_allowed", "message": "market orders take no price"})
+        if post_only:
+            problems.append({"field": "post_only", "code": "not_allowed", "message": "post_only applies to limit orders"})
+        if side == Order.Side.SELL:
+            if quantity is None:
+                problems.append({"field": "quantity", "code": "required", "message": "quantity is required for market sells"})
+            if quote_quantity is not None:
+                problems.append({"field": "quote_quantity", "code": "not_allowed", "message": "quote_quantity is only for market buys"})
+        elif (quantity is None) == (quote_quantity is None):
+            problems.append(
+                {"field": "quote_quantity", "code": "required", "message": "a market buy takes exactly one of quantity or quote_quantity"}
+            )
+        elif time_in_force == Order.TimeInForce.FOK and quantity is None:
+            problems.append({"field": "quantity", "code": "required", "message": "a fill-or-kill market buy needs quantity"})
+    if post_only and time_in_force != Order.TimeInForce.GTC:
+        problems.append({"field": "post_only", "code": "not_allowed", "message": "post_only orders are gtc"})
+    if problems:
+        raise errors.ValidationError("; ".join(p["message"] for p in problems), errors=problems)
+
+    if type == Order.Type.LIMIT:
+        filters.market_check_limit(market_obj, price=price, quantity=quantity)
+    elif quantity is not None:
+        filters.market_check_quantity(market_obj, quantity=quantity)
+    else:
+        filters.market_check_quote_quantity(market_obj, quote_quantity=quote_quantity)
+        if pricing.market_buy_budget_units(market_obj, quote_quantity) <= 0:
+            raise errors.ValidationError.field("quote_quantity", "min_notional", "quote_quantity cannot buy one lot after fees")
+    return OrderRequest(
+        market=market_obj,
+        side=side,
+        type=type,
+        time_in_force=time_in_force,
+        post_only=post_only,
+        stp=stp,
+        price=price,
+        quantity=quantity,
+        quote_quantity=quote_quantity,
+        client_order_id=client_order_id,
+    )
+
+
+def order_submit(*, account: Account, wait: float = 0.0, **params) -> SubmitResult:
+    """Submit an order for ``account`` (parameters as ``order_validate``).
+
+    Locks the order's maximum cost and inserts it ``pending`` in one transaction; waits up to
+    ``wait`` seconds for the engine's verdict. Resubmitting a ``client_order_id`` with the same
+    parameters returns the existing order (``created`` False); different parameters raise
+    ``DuplicateClientOrderId``. Refusals write nothing.
+    """
+    request = order_validate(**params)
+    if request.client_order_id is not None:
+        existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
+        if existing is not None:
+            return SubmitResult(_same_or_refuse(request, existing), created=False)
+    if not request.market.is_open:
+        raise errors.MarketHalted(f"Market {request.market.symbol} is halted.")
+
+    waiter = notify.VerdictWaiter.get() if wait > 0 else None
+    try:
+        order = _insert(account, request)
+    except IntegrityError:
+        # Two submissions raced with one client_order_id: the unique constraint let one win.
+        existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
+        if existing is None:
+            raise
+        return SubmitResult(_same_or_refuse(request, existing), created=False)
+    if waiter is not None:
+        order = order_wait(order, wait, waiter)
+    return SubmitResult(order, created=True)
+
+
+def _same_or_refuse(request: OrderRequest, existing: Order) -> Order:
+    if not request.same_as(existing):
+        raise DuplicateClientOrderId(
+            f"client_order_id {request.client_order_id!r} was used for order {existing.pk} with other parameters."
+        )
+    return existing
+
+
+def _insert(account: Account, request: OrderRequest) -> Order:
+    market = request.market
+    asset, amount = pricing.order_hold(
+        market,
+        side=request.side,
+        type=request.type,
+        price=request.price,
+        quantity=request.quantity,
+        quote_quantity=request.quote_quantity,
+    )
+    with transaction.atomic(durable=True):
+        # Re-read the status inside the transaction: a halt committed meanwhile wins.
+        if Market.objects.filter(pk=market.pk, status=Market.Status.OPEN).count() == 0:
+            raise errors.MarketHalted(f"Market {market.symbol} is halted.")
+        order = Order.objects.create(
+            account=account,
+            market=market,
+            client_order_id=request.client_order_id,
+            side=request.side,
+            type=request.type,
+            time_in_force=request.time_in_force,
+            post_only=request.post_only,
+            stp=request.stp,
+            price=request.price,
+            quantity=request.quantity,
+            quote_quantity=request.quote_quantity,
+            hold_asset_id=asset,
+            hold_amount=amount,
+            hold_remaining=amount,
+        )
+        ledger.post(EntryKind.HOLD, ledger.hold_legs(account.pk, asset, amount), reference=f"order:{order.pk}")
+        Command.objects.create(market=market, kind=Command.Kind.NEW, order=order)
+        notify.wake_engine(market.pk)
+    return order
+
+
+def order_wait(order: Order, timeout: float, waiter=None, *, until=None) -> Order:
+    """Wait up to ``timeout`` s until ``until(order)`` holds (default: no longer pending);
+    return the order as last read. The waiter is registered before the first read, so a
+    verdict published at any moment in between is not missed."""
+    until = until or (lambda o: o.status != Order.Status.PENDING)
+    waiter = waiter or notify.VerdictWaiter.get()
+    event = waiter.register(order.pk)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            order.refresh_from_db()
+            remaining = deadline - time.monotonic()
+            if until(order) or remaining <= 0:
+                return order
+            event.wait(min(remaining, VERDICT_RECHECK_S))
+            event.clear()
+    finally:
+        waiter.unregister(order.pk)
+
+
+def _owned_order(account: Account, order_id) -> Order:
+    try:
+        order_pk = int(order_id)
+    except (TypeError, ValueError):
+        raise errors.NotFound(f"Order {order_id} not found.") from None
+    order = Order.objects.select_related("market").filter(pk=order_pk, account=account).first()
+    if order is None:  # another account's order is indistinguishable from a missing one
+        raise errors.NotFound(f"Order {order_id} not found.")
+    return order
+
+
+def order_cancel(*, account: Account, order_id, wait: float = 0.0) -> tuple[Order, bool]:
+    """Queue a cancel for one of ``account``'s orders; wait up to ``wait`` s for the engine.
+
+    Returns ``(order, answered)``: ``answered`` is False when the engine did not confirm in
+    time (the cancel stays queued). Raises ``OrderClosed`` if the order is already closed,
+    or if it closed (filled) before the engine reached the cancel.
+    """
+    order = _owned_order(account, order_id)
+    if order.is_closed:
+        raise OrderClosed(f"Order {order.pk} is already {order.status}.")
+    with transaction.atomic(durable=True):
+        command = Command.objects.create(market_id=order.market_id, kind=Command.Kind.CANCEL, order=order)
+        notify.wake_engine(order.market_id)
+    if wait <= 0:
+        return order, False
+    order = order_wait(order, wait, until=lambda o: o.is_closed)
+    command.refresh_from_db()
+    if command.processed and command.result != "cancelled":
+        raise OrderClosed(f"Order {order.pk} closed ({order.status}) before the cancel reached the engine.")
+    return order, command.processed
+
+
+def order_cancel_all(*, account: Account, market: str | None = None, wait: float = 0.0) -> list[int]:
+    """Queue cancels for every live order of ``account`` (in ``market`` if given); return the
+    ids of the orders the cancel applied to (those still live when the engine reached them,
+    or all queued ones if the engine did not answer within ``wait``)."""
+    live = Order.objects.filter(account=account, status__in=Order.LIVE_STATUSES)
+    if market is not None:
+        market_obj = Market.objects.filter(symbol=market).first()
+        if market_obj is None:
+            raise errors.MarketNotFound(f"Market {market!r} does not exist.")
+        live = live.filter(market=market_obj)
+    with transaction.atomic(durable=True):
+        orders = list(live.order_by("id"))
+        commands = Command.objects.bulk_create(
+            [Command(market_id=o.market_id, kind=Command.Kind.CANCEL, order=o) for o in orders]
+        )
+        for market_id in {o.market_id for o in orders}:
+            notify.wake_engine(market_id)
+    if wait > 0 and commands:
+        deadline = time.monotonic() + wait
+        pending = [c.pk for c in commands]
+        while pending and time.monotonic() < deadline:
+            pending = list(Command.objects.filter(pk__in=pending, processed=False).values_list("pk", flat=True))
+            if pending:
+                time.sleep(VERDICT_RECHECK_S / 5)
+        refused = set(
+            Command.objects.filter(pk__in=[c.pk for c in commands], processed=True)
+            .exclude(result="cancelled")
+            .values_list("order_id", flat=True)
+        )
+        return [o.pk for o in orders if o.pk not in refused]
+    return [o.pk for o in orders]
