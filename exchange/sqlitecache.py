@@ -68,10 +68,8 @@ class SQLiteCache(BaseCache):
         return result
 
     def _expiry(self, timeout, now):
-        timeout = self.get_backend_timeout(timeout)
-        if timeout is None:
-            return None
-        return now + timeout  # timeout <= 0 yields an already-expired row, i.e. a delete
+        # BaseCache gives an absolute epoch time (None: never); 0 means already expired.
+        return self.get_backend_timeout(timeout)
 
     @staticmethod
     def _live(conn, key, now):

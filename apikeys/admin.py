@@ -1,0 +1,110 @@
+"""API keys in the admin: create (secret shown once), edit scopes/allowlist/expiry, revoke.
+
+Every change goes through ``apikeys.services``; the encrypted secret is never displayed,
+and keys are never deleted (revoked keys stay for the record).
+"""
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from exchange.errors import BourseError
+
+from . import services
+from .forms import ApiKeyChangeForm, ApiKeyCreateForm
+from .models import ApiKey
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("key_id", "label", "account", "scheme", "scope_list", "status", "expires_at", "last_used_at")
+    list_filter = ("status", "scheme", "created_at")
+    search_fields = ("=key_id", "label", "=account__id", "account__name")
+    list_select_related = ("account",)
+    form = ApiKeyChangeForm
+    readonly_fields = ("key_id", "account", "scheme", "public_key", "status", "created_at", "revoked_at", "last_used_at")
+    fields = readonly_fields[:4] + ("label", "scopes", "ip_allowlist", "expires_at") + readonly_fields[4:]
+    actions = ["revoke_keys"]
+
+    @admin.display(description="scopes")
+    def scope_list(self, key):
+        return ", ".join(key.scopes)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.status == ApiKey.Status.REVOKED:
+            return self.fields  # a revoked key is a record, not something to edit
+        return self.readonly_fields
+
+    # --- create: a custom page, since the secret must be shown exactly once -----------------
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ApiKeyCreateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                created = services.apikey_create(
+                    account=data["account"],
+                    scheme=data["scheme"],
+                    scopes=data["scopes"],
+                    label=data["label"],
+                    ip_allowlist=data["ip_allowlist"],
+                    expires_at=data["expires_at"],
+                    public_key=data["public_key"] or None,
+                )
+            except BourseError as exc:
+                form.add_error(None, f"{exc.detail} ({exc.code})")
+            else:
+                return TemplateResponse(
+                    request,
+                    "admin/apikeys/apikey/created.html",
+                    {
+                        **self.admin_site.each_context(request),
+                        "title": "API key created",
+                        "opts": self.model._meta,
+                        "key": created.key,
+                        "secret": created.secret,
+                        "private_key": created.private_key,
+                        "change_url": reverse("admin:apikeys_apikey_change", args=[created.key.pk]),
+                    },
+                    headers={"Cache-Control": "no-store"},
+                )
+        return TemplateResponse(
+            request,
+            "admin/apikeys/apikey/add.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Add API key",
+                "opts": self.model._meta,
+                "form": form,
+                "add": True,
+            },
+        )
+
+    # --- edit: through apikey_update ---------------------------------------------------------
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # ModelAdmin wraps this in transaction.atomic; apikey_update opens its own durable
+        # transaction, which must not nest, and is the only write the page makes.
+        return self._changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            services.apikey_update(
+                key=obj, label=data["label"], scopes=data["scopes"],
+                ip_allowlist=data["ip_allowlist"], expires_at=data["expires_at"],
+            )
+        except BourseError as exc:
+            self.message_user(request, f"{exc.detail} ({exc.code})", messages.ERROR)
+
+    # --- revoke ---------------------------------------------------------------------------------
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke_keys(self, request, queryset):
+        count = 0
+        for key in queryset:
+            services.apikey_revoke(key=key)
+            count += 1
+        self.message_user(request, f"Revoked {count} API key(s); their next request is refused.", messages.SUCCESS)
