@@ -1,7 +1,8 @@
 """``seed_demo``: the embedded mode's demo market, demo traders and operator login.
 
-Idempotent. Credentials are generated on the first run, kept (mode 0600) in the data
-folder and printed on every run, so ``make run`` always shows how to get in.
+Idempotent. Credentials (operator password, each trader's API key id and secret) are
+generated on the first run, kept (mode 0600) in the data folder and printed on every run,
+so ``make run`` always shows how to get in.
 """
 import json
 import os
@@ -14,6 +15,7 @@ from django.db import transaction
 
 from accounts import services as accounts_services
 from accounts.models import Account
+from apikeys.services import apikey_create
 from trading.services import market_create
 
 DEMO_MARKET = {
@@ -41,6 +43,8 @@ class Command(BaseCommand):
         for name, funds in DEMO_TRADERS.items():
             if name not in credentials:
                 credentials[name] = self._trader(name, funds)
+            if "key_id" not in credentials[name]:
+                credentials[name].update(self._api_key(credentials[name]["account_id"]))
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -63,6 +67,12 @@ class Command(BaseCommand):
             for asset, amount in funds.items():
                 accounts_services.balance_deposit(account=account, asset=asset, amount=amount, reason="demo funds")
         return {"account_id": str(account.pk)}
+
+    def _api_key(self, account_id: str) -> dict:
+        """An HMAC key with both scopes, through the service; the secret is kept with the
+        other demo credentials (this is a demo: a real secret is shown once, never stored)."""
+        created = apikey_create(account=int(account_id), scopes=["read", "trade"], label="demo")
+        return {"key_id": created.key.key_id, "secret": created.secret}
 
     def _print(self, market, credentials: dict) -> None:
         port = os.environ.get("PORT", "8000")
