@@ -3,7 +3,11 @@ through the services, here via the fund/debit action that asks for a reason."""
 from django.contrib import admin, messages
 from django.db.models import Sum
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
+from audit.adminmixins import AuditedModelAdmin
+from audit.console import account_console_view
 from exchange.errors import BourseError
 
 from . import services
@@ -11,7 +15,7 @@ from .forms import FundingForm
 from .models import Account, Asset, Balance, Journal, LedgerEntry
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AuditedModelAdmin):
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -23,7 +27,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Asset)
-class AssetAdmin(admin.ModelAdmin):
+class AssetAdmin(AuditedModelAdmin):
     list_display = ("code", "name", "scale")
     search_fields = ("code", "name")
 
@@ -46,8 +50,8 @@ class BalanceInline(admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "owner", "kind", "system_role", "created_at")
+class AccountAdmin(AuditedModelAdmin):
+    list_display = ("id", "name", "owner", "kind", "system_role", "created_at", "console_link")
     list_filter = ("kind", "created_at")
     search_fields = ("=id", "name", "owner__username", "owner__email")
     readonly_fields = ("kind", "system_role", "created_at")
@@ -56,6 +60,14 @@ class AccountAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_urls(self):
+        console = self.admin_site.admin_view(lambda request, object_id: account_console_view(self, request, object_id))
+        return [path("<path:object_id>/console/", console, name="accounts_account_console")] + super().get_urls()
+
+    @admin.display(description="console")
+    def console_link(self, account):
+        return format_html('<a href="{}">balances, orders, audit…</a>', reverse("admin:accounts_account_console", args=[account.pk]))
 
     @admin.action(description="Fund or debit selected accounts…", permissions=["fund"])
     def fund_or_debit(self, request, queryset):
@@ -93,7 +105,7 @@ class AccountAdmin(admin.ModelAdmin):
         )
 
     def has_fund_permission(self, request):
-        return request.user.has_perm("accounts.add_journal")
+        return request.user.has_perm("accounts.fund_account")  # the Operations role (audit/roles.py)
 
 
 @admin.register(Balance)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from audit.services import audit_record, audit_refusals
 from exchange import errors
 
 from . import ledger
@@ -29,7 +30,8 @@ def asset_create(*, code: str, scale: int, name: str = "") -> tuple[Asset, bool]
 
 
 def account_create(*, name: str, owner=None, username: str | None = None) -> Account:
-    """Create a trader account, with a new owning user when ``username`` is given."""
+    """Create a trader account, with a new owning user when ``username`` is given.
+    Audited as ``account.created``."""
     with transaction.atomic(durable=True):
         if owner is None and username is not None:
             User = get_user_model()
@@ -38,7 +40,9 @@ def account_create(*, name: str, owner=None, username: str | None = None) -> Acc
             owner = User.objects.create_user(username=username)
             owner.set_unusable_password()
             owner.save(update_fields=["password"])
-        return Account.objects.create(name=name, owner=owner, kind=Account.Kind.TRADER)
+        account = Account.objects.create(name=name, owner=owner, kind=Account.Kind.TRADER)
+        audit_record("account.created", target=account, after={"name": name, "owner": owner.get_username() if owner else None})
+        return account
 
 
 def _trader(account: Account | int) -> Account:
@@ -53,35 +57,49 @@ def _trader(account: Account | int) -> Account:
 
 
 def balance_deposit(*, account, asset: str, amount, reference: str = "", reason: str = "", actor=None) -> Journal:
-    """Credit ``amount`` of ``asset`` to the account's available balance, from ``external``."""
-    with transaction.atomic(durable=True):
-        target = _trader(account)
-        asset_obj = ledger.get_asset(asset)
-        value = ledger.positive_amount(amount, asset_obj)
-        external = ledger.system_account(Account.SystemRole.EXTERNAL)
-        return ledger.post(
-            EntryKind.DEPOSIT,
-            ledger.deposit_legs(target.pk, external.pk, asset_obj.code, value),
-            reference=reference,
-            reason=reason,
-            created_by=actor,
-        )
+    """Credit ``amount`` of ``asset`` to the account's available balance, from ``external``.
+    Audited as ``balance.deposited`` with the reason; an operator's (``actor``) refused
+    attempt is audited too."""
+    return _external_movement(
+        "balance.deposited", EntryKind.DEPOSIT, ledger.deposit_legs,
+        account=account, asset=asset, amount=amount, reference=reference, reason=reason, actor=actor,
+    )
 
 
 def balance_withdraw(*, account, asset: str, amount, reference: str = "", reason: str = "", actor=None) -> Journal:
-    """Debit ``amount`` of ``asset`` from the account's available balance to ``external``."""
-    with transaction.atomic(durable=True):
-        target = _trader(account)
-        asset_obj = ledger.get_asset(asset)
-        value = ledger.positive_amount(amount, asset_obj)
-        external = ledger.system_account(Account.SystemRole.EXTERNAL)
-        return ledger.post(
-            EntryKind.WITHDRAWAL,
-            ledger.withdraw_legs(target.pk, external.pk, asset_obj.code, value),
-            reference=reference,
-            reason=reason,
-            created_by=actor,
-        )
+    """Debit ``amount`` of ``asset`` from the account's available balance to ``external``.
+    Audited as ``balance.withdrawn`` with the reason; an operator's (``actor``) refused
+    attempt is audited too."""
+    return _external_movement(
+        "balance.withdrawn", EntryKind.WITHDRAWAL, ledger.withdraw_legs,
+        account=account, asset=asset, amount=amount, reference=reference, reason=reason, actor=actor,
+    )
+
+
+def _external_movement(action, kind, legs, *, account, asset, amount, reference, reason, actor) -> Journal:
+    """Money crossing the exchange's boundary (deposits, withdrawals): always audited, since
+    it changes what the exchange owes its traders. Holds, releases, trades and fees are
+    internal and recorded by the ledger alone."""
+    account_id = account.pk if isinstance(account, Account) else account
+    attempt = {"asset": asset, "amount": amount, "reference": reference}
+    with audit_refusals(
+        action, target=("accounts.account", account_id), account=account_id if isinstance(account_id, int) else None,
+        actor=actor, after=attempt, enabled=actor is not None,
+    ):
+        with transaction.atomic(durable=True):
+            target = _trader(account)
+            asset_obj = ledger.get_asset(asset)
+            value = ledger.positive_amount(amount, asset_obj)
+            external = ledger.system_account(Account.SystemRole.EXTERNAL)
+            journal = ledger.post(
+                kind,
+                legs(target.pk, external.pk, asset_obj.code, value),
+                reference=reference,
+                reason=reason,
+                created_by=actor,
+            )
+            audit_record(action, target=target, actor=actor, reason=reason, after={**attempt, "amount": value, "journal_id": journal.pk})
+            return journal
 
 
 def balance_hold(*, account, asset: str, amount, reference: str = "") -> Journal:
@@ -114,7 +132,9 @@ def balance_transfer(
     reason: str = "",
     actor=None,
 ) -> Journal:
-    """Move ``amount`` from one account's bucket to another account's available balance."""
+    """Move ``amount`` from one account's bucket to another account's available balance.
+    Manual adjustments (``kind="adjustment"``) are audited as ``balance.adjusted`` on the
+    source account; trades and fees are settlement's, recorded by the ledger alone."""
     if kind not in (EntryKind.TRADE, EntryKind.FEE, EntryKind.ADJUSTMENT):
         raise errors.ValidationError.field("kind", "invalid", "transfer kind is trade, fee or adjustment.")
     with transaction.atomic(durable=True):
@@ -123,12 +143,19 @@ def balance_transfer(
             raise errors.ValidationError.field("to_account", "same_account", "Cannot transfer to the same balance.")
         asset_obj = ledger.get_asset(asset)
         value = ledger.positive_amount(amount, asset_obj)
-        return ledger.post(
+        journal = ledger.post(
             kind,
             ledger.transfer_legs(source.pk, target.pk, asset_obj.code, value, from_bucket),
             reference=reference,
             reason=reason,
             created_by=actor,
         )
+        if kind == EntryKind.ADJUSTMENT:
+            audit_record(
+                "balance.adjusted", target=source, actor=actor, reason=reason,
+                after={"asset": asset_obj.code, "amount": value, "from_bucket": from_bucket,
+                       "to_account": target.pk, "reference": reference, "journal_id": journal.pk},
+            )
+        return journal
 
 

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from .envconfig import env_bool, env_int, env_list, secret
 
@@ -34,7 +35,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "audit.adminconfig.BourseAdminConfig",  # django.contrib.admin with the Bourse console site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -62,6 +63,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.middleware.AuditContextMiddleware",  # actor and source IP for the audit trail
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -145,6 +147,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {
     "settlement-sweep": {"task": "trading.settle_sweep", "schedule": env_int("BOURSE_SETTLEMENT_SWEEP_S", 10)},
     "reconcile": {"task": "trading.reconcile", "schedule": env_int("BOURSE_RECONCILE_EVERY_S", 60)},
+    # Backstop to the after-commit sealer; also writes auth-failure flood summaries.
+    "audit-seal": {"task": "audit.tasks.audit_seal_task", "schedule": env_int("BOURSE_AUDIT_SEAL_INTERVAL_S", 10)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_ACKS_LATE = True
@@ -243,3 +247,19 @@ BOURSE_RATE_LIMITS = {
 RATELIMIT_USE_CACHE = "default"
 # django-ratelimit knows Redis; the embedded SQLite cache is atomic too (exchange/sqlitecache.py).
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+
+# --- Audit trail and console log-in (audit) -----------------------------------------------
+# When committed audit events are sealed into the hash chain: "thread" (shortly after
+# commit, coalesced per process), "inline" (in the commit callback), "off" (beat only).
+BOURSE_AUDIT_SEAL_MODE = os.environ.get("BOURSE_AUDIT_SEAL_MODE", "thread")
+if BOURSE_AUDIT_SEAL_MODE not in ("thread", "inline", "off"):
+    raise ImproperlyConfigured("BOURSE_AUDIT_SEAL_MODE is thread, inline or off")
+BOURSE_AUDIT_SEAL_DELAY_MS = env_int("BOURSE_AUDIT_SEAL_DELAY_MS", 200)
+# Authentication failures: this many per source per window are recorded one by one, the
+# rest counted and summarised in one event per window.
+BOURSE_AUDIT_AUTH_FAILURE_DETAIL_LIMIT = env_int("BOURSE_AUDIT_AUTH_FAILURE_DETAIL_LIMIT", 10)
+BOURSE_AUDIT_AUTH_FAILURE_WINDOW_S = env_int("BOURSE_AUDIT_AUTH_FAILURE_WINDOW_S", 60)
+# Console log-in throttling: failures allowed per window, per source IP and per username.
+BOURSE_ADMIN_LOGIN_WINDOW_S = env_int("BOURSE_ADMIN_LOGIN_WINDOW_S", 900)
+BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_IP = env_int("BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_IP", 20)
+BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_USER = env_int("BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_USER", 5)

@@ -11,11 +11,41 @@ celery_app.conf.task_always_eager = True
 celery_app.conf.task_eager_propagates = True
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_verdict_listener(django_db_setup, django_db_blocker):
+    """The per-process verdict listener holds a database connection; close it before the
+    test database is dropped."""
+    yield
+    from trading.notify import VerdictWaiter
+
+    VerdictWaiter.shutdown()
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Rate-limit and replay caches must not leak between tests."""
     cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _audit_trail_in_tests(request, settings):
+    """Audit events are sealed in the commit callback itself (no timer threads in tests),
+    and a transactional test's audit rows are removed before Django empties the tables,
+    since the append-only guard refuses the DELETE it would use on SQLite."""
+    settings.BOURSE_AUDIT_SEAL_MODE = "inline"
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and (marker.kwargs.get("transaction") or marker.args[:1] == (True,))) or bool(
+        {"transactional_db", "live_server"} & set(request.fixturenames)
+    )
+    if not transactional:
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # set up first, so torn down after us
+    yield
+    from tests.audit.helpers import empty_audit_trail
+
+    empty_audit_trail()
 
 
 @pytest.fixture

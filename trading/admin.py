@@ -1,12 +1,14 @@
 """Admin for markets: filters are editable, status changes go through the service."""
 from django.contrib import admin, messages
 
+from audit.adminmixins import AuditedModelAdmin
+
 from . import services
 from .models import Market
 
 
 @admin.register(Market)
-class MarketAdmin(admin.ModelAdmin):
+class MarketAdmin(AuditedModelAdmin):
     list_display = ("symbol", "base", "quote", "status", "tick_size", "lot_size", "min_notional", "maker_fee_rate", "taker_fee_rate")
     list_filter = ("status",)
     search_fields = ("symbol",)
@@ -22,13 +24,16 @@ class MarketAdmin(admin.ModelAdmin):
 
     def _set_status(self, request, queryset, status):
         for market in queryset:
-            services.market_set_status(symbol=market.symbol, status=status)
+            services.market_set_status(symbol=market.symbol, status=status, actor=request.user)
         self.message_user(request, f"{queryset.count()} market(s) now {status}.", messages.SUCCESS)
 
-    @admin.action(description="Halt selected markets", permissions=["change"])
+    def has_halt_permission(self, request):
+        return request.user.has_perm("trading.halt_market")  # the Operations role (audit/roles.py)
+
+    @admin.action(description="Halt selected markets", permissions=["halt"])
     def halt(self, request, queryset):
         self._set_status(request, queryset, Market.Status.HALTED)
 
-    @admin.action(description="Resume selected markets", permissions=["change"])
+    @admin.action(description="Resume selected markets", permissions=["halt"])
     def resume(self, request, queryset):
         self._set_status(request, queryset, Market.Status.OPEN)

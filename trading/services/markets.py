@@ -8,6 +8,7 @@ from django.db import transaction
 
 from accounts import ledger
 from accounts.models import Asset
+from audit.services import audit_record
 from exchange import errors
 
 from ..models import Market
@@ -81,6 +82,7 @@ def market_create(
         market = Market(symbol=symbol, base=base, quote=quote, **values)
         market.full_clean()
         market.save()
+        audit_record("market.created", target=market, after={"symbol": symbol, **values})
         return market, True
 
 
@@ -105,8 +107,10 @@ def _asset_for(code: str, scale: int | None, places_needed: int, field: str) -> 
     return asset
 
 
-def market_set_status(*, symbol: str, status: str) -> Market:
-    """Halt or resume a market. Halting refuses new orders; resting orders stay."""
+def market_set_status(*, symbol: str, status: str, actor=None, reason: str = "") -> Market:
+    """Halt or resume a market. Halting refuses new orders; resting orders stay. A change is
+    audited (``market.halted``/``market.resumed``, by ``actor`` or the current request's);
+    setting the status a market already has changes nothing and records nothing."""
     if status not in Market.Status.values:
         raise errors.ValidationError.field("status", "invalid", "status is open or halted.")
     with transaction.atomic(durable=True):
@@ -114,6 +118,11 @@ def market_set_status(*, symbol: str, status: str) -> Market:
         if market is None:
             raise errors.MarketNotFound(f"Market {symbol!r} does not exist.")
         if market.status != status:
+            before = market.status
             market.status = status
             market.save(update_fields=["status"])
+            audit_record(
+                "market.halted" if status == Market.Status.HALTED else "market.resumed",
+                target=market, actor=actor, before={"status": before}, after={"status": status}, reason=reason,
+            )
         return market

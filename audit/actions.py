@@ -1,0 +1,43 @@
+"""The catalogue of audited actions: ``entity.past_tense`` names and what each means.
+
+``audit_record`` refuses a name that is not here, so a typo cannot quietly create an
+action nobody filters for; the admin's action filter and docs/admin.md list the same
+names. Add an entry when a service starts auditing something new.
+"""
+
+ACTIONS: dict[str, str] = {
+    # Accounts and money (accounts.services)
+    "account.created": "A trading account was created.",
+    "balance.deposited": "Funds were credited to an account from outside (operator funding).",
+    "balance.withdrawn": "Funds were debited from an account to outside (operator debit).",
+    "balance.adjusted": "Funds were moved between accounts as a manual adjustment.",
+    # API keys (apikeys.services)
+    "apikey.created": "An API key was issued.",
+    "apikey.scopes_changed": "An API key's scopes, IP allowlist or expiry changed.",
+    "apikey.revoked": "An API key was revoked.",
+    "apikey.expired": "An API key passed its expiry and was marked expired.",
+    # Authentication
+    "auth.failed": "A signed request, WebSocket auth or FIX logon failed authentication.",
+    "auth.failures_suppressed": "Summary of further authentication failures from one source in one window.",
+    # Orders and fills (trading.services)
+    "order.submitted": "An order was accepted for matching.",
+    "order.rejected": "An order was refused (validation, balance, halted market, or by the engine).",
+    "order.cancelled": "An order was cancelled by its owner or an operator.",
+    "fill.settled": "A fill was applied to the ledger.",
+    # Markets (trading.services.markets)
+    "market.created": "A market was created.",
+    "market.halted": "A market was halted: it accepts no new orders.",
+    "market.resumed": "A halted market was opened again.",
+    # The admin console
+    "admin.login": "A console user logged in.",
+    "admin.login_failed": "A console log-in failed (wrong credentials or too many attempts).",
+    "admin.login_failures_suppressed": "Summary of further console log-in failures from one source in one window.",
+    "admin.added": "An object was added through the admin.",
+    "admin.changed": "An object was changed through the admin.",
+    "admin.deleted": "An object was deleted through the admin.",
+    "audit.exported": "A filtered audit list was exported as CSV.",
+}
+
+
+def describe(action: str) -> str:
+    return ACTIONS.get(action, "")

@@ -1,0 +1,151 @@
+"""The per-account console page: everything support needs about one trading account on
+one page — balances, open orders, recent fills, API keys and its audit history.
+
+Each part is an ``AccountSection`` registered with ``register_account_section`` by the app
+that owns the data, shown only to users holding its permission. Balances and the audit
+history are registered here; orders, fills and keys register theirs from their own
+admin modules when those models exist, e.g.::
+
+    register_account_section(AccountSection(
+        key="open_orders", title="Open orders", permission="trading.view_order",
+        columns=("Order", "Market", "Side", "Price", "Remaining", "Status"),
+        rows=lambda account, limit: [...],
+        more_url=lambda account: f"{reverse('admin:trading_order_changelist')}?account__id__exact={account.pk}",
+    ))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from exchange.wire import timestamp
+
+from .selectors import audit_events_for_account
+
+
+@dataclass(frozen=True)
+class AccountSection:
+    key: str
+    title: str
+    permission: str
+    columns: Sequence[str]
+    rows: Callable[[object, int], Iterable[Sequence]]
+    more_url: Callable[[object], str] | None = None
+    order: int = 100
+    limit: int = 50
+
+
+_SECTIONS: dict[str, AccountSection] = {}
+
+
+def register_account_section(section: AccountSection) -> None:
+    """Add (or replace, by ``key``) a section of the account console page."""
+    _SECTIONS[section.key] = section
+
+
+def account_sections() -> list[AccountSection]:
+    return sorted(_SECTIONS.values(), key=lambda section: (section.order, section.key))
+
+
+def account_console_view(model_admin, request, object_id):
+    """The console page for one account (wired into ``AccountAdmin.get_urls``)."""
+    from django.core.exceptions import PermissionDenied
+
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    account = get_object_or_404(model_admin.get_queryset(request), pk=object_id)
+    sections = []
+    for section in account_sections():
+        if not request.user.has_perm(section.permission):
+            continue
+        sections.append(
+            {
+                "key": section.key,
+                "title": section.title,
+                "columns": section.columns,
+                "rows": [list(row) for row in section.rows(account, section.limit)],
+                "more_url": section.more_url(account) if section.more_url else None,
+            }
+        )
+    opts = model_admin.model._meta
+    return TemplateResponse(
+        request,
+        "admin/accounts/account/console.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": f"Account {account.pk}: {account.name}",
+            "subtitle": None,
+            "opts": opts,
+            "original": account,
+            "account": account,
+            "sections": sections,
+            "has_view_permission": True,
+        },
+    )
+
+
+# --- Sections owned by this app and by accounts (which exist today) ----------------------
+
+
+def _balance_rows(account, limit):
+    from accounts.models import Balance
+
+    for balance in Balance.objects.filter(account=account).select_related("asset").order_by("asset_id")[:limit]:
+        scale = balance.asset.scale
+        yield (
+            balance.asset_id,
+            _money(balance.available, scale),
+            _money(balance.locked, scale),
+            _money(balance.total, scale),
+            timestamp(balance.updated_at),
+        )
+
+
+def _money(value, scale):
+    from exchange.wire import money
+
+    return money(value, scale)
+
+
+def _audit_rows(account, limit):
+    changelist = reverse("admin:audit_auditevent_changelist")
+    for event in audit_events_for_account(account.pk, limit=limit):
+        yield (
+            format_html('<a href="{}">{}</a>', reverse("admin:audit_auditevent_change", args=[event.pk]), timestamp(event.created_at)),
+            event.actor_display,
+            event.action,
+            event.outcome,
+            event.reason,
+            format_html('<a href="{}?request_id={}">{}</a>', changelist, event.request_id, event.request_id)
+            if event.request_id
+            else "",
+        )
+
+
+register_account_section(
+    AccountSection(
+        key="balances",
+        title="Balances",
+        permission="accounts.view_balance",
+        columns=("Asset", "Available", "Locked", "Total", "Updated"),
+        rows=_balance_rows,
+        more_url=lambda account: f"{reverse('admin:accounts_balance_changelist')}?account__id__exact={account.pk}",
+        order=10,
+    )
+)
+register_account_section(
+    AccountSection(
+        key="audit",
+        title="Audit history",
+        permission="audit.view_auditevent",
+        columns=("Time", "Actor", "Action", "Outcome", "Reason", "Request id"),
+        rows=_audit_rows,
+        more_url=lambda account: f"{reverse('admin:audit_auditevent_changelist')}?account_id={account.pk}",
+        order=90,
+    )
+)

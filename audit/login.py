@@ -1,0 +1,111 @@
+"""The console's log-in: rate-limited per source IP and per username, and audited.
+
+Failures are counted in the cache (Redis in production) in fixed windows of
+``BOURSE_ADMIN_LOGIN_WINDOW_S``. Once a source IP has ``BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_IP``
+failures, or a username ``BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_USER``, further attempts are
+refused — even with the right password — until the window ends (HTTP 429 with
+``Retry-After``). A successful log-in clears its username's count. Per-username limits let
+someone lock an operator out for one window by guessing; that is the price of stopping
+password guessing against one account from many addresses, and the window is short.
+
+Every log-in is an ``admin.login`` event; every failure, refused attempt included, goes
+through ``audit_auth_failure`` (aggregated per source).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+
+from exchange.clientip import client_ip
+from exchange.context import Actor
+
+from .services import audit_auth_failure, audit_record
+
+
+def _limits() -> tuple[int, int, int]:
+    return (
+        int(getattr(settings, "BOURSE_ADMIN_LOGIN_WINDOW_S", 900)),
+        int(getattr(settings, "BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_IP", 20)),
+        int(getattr(settings, "BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_USER", 5)),
+    )
+
+
+def _keys(ip: str, username: str, window_start: int) -> tuple[str, str]:
+    # Usernames are hashed: any text can be typed, and cache keys should stay plain.
+    user_digest = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+    return f"adminlogin:ip:{ip}:{window_start}", f"adminlogin:user:{user_digest}:{window_start}"
+
+
+def _window() -> tuple[int, int]:
+    size = _limits()[0]
+    start = int(time.time() // size) * size
+    return start, start + size
+
+
+def login_retry_after(ip: str, username: str) -> int:
+    """Seconds until ``ip``/``username`` may try again; 0 when allowed now."""
+    _, per_ip, per_user = _limits()
+    start, end = _window()
+    ip_key, user_key = _keys(ip, username, start)
+    counts = cache.get_many([ip_key, user_key])
+    if counts.get(ip_key, 0) >= per_ip or (username and counts.get(user_key, 0) >= per_user):
+        return max(1, math.ceil(end - time.time()))
+    return 0
+
+
+def login_failed(ip: str, username: str) -> None:
+    start, end = _window()
+    ttl = end - start + 60
+    for key in _keys(ip, username, start):
+        cache.add(key, 0, timeout=ttl)
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.set(key, 1, timeout=ttl)
+
+
+def login_succeeded(username: str) -> None:
+    start, _ = _window()
+    cache.delete(_keys("", username, start)[1])
+
+
+class ThrottledAuthenticationForm(AdminAuthenticationForm):
+    """The admin log-in form, refusing before checking the password when throttled."""
+
+    def clean(self):
+        ip = client_ip(self.request) if self.request is not None else ""
+        username = self.cleaned_data.get("username") or ""
+        retry_after = login_retry_after(ip, username)
+        if retry_after:
+            self.request.bourse_login_retry_after = retry_after
+            audit_auth_failure(ip or None, username, "rate_limited", channel="admin")
+            minutes = math.ceil(retry_after / 60)
+            raise ValidationError(
+                f"Too many failed log-in attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+                code="rate_limited",
+            )
+        return super().clean()
+
+
+# --- Signal receivers (connected in AuditConfig.ready) -----------------------------------
+
+
+def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
+    if request is None:
+        return  # not an HTTP log-in (e.g. a script calling authenticate())
+    ip = client_ip(request)
+    username = str(credentials.get("username", ""))
+    login_failed(ip, username)
+    audit_auth_failure(ip or None, username, "bad_credentials", channel="admin")
+
+
+def on_logged_in(sender, request, user, **kwargs) -> None:
+    login_succeeded(user.get_username())
+    ip = client_ip(request) if request is not None and "REMOTE_ADDR" in request.META else None
+    audit_record("admin.login", target=user, actor=Actor.user(user), source_ip=ip or None)

@@ -1,0 +1,98 @@
+"""The audit trail: append-only events, sealed into a hash chain after they commit.
+
+An ``AuditEvent`` is written by the service that makes a change, inside the same
+transaction, with its seal columns (``seq``, ``prev_hash``, ``hash``, ``sealed_at``) empty.
+A single sealer later gives committed events their chain position and hash (see
+``audit.services.audit_seal``). A database trigger (``audit.triggers``) refuses every UPDATE
+except that one sealing write, and every DELETE.
+
+``account_id`` is a plain column, not a foreign key: the trail must outlive and never
+block changes to the rows it talks about, and it is the index behind each account's
+history in the console.
+"""
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class ActorKind(models.TextChoices):
+    USER = "user", "Console user"
+    APIKEY = "apikey", "API key"
+    SYSTEM = "system", "System"
+    ANONYMOUS = "anonymous", "Unauthenticated"
+
+
+class Outcome(models.TextChoices):
+    SUCCESS = "success", "Success"
+    REFUSED = "refused", "Refused"
+
+
+class AuditEvent(models.Model):
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor_type = models.CharField(max_length=10, choices=ActorKind.choices)
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_label = models.CharField(max_length=150, blank=True, help_text="Username or key id at the time.")
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64, blank=True, help_text="app_label.model, or a kind such as source_ip.")
+    target_id = models.CharField(max_length=64, blank=True)
+    account_id = models.BigIntegerField(null=True, blank=True, help_text="The trading account concerned, if any.")
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.SUCCESS)
+    reason = models.TextField(blank=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=128, blank=True, db_index=True)
+    # Seal: written once, by the sealer, after the event committed.
+    seq = models.BigIntegerField(null=True, blank=True, unique=True, help_text="Position in the hash chain.")
+    prev_hash = models.CharField(max_length=64, null=True, blank=True)
+    hash = models.CharField(max_length=64, null=True, blank=True)
+    sealed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [("export_auditevent", "Can export audit events as CSV")]
+        indexes = [
+            models.Index(fields=["account_id", "id"], name="audit_account_id"),
+            models.Index(fields=["target_type", "target_id"], name="audit_target"),
+            models.Index(fields=["actor_type", "actor_id"], name="audit_actor"),
+            # The sealer's work queue: small, since events are sealed within moments.
+            models.Index(fields=["id"], condition=Q(seq__isnull=True), name="audit_unsealed"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(seq__isnull=True) & Q(hash__isnull=True) & Q(prev_hash__isnull=True))
+                | (Q(seq__gt=0) & Q(hash__isnull=False) & Q(prev_hash__isnull=False)),
+                name="audit_seal_all_or_nothing",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.action} {self.target_type}:{self.target_id} by {self.actor_label or self.actor_type}"
+
+    @property
+    def actor_display(self) -> str:
+        return f"{self.get_actor_type_display()}: {self.actor_label}" if self.actor_label else self.get_actor_type_display()
+
+    @property
+    def target_display(self) -> str:
+        return f"{self.target_type}:{self.target_id}" if self.target_type else ""
+
+
+class AuthFailureWindow(models.Model):
+    """A (channel, source, window) whose authentication failures went past the number
+    recorded one by one. The rest are only counted (in the cache); the periodic flush
+    writes one summary event per row when its window has closed, then deletes the row.
+    Bounded: at most one row per source per window, and only for sources that flood."""
+
+    channel = models.CharField(max_length=8)
+    source_ip = models.CharField(max_length=45)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "source_ip", "window_start"], name="authfailure_one_per_window")
+        ]
+
+    def __str__(self):
+        return f"{self.channel} {self.source_ip} {self.window_start:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,316 @@
+"""Writing the audit trail. Every audited change calls ``audit_record`` once, inside the
+transaction that makes the change, so the event exists exactly when the change does.
+
+- ``audit_record(action, *, target, ...)`` — one event. Actor, request id and source IP
+  come from ``exchange.context`` unless given; a refused attempt passes
+  ``outcome="refused"`` and the reason.
+- ``audit_refusals(action, ...)`` — wraps a service call; when it raises a ``BourseError``
+  the refusal is recorded in its own transaction (the failed one rolled back).
+- ``audit_auth_failure(source_ip, key_id, reason)`` — authentication failures, aggregated
+  per source and window so a flood cannot fill the disk.
+- ``audit_seal()`` — the sealer: gives committed events their chain position and hash.
+- ``audit_flush_auth_failures()`` — writes the summaries of closed flood windows.
+
+Sealing happens after commit (``audit.sealer``) and periodically (Celery beat,
+``manage.py audit_seal``); docs/architecture.md explains why it is not done inline.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from contextlib import contextmanager
+from decimal import Decimal
+from uuid import UUID
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from exchange.context import Actor, actor_var, request_id_var, source_ip_var
+from exchange.errors import BourseError
+
+from . import chain, sealer
+from .actions import ACTIONS
+from .models import AuditEvent, AuthFailureWindow, Outcome
+
+log = logging.getLogger(__name__)
+
+SEALER_LOCK_KEY = 0x6175646974  # "audit": the advisory lock only one sealer holds at a time
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+def jsonable(value):
+    """``value`` as plain JSON data with one spelling per value, so that it reads back from
+    either database exactly as it was hashed: decimals and floats become strings, times
+    RFC 3339 strings, model instances their primary key."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, (Decimal, float)):
+        return format(value, "f") if isinstance(value, Decimal) else repr(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, (dt.date, dt.time, UUID)):
+        return str(value)
+    if isinstance(value, models.Model):
+        return jsonable(value.pk)
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset, models.QuerySet)):
+        items = [jsonable(item) for item in value]
+        return sorted(items, key=str) if isinstance(value, (set, frozenset, models.QuerySet)) else items
+    return str(value)
+
+
+def _actor(actor) -> Actor:
+    if actor is None:
+        return actor_var.get() or Actor.system()
+    if isinstance(actor, Actor):
+        return actor
+    if hasattr(actor, "get_username"):
+        return Actor.user(actor)
+    raise TypeError(f"actor must be an Actor, a user or None, not {type(actor).__name__}")
+
+
+def _target(target) -> tuple[str, str, int | None]:
+    """(target_type, target_id, account_id implied by the target)."""
+    if target is None:
+        return "", "", None
+    if isinstance(target, models.Model):
+        label = target._meta.label_lower
+        if label == "accounts.account":
+            return label, str(target.pk), target.pk
+        return label, str(target.pk), getattr(target, "account_id", None)
+    if isinstance(target, tuple) and len(target) == 2:
+        return str(target[0]), "" if target[1] is None else str(target[1]), None
+    raise TypeError("target must be a model instance or a (type, id) tuple")
+
+
+def audit_record(
+    action: str,
+    *,
+    target=None,
+    account=None,
+    actor=None,
+    before=None,
+    after=None,
+    outcome: str = Outcome.SUCCESS,
+    reason: str = "",
+    source_ip: str | None = None,
+    request_id: str | None = None,
+) -> AuditEvent:
+    """Record one audit event and return it (unsealed; the sealer chains it after commit).
+
+    ``target`` is the object acted on (a model instance, or ``(type, id)``); the account
+    concerned is taken from it (an ``Account``, or anything with ``account_id``) unless
+    ``account`` (instance or id) says otherwise. ``actor`` is an ``exchange.context.Actor``
+    or a user; by default the current request's (``actor_var``), else the system.
+    ``before``/``after`` hold the changed values (made JSON-safe here). Runs inside the
+    caller's transaction when there is one — that is the point — and in its own otherwise
+    (log-ins, authentication failures, refusals).
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}: add it to audit.actions.ACTIONS")
+    if outcome not in Outcome.values:
+        raise ValueError(f"outcome must be one of {Outcome.values}")
+    who = _actor(actor)
+    target_type, target_id, implied_account = _target(target)
+    if account is not None:
+        implied_account = account.pk if isinstance(account, models.Model) else int(account)
+    event = AuditEvent(
+        actor_type=who.kind,
+        actor_id=who.id[:64],
+        actor_label=who.label[:150],
+        action=action,
+        target_type=target_type[:64],
+        target_id=target_id[:64],
+        account_id=implied_account,
+        before=jsonable(before),
+        after=jsonable(after),
+        outcome=outcome,
+        reason=reason,
+        source_ip=source_ip if source_ip is not None else source_ip_var.get(),
+        request_id=(request_id if request_id is not None else request_id_var.get()) or "",
+    )
+    if connection.in_atomic_block:  # the caller's transaction: no savepoint needed
+        event.save(force_insert=True)
+        transaction.on_commit(sealer.seal_soon)
+    else:
+        with transaction.atomic():
+            event.save(force_insert=True)
+            transaction.on_commit(sealer.seal_soon)
+    return event
+
+
+@contextmanager
+def audit_refusals(action: str, *, target=None, account=None, actor=None, after=None, enabled: bool = True):
+    """Record a ``refused`` event when the wrapped service call raises a ``BourseError``
+    (and re-raise it). Wrap the whole service, outside its transaction: the refusal is
+    written after the failed transaction rolled back, so it survives it."""
+    try:
+        yield
+    except BourseError as exc:
+        if enabled:
+            audit_record(
+                action,
+                target=target,
+                account=account,
+                actor=actor,
+                after=after,
+                outcome=Outcome.REFUSED,
+                reason=f"{exc.code}: {exc.detail}",
+            )
+        raise
+
+
+# --- Authentication failures ------------------------------------------------------------
+
+AUTH_CHANNELS = ("api", "ws", "fix", "admin")
+
+
+def _window(now: float) -> tuple[int, int]:
+    size = int(_setting("BOURSE_AUDIT_AUTH_FAILURE_WINDOW_S", 60))
+    start = int(now // size) * size
+    return start, start + size
+
+
+def _failure_counter(channel: str, source: str, window_start: int) -> str:
+    return f"audit:authfail:{channel}:{source}:{window_start}"
+
+
+def audit_auth_failure(source_ip: str | None, key_id: str | None, reason: str, *, channel: str = "api") -> AuditEvent | None:
+    """Record a failed authentication from ``source_ip`` claiming ``key_id`` (the API key
+    id; for ``channel="admin"``, the username typed).
+
+    The first ``BOURSE_AUDIT_AUTH_FAILURE_DETAIL_LIMIT`` failures per (channel, source,
+    window of ``BOURSE_AUDIT_AUTH_FAILURE_WINDOW_S``) are events of their own; the rest are
+    only counted, in the cache, and summarised in one event when the window has closed.
+    Returns the event, or None when the failure was only counted. Call it outside any
+    transaction that is about to roll back (it writes on its own).
+    """
+    if channel not in AUTH_CHANNELS:
+        raise ValueError(f"channel must be one of {AUTH_CHANNELS}")
+    source = source_ip or "unknown"
+    start, end = _window(time.time())
+    key = _failure_counter(channel, source, start)
+    ttl = (end - start) * 3
+    cache.add(key, 0, timeout=ttl)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=ttl)
+        count = 1
+    limit = int(_setting("BOURSE_AUDIT_AUTH_FAILURE_DETAIL_LIMIT", 10))
+    if count > limit:
+        if count == limit + 1:
+            AuthFailureWindow.objects.get_or_create(
+                channel=channel,
+                source_ip=source,
+                window_start=dt.datetime.fromtimestamp(start, dt.timezone.utc),
+                defaults={"window_end": dt.datetime.fromtimestamp(end, dt.timezone.utc)},
+            )
+        return None
+    is_admin = channel == "admin"
+    return audit_record(
+        "admin.login_failed" if is_admin else "auth.failed",
+        target=("auth.user" if is_admin else "apikeys.apikey", (key_id or "")[:64]),
+        actor=Actor.anonymous(source),
+        after={"channel": channel, "failure_in_window": count, "window_limit": limit},
+        outcome=Outcome.REFUSED,
+        reason=reason,
+        source_ip=source_ip,
+    )
+
+
+def audit_flush_auth_failures(now: dt.datetime | None = None) -> int:
+    """Write one summary event for each flood window that has closed; returns how many.
+    Safe to run from several processes at once: a window is summarised by whoever deletes
+    its row."""
+    now = now or timezone.now()
+    limit = int(_setting("BOURSE_AUDIT_AUTH_FAILURE_DETAIL_LIMIT", 10))
+    written = 0
+    for window in AuthFailureWindow.objects.filter(window_end__lte=now).order_by("window_end")[:500]:
+        with transaction.atomic():
+            deleted, _ = AuthFailureWindow.objects.filter(pk=window.pk).delete()
+            if not deleted:
+                continue
+            total = cache.get(_failure_counter(window.channel, window.source_ip, int(window.window_start.timestamp())))
+            is_admin = window.channel == "admin"
+            audit_record(
+                "admin.login_failures_suppressed" if is_admin else "auth.failures_suppressed",
+                target=("source_ip", window.source_ip),
+                actor=Actor.anonymous(window.source_ip),
+                after={
+                    "channel": window.channel,
+                    "window_start": window.window_start,
+                    "window_end": window.window_end,
+                    "recorded": limit,
+                    # None: the counter was lost (cache restart); at least one was suppressed.
+                    "suppressed": None if total is None else max(total - limit, 1),
+                    "total": total,
+                },
+                outcome=Outcome.REFUSED,
+                reason="further failures from this source were counted, not recorded one by one",
+                source_ip=window.source_ip if _is_ip(window.source_ip) else None,
+                request_id="",
+            )
+            written += 1
+    return written
+
+
+def _is_ip(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+# --- Sealing ------------------------------------------------------------------------------
+
+
+def _take_sealer_lock() -> bool:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEALER_LOCK_KEY])
+            return bool(cursor.fetchone()[0])
+    # SQLite: the transaction already holds the database's single write lock (BEGIN
+    # IMMEDIATE), so two sealers cannot interleave.
+    return True
+
+
+def _seal_batch(limit: int) -> int | None:
+    with transaction.atomic():
+        if not _take_sealer_lock():
+            return None
+        head = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("seq", "hash").first()
+        seq, prev_hash = head or (0, chain.GENESIS)
+        batch = list(AuditEvent.objects.filter(seq__isnull=True).order_by("id")[:limit])
+        now = timezone.now()
+        for event in batch:
+            seq += 1
+            event.seq, event.prev_hash, event.sealed_at = seq, prev_hash, now
+            event.hash = prev_hash = chain.event_hash(event, seq, event.prev_hash)
+        if batch:
+            AuditEvent.objects.bulk_update(batch, ["seq", "prev_hash", "hash", "sealed_at"])
+        return len(batch)
+
+
+def audit_seal(*, batch_size: int = 500) -> int:
+    """Seal every committed, unsealed event in insertion (id) order: assign the next chain
+    position and hash = H(previous hash, event). Returns how many were sealed; 0 when
+    another sealer holds the lock (it will seal these too, or the next run will)."""
+    sealed = 0
+    while True:
+        count = _seal_batch(batch_size)
+        if count is None:
+            return sealed
+        sealed += count
+        if count < batch_size:
+            return sealed
