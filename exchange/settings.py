@@ -194,6 +194,10 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Bourse API",
+    "DESCRIPTION": (
+        "The Bourse trading API. Signed requests: docs/signing.md; errors: docs/errors.md; "
+        "rate limits: docs/rate-limits.md; a first session: docs/quickstart.md."
+    ),
     "VERSION": "1.0.0",
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -228,6 +232,8 @@ LOGGING = {
 # --- Bourse -------------------------------------------------------------------------------
 # How long a trade may stay unsettled before reconciliation reports it.
 BOURSE_SETTLEMENT_LAG_BUDGET_S = env_int("BOURSE_SETTLEMENT_LAG_BUDGET_S", 30)
+# Most commands the engine takes into one batch (one transaction).
+BOURSE_ENGINE_BATCH = env_int("BOURSE_ENGINE_BATCH", 500)
 # How long transports wait for the engine's verdict before answering `pending` (202).
 BOURSE_ENGINE_WAIT_S = float(os.environ.get("BOURSE_ENGINE_WAIT_S", "2.0"))
 # Largest accepted request body, in bytes (413 payload_too_large beyond it).

@@ -165,14 +165,25 @@ class VerdictWaiter:
                 cls._instance = cls()
             return cls._instance
 
+    @classmethod
+    def shutdown(cls) -> None:
+        """Stop this process's listener (tests, before their database is dropped)."""
+        with cls._instance_lock:
+            instance, cls._instance = cls._instance, None
+        if instance is not None:
+            instance._stopping.set()
+            instance._thread.join(timeout=5)
+
     def __init__(self):
         self._pid = os.getpid()
         self._events: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
+        self._stopping = threading.Event()
         self._postgres = _uses_postgres()
         self._params = connection.get_connection_params() if self._postgres else None
-        threading.Thread(target=self._run, name="bourse-verdicts", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="bourse-verdicts", daemon=True)
+        self._thread.start()
         self._ready.wait(2.0)
 
     def register(self, order_id: int) -> threading.Event:
@@ -193,7 +204,7 @@ class VerdictWaiter:
                     event.set()
 
     def _run(self):
-        while True:
+        while not self._stopping.is_set():
             try:
                 if self._postgres:
                     self._run_postgres()
@@ -209,17 +220,22 @@ class VerdictWaiter:
         with psycopg.connect(**self._params, autocommit=True) as pg:
             pg.execute(f"LISTEN {VERDICT_CHANNEL}")
             self._ready.set()
-            for notice in pg.notifies():
-                self._deliver(notice.payload)
+            while not self._stopping.is_set():
+                for notice in pg.notifies(timeout=1.0):
+                    self._deliver(notice.payload)
 
     def _run_socket(self):
         path = run_dir() / f"waiter-{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(str(path))
+        sock.settimeout(1.0)
         self._ready.set()
         try:
-            while True:
-                self._deliver(sock.recv(MAX_PAYLOAD + 16).decode())
+            while not self._stopping.is_set():
+                try:
+                    self._deliver(sock.recv(MAX_PAYLOAD + 16).decode())
+                except TimeoutError:
+                    pass
         finally:
             sock.close()
             path.unlink(missing_ok=True)

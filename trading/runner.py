@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -31,7 +32,6 @@ from .representations import fill_to_wire, levels_to_wire, order_to_wire, trade_
 
 log = logging.getLogger("bourse.engine")
 
-BATCH_LIMIT = 500
 ADVISORY_LOCK_CLASS = 0x426F  # first key of pg_try_advisory_lock(class, market_id)
 
 SIDE_TO_ENGINE = {Order.Side.BUY: m.BUY, Order.Side.SELL: m.SELL}
@@ -39,6 +39,28 @@ SIDE_FROM_ENGINE = {m.BUY: Order.Side.BUY, m.SELL: Order.Side.SELL}
 TYPE_TO_ENGINE = {Order.Type.LIMIT: m.LIMIT, Order.Type.MARKET: m.MARKET}
 TIF_TO_ENGINE = {"gtc": m.GTC, "ioc": m.IOC, "fok": m.FOK}
 ORDER_FIELDS = ["status", "filled_quantity", "filled_quote", "sequence", "cancel_reason", "reject_reason", "updated_at"]
+
+
+def engine_new_order(order: Order, market: Market) -> m.NewOrder:
+    """The engine command for a pending order: decimals become ticks, lots, quote units."""
+    if order.type == Order.Type.MARKET and order.quote_quantity is not None:
+        budget, price = pricing.market_buy_budget_units(market, order.quote_quantity), 0
+    else:
+        budget = None
+        price = pricing.to_ticks(market, order.price) if order.price is not None else 0
+    size = pricing.to_lots(market, order.quantity) if order.quantity is not None else None
+    return m.NewOrder(
+        order.pk,
+        order.account_id,
+        SIDE_TO_ENGINE[order.side],
+        TYPE_TO_ENGINE[order.type],
+        price,
+        size,
+        TIF_TO_ENGINE[order.time_in_force],
+        order.post_only,
+        order.stp,
+        budget,
+    )
 
 
 class LostOwnership(Exception):
@@ -95,8 +117,10 @@ class MarketRunner:
         log.info("book rebuilt", extra={"market": market.symbol, "orders": len(opened), "sequence": state.book_sequence})
 
     # -- the batch -------------------------------------------------------------------------
-    def step(self, limit: int = BATCH_LIMIT) -> int:
-        """Process up to ``limit`` pending commands as one batch; return how many."""
+    def step(self, limit: int | None = None) -> int:
+        """Process up to ``limit`` (default ``BOURSE_ENGINE_BATCH``) pending commands as one
+        batch; return how many."""
+        limit = limit or settings.BOURSE_ENGINE_BATCH
         commands = list(
             Command.objects.filter(market=self.market, processed=False)
             .select_related("order")
@@ -129,27 +153,7 @@ class MarketRunner:
             return
         self.command_sequence += 1
         order.sequence = self.command_sequence
-        market = self.market
-        if order.type == Order.Type.MARKET and order.quote_quantity is not None:
-            budget, price = pricing.market_buy_budget_units(market, order.quote_quantity), 0
-        else:
-            budget = None
-            price = pricing.to_ticks(market, order.price) if order.price is not None else 0
-        size = pricing.to_lots(market, order.quantity) if order.quantity is not None else None
-        events = self.book.process(
-            m.NewOrder(
-                order.pk,
-                order.account_id,
-                SIDE_TO_ENGINE[order.side],
-                TYPE_TO_ENGINE[order.type],
-                price,
-                size,
-                TIF_TO_ENGINE[order.time_in_force],
-                order.post_only,
-                order.stp,
-                budget,
-            )
-        )
+        events = self.book.process(engine_new_order(order, self.market))
         self._touch(order, batch, now)
         self._apply(events, batch, now)
         if order.status == Order.Status.PENDING:  # accepted, no trade, no rest: cannot happen

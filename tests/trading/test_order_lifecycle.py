@@ -203,6 +203,17 @@ def test_market_buy_spends_at_most_its_quote_budget_including_fees(runner, alice
     assert balances(bob)["USD"] == (D("949.9"), D(0))
 
 
+def test_market_buy_capped_by_quantity_and_budget(runner, alice, bob):
+    limit(alice, "sell", "100.00", "1.0000")
+    runner.step()
+    buy = order_submit(account=bob, market="BTC-USD", side="buy", type="market",
+                       quantity="0.2000", quote_quantity="100.00").order
+    runner.step()
+    (buy,) = refreshed(buy)
+    assert (buy.status, buy.filled_quantity) == ("filled", D("0.2"))  # the quantity bound first
+    assert balances(bob)["USD"] == (D("1000") - D("20.04"), D(0))  # the rest of the budget released
+
+
 def test_market_sell_without_enough_bids_is_partly_filled_then_cancelled(runner, alice, bob):
     limit(alice, "buy", "100.00", "0.2000")
     runner.step()
@@ -265,13 +276,17 @@ def test_invalid_orders_are_refused_and_write_nothing(runner, bob, params, field
     "params, field",
     [
         ({"price": "100.00"}, "price"),
-        ({"quantity": None, "quote_quantity": None}, "quote_quantity"),
-        ({"quote_quantity": "10.00"}, "quote_quantity"),  # both quantity and budget
+        ({"quote_quantity": None}, "quote_quantity"),  # a buy's cost must be bounded
+        ({"quote_quantity": "0.50"}, "quote_quantity"),  # below min notional
+        ({"quote_quantity": "10.0000001"}, "quote_quantity"),
         ({"post_only": True}, "post_only"),
+        ({"side": "sell"}, "quote_quantity"),
+        ({"side": "sell", "quote_quantity": None, "quantity": None}, "quantity"),
+        ({"time_in_force": "fok", "quantity": None}, "quantity"),
     ],
 )
 def test_invalid_market_orders(runner, bob, params, field):
-    args = {"market": "BTC-USD", "side": "buy", "type": "market", "quantity": "0.1000", **params}
+    args = {"market": "BTC-USD", "side": "buy", "type": "market", "quote_quantity": "10.00", **params}
     with pytest.raises(errors.ValidationError) as refused:
         order_submit(account=bob, **args)
     assert field in [e["field"] for e in refused.value.errors]

@@ -131,9 +131,10 @@ def order_validate(
                 problems.append({"field": "quantity", "code": "required", "message": "quantity is required for market sells"})
             if quote_quantity is not None:
                 problems.append({"field": "quote_quantity", "code": "not_allowed", "message": "quote_quantity is only for market buys"})
-        elif (quantity is None) == (quote_quantity is None):
+        elif quote_quantity is None:
+            # Without a budget a market buy's cost has no bound, so nothing could be held for it.
             problems.append(
-                {"field": "quote_quantity", "code": "required", "message": "a market buy takes exactly one of quantity or quote_quantity"}
+                {"field": "quote_quantity", "code": "required", "message": "a market buy needs quote_quantity (quantity may cap it too)"}
             )
         elif time_in_force == Order.TimeInForce.FOK and quantity is None:
             problems.append({"field": "quantity", "code": "required", "message": "a fill-or-kill market buy needs quantity"})
@@ -144,12 +145,11 @@ def order_validate(
 
     if type == Order.Type.LIMIT:
         filters.market_check_limit(market_obj, price=price, quantity=quantity)
-    elif quantity is not None:
-        filters.market_check_quantity(market_obj, quantity=quantity)
     else:
-        filters.market_check_quote_quantity(market_obj, quote_quantity=quote_quantity)
-        if pricing.market_buy_budget_units(market_obj, quote_quantity) <= 0:
-            raise errors.ValidationError.field("quote_quantity", "min_notional", "quote_quantity cannot buy one lot after fees")
+        if quantity is not None:
+            filters.market_check_quantity(market_obj, quantity=quantity)
+        if quote_quantity is not None:
+            _check_budget(market_obj, quote_quantity)
     return OrderRequest(
         market=market_obj,
         side=side,
@@ -162,6 +162,12 @@ def order_validate(
         quote_quantity=quote_quantity,
         client_order_id=client_order_id,
     )
+
+
+def _check_budget(market_obj: Market, quote_quantity: Decimal) -> None:
+    filters.market_check_quote_quantity(market_obj, quote_quantity=quote_quantity)
+    if pricing.market_buy_budget_units(market_obj, quote_quantity) <= 0:
+        raise errors.ValidationError.field("quote_quantity", "min_notional", "quote_quantity cannot buy one lot after fees")
 
 
 def order_submit(*, account: Account, wait: float = 0.0, **params) -> SubmitResult:
@@ -185,6 +191,8 @@ def order_submit(*, account: Account, wait: float = 0.0, **params) -> SubmitResu
         order = _insert(account, request)
     except IntegrityError:
         # Two submissions raced with one client_order_id: the unique constraint let one win.
+        if request.client_order_id is None:
+            raise
         existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
         if existing is None:
             raise
