@@ -37,5 +37,9 @@ run: seed
 test: install-test
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## openapi: regenerate the committed docs/openapi.yaml and docs/errors.md from the code
+openapi: install
+	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python manage.py generate_docs
+
 clean:
 	rm -rf $(VENV) var

@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework.response import Response
 
 from apikeys.authentication import PrivateApi
+from apikeys.schema import AUTH_ERROR_EXAMPLES, RATE_LIMIT_HEADERS
 from exchange.pagination import paginate
 from exchange.schema import PAGE_PARAMETERS, page_of, problem_responses
 
@@ -17,11 +18,14 @@ PRIVATE_ERRORS = (401, 403, 429)
 
 
 class AccountGetApi(PrivateApi):
+    """The caller's account and the API key that signed the request (never its secret)."""
+
     @extend_schema(
         operation_id="account_get",
         tags=["account"],
+        parameters=RATE_LIMIT_HEADERS,
         responses={200: AccountSerializer, **problem_responses(*PRIVATE_ERRORS)},
-        examples=[
+        examples=[*AUTH_ERROR_EXAMPLES,
             OpenApiExample(
                 "Account",
                 value={
@@ -48,12 +52,15 @@ class AccountGetApi(PrivateApi):
 
 
 class BalanceListApi(PrivateApi):
+    """Every asset, with the account's total, available and locked amounts (zero for assets
+    it never held), as decimal strings in the asset's scale; paginated by asset code."""
+
     @extend_schema(
         operation_id="balances_list",
         tags=["account"],
-        parameters=PAGE_PARAMETERS,
+        parameters=[*PAGE_PARAMETERS, *RATE_LIMIT_HEADERS],
         responses={200: page_of(BalanceSerializer, "BalancePage"), **problem_responses(400, *PRIVATE_ERRORS)},
-        examples=[
+        examples=[*AUTH_ERROR_EXAMPLES,
             OpenApiExample(
                 "Balances",
                 value={
@@ -68,26 +75,28 @@ class BalanceListApi(PrivateApi):
         ],
     )
     def get(self, request):
-        """Every asset, with the account's total, available and locked amounts (zero for
-        assets it never held), in the asset's scale; paginated by asset code."""
         assets, next_cursor = paginate(selectors.asset_list(), request.query_params, key="code")
         rows = selectors.balances_for_assets(account_id=request.auth.account_id, assets=assets)
         return Response({"results": BalanceSerializer(rows, many=True).data, "next_cursor": next_cursor})
 
 
 class LedgerEntryListApi(PrivateApi):
+    """The account's own ledger entries, newest first: signed amount per bucket (`available`
+    or `locked`), kind, reference and time. Entries of one journal share `journal_id`."""
+
     @extend_schema(
         operation_id="ledger_list",
         tags=["account"],
         parameters=[
             OpenApiParameter("asset", str, description="Only this asset's entries (e.g. `USD`)."),
             *PAGE_PARAMETERS,
+            *RATE_LIMIT_HEADERS,
         ],
         responses={
             200: page_of(LedgerEntrySerializer, "LedgerEntryPage"),
             **problem_responses(400, *PRIVATE_ERRORS, 422),
         },
-        examples=[
+        examples=[*AUTH_ERROR_EXAMPLES,
             OpenApiExample(
                 "Ledger",
                 value={
@@ -110,7 +119,6 @@ class LedgerEntryListApi(PrivateApi):
         ],
     )
     def get(self, request):
-        """The account's own ledger entries, newest first."""
         entries = selectors.ledger_entry_list(
             account_id=request.auth.account_id, asset=request.query_params.get("asset") or None
         )

@@ -1,0 +1,62 @@
+"""Generated documentation: the OpenAPI document and the error catalogue.
+
+Both are committed under ``docs/`` and regenerated with ``make openapi``; tests fail when a
+committed copy differs from what the code generates, so the docs cannot drift.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+
+from . import errors
+
+DOCS_DIR = Path(settings.BASE_DIR) / "docs"
+OPENAPI_PATH = DOCS_DIR / "openapi.yaml"
+ERRORS_PATH = DOCS_DIR / "errors.md"
+
+
+def openapi_yaml() -> str:
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.renderers import OpenApiYamlRenderer
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return OpenApiYamlRenderer().render(schema, renderer_context={}).decode()
+
+
+def errors_markdown() -> str:
+    rows = sorted(errors.CATALOGUE.values(), key=lambda cls: (cls.status, cls.code))
+    lines = [
+        "# Error codes",
+        "",
+        "<!-- Generated from exchange.errors.CATALOGUE by `make openapi`; do not edit by hand. -->",
+        "",
+        "Every error is an RFC 9457 problem document (`Content-Type: application/problem+json`):",
+        "",
+        "```json",
+        '{"type": "/docs/errors#insufficient_balance", "title": "Insufficient balance", "status": 422,',
+        ' "detail": "Needs 1500.00 USD; 1200.00 available.", "code": "insufficient_balance",',
+        ' "request_id": "5f0c6a1e2b7d4c9e8a3f1b2c4d6e8f0a"}',
+        "```",
+        "",
+        "Branch on `code` (stable), not on `title` or `detail` (for people, may change). `errors`, when",
+        "present, lists field problems as `{field, code, message}`; some codes add members of their own,",
+        "named below. `request_id` is also the `X-Request-ID` response header: quote it to support.",
+        "",
+        "| status | code | title |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {cls.status} | [`{cls.code}`](#{cls.code}) | {cls.title} |" for cls in rows]
+    lines.append("")
+    for cls in rows:
+        lines += [f"## {cls.code}", "", f"HTTP {cls.status} — {cls.title}.", ""]
+        if cls.description:
+            lines += [cls.description, ""]
+    return "\n".join(lines)
+
+
+def write_all() -> list[Path]:
+    DOCS_DIR.mkdir(parents=True, exist_ok=True)
+    OPENAPI_PATH.write_text(openapi_yaml())
+    ERRORS_PATH.write_text(errors_markdown())
+    return [OPENAPI_PATH, ERRORS_PATH]
