@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from audit.adminmixins import AuditedModelAdmin
 
 from . import services
-from .models import Market
+from .models import Fill, Market, Order, ReconciliationReport, Trade
 
 
 @admin.register(Market)
@@ -37,3 +37,67 @@ class MarketAdmin(AuditedModelAdmin):
     @admin.action(description="Resume selected markets", permissions=["halt"])
     def resume(self, request, queryset):
         self._set_status(request, queryset, Market.Status.OPEN)
+
+
+class ReadOnlyTradingAdmin(admin.ModelAdmin):
+    """Orders, trades and fills change only through the services and the engine."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyTradingAdmin):
+    list_display = ("id", "client_order_id", "account", "market", "side", "type", "price", "quantity",
+                    "filled_quantity", "status", "created_at")
+    list_filter = ("status", "market", "side", "type", "time_in_force", "created_at")
+    search_fields = ("=id", "client_order_id", "=account__id", "account__name", "account__owner__username")
+    list_select_related = ("account", "market")
+    date_hierarchy = "created_at"
+    actions = ["cancel_orders"]
+
+    def has_cancel_permission(self, request):
+        return request.user.has_perm("trading.cancel_order")  # the Operations role
+
+    @admin.action(description="Cancel selected orders (through the engine)", permissions=["cancel"])
+    def cancel_orders(self, request, queryset):
+        from exchange.errors import BourseError
+
+        queued = 0
+        for order in queryset.select_related("account"):
+            try:
+                services.order_cancel(account=order.account, order_id=order.pk)
+                queued += 1
+            except BourseError as exc:
+                self.message_user(request, f"order {order.pk}: {exc.detail} ({exc.code})", messages.WARNING)
+        if queued:
+            self.message_user(request, f"Cancel queued for {queued} order(s).", messages.SUCCESS)
+
+
+@admin.register(Trade)
+class TradeAdmin(ReadOnlyTradingAdmin):
+    list_display = ("id", "market", "price", "quantity", "taker_side", "taker_order", "maker_order", "settled", "created_at")
+    list_filter = ("market", "settled", "created_at")
+    search_fields = ("=id", "=taker_order__id", "=maker_order__id")
+    list_select_related = ("market",)
+
+
+@admin.register(Fill)
+class FillAdmin(ReadOnlyTradingAdmin):
+    list_display = ("id", "trade", "order", "account", "side", "price", "quantity", "fee", "liquidity", "settled", "created_at")
+    list_filter = ("market", "liquidity", "settled", "created_at")
+    search_fields = ("=id", "=order__id", "order__client_order_id", "=account__id", "account__name")
+    list_select_related = ("account", "order")
+
+
+@admin.register(ReconciliationReport)
+class ReconciliationReportAdmin(ReadOnlyTradingAdmin):
+    list_display = ("id", "started_at", "finished_at", "ok", "mismatches")
+    list_filter = ("ok", "started_at")
+    readonly_fields = ("started_at", "finished_at", "ok", "mismatches", "checks")
