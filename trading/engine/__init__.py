@@ -69,7 +69,7 @@ Events (named tuples; each class has a ``kind`` tag)
 * ``Rejected(order_id, reason)`` -- the command changed nothing.  Reasons:
   "invalid_order" (unknown side/type/tif/stp; budget on a limit or sell;
   post-only market; budget-only FOK), "invalid_price" (limit price not an
-  int > 0), "invalid_quantity" (size/budget not an int > 0; bad new_size or
+  int with 0 < price < 2**62), "invalid_quantity" (size/budget not an int > 0; bad new_size or
   reduce_by), "duplicate_order_id" (id already resting), "unknown_order"
   (Cancel/Reduce of an id that is not resting: never existed or closed),
   "post_only_would_cross".  When several apply, the first found wins:

@@ -65,6 +65,7 @@ from .messages import (
 _tn = tuple.__new__
 
 # Key bound for market orders: larger than any key, so every level crosses.
+# Limit prices must stay below it (they are rejected otherwise).
 _NO_LIMIT = 1 << 62
 # Remaining size of a budget-only market buy: it is limited by its budget alone.
 _UNBOUNDED = 1 << 62
@@ -140,6 +141,8 @@ class OrderBook:
                 raise ValueError(f"order {oid!r}: {name} must be a positive int, got {value!r}")
         if size < rem:
             raise ValueError(f"order {oid!r}: size {size} < remaining {rem}")
+        if price >= _NO_LIMIT:
+            raise ValueError(f"order {oid!r}: price {price} out of range")
         if oid in self._orders:
             raise ValueError(f"duplicate order id {oid!r}")
         self._add_resting(oid, acct, side, price, rem, size)
@@ -199,7 +202,7 @@ class OrderBook:
         if tif not in TIFS or stp not in STP_MODES:
             return [_tn(Rejected, (oid, REJECT_INVALID))]
         if otype == LIMIT:
-            if type(price) is not int or price <= 0:
+            if type(price) is not int or not 0 < price < _NO_LIMIT:
                 return [_tn(Rejected, (oid, REJECT_PRICE))]
             if budget is not None:
                 return [_tn(Rejected, (oid, REJECT_INVALID))]

@@ -55,7 +55,7 @@ CANCEL_REASONS = frozenset(
 REJECT_POST_ONLY = "post_only_would_cross"
 REJECT_DUPLICATE = "duplicate_order_id"  # id is already resting in this book
 REJECT_QUANTITY = "invalid_quantity"  # size/budget/new_size/reduce_by not a positive int
-REJECT_PRICE = "invalid_price"  # limit price not a positive int
+REJECT_PRICE = "invalid_price"  # limit price not an int in 1 .. 2**62 - 1
 REJECT_INVALID = "invalid_order"  # unknown side/type/tif/stp, or a forbidden combination
 REJECT_UNKNOWN = "unknown_order"  # cancel/reduce of an id that is not resting
 

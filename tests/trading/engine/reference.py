@@ -138,7 +138,7 @@ class ReferenceBook:
         if c.side not in (BUY, SELL) or c.tif not in TIFS or c.stp not in STP_MODES:
             return REJECT_INVALID
         if c.order_type == LIMIT:
-            if not _posint(c.price):
+            if not _posint(c.price) or c.price >= 2**62:
                 return REJECT_PRICE
             if c.quote_budget is not None:
                 return REJECT_INVALID

@@ -252,6 +252,10 @@ def test_market_buy_budget_exactly_spent_or_book_exhausted():
     book = book_with(sell(1, 100, 3, "m"))
     events = step(book, NewOrder(3, "t", BUY, MARKET, 0, None, quote_budget=10_000))
     assert non_level(events)[-1] == Cancelled(3, "t", BUY, None, None, "market_no_liquidity")
+    # spent to the last unit as the book runs out: the budget is what stopped it
+    book = book_with(sell(1, 100, 3, "m"))
+    events = step(book, NewOrder(3, "t", BUY, MARKET, 0, None, quote_budget=300))
+    assert non_level(events)[-1] == Cancelled(3, "t", BUY, None, None, "budget")
 
 
 def test_market_buy_budget_and_size_whichever_binds_first():
@@ -472,6 +476,7 @@ def test_reduce_unknown():
         (NewOrder(1, "a", BUY, LIMIT, -5, 1), "invalid_price"),
         (NewOrder(1, "a", BUY, LIMIT, 100.0, 1), "invalid_price"),
         (NewOrder(1, "a", BUY, LIMIT, None, 1), "invalid_price"),
+        (NewOrder(1, "a", BUY, LIMIT, 2**62, 1), "invalid_price"),
         (NewOrder(1, "a", BUY, LIMIT, 100, 0), "invalid_quantity"),
         (NewOrder(1, "a", BUY, LIMIT, 100, -3), "invalid_quantity"),
         (NewOrder(1, "a", BUY, LIMIT, 100, 1.5), "invalid_quantity"),
