@@ -41,6 +41,11 @@ def page_of(item_serializer, name: str):
 
 
 PAGE_PARAMETERS = [
-    OpenApiParameter("limit", int, description="Page size, 1-1000 (default 100)."),
-    OpenApiParameter("cursor", str, description="`next_cursor` from the previous page."),
+    OpenApiParameter(
+        "limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, description="Page size, 1-1000."
+    ),
+    OpenApiParameter(
+        "cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
+        description="`next_cursor` from the previous page (empty or absent: the first page).",
+    ),
 ]
