@@ -57,10 +57,10 @@ def test_run_goes_through_process_and_hands_over_every_event_list():
     commands = [NewOrder(1, 1, SELL, LIMIT, 100, 2), NewOrder(2, 2, BUY, LIMIT, 100, 1), Cancel(5)]
     seen = []
     book = OrderBook()
-    elapsed, n_events = replay.run(commands, book, seen.extend)
+    elapsed, n_events, cpu = replay.run(commands, book, seen.extend)
     expected = [OrderBook().process(c) for c in commands[:1]]
     assert seen[0] == expected[0]
-    assert len(seen) == 3 and n_events == sum(map(len, seen)) and elapsed >= 0
+    assert len(seen) == 3 and n_events == sum(map(len, seen)) and elapsed >= 0 and cpu >= 0
     book.check_invariants()
 
 
