@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from hypothesis import HealthCheck, reject, settings as hypothesis_settings
 from urllib.parse import urlsplit
 
 from accounts import services as money
@@ -74,6 +74,12 @@ EXCLUDED_CHECKS = [
 
 @schema.parametrize()
 @hypothesis_settings(max_examples=40, deadline=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                            HealthCheck.filter_too_much])
 def test_api_conforms_to_its_spec(case, session, live_server):
+    # An object or array where a scalar query parameter belongs is serialised (form, explode)
+    # as other parameters or repetitions, so `?limit=<{}>` reaches the server as no `limit` at
+    # all: a valid request that the negative check would wrongly count as accepted bad data.
+    if any(isinstance(value, (dict, list)) for value in (case.query or {}).values()):
+        reject()
     case.call_and_validate(base_url=live_server.url, session=session, excluded_checks=EXCLUDED_CHECKS)
