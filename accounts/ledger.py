@@ -33,6 +33,7 @@ class Leg:
     bucket: str
     amount: Decimal
     kind: str | None = None  # defaults to the journal's kind
+    external: bool = False  # the leg of the `external` account, which keeps no balance rows
 
 
 def to_amount(value, field: str = "amount") -> Decimal:
@@ -108,13 +109,9 @@ def post(
     if unbalanced:
         raise ValueError(f"journal does not balance: {unbalanced}")
 
-    external_ids = set(
-        Account.objects.filter(pk__in={leg.account_id for leg in legs}, system_role=Account.SystemRole.EXTERNAL)
-        .values_list("pk", flat=True)
-    )
     deltas: dict[tuple[int, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for leg in legs:
-        if leg.account_id not in external_ids:
+        if not leg.external:
             deltas[(leg.account_id, leg.asset)][leg.bucket] += leg.amount
 
     balances = _lock_balances(deltas.keys())
@@ -183,15 +180,16 @@ def _lock_balances(keys) -> dict[tuple[int, str], Balance]:
     match = Q()
     for account_id, asset in keys:
         match |= Q(account_id=account_id, asset_id=asset)
-    existing = set(Balance.objects.filter(match).values_list("account_id", "asset_id"))
-    missing = [key for key in keys if key not in existing]
-    if missing:
+    query = Balance.objects.select_for_update(of=("self",)).filter(match).order_by("pk")
+    locked = {(b.account_id, b.asset_id): b for b in query}
+    missing = [key for key in keys if key not in locked]
+    if missing:  # first movement of an asset for an account: rare, so a second round trip
         Balance.objects.bulk_create(
             [Balance(account_id=account_id, asset_id=asset) for account_id, asset in missing],
             ignore_conflicts=True,  # a concurrent posting may create the same row first
         )
-    locked = Balance.objects.select_for_update(of=("self",)).filter(match).order_by("pk")
-    return {(b.account_id, b.asset_id): b for b in locked}
+        locked = {(b.account_id, b.asset_id): b for b in query.all()}
+    return locked
 
 
 # --- Leg builders: the shapes of the elementary movements -------------------------------
@@ -199,7 +197,7 @@ def _lock_balances(keys) -> dict[tuple[int, str], Balance]:
 
 def deposit_legs(account_id: int, external_id: int, asset: str, amount: Decimal) -> list[Leg]:
     return [
-        Leg(external_id, asset, Bucket.AVAILABLE, -amount),
+        Leg(external_id, asset, Bucket.AVAILABLE, -amount, external=True),
         Leg(account_id, asset, Bucket.AVAILABLE, amount),
     ]
 
@@ -207,7 +205,7 @@ def deposit_legs(account_id: int, external_id: int, asset: str, amount: Decimal)
 def withdraw_legs(account_id: int, external_id: int, asset: str, amount: Decimal) -> list[Leg]:
     return [
         Leg(account_id, asset, Bucket.AVAILABLE, -amount),
-        Leg(external_id, asset, Bucket.AVAILABLE, amount),
+        Leg(external_id, asset, Bucket.AVAILABLE, amount, external=True),
     ]
 
 
