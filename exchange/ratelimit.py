@@ -94,7 +94,9 @@ def hit(name: str, identity: str | int, *, increment: bool = True) -> Usage:
     except Exception as exc:  # the cache is down: refuse rather than run unlimited
         log.error("rate-limit store unreachable: %s", exc.__class__.__name__)
         raise errors.ServiceUnavailable("The rate-limit store is unreachable; retry shortly.") from exc
-    if usage["time_left"] < 0:  # django-ratelimit's signal that the cache refused the write
+    # django-ratelimit's answer when the cache refused the write is limit 0 (time_left -1 is
+    # not a reliable sign: at a window's very edge a healthy answer can be -1 too).
+    if usage["limit"] == 0:
         raise errors.ServiceUnavailable("The rate-limit store is unreachable; retry shortly.")
     return Usage(pol, usage["count"], max(0, usage["time_left"]))
 

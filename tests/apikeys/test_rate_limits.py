@@ -129,3 +129,25 @@ def test_transport_agnostic_orders_consume(limits, trader):
 def test_bad_rate_settings_are_refused(raw):
     with pytest.raises(ValueError):
         ratelimit.parse_rate("key", raw)
+
+
+def test_window_edge_is_not_mistaken_for_a_store_failure(monkeypatch):
+    # At the window's last second django-ratelimit can report time_left -1 for a healthy count.
+    monkeypatch.setattr(ratelimit, "get_usage", lambda *a, **k: {"count": 3, "limit": 1200, "should_limit": False,
+                                                                  "time_left": -1})
+    usage = ratelimit.hit("key", "k1")
+    assert usage.count == 3 and usage.reset == 0 and not usage.exceeded
+
+
+def test_unreachable_store_refuses_with_503(monkeypatch):
+    monkeypatch.setattr(ratelimit, "get_usage", lambda *a, **k: {"count": 0, "limit": 0, "should_limit": True,
+                                                                  "time_left": -1})
+    with pytest.raises(errors.ServiceUnavailable):
+        ratelimit.hit("key", "k1")
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr(ratelimit, "get_usage", broken)
+    with pytest.raises(errors.ServiceUnavailable):
+        ratelimit.consume("key", "k1")
