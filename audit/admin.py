@@ -8,6 +8,7 @@ and who holds which role are the changes an audit trail exists for.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 
 from django.contrib import admin
@@ -64,7 +65,8 @@ class ActionFilter(admin.SimpleListFilter):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "actor_display", "action", "target_link", "account_link", "outcome", "request_id", "source_ip", "seq")
+    list_display = ("time", "actor_display", "action", "target_link", "account_link", "outcome", "request_id", "source_ip")
+    list_display_links = ("time",)
     list_filter = (ActionFilter, "actor_type", "outcome", "created_at")
     # "=" fields are exact (indexed); the rest prefix matches. One box for actor, action,
     # target, account and request id, as support staff ask.
@@ -88,6 +90,10 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="time (UTC)", ordering="id")
+    def time(self, event):
+        return event.created_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
     @admin.display(description="actor", ordering="actor_label")
     def actor_display(self, event):

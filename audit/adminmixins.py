@@ -3,8 +3,10 @@ audit event (``admin.added`` / ``admin.changed`` / ``admin.deleted``) with the c
 fields' values before and after, written in the admin's own transaction.
 
 Every ModelAdmin in Bourse derives from it (or from ``AuditedAdminMixin`` next to another
-base such as ``UserAdmin``); tests/audit/test_admin_coverage.py fails for one that does
-not. Admin *actions* that change state call services, and the services audit themselves.
+base such as ``UserAdmin``), unless every write it makes goes through services that audit
+themselves — then it says so with ``audited_by_services = True`` instead (the mixin would
+record each change twice). tests/audit/test_admin.py fails for an admin that does neither.
+Admin *actions* that change state call services, and the services audit themselves.
 Values of fields that look secret are never recorded, only that they changed.
 """
 from __future__ import annotations

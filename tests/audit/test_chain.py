@@ -1,0 +1,229 @@
+"""The hash chain: sealing, verification, tamper detection, and the append-only guard."""
+from io import StringIO
+from types import SimpleNamespace
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from audit import chain, triggers
+from audit.models import AuditEvent
+from audit.selectors import audit_verify
+from audit.services import audit_record, audit_seal
+
+pytestmark = pytest.mark.django_db
+
+
+def record_many(n: int) -> list[AuditEvent]:
+    return [audit_record("market.created", target=("trading.market", i), after={"i": i}) for i in range(n)]
+
+
+def tamper(sql: str, params=()) -> None:
+    """Change rows behind the guard's back, as an attacker with table access would."""
+    with transaction.atomic(), triggers.suspended(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def test_events_are_written_unsealed_and_sealed_in_insertion_order():
+    events = record_many(5)
+    assert AuditEvent.objects.filter(seq__isnull=True).count() == 5
+
+    assert audit_seal() == 5
+
+    sealed = list(AuditEvent.objects.order_by("seq"))
+    assert [e.pk for e in sealed] == [e.pk for e in events]
+    assert [e.seq for e in sealed] == [1, 2, 3, 4, 5]
+    assert sealed[0].prev_hash == chain.GENESIS
+    assert all(later.prev_hash == earlier.hash for earlier, later in zip(sealed, sealed[1:]))
+    assert audit_seal() == 0  # nothing left
+
+
+def test_sealing_continues_the_chain_from_its_head():
+    record_many(3)
+    audit_seal()
+    head = AuditEvent.objects.get(seq=3)
+    record_many(2)
+    audit_seal(batch_size=1)  # several batches
+    assert AuditEvent.objects.get(seq=4).prev_hash == head.hash
+    assert audit_verify().checked == 5
+
+
+def test_intact_chain_verifies_and_reports_unsealed_events():
+    record_many(4)
+    audit_seal()
+    late = audit_record("market.halted", target=("trading.market", 1))
+
+    report = audit_verify()
+
+    assert report.ok and report.checked == 4 and report.head_seq == 4
+    assert report.head_hash == AuditEvent.objects.get(seq=4).hash
+    assert (report.unsealed, report.oldest_unsealed_id) == (1, late.pk)
+
+
+@pytest.mark.parametrize("column, value", [("reason", "nothing to see"), ("actor_label", "someone-else"), ("after", '{"i": 99}')])
+def test_altering_one_row_is_detected_at_that_row(column, value):
+    record_many(6)
+    audit_seal()
+    victim = AuditEvent.objects.get(seq=4)
+
+    tamper(f"UPDATE audit_auditevent SET {column} = %s WHERE id = %s", [value, victim.pk])
+
+    report = audit_verify()
+    assert not report.ok
+    assert (report.broken.seq, report.broken.event_id) == (4, victim.pk)
+    assert "altered" in report.broken.problem
+    assert report.checked == 3
+
+
+def test_recomputing_the_altered_rows_hash_breaks_the_next_link():
+    record_many(5)
+    audit_seal()
+    victim = AuditEvent.objects.get(seq=2)
+    victim.reason = "rewritten"
+    forged = chain.event_hash(victim, 2, victim.prev_hash)
+
+    tamper("UPDATE audit_auditevent SET reason = %s, hash = %s WHERE id = %s", ["rewritten", forged, victim.pk])
+
+    report = audit_verify()
+    assert report.broken.seq == 3 and "prev_hash" in report.broken.problem
+
+
+def test_deleting_a_row_is_detected_as_a_gap():
+    record_many(5)
+    audit_seal()
+    tamper("DELETE FROM audit_auditevent WHERE seq = 3")
+
+    report = audit_verify()
+    assert report.broken.seq == 3 and report.broken.event_id is None
+    assert "missing" in report.broken.problem
+
+
+def test_anchor_detects_a_trail_cut_short():
+    record_many(5)
+    audit_seal()
+    anchor = {5: AuditEvent.objects.get(seq=5).hash}
+    assert audit_verify(anchors=anchor).ok
+
+    tamper("DELETE FROM audit_auditevent WHERE seq >= 4")
+
+    report = audit_verify(anchors=anchor)
+    assert report.broken.seq == 5 and "cut short" in report.broken.problem
+
+
+def test_audit_verify_command_prints_head_and_fails_on_a_broken_chain():
+    record_many(3)
+    audit_seal()
+    out = StringIO()
+    call_command("audit_verify", stdout=out)
+    head = AuditEvent.objects.get(seq=3)
+    assert f"head 3:{head.hash}" in out.getvalue() and "intact" in out.getvalue()
+    call_command("audit_verify", "--anchor", f"3:{head.hash}", stdout=StringIO())
+
+    tamper("UPDATE audit_auditevent SET reason = 'x' WHERE seq = 2")
+    with pytest.raises(CommandError, match="BROKEN at position 2"):
+        call_command("audit_verify", stdout=StringIO())
+
+
+def test_audit_verify_command_rejects_a_malformed_anchor():
+    with pytest.raises(CommandError, match="SEQ:HASH"):
+        call_command("audit_verify", "--anchor", "3:nothex", stdout=StringIO())
+
+
+def test_audit_seal_command_seals():
+    record_many(2)
+    out = StringIO()
+    call_command("audit_seal", stdout=out)
+    assert "Sealed 2 event(s)" in out.getvalue()
+    assert not AuditEvent.objects.filter(seq__isnull=True).exists()
+
+
+# --- The guard ---------------------------------------------------------------------------
+
+
+def refused(sql: str, params=()) -> bool:
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+    except IntegrityError as exc:
+        assert "append-only" in str(exc)
+        return True
+    return False
+
+
+def test_update_and_delete_are_refused_by_the_database():
+    event, other = record_many(2)
+    audit_seal()
+
+    assert refused("UPDATE audit_auditevent SET reason = 'rewritten' WHERE id = %s", [event.pk])
+    assert refused("UPDATE audit_auditevent SET hash = %s WHERE id = %s", ["f" * 64, event.pk])
+    assert refused("DELETE FROM audit_auditevent WHERE id = %s", [event.pk])
+    assert refused("DELETE FROM audit_auditevent")
+    event.refresh_from_db()
+    assert event.reason == "" and AuditEvent.objects.count() == 2
+    assert triggers.is_installed()
+
+
+def test_the_orm_cannot_change_or_delete_events_either():
+    event = record_many(1)[0]
+    event.reason = "rewritten"
+    with pytest.raises(IntegrityError), transaction.atomic():
+        event.save()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).delete()
+
+
+def test_only_the_seal_columns_may_be_filled_and_only_once():
+    event = record_many(1)[0]
+    # Sealing while also changing content: refused.
+    assert refused(
+        "UPDATE audit_auditevent SET seq = 1, prev_hash = %s, hash = %s, reason = 'x' WHERE id = %s",
+        [chain.GENESIS, "a" * 64, event.pk],
+    )
+    audit_seal()
+    # Re-sealing a sealed row: refused.
+    assert refused("UPDATE audit_auditevent SET seq = 7, prev_hash = %s, hash = %s WHERE id = %s", [chain.GENESIS, "b" * 64, event.pk])
+    assert audit_verify().ok
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the PL/pgSQL trigger is PostgreSQL's")
+def test_postgresql_trigger_is_installed_and_raises_restrict_violation():
+    event = record_many(1)[0]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_auditevent'::regclass AND NOT tgisinternal")
+        assert [row[0] for row in cursor.fetchall()] == ["audit_event_append_only"]
+    with pytest.raises(IntegrityError) as caught, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditevent WHERE id = %s", [event.pk])
+    assert caught.value.__cause__.sqlstate == "23001"
+
+
+def test_guard_and_hash_cover_every_column():
+    """A column added to AuditEvent must be hashed and frozen by the guard (or be a seal column)."""
+    columns = {field.column for field in AuditEvent._meta.concrete_fields}
+    assert columns == set(chain.CONTENT_FIELDS) | set(chain.SEAL_FIELDS)
+
+
+# --- The hash itself (no database) -------------------------------------------------------
+
+
+def _event(**overrides):
+    base = {name: "" for name in chain.CONTENT_FIELDS}
+    base.update(id=1, created_at=timezone.now(), account_id=None, before=None, after={"a": "1"}, source_ip=None)
+    base.update(overrides)
+    return SimpleNamespace(**base)
+
+
+@pytest.mark.parametrize("field", [f for f in chain.CONTENT_FIELDS if f != "created_at"])
+def test_hash_covers_each_content_field(field):
+    event = _event()
+    changed = _event(created_at=event.created_at, **{field: 2 if field in ("id", "account_id") else "changed"})
+    assert chain.event_hash(event, 1, chain.GENESIS) != chain.event_hash(changed, 1, chain.GENESIS)
+
+
+def test_hash_covers_time_position_and_predecessor():
+    event = _event()
+    digest = chain.event_hash(event, 1, chain.GENESIS)
+    assert digest != chain.event_hash(_event(created_at=event.created_at + timezone.timedelta(microseconds=1)), 1, chain.GENESIS)
+    assert digest != chain.event_hash(event, 2, chain.GENESIS)
+    assert digest != chain.event_hash(event, 1, "1" * 64)
+    assert digest == chain.event_hash(event, 1, chain.GENESIS)  # deterministic

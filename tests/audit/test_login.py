@@ -1,0 +1,72 @@
+"""The console log-in: audited, and rate-limited per source IP and per username."""
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from audit.models import AuditEvent
+from tests.audit.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+LOGIN = "/admin/login/"
+
+
+@pytest.fixture(autouse=True)
+def limits(settings):
+    settings.BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_USER = 3
+    settings.BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_IP = 5
+    settings.BOURSE_ADMIN_LOGIN_WINDOW_S = 900
+
+
+@pytest.fixture
+def staff(db):
+    return get_user_model().objects.create_user("sue", "sue@example.com", PASSWORD, is_staff=True)
+
+
+def attempt(username, password, ip="192.0.2.10", request_id="req-login"):
+    return Client(REMOTE_ADDR=ip).post(
+        LOGIN, {"username": username, "password": password, "next": "/admin/"}, HTTP_X_REQUEST_ID=request_id
+    )
+
+
+def test_successful_login_is_audited(staff):
+    response = attempt("sue", PASSWORD)
+    assert response.status_code == 302
+    (event,) = AuditEvent.objects.filter(action="admin.login")
+    assert (event.actor_type, event.actor_label, event.source_ip, event.request_id) == ("user", "sue", "192.0.2.10", "req-login")
+    assert (event.target_type, event.target_id) == ("auth.user", str(staff.pk))
+
+
+def test_failed_login_is_audited_with_the_username_typed(staff):
+    response = attempt("sue", "wrong")
+    assert response.status_code == 200
+    (event,) = AuditEvent.objects.filter(action="admin.login_failed")
+    assert (event.outcome, event.target_id, event.source_ip, event.reason) == ("refused", "sue", "192.0.2.10", "bad_credentials")
+    assert PASSWORD not in str(event.after) and "wrong" not in str(event.after)
+
+
+def test_too_many_failures_for_a_username_block_even_the_right_password(staff):
+    for i in range(3):
+        assert attempt("sue", "wrong", ip=f"192.0.2.{20 + i}").status_code == 200
+    response = attempt("sue", PASSWORD, ip="192.0.2.99")
+    assert response.status_code == 429
+    assert 0 < int(response["Retry-After"]) <= 900
+    assert b"Too many failed log-in attempts" in response.content
+    assert not AuditEvent.objects.filter(action="admin.login").exists()
+    refused = AuditEvent.objects.filter(action="admin.login_failed", reason="rate_limited")
+    assert refused.count() == 1 and refused.get().source_ip == "192.0.2.99"
+
+
+def test_too_many_failures_from_one_address_block_it(staff):
+    for i in range(5):
+        attempt(f"nobody{i}", "wrong", ip="192.0.2.50")
+    assert attempt("sue", PASSWORD, ip="192.0.2.50").status_code == 429
+    assert attempt("sue", PASSWORD, ip="192.0.2.51").status_code == 302  # another address is fine
+
+
+def test_success_clears_the_username_count(staff):
+    attempt("sue", "wrong")
+    attempt("sue", "wrong")
+    assert attempt("sue", PASSWORD).status_code == 302
+    attempt("sue", "wrong")
+    attempt("sue", "wrong")
+    assert attempt("sue", PASSWORD).status_code == 302
