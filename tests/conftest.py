@@ -77,3 +77,13 @@ def on_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+@pytest.fixture
+def runner(market):
+    """The market's engine, run by hand: ``runner.step()`` processes pending commands."""
+    from trading.models import EngineState
+    from trading.runner import MarketRunner
+
+    EngineState.objects.update_or_create(market=market, defaults={"owner_token": "test-owner"})
+    engine = MarketRunner(market, "test-owner")
+    engine.rebuild()
+    return engine

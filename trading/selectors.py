@@ -1,7 +1,14 @@
-"""Read-side queries for markets, orders and fills."""
+"""Read-side queries for markets, market data, orders, fills and positions."""
+from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import connection
+from django.utils import timezone
+
 from exchange import errors
 
-from .models import Market
+from .models import EngineState, Fill, Market, Order, Trade
 
 
 def market_list():
@@ -13,3 +20,144 @@ def market_get(symbol: str) -> Market:
         return Market.objects.select_related("base", "quote").get(symbol=symbol)
     except Market.DoesNotExist:
         raise errors.NotFound(f"Market {symbol!r} does not exist.") from None
+
+
+# --- market data ----------------------------------------------------------------------------
+MAX_BOOK_DEPTH = 1000
+
+
+def book_snapshot(market: Market, depth: int | None = None) -> dict:
+    """The market's level-2 book as persisted by the engine, with its sequence.
+
+    Levels and sequence come from ONE statement (one snapshot on both databases), so the
+    book is exactly the engine's book after batch ``sequence`` — what a WebSocket client
+    holding the snapshot plus updates up to that sequence has.
+    """
+    order_table, state_table = Order._meta.db_table, EngineState._meta.db_table
+    sql = (
+        f"SELECT 'S', NULL, NULL, book_sequence FROM {state_table} WHERE market_id = %s "
+        f"UNION ALL SELECT side, price, quantity, filled_quantity FROM {order_table} "
+        f"WHERE market_id = %s AND status IN ('open', 'partially_filled')"
+    )
+    levels = {"buy": defaultdict(Decimal), "sell": defaultdict(Decimal)}
+    sequence = 0
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [market.pk, market.pk])
+        for side, price, quantity, filled in cursor.fetchall():
+            if side == "S":
+                sequence = int(filled)
+                continue
+            # Summed in Python with Decimal: SQLite's SUM is binary floating point.
+            levels[side][Decimal(str(price))] += Decimal(str(quantity)) - Decimal(str(filled))
+    bids = sorted(levels["buy"].items(), reverse=True)
+    asks = sorted(levels["sell"].items())
+    if depth is not None:
+        bids, asks = bids[:depth], asks[:depth]
+    return {"sequence": sequence, "bids": bids, "asks": asks}
+
+
+def trade_list(market: Market):
+    return Trade.objects.filter(market=market)
+
+
+def ticker(market: Market) -> dict:
+    """Last price, best bid/ask and 24-hour open/high/low/volume from the market's trades."""
+    since = timezone.now() - timedelta(hours=24)
+    last = Trade.objects.filter(market=market).order_by("-id").only("price", "created_at").first()
+    day = list(Trade.objects.filter(market=market, created_at__gte=since).order_by("id").values_list("price", "quantity"))
+    book = book_snapshot(market, depth=1)
+    return {
+        "last_price": last.price if last else None,
+        "last_trade_at": last.created_at if last else None,
+        "best_bid": book["bids"][0][0] if book["bids"] else None,
+        "best_ask": book["asks"][0][0] if book["asks"] else None,
+        "open_24h": day[0][0] if day else None,
+        "high_24h": max((p for p, _ in day), default=None),
+        "low_24h": min((p for p, _ in day), default=None),
+        "volume_24h": sum((q for _, q in day), Decimal(0)),
+        "quote_volume_24h": sum((p * q for p, q in day), Decimal(0)),
+        "sequence": book["sequence"],
+    }
+
+
+# --- private reads ----------------------------------------------------------------------------
+def order_list(*, account_id: int, market: Market | None = None, status: str = "open"):
+    orders = Order.objects.filter(account_id=account_id).select_related("market__base", "market__quote")
+    if market is not None:
+        orders = orders.filter(market=market)
+    if status == "open":
+        orders = orders.filter(status__in=Order.LIVE_STATUSES)
+    elif status == "closed":
+        orders = orders.filter(status__in=Order.CLOSED_STATUSES)
+    return orders
+
+
+def order_get(*, account_id: int, order_id=None, client_order_id: str | None = None) -> Order:
+    """One of the account's orders; another account's order is indistinguishable from none."""
+    orders = Order.objects.select_related("market__base", "market__quote").filter(account_id=account_id)
+    if client_order_id is not None:
+        order = orders.filter(client_order_id=client_order_id).first()
+    else:
+        try:
+            order = orders.filter(pk=int(order_id)).first()
+        except (TypeError, ValueError):
+            order = None
+    if order is None:
+        raise errors.NotFound("Order not found.")
+    return order
+
+
+def fill_list(*, account_id: int, market: Market | None = None, order_id=None):
+    fills = Fill.objects.filter(account_id=account_id).select_related("market__base", "market__quote", "order")
+    if market is not None:
+        fills = fills.filter(market=market)
+    if order_id is not None:
+        try:
+            fills = fills.filter(order_id=int(order_id))
+        except (TypeError, ValueError):
+            raise errors.ValidationError.field("order_id", "invalid", "order_id must be an order id.") from None
+    return fills
+
+
+def position_list(*, account_id: int) -> list[dict]:
+    """Per market, the position the account's fills built, by the average-cost method.
+
+    Buying adds to a long position at its price (a short is reduced first); selling reduces
+    a long (or adds to a short). Reducing realises (exit − average) × quantity for longs and
+    (average − exit) × quantity for shorts; fees, always in the quote asset, are subtracted
+    from realised PnL. Unrealised PnL marks the open quantity at the market's last trade.
+    """
+    positions: dict[int, dict] = {}
+    fills = Fill.objects.filter(account_id=account_id).order_by("id").values_list(
+        "market_id", "side", "price", "quantity", "fee"
+    )
+    for market_id, side, price, quantity, fee in fills.iterator(chunk_size=5000):
+        p = positions.setdefault(market_id, {"net": Decimal(0), "average": Decimal(0), "realized": Decimal(0),
+                                             "fees": Decimal(0)})
+        signed = quantity if side == Order.Side.BUY else -quantity
+        net = p["net"]
+        if net == 0 or (net > 0) == (signed > 0):  # opening or adding: new weighted average
+            total = abs(net) + quantity
+            p["average"] = (p["average"] * abs(net) + price * quantity) / total
+            p["net"] = net + signed
+        else:  # reducing, maybe through zero
+            closed = min(abs(net), quantity)
+            direction = 1 if net > 0 else -1
+            p["realized"] += (price - p["average"]) * closed * direction
+            p["net"] = net + signed
+            if abs(signed) > closed:  # flipped: the rest opens at this price
+                p["average"] = price
+            elif p["net"] == 0:
+                p["average"] = Decimal(0)
+        p["realized"] -= fee
+        p["fees"] += fee
+    markets = {m.pk: m for m in Market.objects.select_related("base", "quote").filter(pk__in=positions)}
+    out = []
+    for market_id, p in sorted(positions.items(), key=lambda item: markets[item[0]].symbol):
+        market = markets[market_id]
+        last = Trade.objects.filter(market=market).order_by("-id").values_list("price", flat=True).first()
+        unrealized = (last - p["average"]) * p["net"] if last is not None and p["net"] else Decimal(0)
+        out.append({"market": market, "net_quantity": p["net"], "average_entry_price": p["average"] if p["net"] else None,
+                    "realized_pnl": p["realized"], "unrealized_pnl": unrealized, "fees_paid": p["fees"],
+                    "mark_price": last})
+    return out

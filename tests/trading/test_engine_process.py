@@ -19,7 +19,7 @@ from trading.runner import engine_new_order
 from trading.services import order_cancel, order_submit
 from trading.settlement import settlement_run
 
-from .conftest import PYTHON, fund, subprocess_env
+from tests.support import PYTHON, fund, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

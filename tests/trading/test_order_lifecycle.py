@@ -13,7 +13,7 @@ from tests.factories import AccountFactory
 from trading.models import Command, Fill, Order, Trade
 from trading.services import order_cancel, order_cancel_all, order_submit, market_set_status
 
-from .conftest import balances, fund
+from tests.support import balances, fund
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from trading.reconciliation import reconciliation_run
 from trading.services import order_submit
 from trading.settlement import settlement_run, settlement_sweep
 
-from .conftest import balances, fund
+from tests.support import balances, fund
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,9 @@
-"""Wire representations of trading objects (output side)."""
+"""Wire shapes of trading objects: request bodies, and the response schemas documented in
+OpenAPI (responses themselves are rendered by ``trading.representations``)."""
 from rest_framework import serializers
 
 from exchange import wire
+from exchange.fields import DecimalStringField
 
 
 class MarketSerializer(serializers.Serializer):
@@ -33,3 +35,117 @@ class MarketSerializer(serializers.Serializer):
 
     def get_taker_fee_rate(self, market) -> str:
         return wire.rate(market.taker_fee_rate)
+
+
+# --- orders -----------------------------------------------------------------------------------
+CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,36}$"
+
+
+class OrderSubmitSerializer(serializers.Serializer):
+    """The body of POST /orders. Shapes only; the service checks the market's rules."""
+
+    market = serializers.CharField(max_length=33)
+    side = serializers.ChoiceField(choices=["buy", "sell"])
+    type = serializers.ChoiceField(choices=["limit", "market"])
+    quantity = DecimalStringField(required=False, allow_null=True)
+    price = DecimalStringField(required=False, allow_null=True)
+    quote_quantity = DecimalStringField(required=False, allow_null=True)
+    time_in_force = serializers.ChoiceField(choices=["gtc", "ioc", "fok"], default="gtc")
+    post_only = serializers.BooleanField(default=False)
+    client_order_id = serializers.RegexField(CLIENT_ORDER_ID_PATTERN, required=False, allow_null=True)
+    stp = serializers.ChoiceField(choices=["cancel_newest", "cancel_oldest", "cancel_both"], default="cancel_newest")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["unknown field"] for name in unknown}, code="unknown_field")
+        if isinstance(data, dict) and not isinstance(data.get("post_only", False), bool):
+            raise serializers.ValidationError({"post_only": ["must be true or false"]}, code="invalid_type")
+        return super().to_internal_value(data)
+
+
+class OrderSerializer(serializers.Serializer):
+    """The order object (rendered by ``trading.representations.order_to_wire``)."""
+
+    order_id = serializers.CharField()
+    client_order_id = serializers.CharField(allow_null=True)
+    market = serializers.CharField()
+    side = serializers.ChoiceField(choices=["buy", "sell"])
+    type = serializers.ChoiceField(choices=["limit", "market"])
+    time_in_force = serializers.ChoiceField(choices=["gtc", "ioc", "fok"])
+    post_only = serializers.BooleanField()
+    stp = serializers.ChoiceField(choices=["cancel_newest", "cancel_oldest", "cancel_both"])
+    price = serializers.CharField(allow_null=True)
+    quantity = serializers.CharField(allow_null=True)
+    quote_quantity = serializers.CharField(allow_null=True)
+    filled_quantity = serializers.CharField()
+    remaining_quantity = serializers.CharField(allow_null=True)
+    average_price = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=["pending", "open", "partially_filled", "filled", "cancelled", "rejected"])
+    reject_reason = serializers.CharField(allow_null=True)
+    cancel_reason = serializers.CharField(allow_null=True)
+    created_at = serializers.CharField()
+    updated_at = serializers.CharField()
+
+
+class FillSerializer(serializers.Serializer):
+    fill_id = serializers.CharField()
+    trade_id = serializers.CharField()
+    order_id = serializers.CharField()
+    client_order_id = serializers.CharField(allow_null=True)
+    market = serializers.CharField()
+    side = serializers.ChoiceField(choices=["buy", "sell"])
+    price = serializers.CharField()
+    quantity = serializers.CharField()
+    fee = serializers.CharField()
+    fee_asset = serializers.CharField()
+    liquidity = serializers.ChoiceField(choices=["maker", "taker"])
+    created_at = serializers.CharField()
+    settled = serializers.BooleanField()
+
+
+class TradeSerializer(serializers.Serializer):
+    trade_id = serializers.CharField()
+    market = serializers.CharField()
+    price = serializers.CharField()
+    quantity = serializers.CharField()
+    taker_side = serializers.ChoiceField(choices=["buy", "sell"])
+    created_at = serializers.CharField()
+
+
+class BookSerializer(serializers.Serializer):
+    market = serializers.CharField()
+    sequence = serializers.IntegerField()
+    bids = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+    asks = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class TickerSerializer(serializers.Serializer):
+    market = serializers.CharField()
+    last_price = serializers.CharField(allow_null=True)
+    last_trade_at = serializers.CharField(allow_null=True)
+    best_bid = serializers.CharField(allow_null=True)
+    best_ask = serializers.CharField(allow_null=True)
+    open_24h = serializers.CharField(allow_null=True)
+    high_24h = serializers.CharField(allow_null=True)
+    low_24h = serializers.CharField(allow_null=True)
+    volume_24h = serializers.CharField()
+    quote_volume_24h = serializers.CharField()
+    sequence = serializers.IntegerField()
+
+
+class PositionSerializer(serializers.Serializer):
+    market = serializers.CharField()
+    base = serializers.CharField()
+    quote = serializers.CharField()
+    net_quantity = serializers.CharField()
+    average_entry_price = serializers.CharField(allow_null=True)
+    mark_price = serializers.CharField(allow_null=True)
+    realized_pnl = serializers.CharField()
+    unrealized_pnl = serializers.CharField()
+    fees_paid = serializers.CharField()
+
+
+class CancelAllSerializer(serializers.Serializer):
+    cancelled = serializers.ListField(child=serializers.CharField())

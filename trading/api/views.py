@@ -1,13 +1,55 @@
-"""Public market REST endpoints: thin views over ``trading.selectors``."""
-from drf_spectacular.utils import extend_schema
+"""Trading REST endpoints: thin views over ``trading.services`` and ``trading.selectors``.
+
+Public market data needs no credentials; orders, fills and positions are the signed
+caller's own (another account's objects are ``not_found``).
+"""
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apikeys.authentication import PrivateApi
+from apikeys.models import Scope
+from apikeys.schema import AUTH_ERROR_EXAMPLES, RATE_LIMIT_HEADERS
+from exchange import errors, wire
 from exchange.pagination import paginate
+from exchange.ratelimit import orders_rate_limit
 from exchange.schema import PAGE_PARAMETERS, page_of, problem_responses
 
-from .. import selectors
-from .serializers import MarketSerializer
+from .. import selectors, services
+from ..representations import fill_to_wire, levels_to_wire, order_to_wire, trade_to_wire
+from .serializers import (
+    BookSerializer,
+    CancelAllSerializer,
+    FillSerializer,
+    MarketSerializer,
+    OrderSerializer,
+    OrderSubmitSerializer,
+    PositionSerializer,
+    TickerSerializer,
+    TradeSerializer,
+)
+
+PRIVATE_ERRORS = (401, 403, 429)
+MARKET_PARAM = OpenApiParameter("market", str, description="Only this market (e.g. `BTC-USD`).")
+
+ORDER_EXAMPLE = {
+    "order_id": "1042", "client_order_id": "mm-7f3a", "market": "BTC-USD", "side": "buy", "type": "limit",
+    "time_in_force": "gtc", "post_only": False, "stp": "cancel_newest", "price": "100.000000",
+    "quantity": "0.50000000", "quote_quantity": None, "filled_quantity": "0.20000000",
+    "remaining_quantity": "0.30000000", "average_price": "99.990000", "status": "partially_filled",
+    "reject_reason": None, "cancel_reason": None, "created_at": "2026-11-23T18:00:00.123456Z",
+    "updated_at": "2026-11-23T18:00:00.125001Z",
+}
+
+
+def _market_or_none(symbol: str | None):
+    if not symbol:
+        return None
+    market = selectors.market_list().filter(symbol=symbol).first()
+    if market is None:
+        raise errors.MarketNotFound(f"Market {symbol!r} does not exist.")
+    return market
 
 
 class MarketListApi(APIView):
@@ -32,3 +74,232 @@ class MarketDetailApi(APIView):
     )
     def get(self, request, symbol: str):
         return Response(MarketSerializer(selectors.market_get(symbol)).data)
+
+
+class MarketBookApi(APIView):
+    @extend_schema(
+        operation_id="markets_book",
+        tags=["market data"],
+        parameters=[OpenApiParameter("depth", int, description=f"Levels per side, 1-{selectors.MAX_BOOK_DEPTH} (default 50).")],
+        responses={200: BookSerializer, **problem_responses(400, 404)},
+        auth=[],
+        examples=[OpenApiExample("Book", response_only=True, value={
+            "market": "BTC-USD", "sequence": 1877,
+            "bids": [["99.990000", "0.75000000"], ["99.980000", "1.20000000"]],
+            "asks": [["100.010000", "0.40000000"]]})],
+    )
+    def get(self, request, symbol: str):
+        market = selectors.market_get(symbol)
+        raw = request.query_params.get("depth", "50")
+        if not raw.isdigit() or not 1 <= int(raw) <= selectors.MAX_BOOK_DEPTH:
+            raise errors.ValidationError.field("depth", "invalid", f"depth must be an integer from 1 to {selectors.MAX_BOOK_DEPTH}.")
+        book = selectors.book_snapshot(market, int(raw))
+        return Response({"market": market.symbol, "sequence": book["sequence"],
+                         "bids": levels_to_wire(book["bids"], market), "asks": levels_to_wire(book["asks"], market)})
+
+
+class MarketTradeListApi(APIView):
+    @extend_schema(
+        operation_id="markets_trades",
+        tags=["market data"],
+        parameters=PAGE_PARAMETERS,
+        responses={200: page_of(TradeSerializer, "TradePage"), **problem_responses(400, 404)},
+        auth=[],
+    )
+    def get(self, request, symbol: str):
+        market = selectors.market_get(symbol)
+        trades, next_cursor = paginate(selectors.trade_list(market), request.query_params, key="id", descending=True)
+        return Response({"results": [trade_to_wire(t, market) for t in trades], "next_cursor": next_cursor})
+
+
+class MarketTickerApi(APIView):
+    @extend_schema(
+        operation_id="markets_ticker",
+        tags=["market data"],
+        responses={200: TickerSerializer, **problem_responses(404)},
+        auth=[],
+    )
+    def get(self, request, symbol: str):
+        market = selectors.market_get(symbol)
+        data = selectors.ticker(market)
+        q, b = market.quote.scale, market.base.scale
+        return Response({
+            "market": market.symbol,
+            "last_price": wire.money(data["last_price"], q),
+            "last_trade_at": wire.timestamp(data["last_trade_at"]),
+            "best_bid": wire.money(data["best_bid"], q),
+            "best_ask": wire.money(data["best_ask"], q),
+            "open_24h": wire.money(data["open_24h"], q),
+            "high_24h": wire.money(data["high_24h"], q),
+            "low_24h": wire.money(data["low_24h"], q),
+            "volume_24h": wire.money(data["volume_24h"], b),
+            "quote_volume_24h": wire.money(data["quote_volume_24h"], q),
+            "sequence": data["sequence"],
+        })
+
+
+class OrderListSubmitApi(PrivateApi):
+    """POST submits an order (scope `trade`); GET lists the caller's orders; DELETE cancels
+    all of the caller's open orders (scope `trade`)."""
+
+    @property
+    def required_scope(self):
+        return Scope.READ if self.request.method == "GET" else Scope.TRADE
+
+    @extend_schema(
+        operation_id="orders_submit",
+        tags=["orders"],
+        request=OrderSubmitSerializer,
+        parameters=RATE_LIMIT_HEADERS,
+        responses={
+            201: OpenApiResponse(OrderSerializer, description="The order as the matching engine left it."),
+            200: OpenApiResponse(OrderSerializer, description="An identical earlier submission with this `client_order_id`."),
+            202: OpenApiResponse(OrderSerializer, description="The engine did not answer within 2 s: the order is kept (status `pending`) and its funds stay held."),
+            **problem_responses(400, *PRIVATE_ERRORS, 409, 413, 422),
+        },
+        examples=[*AUTH_ERROR_EXAMPLES,
+                  OpenApiExample("Limit buy", request_only=True, value={
+                      "market": "BTC-USD", "side": "buy", "type": "limit", "price": "100.00",
+                      "quantity": "0.5000", "time_in_force": "gtc", "client_order_id": "mm-7f3a"}),
+                  OpenApiExample("Market buy spending 250 USD (fees included)", request_only=True, value={
+                      "market": "BTC-USD", "side": "buy", "type": "market", "quote_quantity": "250.00"}),
+                  OpenApiExample("Order", response_only=True, status_codes=["201"], value=ORDER_EXAMPLE)],
+    )
+    @orders_rate_limit
+    def post(self, request):
+        body = OrderSubmitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = services.order_submit(
+            account=request.auth.account, wait=settings.BOURSE_ENGINE_WAIT_S, **body.validated_data
+        )
+        order = result.order
+        status = 200 if not result.created else 202 if order.status == "pending" else 201
+        return Response(order_to_wire(order), status=status)
+
+    @extend_schema(
+        operation_id="orders_list",
+        tags=["orders"],
+        parameters=[
+            MARKET_PARAM,
+            OpenApiParameter("status", str, enum=["open", "closed", "all"],
+                             description="`open` (default: pending, open, partially filled), `closed`, or `all`."),
+            *PAGE_PARAMETERS, *RATE_LIMIT_HEADERS,
+        ],
+        responses={200: page_of(OrderSerializer, "OrderPage"), **problem_responses(400, *PRIVATE_ERRORS, 422)},
+        examples=AUTH_ERROR_EXAMPLES,
+    )
+    def get(self, request):
+        status = request.query_params.get("status", "open")
+        if status not in ("open", "closed", "all"):
+            raise errors.ValidationError.field("status", "invalid_choice", "status must be open, closed or all.")
+        market = _market_or_none(request.query_params.get("market"))
+        orders = selectors.order_list(account_id=request.auth.account_id, market=market, status=status)
+        page, next_cursor = paginate(orders, request.query_params, key="id", descending=True)
+        return Response({"results": [order_to_wire(o) for o in page], "next_cursor": next_cursor})
+
+    @extend_schema(
+        operation_id="orders_cancel_all",
+        tags=["orders"],
+        parameters=[MARKET_PARAM, *RATE_LIMIT_HEADERS],
+        responses={200: CancelAllSerializer, **problem_responses(*PRIVATE_ERRORS, 422)},
+        examples=AUTH_ERROR_EXAMPLES,
+    )
+    def delete(self, request):
+        market = request.query_params.get("market") or None
+        cancelled = services.order_cancel_all(
+            account=request.auth.account, market=market, wait=settings.BOURSE_ENGINE_WAIT_S
+        )
+        return Response({"cancelled": [str(pk) for pk in cancelled]})
+
+
+class OrderDetailApi(PrivateApi):
+    @property
+    def required_scope(self):
+        return Scope.READ if self.request.method == "GET" else Scope.TRADE
+
+    @extend_schema(
+        operation_id="orders_get",
+        tags=["orders"],
+        parameters=RATE_LIMIT_HEADERS,
+        responses={200: OrderSerializer, **problem_responses(*PRIVATE_ERRORS, 404)},
+        examples=AUTH_ERROR_EXAMPLES,
+    )
+    def get(self, request, order_id: str):
+        return Response(order_to_wire(selectors.order_get(account_id=request.auth.account_id, order_id=order_id)))
+
+    @extend_schema(
+        operation_id="orders_cancel",
+        tags=["orders"],
+        parameters=RATE_LIMIT_HEADERS,
+        responses={
+            200: OpenApiResponse(OrderSerializer, description="Cancelled: the order as the engine left it."),
+            202: OpenApiResponse(OrderSerializer, description="The engine did not answer within 2 s; the cancel stays queued."),
+            **problem_responses(*PRIVATE_ERRORS, 404, 409),
+        },
+        examples=AUTH_ERROR_EXAMPLES,
+    )
+    def delete(self, request, order_id: str):
+        order, answered = services.order_cancel(
+            account=request.auth.account, order_id=order_id, wait=settings.BOURSE_ENGINE_WAIT_S
+        )
+        return Response(order_to_wire(order), status=200 if answered else 202)
+
+
+class OrderByClientIdApi(PrivateApi):
+    @extend_schema(
+        operation_id="orders_get_by_client_id",
+        tags=["orders"],
+        parameters=RATE_LIMIT_HEADERS,
+        responses={200: OrderSerializer, **problem_responses(*PRIVATE_ERRORS, 404)},
+        examples=AUTH_ERROR_EXAMPLES,
+    )
+    def get(self, request, client_order_id: str):
+        order = selectors.order_get(account_id=request.auth.account_id, client_order_id=client_order_id)
+        return Response(order_to_wire(order))
+
+
+class FillListApi(PrivateApi):
+    @extend_schema(
+        operation_id="fills_list",
+        tags=["orders"],
+        parameters=[MARKET_PARAM, OpenApiParameter("order_id", str, description="Only this order's fills."),
+                    *PAGE_PARAMETERS, *RATE_LIMIT_HEADERS],
+        responses={200: page_of(FillSerializer, "FillPage"), **problem_responses(400, *PRIVATE_ERRORS, 422)},
+        examples=AUTH_ERROR_EXAMPLES,
+    )
+    def get(self, request):
+        market = _market_or_none(request.query_params.get("market"))
+        fills = selectors.fill_list(account_id=request.auth.account_id, market=market,
+                                    order_id=request.query_params.get("order_id"))
+        page, next_cursor = paginate(fills, request.query_params, key="id", descending=True)
+        return Response({"results": [fill_to_wire(f, f.market, f.order.client_order_id) for f in page],
+                         "next_cursor": next_cursor})
+
+
+class PositionListApi(PrivateApi):
+    """Per market, the position built by the caller's fills (average-cost method; see
+    docs/trading.md)."""
+
+    @extend_schema(
+        operation_id="positions_list",
+        tags=["account"],
+        parameters=RATE_LIMIT_HEADERS,
+        responses={200: inline_serializer("PositionList", {"results": PositionSerializer(many=True)}),
+                   **problem_responses(*PRIVATE_ERRORS)},
+        examples=AUTH_ERROR_EXAMPLES,
+    )
+    def get(self, request):
+        rows = []
+        for p in selectors.position_list(account_id=request.auth.account_id):
+            market = p["market"]
+            q, b = market.quote.scale, market.base.scale
+            rows.append({
+                "market": market.symbol, "base": market.base_id, "quote": market.quote_id,
+                "net_quantity": wire.money(p["net_quantity"], b),
+                "average_entry_price": wire.money(p["average_entry_price"], q),
+                "mark_price": wire.money(p["mark_price"], q),
+                "realized_pnl": wire.money(p["realized_pnl"], q),
+                "unrealized_pnl": wire.money(p["unrealized_pnl"], q),
+                "fees_paid": wire.money(p["fees_paid"], q),
+            })
+        return Response({"results": rows})

@@ -1,27 +1,15 @@
-"""Fixtures for the order lifecycle: a market's engine runner driven in-process."""
+"""Helpers shared by the order-lifecycle and API tests: funding, balances, and the
+environment a child process (engine, server) needs to use the test database."""
 import os
 import sys
-from decimal import Decimal
 
-import pytest
 from django.conf import settings
 from django.db import connection
 
 from accounts import services as account_services
 from accounts.models import Balance
-from trading.models import EngineState
-from trading.runner import MarketRunner
 
-D = Decimal
-
-
-@pytest.fixture
-def runner(market):
-    """The market's engine, run by hand: ``runner.step()`` processes pending commands."""
-    EngineState.objects.update_or_create(market=market, defaults={"owner_token": "test-owner"})
-    engine = MarketRunner(market, "test-owner")
-    engine.rebuild()
-    return engine
+PYTHON = sys.executable
 
 
 def fund(account, **amounts):
@@ -45,6 +33,3 @@ def subprocess_env() -> dict:
     env["BOURSE_ALLOW_GENERATED_SECRETS"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-PYTHON = sys.executable
