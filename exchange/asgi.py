@@ -8,4 +8,6 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up first)
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from exchange.bodylimit import BodyLimitASGI  # noqa: E402
+
+application = ProtocolTypeRouter({"http": BodyLimitASGI(django_asgi_app)})

@@ -1,4 +1,5 @@
 """413 for oversize bodies; decimal strings only in money fields."""
+import json
 from decimal import Decimal
 
 import pytest
@@ -101,3 +102,61 @@ def test_json_number_in_a_money_field_is_a_validation_error_on_the_wire():
     assert body["code"] == "validation_error" and body["status"] == 400
     assert body["errors"] == [{"field": "price", "code": "not_a_string",
                                "message": 'must be a decimal string such as "0.0100", not a JSON number.'}]
+
+
+class _Sink:
+    def __init__(self):
+        self.messages = []
+
+    async def __call__(self, message):
+        self.messages.append(message)
+
+
+def test_asgi_refuses_a_declared_oversize_body_without_reading_it(settings):
+    from asgiref.sync import async_to_sync
+
+    from exchange.bodylimit import BodyLimitASGI
+
+    settings.BOURSE_MAX_BODY_BYTES = 100
+    reached = []
+
+    async def app(scope, receive, send):  # pragma: no cover - must not be called
+        reached.append(scope)
+
+    async def receive():  # pragma: no cover - must not be called
+        raise AssertionError("the body was read")
+
+    sink = _Sink()
+    scope = {"type": "http", "path": "/api/v1/orders",
+             "headers": [(b"content-length", b"5000000"), (b"x-request-id", b"client-7")]}
+    async_to_sync(BodyLimitASGI(app))(scope, receive, sink)
+    assert not reached and sink.messages[0]["status"] == 413
+    assert (b"x-request-id", b"client-7") in sink.messages[0]["headers"]
+    body = json.loads(sink.messages[1]["body"])
+    assert body["code"] == "payload_too_large" and body["request_id"] == "client-7"
+
+
+def test_asgi_stops_reading_a_chunked_body_one_byte_past_the_limit(settings):
+    from asgiref.sync import async_to_sync
+
+    from exchange.bodylimit import BodyLimitASGI
+
+    settings.BOURSE_MAX_BODY_BYTES = 100
+    chunks = [{"type": "http.request", "body": b"x" * 60, "more_body": True} for _ in range(1000)]
+    pulled = []
+
+    async def receive():
+        pulled.append(1)
+        return chunks[len(pulled) - 1]
+
+    seen = bytearray()
+
+    async def app(scope, receive, send):
+        while True:
+            message = await receive()
+            seen.extend(message.get("body", b""))
+            if not message.get("more_body"):
+                return
+
+    async_to_sync(BodyLimitASGI(app))({"type": "http", "path": "/api/v1/orders", "headers": []}, receive, _Sink())
+    assert len(seen) == 101 and len(pulled) == 2  # the 998 other chunks were never pulled
