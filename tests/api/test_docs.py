@@ -55,6 +55,7 @@ def test_docs_ui_works_offline(url):
     assert page.status_code == 200
     html = page.content.decode()
     assert "/api/v1/openapi.yaml" in html
+    assert not re.findall(r'(?:src|href)="(?:https?:)?//', html), "the docs page must not load anything from elsewhere"
     # every script and stylesheet is served by us (drf-spectacular-sidecar), none from a CDN
     assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
     assert assets and all(a.startswith("/static/") for a in assets), assets
