@@ -1,0 +1,10 @@
+/** @bourse/sdk: typed REST and WebSocket clients for the Bourse exchange API. */
+export { Bourse, type BourseOptions, type FetchLike } from "./client.js";
+export { BourseError, errorFromResponse, UNEXPECTED_RESPONSE, type ErrorCode, type FieldError, type Problem } from "./errors.js";
+export { Paginator, type Page } from "./pagination.js";
+export { parseRateLimit, type RateLimitInfo, type RateLimitPolicy, type RateLimitRemaining } from "./ratelimit.js";
+export {
+  createSigner, ed25519Signer, hmacSigner, randomNonce, sha256Hex, signedHeaders, signedString, signRequest,
+  EMPTY_BODY_SHA256, type Credentials, type SignInput, type SignedHeaders, type Signer,
+} from "./signing.js";
+export type * from "./types.js";
