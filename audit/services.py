@@ -17,6 +17,7 @@ Sealing happens after commit (``audit.sealer``) and periodically (Celery beat,
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 import time
 from contextlib import contextmanager
@@ -263,8 +264,6 @@ def audit_flush_auth_failures(now: dt.datetime | None = None) -> int:
 
 
 def _is_ip(value: str) -> bool:
-    import ipaddress
-
     try:
         ipaddress.ip_address(value)
     except ValueError:

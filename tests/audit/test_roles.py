@@ -12,7 +12,6 @@ from accounts.models import Asset, Balance, Journal
 from audit import roles
 from audit.models import AuditEvent
 from audit.services import audit_record, audit_seal
-from trading.models import Market
 
 pytestmark = pytest.mark.django_db
 
@@ -173,3 +172,18 @@ def test_operations_cannot_edit_market_filters_or_audit_rows(operations_client, 
     event = audit_record("market.created", target=market)
     audit_seal()
     assert operations_client.post(f"/admin/audit/auditevent/{event.pk}/change/", {"reason": "x"}).status_code == 403
+
+
+def test_operations_can_cancel_orders_and_support_cannot(operations_client, support_client, trader, market, usd):
+    from trading.models import Command
+    from trading.services import order_submit
+
+    accounts_services.balance_deposit(account=trader, asset="USD", amount="1000")
+    order = order_submit(account=trader, market=market.symbol, side="buy", type="limit", quantity="1", price="10.00").order
+    action = {"action": "cancel_orders", "_selected_action": [order.pk]}
+
+    support_client.post("/admin/trading/order/", action)
+    assert not Command.objects.filter(order=order, kind="cancel").exists()
+
+    operations_client.post("/admin/trading/order/", action)
+    assert Command.objects.filter(order=order, kind="cancel").count() == 1  # queued for the engine, via the service
