@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "accounts",
     "apikeys",
     "trading",
+    "trading.fix.apps.FixConfig",
     "audit",
 ]
 
@@ -240,6 +241,10 @@ BOURSE_SETTLEMENT_LAG_BUDGET_S = env_int("BOURSE_SETTLEMENT_LAG_BUDGET_S", 30)
 BOURSE_ENGINE_BATCH = env_int("BOURSE_ENGINE_BATCH", 500)
 # How long transports wait for the engine's verdict before answering `pending` (202).
 BOURSE_ENGINE_WAIT_S = float(os.environ.get("BOURSE_ENGINE_WAIT_S", "2.0"))
+# FIX 4.4 order-entry gateway (``manage.py run_fix_gateway``; docs/fix.md).
+BOURSE_FIX_HOST = os.environ.get("BOURSE_FIX_HOST", "127.0.0.1")
+BOURSE_FIX_PORT = env_int("BOURSE_FIX_PORT", 9878)
+BOURSE_FIX_LOGON_WINDOW_MS = env_int("BOURSE_FIX_LOGON_WINDOW_MS", 5000)
 # Largest accepted request body, in bytes (413 payload_too_large beyond it).
 BOURSE_MAX_BODY_BYTES = env_int("BOURSE_MAX_BODY_BYTES", 64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(BOURSE_MAX_BODY_BYTES, 2_621_440)

@@ -1,0 +1,133 @@
+"""FIX application messages -> order services, and the immediate answers.
+
+Each handler is synchronous Django code (the gateway runs it on a worker thread, one message
+of a session at a time, in sequence order) and returns the messages to send now. Structural
+problems (a required tag missing, a number that is not a number) raise ``FieldError`` and
+become a session-level Reject; business refusals (a market filter, the balance, a duplicate
+``ClOrdID``) become an ExecutionReport ``Rejected`` or an OrderCancelReject whose ``Text``
+starts with the Bourse error ``code``. Accepted orders and cancels are answered later, from
+the engine's outbox events (``reports.batch_reports``), like orders entered elsewhere.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from exchange import errors
+from trading.models import Order
+from trading.representations import order_to_wire
+from trading.services import order_cancel, order_submit
+
+from . import reports
+from .codec import FieldError, Message
+
+DECIMAL = re.compile(r"^[0-9]{1,20}(\.[0-9]{0,18})?$")
+
+
+@dataclass
+class Outcome:
+    messages: list[tuple[str, list]] = field(default_factory=list)
+    cancel: tuple[str, str] | None = None  # (order id, cancel ClOrdID) now awaiting the engine
+
+
+def _required(message: Message, *tags: int) -> None:
+    for tag in tags:
+        if tag not in message:
+            raise FieldError(f"Required tag {tag} missing", 1, tag)
+
+
+def _single(message: Message, *tags: int) -> None:
+    for tag in tags:
+        if message.count(tag) > 1:
+            raise FieldError(f"Tag {tag} appears more than once", 13, tag)
+
+
+def _decimal(message: Message, tag: int) -> str | None:
+    value = message.get(tag)
+    if value is None:
+        return None
+    if not DECIMAL.match(value):
+        raise FieldError(f"Tag {tag} must be a non-negative decimal, got {value[:40]!r}", 6, tag)
+    return value
+
+
+def _enum(message: Message, tag: int, allowed: dict, default: str | None = None) -> str | None:
+    value = message.get(tag, default)
+    if value is None:
+        return None
+    if value not in allowed:
+        raise FieldError(f"Value {value[:20]!r} is not supported for tag {tag} (allowed: {', '.join(allowed)})", 5, tag)
+    return allowed[value]
+
+
+def new_order_single(account, message: Message) -> Outcome:
+    """NewOrderSingle (D) -> ``order_submit``."""
+    _required(message, 11, 55, 54, 60, 40)
+    _single(message, 11, 55, 54, 38, 40, 44, 59, 18, 152)
+    side = _enum(message, 54, reports.SIDE_FROM_FIX)
+    order_type = _enum(message, 40, reports.ORD_TYPE_FROM_FIX)
+    tif = _enum(message, 59, reports.TIF_FROM_FIX, default="0")
+    quantity, price, cash = _decimal(message, 38), _decimal(message, 44), _decimal(message, 152)
+    if quantity is None and cash is None:
+        raise FieldError("Required tag 38 missing (OrderQty; CashOrderQty(152) for a market buy by value)", 1, 38)
+    exec_inst = message.get(18) or ""
+    cl_ord_id, symbol = message.get(11), message.get(55)
+    try:
+        result = order_submit(
+            account=account, market=symbol, side=side, type=order_type, quantity=quantity, price=price,
+            quote_quantity=cash, time_in_force=tif, post_only="6" in exec_inst.split(), client_order_id=cl_ord_id,
+        )
+    except errors.BourseError as error:
+        return Outcome([("8", reports.rejected_report(account_id=account.pk, cl_ord_id=cl_ord_id, symbol=symbol,
+                                                      side=message.get(54), code=error.code, message=str(error)))])
+    if not result.created:
+        # A resent NewOrderSingle (PossDup, or the same ClOrdID again): report where it is.
+        wire = order_to_wire(result.order)
+        return Outcome([("8", reports.status_report(wire, account_id=account.pk, text="duplicate ClOrdID: existing order"))])
+    return Outcome()
+
+
+def _find(account, message: Message, cl_tag: int) -> Order | None:
+    order_id = message.get(37)
+    queryset = Order.objects.select_related("market", "market__base", "market__quote").filter(account=account)
+    if order_id and order_id != "NONE":
+        if not order_id.isdigit():
+            return None
+        return queryset.filter(pk=int(order_id)).first()
+    cl = message.get(cl_tag)
+    return queryset.filter(client_order_id=cl).first() if cl else None
+
+
+def order_cancel_request(account, message: Message) -> Outcome:
+    """OrderCancelRequest (F) -> ``order_cancel``; OrderCancelReject (9) when refused."""
+    _required(message, 41, 11, 55, 54, 60)
+    _single(message, 41, 11, 37)
+    cl_ord_id, orig = message.get(11), message.get(41)
+    order = _find(account, message, 41)
+    if order is None:
+        return Outcome([("9", reports.cancel_reject(account_id=account.pk, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig, order=None,
+                                                    reason="1", code="not_found", message=f"No order with ClOrdID {orig!r}."))])
+    try:
+        order_cancel(account=account, order_id=order.pk)
+    except errors.BourseError as error:
+        order.refresh_from_db()
+        reason = "0" if error.code == "order_closed" else "99"
+        return Outcome([("9", reports.cancel_reject(account_id=account.pk, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig,
+                                                    order=order_to_wire(order), reason=reason, code=error.code, message=str(error)))])
+    return Outcome(cancel=(str(order.pk), cl_ord_id))
+
+
+def order_status_request(account, message: Message) -> Outcome:
+    """OrderStatusRequest (H) -> ExecutionReport with ExecType I."""
+    _required(message, 11, 55, 54)
+    req_id = message.get(790)
+    order = _find(account, message, 11)
+    if order is None:
+        return Outcome([("8", reports.rejected_report(account_id=account.pk, cl_ord_id=message.get(11), symbol=message.get(55),
+                                                      side=message.get(54), code="not_found", req_id=req_id,
+                                                      message=f"No order with ClOrdID {message.get(11)!r}.",
+                                                      exec_type=reports.EXEC_STATUS))])
+    return Outcome([("8", reports.status_report(order_to_wire(order), account_id=account.pk, req_id=req_id))])
+
+
+HANDLERS = {"D": new_order_single, "F": order_cancel_request, "H": order_status_request}

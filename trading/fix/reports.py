@@ -1,0 +1,189 @@
+"""ExecutionReport (8) and OrderCancelReject (9) bodies from the orders and fills every
+transport shows (``trading.representations`` dicts, as the outbox carries them).
+
+``batch_reports`` turns one engine batch's events for one account into the reports a FIX
+session sends, in order: for each order, ``New`` when it was accepted (first, also before
+its own immediate fills), one ``Trade`` per fill with ``LastPx``/``LastQty`` and the running
+``CumQty``/``LeavesQty``/``AvgPx``, then ``Canceled`` or ``Rejected`` when it closed so.
+"""
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from .logon import format_utc_timestamp
+
+SIDE = {"buy": "1", "sell": "2"}
+SIDE_FROM_FIX = {v: k for k, v in SIDE.items()}
+ORD_TYPE = {"market": "1", "limit": "2"}
+ORD_TYPE_FROM_FIX = {v: k for k, v in ORD_TYPE.items()}
+TIF = {"gtc": "1", "ioc": "3", "fok": "4"}
+TIF_FROM_FIX = {"0": "gtc", "1": "gtc", "3": "ioc", "4": "fok"}  # Day is good-till-cancel here
+ORD_STATUS = {"pending": "A", "open": "0", "partially_filled": "1", "filled": "2", "cancelled": "4", "rejected": "8"}
+# Bourse error / engine reject codes -> OrdRejReason(103)
+ORD_REJ_REASON = {
+    "market_not_found": "1",  # Unknown symbol
+    "market_halted": "2",  # Exchange closed
+    "insufficient_balance": "3",  # Order exceeds limit
+    "duplicate_client_order_id": "6",  # Duplicate order
+    "not_found": "5",  # Unknown order
+    "invalid_quantity": "13",  # Incorrect quantity
+}
+EXEC_NEW, EXEC_CANCELED, EXEC_REJECTED, EXEC_TRADE, EXEC_STATUS = "0", "4", "8", "F", "I"
+_status_ids = itertools.count(1)
+
+
+def now_fix() -> str:
+    return format_utc_timestamp(datetime.now(timezone.utc))
+
+
+def _d(text) -> Decimal:
+    return Decimal(text) if text not in (None, "") else Decimal(0)
+
+
+def _text(value: str) -> str:
+    # Text(58) is a String: no SOH, and keep it to one line of printable characters.
+    return "".join(ch if " " <= ch <= "~" else " " for ch in value)[:300]
+
+
+def order_fields(order: dict, *, account_id, exec_id: str, exec_type: str, ord_status: str,
+                 cum: Decimal, leaves: Decimal, avg: Decimal | None, cl_ord_id: str | None = None,
+                 orig_cl_ord_id: str | None = None, text: str | None = None) -> list[tuple[int, str]]:
+    fields = [
+        (37, order["order_id"]),
+        (11, cl_ord_id if cl_ord_id is not None else order.get("client_order_id")),
+        (41, orig_cl_ord_id),
+        (1, str(account_id)),
+        (17, exec_id),
+        (150, exec_type),
+        (39, ord_status),
+        (55, order["market"]),
+        (54, SIDE[order["side"]]),
+        (40, ORD_TYPE[order["type"]]),
+        (44, order.get("price")),
+        (38, order.get("quantity")),
+        (152, order.get("quote_quantity")),
+        (59, TIF[order["time_in_force"]]),
+        (18, "6" if order.get("post_only") else None),
+        (151, _plain(leaves)),
+        (14, _plain(cum)),
+        (6, _plain(avg) if avg is not None else "0"),
+        (60, now_fix()),
+        (58, _text(text) if text else None),
+    ]
+    return fields
+
+
+def _plain(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def _leaves(order: dict, cum: Decimal, closed: bool) -> Decimal:
+    if closed or order.get("quantity") is None:
+        return Decimal(0)
+    return max(_d(order["quantity"]) - cum, Decimal(0))
+
+
+def status_report(order: dict, *, account_id, text: str | None = None, req_id: str | None = None) -> list[tuple[int, str]]:
+    """ExecType=I (Order Status), the answer to an OrderStatusRequest."""
+    status = order["status"]
+    cum = _d(order.get("filled_quantity"))
+    closed = status in ("filled", "cancelled", "rejected")
+    fields = order_fields(
+        order, account_id=account_id, exec_id=f"S{order['order_id']}.{next(_status_ids)}", exec_type=EXEC_STATUS,
+        ord_status=ORD_STATUS[status], cum=cum, leaves=_leaves(order, cum, closed),
+        avg=_d(order["average_price"]) if order.get("average_price") else None, text=text,
+    )
+    if req_id:
+        fields.append((790, req_id))
+    return fields
+
+
+def rejected_report(*, account_id, cl_ord_id: str | None, symbol: str | None, side: str | None, code: str, message: str,
+                    req_id: str | None = None, exec_type: str = EXEC_REJECTED) -> list[tuple[int, str]]:
+    """A report for an order that never existed (refused before it was written)."""
+    fields = [
+        (37, "NONE"), (11, cl_ord_id), (1, str(account_id)), (17, f"R-{next(_status_ids)}"), (150, exec_type),
+        (39, "8"), (103, ORD_REJ_REASON.get(code, "99")), (55, symbol or "[N/A]"), (54, side or "1"),
+        (151, "0"), (14, "0"), (6, "0"), (60, now_fix()), (58, _text(f"{code}: {message}")),
+    ]
+    if req_id:
+        fields.append((790, req_id))
+    return fields
+
+
+def cancel_reject(*, account_id, cl_ord_id: str, orig_cl_ord_id: str | None, order: dict | None, reason: str, code: str,
+                  message: str) -> list[tuple[int, str]]:
+    """OrderCancelReject (9). ``reason`` is CxlRejReason: 0 too late, 1 unknown order."""
+    return [
+        (37, order["order_id"] if order else "NONE"), (11, cl_ord_id), (41, orig_cl_ord_id), (1, str(account_id)),
+        (39, ORD_STATUS[order["status"]] if order else "8"), (434, "1"), (102, reason), (60, now_fix()),
+        (58, _text(f"{code}: {message}")),
+    ]
+
+
+def batch_reports(orders: list[dict], fills: list[dict], *, account_id, cancel_ids: dict[str, str]) -> list[tuple[str, list]]:
+    """The (msg_type, fields) to send for one engine batch of one account.
+
+    ``cancel_ids`` maps order ids this session asked to cancel to the cancel's ClOrdID; the
+    Canceled report then carries it (with the order's as OrigClOrdID), and an order that
+    filled before the cancel reached the engine gets an OrderCancelReject (too late).
+    Entries are removed from ``cancel_ids`` when answered.
+    """
+    fills_by_order: dict[str, list[dict]] = {}
+    for fill in fills:
+        fills_by_order.setdefault(fill["order_id"], []).append(fill)
+    out: list[tuple[str, list]] = []
+    for order in orders:
+        order_id = order["order_id"]
+        status = order["status"]
+        own_fills = fills_by_order.pop(order_id, [])
+        final_cum = _d(order.get("filled_quantity"))
+        batch_qty = sum((_d(f["quantity"]) for f in own_fills), Decimal(0))
+        batch_notional = sum((_d(f["price"]) * _d(f["quantity"]) for f in own_fills), Decimal(0))
+        cum = final_cum - batch_qty
+        final_avg = _d(order["average_price"]) if order.get("average_price") else None
+        notional = (final_avg * final_cum - batch_notional) if final_avg is not None else Decimal(0)
+        accepted_now = any(f["liquidity"] == "taker" for f in own_fills) or (
+            not own_fills and cum == 0 and status in ("open", "partially_filled")
+        )
+        if accepted_now:
+            out.append(("8", order_fields(order, account_id=account_id, exec_id=f"N{order_id}", exec_type=EXEC_NEW,
+                                          ord_status="0", cum=Decimal(0), leaves=_leaves(order, Decimal(0), False), avg=None)))
+        quote_scale = -_d(order.get("price") or (own_fills[0]["price"] if own_fills else "0")).as_tuple().exponent
+        for index, fill in enumerate(own_fills):
+            qty, price = _d(fill["quantity"]), _d(fill["price"])
+            cum += qty
+            notional += price * qty
+            last = index == len(own_fills) - 1
+            avg = final_avg if (last and final_avg is not None) else (notional / cum).quantize(Decimal(1).scaleb(-max(quote_scale, 2)))
+            if order.get("quantity") is not None:
+                fill_status = "2" if cum >= _d(order["quantity"]) else "1"
+            else:
+                fill_status = ORD_STATUS["filled"] if (last and status == "filled") else "1"
+            fields = order_fields(order, account_id=account_id, exec_id=f"F{fill['fill_id']}", exec_type=EXEC_TRADE,
+                                  ord_status=fill_status, cum=cum, leaves=_leaves(order, cum, fill_status == "2"),
+                                  avg=avg)
+            fields += [(32, fill["quantity"]), (31, fill["price"]), (12, fill["fee"]), (13, "3"),
+                       (479, fill.get("fee_asset")), (851, "1" if fill["liquidity"] == "maker" else "2")]
+            out.append(("8", fields))
+        cancel_cl = cancel_ids.get(order_id)
+        if status == "cancelled":
+            cancel_ids.pop(order_id, None)
+            out.append(("8", order_fields(order, account_id=account_id, exec_id=f"C{order_id}", exec_type=EXEC_CANCELED,
+                                          ord_status="4", cum=final_cum, leaves=Decimal(0), avg=final_avg,
+                                          cl_ord_id=cancel_cl, orig_cl_ord_id=order.get("client_order_id") if cancel_cl else None,
+                                          text=order.get("cancel_reason"))))
+        elif status == "rejected":
+            reason = order.get("reject_reason") or "rejected"
+            fields = order_fields(order, account_id=account_id, exec_id=f"R{order_id}", exec_type=EXEC_REJECTED,
+                                  ord_status="8", cum=final_cum, leaves=Decimal(0), avg=final_avg, text=reason)
+            fields.append((103, ORD_REJ_REASON.get(reason, "99")))
+            out.append(("8", fields))
+        elif status == "filled" and cancel_cl is not None:
+            cancel_ids.pop(order_id, None)
+            out.append(("9", cancel_reject(account_id=account_id, cl_ord_id=cancel_cl, orig_cl_ord_id=order.get("client_order_id"),
+                                           order=order, reason="0", code="order_closed",
+                                           message=f"Order {order_id} filled before the cancel reached the engine.")))
+    return out

@@ -1,0 +1,39 @@
+"""``run_fix_gateway``: the FIX 4.4 order-entry acceptor (docs/fix.md).
+
+Listens on ``BOURSE_FIX_HOST``:``BOURSE_FIX_PORT`` (default 127.0.0.1:9878) or
+``--host``/``--port``; ``--port 0`` picks a free port. Prints one line
+``FIX gateway listening on HOST:PORT`` once it accepts connections. SIGTERM or SIGINT logs
+every session out, flushes the session store and exits.
+"""
+import asyncio
+import signal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from trading.fix.gateway import Gateway
+
+
+class Command(BaseCommand):
+    help = "Run the FIX 4.4 order-entry gateway (acceptor)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=settings.BOURSE_FIX_HOST)
+        parser.add_argument("--port", type=int, default=settings.BOURSE_FIX_PORT)
+        parser.add_argument("--workers", type=int, default=8, help="threads for database work")
+
+    def handle(self, *args, **opts):
+        asyncio.run(self._serve(opts["host"], opts["port"], opts["workers"]))
+
+    async def _serve(self, host, port, workers):
+        gateway = Gateway(host, port, workers=workers)
+        await gateway.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        self.stdout.write(f"FIX gateway listening on {host}:{gateway.port}")
+        self.stdout.flush()
+        await stop.wait()
+        await gateway.stop()
+        self.stdout.write("FIX gateway stopped")
