@@ -7,7 +7,7 @@ export PORT
 # Tests get their own data folder, so they never touch the `make run` database or secrets.
 TEST_DATA_DIR ?= $(CURDIR)/var/test
 
-.PHONY: run test install install-test migrate seed openapi clean
+.PHONY: run test install install-test migrate seed openapi clean sdk sdk-install sdk-generate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,22 @@ $(VENV)/.test-installed: requirements.txt requirements-test.txt | $(BIN)/python
 install: $(VENV)/.runtime-installed
 install-test: $(VENV)/.test-installed
 
+# The TypeScript SDK's npm dependencies: `npm ci` again only when the lockfile changes (npm ci
+# empties node_modules, so the stamp inside it goes too). Its `prepare` script builds dist/.
+SDK_TS := sdk/typescript
+$(SDK_TS)/node_modules/.bourse-installed: $(SDK_TS)/package.json $(SDK_TS)/package-lock.json
+	cd $(SDK_TS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+sdk-install: $(SDK_TS)/node_modules/.bourse-installed
+
+## sdk: check the SDK's generated types against docs/openapi.yaml, type-check, unit-test, build
+sdk: sdk-install
+	cd $(SDK_TS) && node scripts/generate.mjs --check && npm run --silent typecheck && npm test && npm run --silent build
+
+## sdk-generate: regenerate the SDK's types from docs/openapi.yaml (make openapi does this too)
+sdk-generate: sdk-install
+	cd $(SDK_TS) && node scripts/generate.mjs
+
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
@@ -34,12 +50,13 @@ run: seed
 	$(BIN)/python manage.py run_embedded
 
 ## test: install test dependencies and run the whole suite (DATABASE_URL/REDIS_URL honoured)
-test: install-test
+test: install-test sdk-install
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## openapi: regenerate the committed docs/openapi.yaml and docs/errors.md from the code
-openapi: install
+## openapi: regenerate the committed docs/openapi.yaml, docs/errors.md and the SDK types from the code
+openapi: install sdk-install
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python manage.py generate_docs
+	cd $(SDK_TS) && node scripts/generate.mjs
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var $(SDK_TS)/node_modules $(SDK_TS)/dist $(SDK_TS)/.examples-out

@@ -35,6 +35,8 @@ export interface BourseOptions {
   retryDelayMs?: number;
   /** Longest wait honoured for a 429's Retry-After before giving up, in ms. Default 10000. */
   maxRetryWaitMs?: number;
+  /** Starting clock offset in ms (server minus local), e.g. from an earlier `syncClock()`. Default 0. */
+  clockOffsetMs?: number;
   /** Re-sync the clock from `/time` and retry once on `timestamp_out_of_window`. Default true. */
   correctClockSkew?: boolean;
   /** Extra headers on every request (e.g. a tracing `X-Request-ID`). */
@@ -91,6 +93,7 @@ export class Bourse {
     }
     this.#windowMs = options.windowMs;
     this.#headers = { ...options.headers };
+    this.#clockOffsetMs = options.clockOffsetMs ?? 0;
     const globalFetch = globalThis.fetch;
     this.#fetch = options.fetch ?? ((request) => globalFetch(request));
     this.#options = {
