@@ -8,3 +8,9 @@ export {
   EMPTY_BODY_SHA256, type Credentials, type SignInput, type SignedHeaders, type Signer,
 } from "./signing.js";
 export type * from "./types.js";
+export { compareDecimal, LocalOrderBook, type ApplyResult, type BookLevel, type BookSnapshot } from "./book.js";
+export {
+  BourseStream, type BalanceFrame, type BookFrame, type BourseStreamOptions, type Channel, type FillFrame, type OrderFrame,
+  type PrivateChannel, type PrivateFrame, type StreamEvents, type TickerFrame, type TradeFrame, type WebSocketFactory,
+  type WebSocketLike,
+} from "./stream.js";

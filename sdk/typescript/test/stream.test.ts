@@ -1,0 +1,235 @@
+// The WebSocket client against a mock /ws/v1 server (the `ws` package on 127.0.0.1): signed
+// auth, replies by id, the local book with gap → resubscribe, private resume with `since`
+// after a dropped connection, resync_required, heartbeats, error frames.
+import { afterEach, describe, expect, it } from "vitest";
+import { WebSocketServer, type WebSocket } from "ws";
+import { BourseError, BourseStream, createSigner, signRequest, type StreamEvents } from "../src/index.js";
+
+const SECRET = "stream-secret-not-real";
+const signer = createSigner({ secret: SECRET });
+
+type Frame = Record<string, unknown>;
+type Handler = (socket: WebSocket, message: Frame, connection: number) => void | Promise<void>;
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!();
+});
+
+/** A mock server: `handler` answers each client message; every message is recorded. */
+async function mockServer(handler: Handler) {
+  const server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+  const received: { connection: number; message: Frame }[] = [];
+  const sockets: WebSocket[] = [];
+  let connections = 0;
+  server.on("connection", (socket) => {
+    const connection = connections++;
+    sockets.push(socket);
+    socket.on("message", async (data) => {
+      const message = JSON.parse(String(data)) as Frame;
+      received.push({ connection, message });
+      await handler(socket, message, connection);
+    });
+  });
+  const { port } = server.address() as { port: number };
+  cleanups.push(() => {
+    for (const socket of sockets) socket.terminate();
+    server.close();
+  });
+  return { url: `ws://127.0.0.1:${port}/ws/v1`, received, sockets, connections: () => connections };
+}
+
+const send = (socket: WebSocket, frame: Frame) => socket.send(JSON.stringify(frame));
+
+/** Standard replies: auth (checking the signature), ping, unsubscribe. */
+async function answerBasics(socket: WebSocket, message: Frame): Promise<boolean> {
+  if (message.op === "auth") {
+    const expected = await signRequest(signer, {
+      timestamp: String(message.timestamp), nonce: String(message.nonce), method: "GET", path: "/ws/v1", query: "", body: "",
+    });
+    if (expected !== message.signature) send(socket, { type: "error", code: "invalid_credentials", message: "bad signature", id: message.id });
+    else send(socket, { type: "auth", id: message.id, key: message.key, account_id: "7" });
+    return true;
+  }
+  if (message.op === "ping") {
+    send(socket, { type: "pong", id: message.id });
+    return true;
+  }
+  if (message.op === "unsubscribe") {
+    send(socket, { type: "unsubscribed", id: message.id, channels: message.channels });
+    return true;
+  }
+  return false;
+}
+
+function stream(url: string, extra: Partial<ConstructorParameters<typeof BourseStream>[0]> = {}) {
+  const client = new BourseStream({ url, key: "bk_ws", secret: SECRET, reconnectDelayMs: 10, heartbeatIntervalMs: 0, ...extra });
+  cleanups.push(() => client.close());
+  return client;
+}
+
+/** Resolves with the next `event` whose arguments satisfy `predicate`. */
+function next<E extends keyof StreamEvents>(client: BourseStream, event: E, predicate: (...args: StreamEvents[E]) => boolean = () => true) {
+  return new Promise<StreamEvents[E]>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${event} event`)), 5000);
+    const off = client.on(event, (...args) => {
+      if (!predicate(...args)) return;
+      clearTimeout(timer);
+      off();
+      resolve(args);
+    });
+  });
+}
+
+const level = (p: string, q: string) => [p, q];
+
+describe("BourseStream", () => {
+  it("authenticates with a signature over GET /ws/v1 and answers ping", async () => {
+    const server = await mockServer(async (socket, message) => { await answerBasics(socket, message); });
+    const client = stream(server.url.replace("ws://", "http://").replace("/ws/v1", ""));
+    await client.connect();
+    expect(client.url).toBe(server.url);
+    expect(server.received[0]!.message).toMatchObject({ op: "auth", key: "bk_ws", id: 1 });
+    expect(String(server.received[0]!.message.nonce)).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    expect(await client.ping()).toBeGreaterThanOrEqual(0);
+  });
+
+  it("rejects a request answered by an error frame with a typed BourseError", async () => {
+    const server = await mockServer(async (socket, message) => {
+      if (await answerBasics(socket, message)) return;
+      send(socket, { type: "error", code: "unknown_channel", message: "Unknown channel: book:NOPE.", id: message.id,
+        errors: [{ field: "channels", code: "unknown_channel", message: "book:NOPE does not exist." }] });
+    });
+    const client = stream(server.url);
+    await client.connect();
+    const error = (await client.subscribe(["book:NOPE"]).catch((e: unknown) => e)) as BourseError;
+    expect(error).toBeInstanceOf(BourseError);
+    expect([error.code, error.status, error.errors[0]?.field]).toEqual(["unknown_channel", 0, "channels"]);
+  });
+
+  it("retries auth once with the server's clock on timestamp_out_of_window", async () => {
+    const skew = 90_000;
+    const server = await mockServer(async (socket, message) => {
+      if (message.op === "auth" && Math.abs(Number(message.timestamp) - (Date.now() + skew)) > 2000) {
+        send(socket, { type: "error", code: "timestamp_out_of_window", message: "clock", id: message.id, server_epoch_ms: Date.now() + skew });
+        return;
+      }
+      await answerBasics(socket, message);
+    });
+    await stream(server.url).connect();
+    expect(server.received.filter((r) => r.message.op === "auth")).toHaveLength(2);
+  });
+
+  it("keeps a local book from snapshot and updates, and resubscribes on a gap", async () => {
+    let snapshots = 0;
+    const server = await mockServer(async (socket, message) => {
+      if (await answerBasics(socket, message)) return;
+      if (message.op !== "subscribe") return;
+      const sequence = snapshots++ === 0 ? 10 : 20;
+      send(socket, { type: "subscribed", id: message.id, channels: [{ channel: "book:BTC-USD", sequence }] });
+      send(socket, { channel: "book:BTC-USD", type: "snapshot", market: "BTC-USD", sequence,
+        bids: [level("99.00", "1")], asks: [level(sequence === 10 ? "101.00" : "102.00", "2")] });
+      if (sequence === 10) {
+        send(socket, { channel: "book:BTC-USD", type: "update", market: "BTC-USD", sequence: 9, bids: [level("1.00", "1")], asks: [] });
+        send(socket, { channel: "book:BTC-USD", type: "update", market: "BTC-USD", sequence: 11, bids: [level("99.50", "1")], asks: [] });
+        send(socket, { channel: "book:BTC-USD", type: "update", market: "BTC-USD", sequence: 12, bids: [level("99.00", "0")], asks: [] });
+        // 13 is lost: 14 must not be applied, and the client asks for a new snapshot.
+        send(socket, { channel: "book:BTC-USD", type: "update", market: "BTC-USD", sequence: 14, bids: [level("50.00", "1")], asks: [] });
+      }
+    });
+    const client = stream(server.url);
+    await client.connect();
+    const applied = next(client, "book", (book) => book.sequence === 12);
+    const gap = next(client, "gap");
+    const rebuilt = next(client, "book", (book) => book.sequence === 20);
+    await client.subscribe(["book:BTC-USD"]);
+    const [afterUpdates] = await applied;
+    expect(afterUpdates.bids()).toEqual([["99.50", "1"]]);
+    expect((await gap)[0]).toEqual({ channel: "book:BTC-USD", expected: 13, received: 14 });
+    const [book] = await rebuilt;
+    expect(book.bids()).toEqual([["99.00", "1"]]);
+    expect(book.asks()).toEqual([["102.00", "2"]]);
+    expect(client.book("BTC-USD")).toBe(book);
+    expect(server.received.map((r) => r.message.op)).toEqual(["auth", "subscribe", "unsubscribe", "subscribe"]);
+  });
+
+  it("resumes private streams with since after a dropped connection, without duplicates", async () => {
+    const order = (sequence: number) => ({ channel: "orders", type: "order", sequence, data: { order_id: `o${sequence}` } });
+    const server = await mockServer(async (socket, message, connection) => {
+      if (await answerBasics(socket, message)) return;
+      if (message.op !== "subscribe") return;
+      if (connection === 0) {
+        send(socket, { type: "subscribed", id: message.id, channels: [{ channel: "orders", sequence: 5 }] });
+        send(socket, order(6));
+        send(socket, order(7));
+      } else {
+        // The replay overlaps what the client had (7) and adds what it missed (8, 9).
+        send(socket, { type: "subscribed", id: message.id, channels: [{ channel: "orders", sequence: 9 }] });
+        for (const sequence of [7, 8, 9]) send(socket, order(sequence));
+      }
+    });
+    const client = stream(server.url);
+    const seen: number[] = [];
+    client.on("order", (frame) => seen.push(frame.sequence));
+    await client.connect();
+    const seventh = next(client, "order", (frame) => frame.sequence === 7);
+    await client.subscribe(["orders"]);
+    await seventh;
+    const reopened = next(client, "open");
+    const ninth = next(client, "order", (frame) => frame.sequence === 9);
+    server.sockets[0]!.terminate(); // the network drops the connection
+    expect((await reopened)[0]).toEqual({ reconnected: true });
+    await ninth;
+    expect(seen).toEqual([6, 7, 8, 9]);
+    const resume = server.received.find((r) => r.connection === 1 && r.message.op === "subscribe")!.message;
+    expect(resume).toMatchObject({ channels: ["orders"], since: { orders: 7 } });
+    expect(server.received.filter((r) => r.connection === 1).map((r) => r.message.op)).toEqual(["auth", "subscribe"]);
+    expect(client.lastSequence("orders")).toBe(9);
+  });
+
+  it("starts over and tells the application when the server cannot replay", async () => {
+    const server = await mockServer(async (socket, message, connection) => {
+      if (await answerBasics(socket, message)) return;
+      if (message.op !== "subscribe") return;
+      if (connection === 1 && message.since) {
+        send(socket, { type: "error", code: "resync_required", message: "too old", id: message.id, channel: "fills" });
+        return;
+      }
+      send(socket, { type: "subscribed", id: message.id, channels: [{ channel: "fills", sequence: connection === 0 ? 3 : 500 }] });
+    });
+    const client = stream(server.url);
+    await client.connect();
+    await client.subscribe(["fills"]);
+    expect(client.lastSequence("fills")).toBe(3);
+    const resync = next(client, "resync");
+    const reopened = next(client, "open");
+    client.reconnect();
+    expect((await resync)[0]).toEqual({ channel: "fills" });
+    await reopened;
+    expect(client.lastSequence("fills")).toBe(500);
+  });
+
+  it("reconnects when heartbeats go unanswered", async () => {
+    const server = await mockServer(async (socket, message, connection) => {
+      if (message.op === "ping" && connection === 0) return; // a half-dead connection
+      await answerBasics(socket, message);
+    });
+    const client = stream(server.url, { heartbeatIntervalMs: 50, heartbeatTimeoutMs: 50 });
+    await client.connect();
+    const [info] = await next(client, "open");
+    expect(info.reconnected).toBe(true);
+    expect(server.connections()).toBeGreaterThanOrEqual(2);
+  });
+
+  it("does not reconnect after close()", async () => {
+    const server = await mockServer(async (socket, message) => { await answerBasics(socket, message); });
+    const client = stream(server.url);
+    await client.connect();
+    const closed = next(client, "close");
+    client.close();
+    expect((await closed)[0].willReconnect).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(server.connections()).toBe(1);
+  });
+});
