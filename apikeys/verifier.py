@@ -173,7 +173,10 @@ def verify_request(
     if KEY_ID.match(key_id):
         key = ApiKey.objects.select_related("account").filter(key_id=key_id).first()
     message = signing.signed_string(timestamp, nonce, method, path, query, body_sha256).encode()
-    if key is None or not signature_valid(key, message, signature_bytes):
+    # An unknown key still pays for a decryption and an HMAC, so that response time does
+    # not tell a prober which key ids exist.
+    valid = signature_valid(key if key is not None else _decoy_key(), message, signature_bytes)
+    if key is None or not valid:
         raise _fail(source_ip, errors.InvalidCredentials("Unknown API key or wrong signature."))
 
     if key.status == ApiKey.Status.REVOKED:
@@ -187,6 +190,19 @@ def verify_request(
 
     _touch(key)
     return key
+
+
+_DECOYS: dict[tuple[str, ...], ApiKey] = {}
+
+
+def _decoy_key() -> ApiKey:
+    """An unsaved HMAC key with a random secret, encrypted under the current keys."""
+    from django.conf import settings
+
+    ring = tuple(settings.BOURSE_ENCRYPTION_KEYS)
+    if ring not in _DECOYS:
+        _DECOYS[ring] = ApiKey(scheme=ApiKey.Scheme.HMAC, secret_encrypted=crypto.encrypt_secret(crypto.new_hmac_secret()))
+    return _DECOYS[ring]
 
 
 def _touch(key: ApiKey) -> None:

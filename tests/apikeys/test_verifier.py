@@ -236,3 +236,13 @@ def test_require_scope(key):
 
 def test_body_hash_is_over_raw_bytes():
     assert body_sha256(b"") == EMPTY_BODY_SHA256 == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def test_unknown_key_costs_a_signature_check_too(signed, monkeypatch):
+    # Equal work for known and unknown key ids: response time is no key-existence oracle.
+    calls = []
+    real = verifier.signature_valid
+    monkeypatch.setattr(verifier, "signature_valid", lambda *a: calls.append(a[0]) or real(*a))
+    response = signed.get(PATH, overrides={"X-API-Key": "bk_doesnotexist000000000000"})
+    assert response.json()["code"] == "invalid_credentials"
+    assert len(calls) == 1 and calls[0].pk is None and calls[0].scheme == "hmac"
