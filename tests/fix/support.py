@@ -3,6 +3,7 @@ database, a raw socket client (exact bytes, for the session-layer edge cases) an
 initiator (the off-the-shelf engine integrators use)."""
 from __future__ import annotations
 
+import gc
 import queue
 import re
 import socket
@@ -239,7 +240,13 @@ class QuickFixClient:
         return self.app.logged_on.wait(timeout) if wait_logon else True
 
     def stop(self):
-        self.initiator.stop()
+        """Log out and stop. The initiator is dropped as well: QuickFIX keeps a stopped
+        initiator's session registered under the same SessionID, and a later initiator's
+        ``sendToTarget`` would find that one."""
+        if self.initiator is not None:
+            self.initiator.stop()
+            self.initiator = None
+            gc.collect()
 
     def send(self, message) -> None:
         assert fix.Session.sendToTarget(message, self.session_id)

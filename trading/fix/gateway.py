@@ -487,7 +487,7 @@ class OutboxTail:
             condition |= Q(market_id=market_id, id__gt=floor)
         return list(
             OutboxEvent.objects.filter(condition, channel__in=("orders", "fills"), account_id__in=accounts)
-            .order_by("id").values("id", "market_id", "account_id", "channel", "payload", "created_at")[:5000]
+            .order_by("id").values("id", "market_id", "account_id", "channel", "payload")
         )
 
     async def run(self) -> None:
@@ -507,7 +507,38 @@ class OutboxTail:
                 log.exception("FIX outbox tail failed; retrying")
                 await asyncio.sleep(0.5)
 
+    def _batches(self, events):
+        """Split the events into engine batches per (market, account), in id order.
+
+        A batch writes its ``orders`` events (each order at most once) and then its
+        ``fills``, contiguously; so an order event after a fill, or an order seen twice,
+        starts the next batch. Two batches without fills may merge, which changes nothing:
+        each order's report depends only on its own event and its own fills.
+        """
+        current: dict[tuple, dict] = {}
+        for event in events:
+            self.floors[event["market_id"]] = max(self.floors.get(event["market_id"], 0), event["id"])
+            self.high_water = max(self.high_water, event["id"])
+            key = (event["market_id"], event["account_id"])
+            batch = current.get(key)
+            payload = event["payload"]
+            if event["channel"] == "orders" and batch is not None and (
+                batch["fills"] or payload["order_id"] in batch["order_ids"]
+            ):
+                yield key[1], batch
+                batch = None
+            if batch is None:
+                batch = current[key] = {"orders": [], "fills": [], "order_ids": set(), "first": event["id"]}
+            batch[event["channel"]].append(payload)
+            if event["channel"] == "orders":
+                batch["order_ids"].add(payload["order_id"])
+        # the last batch of each stream is complete: a batch commits (and shows) whole
+        for key, batch in sorted(current.items(), key=lambda item: item[1]["first"]):
+            yield key[1], batch
+
     async def _poll(self) -> bool:
+        """Deliver what is new. No row limit: a batch must be read whole, and the backlog
+        is bounded by what the engine commits between two polls."""
         now = time.monotonic()
         accounts = list(self.gateway.by_account)
         settled = max((mark for at, mark in self.samples if now - at >= self.SETTLE_S), default=None)
@@ -524,14 +555,7 @@ class OutboxTail:
             self.floors = {}
             return False
         events = await self.gateway.call(self._fetch, accounts, dict(self.floors), self.default_floor)
-        batches: dict[tuple, dict] = {}
-        for event in events:
-            self.floors[event["market_id"]] = max(self.floors.get(event["market_id"], 0), event["id"])
-            self.high_water = max(self.high_water, event["id"])
-            key = (event["market_id"], event["created_at"], event["account_id"])
-            batch = batches.setdefault(key, {"orders": [], "fills": [], "first": event["id"]})
-            batch[event["channel"]].append(event["payload"])
-        for (market_id, _, account_id), batch in sorted(batches.items(), key=lambda item: item[1]["first"]):
+        for account_id, batch in self._batches(events):
             for session in list(self.gateway.by_account.get(account_id, ())):
                 if batch["first"] <= session.min_event_id or session.closing:
                     continue
@@ -540,7 +564,7 @@ class OutboxTail:
                                                                cancel_ids=session.cancel_ids))
                 except Exception:
                     log.exception("FIX execution reports failed", extra={"key_id": session.key.key_id})
-        return len(events) == 5000
+        return False
 
 
 class Gateway:
