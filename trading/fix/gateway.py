@@ -412,7 +412,7 @@ class Session:
                         self.closing = True
                         self.logout_sent = True
                         self.send("5", [(58, f"Heartbeat timeout: nothing received for {now - self.last_recv:.1f} s.")])
-                        self.writer.close()
+                        self.reader.feed_eof()  # the read loop ends; _end releases, then closes
                         return
                 elif now - self.last_recv >= self.heartbeat * 1.2:
                     test_id = f"TEST-{next(_test_ids)}"
@@ -426,24 +426,27 @@ class Session:
             pass
 
     async def _end(self) -> None:
+        """Release the session (cancel on disconnect, flush the store, free the key), and
+        only then close the socket, so a client that reconnects at once finds the key free."""
         self.closing = True
         if self.timer is not None:
             self.timer.cancel()
         try:
-            await self.writer.drain()
-        except Exception:
-            pass
-        self.writer.close()
-        if self.store_pk is None or self.key is None:
-            return
-        self.gateway.unregister(self)
-        try:
-            if self.cancel_on_disconnect and self.logged_on:
-                cancelled = await self.gateway.call(order_cancel_all, account=self.account)
-                log.info("FIX cancel on disconnect: %d orders", len(cancelled), extra={"key_id": self.key.key_id})
-            await self.gateway.call(self.gateway.store.flush)
+            if self.store_pk is not None and self.key is not None:
+                self.gateway.unregister(self)
+                try:
+                    if self.cancel_on_disconnect and self.logged_on:
+                        cancelled = await self.gateway.call(order_cancel_all, account=self.account)
+                        log.info("FIX cancel on disconnect: %d orders", len(cancelled), extra={"key_id": self.key.key_id})
+                    await self.gateway.call(self.gateway.store.flush)
+                finally:
+                    await self.gateway.call(store.session_release, self.store_pk, self.owner)
         finally:
-            await self.gateway.call(store.session_release, self.store_pk, self.owner)
+            try:
+                await self.writer.drain()
+            except Exception:
+                pass
+            self.writer.close()
 
 
 class _Wake(notify.VerdictWaiter):

@@ -1,0 +1,283 @@
+"""The FIX session layer byte by byte (a raw socket client): Logon refusals and their audit,
+one session per key, heartbeats and their timeout, bad bytes, sequence gaps, resets and
+resends, cancel on disconnect."""
+import socket
+
+import pytest
+
+from apikeys.services import apikey_revoke
+from audit.models import AuditEvent
+from tests.factories import ApiKeyFactory, AssetFactory, MarketFactory
+from tests.support import fund
+from trading.fix.codec import checksum, encode
+from trading.fix.models import FixSession
+from trading.models import Order
+
+from .support import Processes, RawClient, new_order, now_fix, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture
+def gateway():
+    usd, btc = AssetFactory(code="USD", scale=6), AssetFactory(code="BTC", scale=8)
+    MarketFactory(base=btc, quote=usd)
+    processes = Processes()
+    clients = []
+
+    def client(key):
+        raw = RawClient(processes.port, key)
+        clients.append(raw)
+        return raw
+
+    yield processes, client
+    for raw in clients:
+        raw.close()
+    print(processes.stop())  # shown when a test fails
+
+
+@pytest.fixture
+def trader():
+    key = ApiKeyFactory()
+    fund(key.account, USD="100000", BTC="100")
+    return key
+
+
+def logged_on(client, key, **kwargs):
+    raw = client(key)
+    raw.logon(**kwargs)
+    raw.expect("A")
+    return raw
+
+
+def refused(raw) -> str:
+    logout = raw.expect("5")
+    assert raw.wait_closed(), "the gateway must close the connection after a refused Logon"
+    return logout.get(58)
+
+
+def test_bad_logons_are_refused_with_a_clear_text_and_audited(gateway, trader):
+    _, client = gateway
+    # wrong signature
+    raw = client(trader)
+    raw.logon(signature="AAAA" + "A" * 40)
+    assert refused(raw).startswith("invalid_credentials")
+    # stale SendingTime, correctly signed
+    raw = client(trader)
+    stale = now_fix(-60)
+    raw.logon(sending_time=stale)
+    assert refused(raw).startswith("timestamp_out_of_window")
+    # no signature at all
+    raw = client(trader)
+    raw.send("A", [(98, 0), (108, 30)])
+    assert refused(raw).startswith("missing_credentials")
+    # unknown key: indistinguishable from a wrong signature
+    ghost = ApiKeyFactory.build(key_id="bk_doesnotexist0000000000")
+    ghost.secret = "whatever"
+    raw = client(ghost)
+    raw.logon()
+    assert refused(raw).startswith("invalid_credentials")
+    # a key without the trade scope
+    reader = ApiKeyFactory(scopes=("read",))
+    raw = client(reader)
+    raw.logon()
+    assert refused(raw).startswith("permission_denied")
+    # a revoked key
+    revoked = ApiKeyFactory()
+    apikey_revoke(key=revoked)
+    raw = client(revoked)
+    raw.logon()
+    assert refused(raw).startswith("key_revoked")
+
+    # each attempt is in the audit trail, on the fix channel, with its reason
+    reasons = sorted(AuditEvent.objects.filter(action="auth.failed", after__channel="fix").values_list("reason", flat=True))
+    assert reasons == sorted(["invalid_credentials", "timestamp_out_of_window", "missing_credentials",
+                              "invalid_credentials", "permission_denied", "key_revoked"])
+    # and no session store was touched by a refused Logon
+    assert not FixSession.objects.exists()
+
+
+def test_a_replayed_logon_and_a_second_session_are_refused(gateway, trader):
+    _, client = gateway
+    first = client(trader)
+    sending_time = now_fix()
+    first.logon(sending_time=sending_time)
+    first.expect("A")
+    # the same signed Logon bytes again (a replay) are refused
+    replay = client(trader)
+    replay.logon(sending_time=sending_time, seq=1)
+    assert refused(replay).startswith("nonce_reused")
+    # a fresh Logon for a key that already has a live session is refused too
+    second = client(trader)
+    second.logon(seq=1)
+    assert refused(second).startswith("session_active")
+    # and the first session is unaffected
+    first.send("1", [(112, "still-there")])
+    assert first.expect("0").get(112) == "still-there"
+
+
+def test_heartbeat_timeout_sends_test_request_then_logout(gateway, trader):
+    _, client = gateway
+    raw = logged_on(client, trader, heartbeat=1)
+    # a silent client first gets heartbeats and a TestRequest ...
+    test_request = raw.expect("1", timeout=4)
+    assert test_request.get(112)
+    # ... and, still silent, a Logout that says why, then the connection closes
+    logout = raw.expect("5", timeout=4)
+    assert logout.get(58).startswith("Heartbeat timeout")
+    assert raw.wait_closed()
+    # the session is released: the key can log on again, numbering continuing
+    again = client(trader)
+    again.seq = 3
+    again.logon(heartbeat=30)
+    answer = again.expect("A")
+    assert int(answer.get(34)) > int(logout.get(34))
+
+
+def test_bad_bytes_after_logon_get_rejects_and_the_session_goes_on(gateway, trader):
+    _, client = gateway
+    raw = logged_on(client, trader)
+    # a wrong checksum: Reject, and the number is not used up (the client resends it)
+    bad = bytearray(encode("1", [(49, trader.key_id), (56, "BOURSE"), (34, 2), (52, now_fix())], [(112, "x")]))
+    bad[-4:-1] = b"%03d" % ((int(bad[-4:-1]) + 1) % 256)
+    raw.send_raw(bytes(bad))
+    reject = raw.expect("3")
+    assert (reject.get(45), reject.get(373)) == ("2", "99") and "CheckSum" in reject.get(58)
+    # a NewOrderSingle without ClOrdID: Reject naming the tag
+    raw.send("D", [(55, "BTC-USD"), (54, "1"), (60, now_fix()), (40, "2"), (38, "1"), (44, "100")])
+    reject = raw.expect("3")
+    assert (reject.get(373), reject.get(371), reject.get(372)) == ("1", "11", "D")
+    # a price that is not a number: Reject, incorrect data format
+    raw.send("D", new_order("fmt", price="1e5"))
+    assert raw.expect("3").get(373) == "6"
+    # an unsupported TimeInForce value
+    raw.send("D", new_order("tif", tif="6"))
+    assert (lambda r: (r.get(373), r.get(371)))(raw.expect("3")) == ("5", "59")
+    # an application message Bourse does not support: BusinessMessageReject
+    raw.send("AE", [(571, "r1")])
+    bmr = raw.expect("j")
+    assert (bmr.get(372), bmr.get(380)) == ("AE", "3")
+    # a field that is not tag=value: Reject, invalid tag number
+    body = b"35=1\x0149=%s\x0156=BOURSE\x0134=%d\x0152=%s\x01x12=1\x01" % (trader.key_id.encode(), raw.seq, now_fix().encode())
+    message = b"8=FIX.4.4\x019=%d\x01" % len(body) + body
+    raw.send_raw(message + b"10=%03d\x01" % checksum(message))
+    raw.seq += 1
+    assert raw.expect("3").get(373) == "0"
+    # nothing was written for any of them, and the session still answers
+    assert not Order.objects.exists()
+    raw.send("1", [(112, "alive")])
+    assert raw.expect("0").get(112) == "alive"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"8=FIX.4.4\x019=999999999\x01", b"\x00" * 64],
+    ids=["http", "oversized", "zeros"],
+)
+def test_garbage_before_or_instead_of_logon_gets_a_logout(gateway, trader, data):
+    processes, client = gateway
+    raw = client(trader)
+    raw.send_raw(data)
+    logout = raw.expect("5")
+    assert "Garbled" in logout.get(58)
+    assert raw.wait_closed()
+    assert processes.gateway.poll() is None  # and the gateway lives on
+
+
+def test_oversized_message_after_logon_ends_the_session(gateway, trader):
+    processes, client = gateway
+    raw = logged_on(client, trader)
+    raw.send_raw(b"8=FIX.4.4\x019=%d\x01" % (1 << 20) + b"35=D\x01" + b"x" * 1000)
+    assert "exceeds the limit" in raw.expect("5").get(58)
+    assert raw.wait_closed()
+
+
+def test_sequence_gap_resend_and_both_sequence_reset_modes(gateway, trader):
+    _, client = gateway
+    raw = logged_on(client, trader)  # the client's next number is 2
+    # when the client skips 2 and 3, the gateway asks for them and holds the message
+    raw.send("1", [(112, "after-gap")], seq=4)
+    resend = raw.expect("2")
+    assert (resend.get(7), resend.get(16)) == ("2", "0")
+    # a gap fill over 2..3 lets the held TestRequest through
+    raw.send("4", [(123, "Y"), (36, 4)], seq=2, header_extra=[(43, "Y"), (122, now_fix())])
+    assert raw.expect("0").get(112) == "after-gap"
+    # a SequenceReset-Reset jumps ahead regardless of its own number
+    raw.send("4", [(36, 10)], seq=99)
+    raw.seq = 10
+    raw.send("1", [(112, "at-10")])
+    assert raw.expect("0").get(112) == "at-10"
+    # a reset backwards is rejected (value incorrect)
+    raw.send("4", [(36, 5)], seq=11)
+    assert raw.expect("3").get(373) == "5"
+    # a possible duplicate of something already processed is ignored silently
+    raw.send("1", [(112, "dup")], seq=10, header_extra=[(43, "Y"), (122, now_fix())])
+    raw.seq = 11
+    raw.send("1", [(112, "next")])
+    assert raw.expect("0").get(112) == "next"
+    # a number too low without PossDupFlag ends the session
+    raw.send("0", [], seq=3)
+    assert "MsgSeqNum too low" in raw.expect("5").get(58)
+    assert raw.wait_closed()
+
+
+def test_resend_request_replays_reports_and_gap_fills_the_rest(gateway, trader):
+    _, client = gateway
+    raw = logged_on(client, trader)  # Bourse's Logon is 1
+    raw.send("1", [(112, "t")])  # Heartbeat 2
+    raw.expect("0")
+    raw.send("D", new_order("rr-1", side="1", price="90.00", qty="0.1000"))
+    new = raw.expect("8")  # 3
+    assert new.get(34) == "3"
+    raw.send("2", [(7, 1), (16, 0)])
+    gap = raw.expect("4")
+    assert (gap.get(34), gap.get(123), gap.get(36), gap.get(43)) == ("1", "Y", "3", "Y")
+    again = raw.expect("8")
+    assert (again.get(34), again.get(43), again.get(11), again.get(17)) == ("3", "Y", "rr-1", new.get(17))
+    assert again.get(122) == new.get(52)
+
+
+def test_reset_seq_num_flag_starts_both_sides_at_one(gateway, trader):
+    _, client = gateway
+    raw = logged_on(client, trader)
+    for _ in range(3):
+        raw.send("0", [])
+    raw.send("5", [])
+    raw.expect("5")
+    assert raw.wait_closed()
+    assert wait_for(lambda: FixSession.objects.filter(key=trader, next_in_seq=6).exists(), 5)
+    again = client(trader)
+    again.seq = 1
+    again.logon(reset=True)
+    answer = again.expect("A")
+    assert (answer.get(34), answer.get(141)) == ("1", "Y")
+    again.send("1", [(112, "fresh")])
+    assert again.expect("0").get(34) == "2"
+
+
+def test_logon_with_a_number_too_low_is_refused(gateway, trader):
+    _, client = gateway
+    raw = logged_on(client, trader)
+    raw.send("0", [])
+    raw.send("5", [])
+    raw.expect("5")
+    raw.wait_closed()
+    assert wait_for(lambda: FixSession.objects.filter(key=trader, next_in_seq=4).exists(), 5)
+    again = client(trader)
+    again.seq = 2
+    again.logon()
+    assert "MsgSeqNum too low, expecting 4 but received 2" in again.expect("5").get(58)
+
+
+@pytest.mark.parametrize("flag, expected", [("Y", "cancelled"), ("N", "open")])
+def test_cancel_on_disconnect(gateway, trader, flag, expected):
+    _, client = gateway
+    raw = logged_on(client, trader, extra=[(8013, flag)])
+    raw.send("D", new_order("cod-1", side="1", price="90.00", qty="0.1000"))
+    assert raw.expect("8").get(39) == "0"
+    # the connection drops without a Logout
+    raw.sock.shutdown(socket.SHUT_RDWR)
+    raw.close()
+    assert wait_for(lambda: Order.objects.get(client_order_id="cod-1").status == expected, 5) or expected == "open"
+    assert Order.objects.get(client_order_id="cod-1").status == expected
+    assert FixSession.objects.get(key=trader).cancel_on_disconnect is (flag == "Y")
