@@ -18,6 +18,9 @@ absent) and the request facts, and returns the ``ApiKey`` or raises a precise
 
 Failures in steps 3-5 count against the source address (``auth_failures`` policy).
 ``require_scope`` is the separate scope check (403 ``permission_denied``).
+
+Steps 4-6 are ``verify_signed_message``, for a transport that signs a string of its own
+(FIX Logon): it calls ``check_failure_budget``, parses its fields, then that function.
 """
 from __future__ import annotations
 
@@ -129,10 +132,7 @@ def verify_request(
     window: str | None = None,
 ) -> ApiKey:
     """Authenticate one signed request; return its ``ApiKey`` or raise a ``BourseError``."""
-    if source_ip:
-        failures = ratelimit.hit(ratelimit.AUTH_FAILURES, source_ip, increment=False)
-        if failures.count >= failures.policy.quota:
-            raise ratelimit.refusal(failures)
+    check_failure_budget(source_ip)
 
     given = {"key_id": key_id, "timestamp": timestamp, "nonce": nonce, "signature": signature}
     missing = [HEADERS[name] for name, value in given.items() if value is None or value == ""]
@@ -155,14 +155,46 @@ def verify_request(
     if signature_bytes is None:
         raise _fail(source_ip, _malformed(HEADERS["signature"], "must be base64"))
 
+    return verify_signed_message(
+        key_id=key_id,
+        message=signing.signed_string(timestamp, nonce, method, path, query, body_sha256).encode(),
+        signature=signature_bytes,
+        timestamp_ms=int(timestamp),
+        window_ms=window_ms,
+        replay_token=nonce,
+        source_ip=source_ip,
+    )
+
+
+def check_failure_budget(source_ip: str | None) -> None:
+    """Step 1: refuse (429) an address that failed authentication too often lately."""
+    if source_ip:
+        failures = ratelimit.hit(ratelimit.AUTH_FAILURES, source_ip, increment=False)
+        if failures.count >= failures.policy.quota:
+            raise ratelimit.refusal(failures)
+
+
+def verify_signed_message(
+    *,
+    key_id: str,
+    message: bytes,
+    signature: bytes,
+    timestamp_ms: int,
+    window_ms: int,
+    replay_token: str,
+    source_ip: str | None,
+) -> ApiKey:
+    """Steps 4-6 for a message a transport has already parsed and built: the time window,
+    key and signature, status, allowlist, then the one-time ``replay_token`` (the nonce;
+    a transport without nonces can pass a digest of the signature). A transport with its
+    own signed string (FIX Logon) calls ``check_failure_budget`` and then this."""
     server_ms = now_ms()
-    ts = int(timestamp)
-    if not server_ms - window_ms <= ts <= server_ms + FUTURE_SKEW_MS:
+    if not server_ms - window_ms <= timestamp_ms <= server_ms + FUTURE_SKEW_MS:
         moment = _EPOCH + timedelta(milliseconds=server_ms)
         raise _fail(
             source_ip,
             errors.TimestampOutOfWindow(
-                f"Timestamp {ts} is outside [{server_ms - window_ms}, {server_ms + FUTURE_SKEW_MS}] "
+                f"Timestamp {timestamp_ms} is outside [{server_ms - window_ms}, {server_ms + FUTURE_SKEW_MS}] "
                 f"(window {window_ms} ms); check the client clock.",
                 server_time=wire.timestamp(moment),
                 server_epoch_ms=server_ms,
@@ -170,12 +202,11 @@ def verify_request(
         )
 
     key = None
-    if KEY_ID.match(key_id):
+    if KEY_ID.match(key_id or ""):
         key = ApiKey.objects.select_related("account").filter(key_id=key_id).first()
-    message = signing.signed_string(timestamp, nonce, method, path, query, body_sha256).encode()
     # An unknown key still pays for a decryption and an HMAC, so that response time does
     # not tell a prober which key ids exist.
-    valid = signature_valid(key if key is not None else _decoy_key(), message, signature_bytes)
+    valid = signature_valid(key if key is not None else _decoy_key(), message, signature)
     if key is None or not valid:
         raise _fail(source_ip, errors.InvalidCredentials("Unknown API key or wrong signature."))
 
@@ -185,7 +216,7 @@ def verify_request(
         raise errors.KeyExpired(f"API key {key.key_id} expired at {wire.timestamp(key.expires_at)}.")
     if not ip_allowed(key, source_ip):
         raise errors.IpNotAllowed(f"Requests from {source_ip} are not allowed for this key.")
-    if not nonce_claim(key.key_id, nonce):
+    if not nonce_claim(key.key_id, replay_token):
         raise _fail(source_ip, errors.NonceReused("This nonce was already used by this key; use a fresh one."))
 
     _touch(key)

@@ -246,3 +246,20 @@ def test_unknown_key_costs_a_signature_check_too(signed, monkeypatch):
     response = signed.get(PATH, overrides={"X-API-Key": "bk_doesnotexist000000000000"})
     assert response.json()["code"] == "invalid_credentials"
     assert len(calls) == 1 and calls[0].pk is None and calls[0].scheme == "hmac"
+
+
+def test_verify_signed_message_for_a_transport_with_its_own_signed_string(trader):
+    # A FIX-like transport: its own message, a timestamp it parsed, a digest as replay token.
+    key = ApiKeyFactory(account=trader)
+    message = "\x01".join(["20261123-18:00:00.123", "A", "1", key.key_id, "BOURSE"]).encode()
+    signature = base64.b64decode(sign_hmac(key.secret, message))
+    now = int(time.time() * 1000)
+    call = dict(key_id=key.key_id, message=message, signature=signature, timestamp_ms=now, window_ms=5000,
+                replay_token="fix-" + "ab" * 10, source_ip="127.0.0.1")
+    assert verifier.verify_signed_message(**call).pk == key.pk
+    with pytest.raises(errors.NonceReused):
+        verifier.verify_signed_message(**call)
+    with pytest.raises(errors.TimestampOutOfWindow):
+        verifier.verify_signed_message(**{**call, "timestamp_ms": now - 10_000, "replay_token": "other-token-0001"})
+    with pytest.raises(errors.InvalidCredentials):
+        verifier.verify_signed_message(**{**call, "message": message + b"x", "replay_token": "other-token-0002"})
