@@ -210,6 +210,7 @@ export class BourseStream {
   close(): void {
     this.#closedByUser = true;
     clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
     this.#stopHeartbeat();
     this.#socket?.close(1000, "client closed");
     this.#failPending(new Error("stream closed"));
@@ -327,9 +328,13 @@ export class BourseStream {
   }
 
   #scheduleReconnect(): void {
+    // One pending attempt at a time: a failed attempt may be reported both by its own close
+    // and by the error of the set-up that was running when it closed.
+    if (this.#reconnectTimer !== undefined) return;
     const delay = Math.min(this.#options.reconnectDelayMs * 2 ** this.#reconnectAttempt, this.#options.maxReconnectDelayMs);
     this.#reconnectAttempt++;
     this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
       if (this.#closedByUser) return;
       this.#open(true).catch((error: unknown) => {
         if (error instanceof BourseError) this.#emit("error", error);
