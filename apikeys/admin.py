@@ -101,7 +101,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
             self.message_user(request, f"{exc.detail} ({exc.code})", messages.ERROR)
 
     # --- revoke ---------------------------------------------------------------------------------
-    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def has_revoke_permission(self, request):
+        return request.user.has_perm("apikeys.revoke_apikey")
+
+    @admin.action(description="Revoke selected API keys", permissions=["revoke"])
     def revoke_keys(self, request, queryset):
         count = 0
         for key in queryset:

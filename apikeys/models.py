@@ -43,6 +43,8 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["id"]
         verbose_name = "API key"
+        # Revoking is an operator action of its own, separate from editing a key's settings.
+        permissions = [("revoke_apikey", "Can revoke API keys")]
         constraints = [
             models.CheckConstraint(
                 condition=(Q(scheme="hmac") & Q(secret_encrypted__isnull=False) & Q(public_key=""))

@@ -69,3 +69,33 @@ def test_revoke_action_and_no_delete(operator, trader):
     key.refresh_from_db()
     assert key.status == "revoked" and key.revoked_at is not None
     assert operator.get(f"/admin/apikeys/apikey/{key.pk}/delete/").status_code == 403
+
+
+def test_revoking_needs_the_revoke_permission_not_change(client, trader):
+    from django.contrib.auth.models import Permission
+
+    # given a staff user who may view keys and revoke them, but not edit them
+    user = get_user_model().objects.create_user("ops", password="pw-for-tests-only", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_apikey", "revoke_apikey"]))
+    client.force_login(user)
+    key = ApiKeyFactory(account=trader)
+    # then the revoke action works, and editing does not
+    response = client.post("/admin/apikeys/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk]})
+    assert response.status_code == 302
+    key.refresh_from_db()
+    assert key.status == "revoked"
+    assert client.post(f"/admin/apikeys/apikey/{key.pk}/change/", {"label": "x", "scopes": ["read"]}).status_code == 403
+
+
+def test_without_the_revoke_permission_the_action_is_not_offered(client, trader):
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user("support", password="pw-for-tests-only", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_apikey"))
+    client.force_login(user)
+    key = ApiKeyFactory(account=trader)
+    page = client.get("/admin/apikeys/apikey/")
+    assert page.status_code == 200 and b"revoke_keys" not in page.content
+    client.post("/admin/apikeys/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk]})
+    key.refresh_from_db()
+    assert key.status == "active"
