@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django; WebSocket routes are added by the ws transport."""
+"""ASGI entry point: HTTP through Django, WebSocket ``/ws/v1`` through ``trading.ws``."""
 import os
 
 from django.core.asgi import get_asgi_application
@@ -6,8 +6,12 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up first)
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)
 
 from exchange.bodylimit import BodyLimitASGI  # noqa: E402
+from trading.ws.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter({"http": BodyLimitASGI(django_asgi_app)})
+application = ProtocolTypeRouter({
+    "http": BodyLimitASGI(django_asgi_app),
+    "websocket": URLRouter(websocket_urlpatterns),
+})

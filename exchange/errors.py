@@ -22,6 +22,7 @@ class BourseError(Exception):
     status = 400
     title = "Error"
     description = ""
+    rest = True  # False: only a non-HTTP transport (WebSocket) raises it; not a REST response
 
     def __init__(self, detail: str | None = None, *, errors: list[dict] | None = None, **extra):
         self.detail = detail or self.title
@@ -238,3 +239,78 @@ class OrderClosed(BourseError):
     status = 409
     title = "Order closed"
     description = "The order is already filled, cancelled or rejected (or closed before the cancel reached the engine)."
+
+
+# --- WebSocket protocol (/ws/v1; docs/websocket.md) ----------------------------------------
+class InvalidMessage(BourseError):
+    code = "invalid_message"
+    status = 400
+    rest = False
+    title = "Invalid message"
+    description = "A WebSocket frame that is not a JSON object (malformed JSON, a binary frame, an array)."
+
+
+class UnknownOp(BourseError):
+    code = "unknown_op"
+    status = 400
+    rest = False
+    title = "Unknown operation"
+    description = "The WebSocket `op` is missing or not one of `auth`, `subscribe`, `unsubscribe`, `ping`."
+
+
+class UnknownChannel(BourseError):
+    code = "unknown_channel"
+    status = 400
+    rest = False
+    title = "Unknown channel"
+    description = (
+        "A WebSocket channel name that does not exist: not `book:`/`trades:`/`ticker:` followed by an "
+        "existing market symbol, nor `orders`, `fills`, `balances`. `errors` names each one."
+    )
+
+
+class NotAuthenticated(BourseError):
+    code = "not_authenticated"
+    status = 401
+    rest = False
+    title = "Not authenticated"
+    description = "A private WebSocket channel (`orders`, `fills`, `balances`) needs a successful `auth` first."
+
+
+class AlreadyAuthenticated(BourseError):
+    code = "already_authenticated"
+    status = 409
+    rest = False
+    title = "Already authenticated"
+    description = "The WebSocket connection is already authenticated; open another connection for another key."
+
+
+class TooManySubscriptions(BourseError):
+    code = "too_many_subscriptions"
+    status = 429
+    rest = False
+    title = "Too many subscriptions"
+    description = "The subscription would exceed the per-connection limit (`limit` names it); nothing was subscribed."
+
+
+class TooManyConnections(BourseError):
+    code = "too_many_connections"
+    status = 429
+    rest = False
+    title = "Too many connections"
+    description = (
+        "The API key or the source address already holds the most WebSocket connections allowed "
+        "(`limit` names it); the connection is closed with code 1008."
+    )
+
+
+class ResyncRequired(BourseError):
+    code = "resync_required"
+    status = 410
+    rest = False
+    title = "Resync required"
+    description = (
+        "A WebSocket `since` points before the retained history (or more events back than one replay "
+        "sends): read the current state over REST (`GET /orders`, `/fills`, `/balances`) and subscribe "
+        "again without `since`."
+    )

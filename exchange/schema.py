@@ -26,7 +26,7 @@ def problem_responses(*statuses: int) -> dict:
     """``responses`` entries for the given error statuses, listing the codes each may carry."""
     out = {}
     for status in statuses:
-        codes = sorted(code for code, cls in errors.CATALOGUE.items() if cls.status == status)
+        codes = sorted(code for code, cls in errors.CATALOGUE.items() if cls.status == status and cls.rest)
         out[(status, "application/problem+json")] = OpenApiResponse(
             ProblemSerializer, description="Problem details; `code` one of: " + ", ".join(f"`{c}`" for c in codes)
         )

@@ -249,6 +249,24 @@ BOURSE_FIX_LOGON_WINDOW_MS = env_int("BOURSE_FIX_LOGON_WINDOW_MS", 5000)
 BOURSE_MAX_BODY_BYTES = env_int("BOURSE_MAX_BODY_BYTES", 64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(BOURSE_MAX_BODY_BYTES, 2_621_440)
 
+# --- WebSocket API (trading/ws; docs/websocket.md) ---------------------------------------
+# How long private events stay replayable with `since` (older ones are pruned).
+BOURSE_WS_RETENTION_S = env_int("BOURSE_WS_RETENTION_S", 24 * 3600)
+BOURSE_WS_MAX_CONNECTIONS_PER_KEY = env_int("BOURSE_WS_MAX_CONNECTIONS_PER_KEY", 20)
+BOURSE_WS_MAX_CONNECTIONS_PER_IP = env_int("BOURSE_WS_MAX_CONNECTIONS_PER_IP", 200)
+BOURSE_WS_MAX_SUBSCRIPTIONS = env_int("BOURSE_WS_MAX_SUBSCRIPTIONS", 50)
+# Inbound messages per second per connection; past it the connection is closed with 1008.
+BOURSE_WS_MAX_MESSAGES_PER_S = env_int("BOURSE_WS_MAX_MESSAGES_PER_S", 20)
+BOURSE_WS_MAX_FRAME_BYTES = env_int("BOURSE_WS_MAX_FRAME_BYTES", 16 * 1024)
+# Most events one `since` replays; further behind, the client resyncs over REST.
+BOURSE_WS_MAX_REPLAY = env_int("BOURSE_WS_MAX_REPLAY", 10_000)
+# The relay re-reads the outbox this often even without a commit signal (a lost signal).
+BOURSE_WS_POLL_S = float(os.environ.get("BOURSE_WS_POLL_S", "1.0"))
+# Ticker frames go out at most this often per market.
+BOURSE_WS_TICKER_INTERVAL_S = float(os.environ.get("BOURSE_WS_TICKER_INTERVAL_S", "1.0"))
+CELERY_BEAT_SCHEDULE["ws-outbox-prune"] = {"task": "trading.ws.outbox_prune", "schedule": 3600}
+CELERY_IMPORTS = ["trading.ws.tasks"]  # autodiscovery only finds <app>.tasks
+
 # --- API keys, signing and rate limits (apikeys, exchange.ratelimit) ----------------------
 # Proxies (CIDRs) whose X-Forwarded-For is believed; without any, the header is ignored.
 BOURSE_TRUSTED_PROXIES = env_list("BOURSE_TRUSTED_PROXIES", [])

@@ -236,18 +236,50 @@ class Fill(models.Model):
 
 
 class OutboxEvent(models.Model):
-    """Events a batch published, persisted in the batch's transaction (for WebSocket fan-out
-    and resume). ``account`` is null for public market data."""
+    """Events a transaction published, persisted in that transaction (for WebSocket fan-out
+    and resume). ``account`` is null for public market data.
 
-    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+")
+    ``sequence`` is the market's book sequence for ``book`` events and the account's own
+    sequence on that channel for private ones (``orders``, ``fills``, ``balances``; assigned
+    by ``trading.ws.outbox.outbox_write`` from ``AccountSequence``); null for ``trades``.
+    ``market`` is null for events that belong to no market (a deposit's balance).
+    """
+
+    market = models.ForeignKey(Market, null=True, on_delete=models.PROTECT, related_name="+")
     account = models.ForeignKey("accounts.Account", null=True, on_delete=models.PROTECT, related_name="+")
     channel = models.CharField(max_length=16)
+    sequence = models.BigIntegerField(null=True)
     payload = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["account", "id"], name="outbox_account_id")]
+        indexes = [
+            models.Index(fields=["account", "id"], name="outbox_account_id"),
+            models.Index(fields=["market", "sequence"], condition=Q(channel="book"), name="outbox_book_sequence"),
+            models.Index(fields=["created_at"], name="outbox_created_at"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "channel", "sequence"], condition=Q(account__isnull=False),
+                name="outbox_account_sequence",
+            ),
+        ]
+
+
+class AccountSequence(models.Model):
+    """The last sequence given to an account's events on one private channel (``orders``,
+    ``fills``, ``balances``), so each channel's stream rises by exactly 1 whatever subset a
+    client subscribes to. Every transaction that writes private events bumps its rows (in
+    key order, so writers never deadlock); the row lock is held until commit, so sequence
+    N+1 can only commit after N."""
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=16)
+    last = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "channel"], name="account_sequence_channel")]
 
 
 class ReconciliationReport(models.Model):

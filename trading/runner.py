@@ -28,7 +28,8 @@ from django.utils import timezone
 from . import engine, notify, pricing
 from .engine import messages as m
 from .models import Command, EngineState, Fill, Market, Order, OutboxEvent, Trade
-from .representations import fill_to_wire, levels_to_wire, order_to_wire, trade_to_wire
+from .representations import fill_to_wire, order_to_wire, trade_to_wire
+from .ws.outbox import book_update_payload, outbox_write
 
 log = logging.getLogger("bourse.engine")
 
@@ -291,7 +292,7 @@ class MarketRunner:
             Fill.objects.bulk_create(all_fills, batch_size=1000)
             for result, ids in batch.done.items():
                 Command.objects.filter(pk__in=ids).update(processed=True, result=result)
-            OutboxEvent.objects.bulk_create(self._outbox(batch, all_fills, now), batch_size=1000)
+            outbox_write(self._outbox(batch, all_fills, now))  # sequenced, announced after commit
             if connection.vendor == "postgresql":
                 notify.publish_verdicts(sorted(batch.verdicts))
 
@@ -299,13 +300,8 @@ class MarketRunner:
         market = self.market
         events = []
         for sequence, bids, asks in batch.book_updates:
-            payload = {
-                "market": market.symbol,
-                "sequence": sequence,
-                "bids": levels_to_wire(bids, market),
-                "asks": levels_to_wire(asks, market),
-            }
-            events.append(OutboxEvent(market=market, channel="book", payload=payload, created_at=now))
+            payload = book_update_payload(market, sequence, bids, asks)
+            events.append(OutboxEvent(market=market, channel="book", sequence=sequence, payload=payload, created_at=now))
         for trade in batch.trades:
             events.append(OutboxEvent(market=market, channel="trades", payload=trade_to_wire(trade, market), created_at=now))
         for order in batch.orders.values():

@@ -22,6 +22,7 @@ from accounts.models import Account, Bucket, EntryKind
 
 from . import pricing
 from .models import Fill, Market, Order, Trade
+from .ws.outbox import balances_publish
 
 log = logging.getLogger("bourse.settlement")
 
@@ -87,6 +88,10 @@ def _settle_trades(market_id: int) -> int:
         for trade in trades:
             _settle_trade(trade, fills[trade.pk], orders, market, fees_account.pk)
         Order.objects.bulk_update(orders.values(), ["hold_remaining"])
+        balances_publish(  # the `balances` WebSocket events of every account the chunk moved
+            {(f.account_id, a) for pair in fills.values() for f in pair.values() for a in (market.base_id, market.quote_id)},
+            market.pk,
+        )
         Trade.objects.filter(pk__in=[t.pk for t in trades]).update(settled=True)
         Fill.objects.filter(trade__in=trades).update(settled=True)
         return len(trades)
@@ -141,8 +146,10 @@ def _settle_closures(market_id: int) -> int:
             .exclude(Exists(unsettled_fill))
             .order_by("pk")[:CHUNK]
         )
+        released = set()
         for order in orders:
             if order.hold_remaining:
+                released.add((order.account_id, order.hold_asset_id))
                 ledger.post(
                     EntryKind.RELEASE,
                     ledger.release_legs(order.account_id, order.hold_asset_id, order.hold_remaining),
@@ -152,4 +159,5 @@ def _settle_closures(market_id: int) -> int:
                 order.hold_remaining = Decimal(0)
             order.close_settled = True
         Order.objects.bulk_update(orders, ["hold_remaining", "close_settled"])
+        balances_publish(released, market_id)  # the `balances` WebSocket events
         return len(orders)

@@ -23,6 +23,7 @@ from exchange.errors import DuplicateClientOrderId, OrderClosed
 
 from .. import filters, notify, pricing
 from ..models import Command, Market, Order
+from ..ws.outbox import balances_publish
 
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 VERDICT_RECHECK_S = 0.05  # waiters re-read the order this often even without a signal
@@ -241,6 +242,7 @@ def _insert(account: Account, request: OrderRequest) -> Order:
             hold_remaining=amount,
         )
         ledger.post(EntryKind.HOLD, ledger.hold_legs(account.pk, asset, amount), reference=f"order:{order.pk}")
+        balances_publish([(account.pk, asset)], market.pk)  # the `balances` WebSocket event
         Command.objects.create(market=market, kind=Command.Kind.NEW, order=order)
         notify.wake_engine(market.pk)
     return order

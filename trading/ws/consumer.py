@@ -1,0 +1,315 @@
+"""The ``/ws/v1`` consumer: the protocol of docs/websocket.md over Channels.
+
+Thin like every transport: it parses frames, authenticates with the one verifier
+(``apikeys.verifier.verify_request``, method ``GET``, path ``/ws/v1``), reads snapshots and
+replays through ``trading.ws.selectors``, and leaves fan-out to the process's
+``trading.ws.relay.Relay``. Every refusal is an ``error`` frame with a stable code from
+``exchange.errors``; the connection survives bad input, except past the inbound message
+rate (closed with 1008) and past the connection limits (refused with 1008).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from apikeys.verifier import require_scope, verify_request
+from exchange import clientip, errors
+
+from . import selectors
+from .relay import PRIVATE_TYPES, Relay, Subscription, dumps, render
+
+log = logging.getLogger("bourse.ws")
+
+WS_PATH = "/ws/v1"
+EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
+POLICY_VIOLATION = 1008
+MARKET_CHANNELS = ("book", "trades", "ticker")
+
+# Open connections per source address and per API key, in this process (the limits are
+# per WebSocket process; docs/websocket.md says so).
+_per_ip: Counter = Counter()
+_per_key: Counter = Counter()
+
+
+def _error_frame(error: errors.BourseError, message_id=None) -> str:
+    frame = {"type": "error", "code": error.code, "message": error.detail, "id": message_id}
+    if error.errors:
+        frame["errors"] = error.errors
+    frame.update(error.extra)
+    return dumps(frame)
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class MarketDataConsumer(AsyncWebsocketConsumer):
+    """One client connection: its authentication, subscriptions and inbound budget."""
+
+    # No channel-layer inbox per connection: fan-out goes through the process's relay, and an
+    # idle connection then costs no Redis read (channels_redis would keep one pending each).
+    channel_layer_alias = "bourse-ws-no-layer"
+
+    async def connect(self):
+        peer = (self.scope.get("client") or ("", 0))[0]
+        self.ip = clientip.resolve(peer, _header(self.scope, b"x-forwarded-for"))
+        self.key = None
+        self.account_id = None
+        self.subscriptions: dict[str, Subscription] = {}
+        self.open = False
+        self._window_start = time.monotonic()
+        self._window_count = 0
+        if _per_ip[self.ip] >= settings.BOURSE_WS_MAX_CONNECTIONS_PER_IP:
+            await self.accept()
+            await self.send(text_data=_error_frame(errors.TooManyConnections(
+                f"This address already holds {settings.BOURSE_WS_MAX_CONNECTIONS_PER_IP} connections.",
+                limit=settings.BOURSE_WS_MAX_CONNECTIONS_PER_IP)))
+            await self.close(code=POLICY_VIOLATION)
+            return
+        _per_ip[self.ip] += 1
+        self.open = True
+        await self.accept()
+
+    async def disconnect(self, code):
+        if not self.open:
+            return
+        self.open = False
+        _per_ip[self.ip] -= 1
+        if _per_ip[self.ip] <= 0:
+            del _per_ip[self.ip]
+        if self.key is not None:
+            _per_key[self.key] -= 1
+            if _per_key[self.key] <= 0:
+                del _per_key[self.key]
+        for subscription in self.subscriptions.values():
+            Relay.get().remove(subscription)
+        self.subscriptions.clear()
+
+    # -- relay callbacks ---------------------------------------------------------------------
+    async def send_text(self, text: str) -> None:
+        if self.open:
+            await self.send(text_data=text)
+
+    async def stream_broken(self, subscription: Subscription) -> None:
+        """The relay could not fill a gap (events pruned): drop the channel, tell the client."""
+        if self.subscriptions.get(subscription.name) is subscription:
+            del self.subscriptions[subscription.name]
+            Relay.get().remove(subscription)
+        await self.send_text(_error_frame(errors.ResyncRequired(
+            f"Events of {subscription.name} were lost; subscribe again (private channels: resync over REST).",
+            channel=subscription.name)))
+
+    # -- inbound -----------------------------------------------------------------------------
+    async def receive(self, text_data=None, bytes_data=None):
+        if not self.open:
+            return
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._window_count = now, 0
+        self._window_count += 1
+        if self._window_count > settings.BOURSE_WS_MAX_MESSAGES_PER_S:
+            await self.send_text(_error_frame(errors.RateLimited(
+                f"More than {settings.BOURSE_WS_MAX_MESSAGES_PER_S} messages in one second; closing.",
+                retry_after=1, policy="ws_messages")))
+            await self.close(code=POLICY_VIOLATION)
+            return
+        raw = text_data if text_data is not None else bytes_data
+        if len(raw.encode() if isinstance(raw, str) else raw) > settings.BOURSE_WS_MAX_FRAME_BYTES:
+            await self.send_text(_error_frame(errors.PayloadTooLarge(
+                f"Frames are limited to {settings.BOURSE_WS_MAX_FRAME_BYTES} bytes.",
+                limit=settings.BOURSE_WS_MAX_FRAME_BYTES)))
+            return
+        if text_data is None:
+            await self.send_text(_error_frame(errors.InvalidMessage("Send text frames holding JSON objects.")))
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError as exc:
+            await self.send_text(_error_frame(errors.InvalidMessage(f"Malformed JSON: {exc}.")))
+            return
+        if not isinstance(message, dict):
+            await self.send_text(_error_frame(errors.InvalidMessage("A message is a JSON object with an op.")))
+            return
+        message_id = message.get("id")
+        handler = self.OPS.get(message.get("op")) if isinstance(message.get("op"), str) else None
+        try:
+            if handler is None:
+                raise errors.UnknownOp(
+                    f"Unknown op {message.get('op')!r}; use one of: {', '.join(self.OPS)}.")
+            await handler(self, message, message_id)
+        except errors.BourseError as error:
+            await self.send_text(_error_frame(error, message_id))
+            if isinstance(error, errors.TooManyConnections):
+                await self.close(code=POLICY_VIOLATION)
+        except Exception:
+            log.exception("websocket op failed", extra={"op": message.get("op")})
+            await self.send_text(_error_frame(errors.ServerError("Internal error."), message_id))
+
+    # -- ops ---------------------------------------------------------------------------------
+    async def op_ping(self, message, message_id):
+        await self.send_text(dumps({"type": "pong", "id": message_id}))
+
+    async def op_auth(self, message, message_id):
+        if self.key is not None:
+            raise errors.AlreadyAuthenticated(f"Already authenticated as {self.key}.")
+        fields = {}
+        for name in ("key", "timestamp", "nonce", "signature", "window"):
+            value = message.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and name in ("timestamp", "window"):
+                value = str(value)
+            if value is not None and not isinstance(value, str):
+                raise errors.InvalidCredentials(f"{name} must be a string.", errors=[
+                    {"field": name, "code": "invalid", "message": f"{name} must be a string."}])
+            fields[name] = value
+        key = await database_sync_to_async(self._verify)(fields)
+        if _per_key[key.key_id] >= settings.BOURSE_WS_MAX_CONNECTIONS_PER_KEY:
+            raise errors.TooManyConnections(
+                f"Key {key.key_id} already holds {settings.BOURSE_WS_MAX_CONNECTIONS_PER_KEY} connections.",
+                limit=settings.BOURSE_WS_MAX_CONNECTIONS_PER_KEY)
+        _per_key[key.key_id] += 1
+        self.key, self.account_id = key.key_id, key.account_id
+        await self.send_text(dumps({"type": "auth", "id": message_id, "key": key.key_id,
+                                    "account_id": str(key.account_id)}))
+
+    def _verify(self, fields):
+        key = verify_request(
+            key_id=fields["key"], timestamp=fields["timestamp"], nonce=fields["nonce"],
+            signature=fields["signature"], window=fields["window"], method="GET", path=WS_PATH, query="",
+            body_sha256=EMPTY_BODY_SHA256, source_ip=self.ip,
+        )
+        require_scope(key, "read")
+        return key
+
+    async def op_subscribe(self, message, message_id):
+        names = self._channel_names(message)
+        since = self._since(message, names)
+        wanted = [name for name in dict.fromkeys(names) if name not in self.subscriptions]
+        streams = await database_sync_to_async(self._resolve)(wanted)
+        total = len(self.subscriptions) + len(wanted)
+        if total > settings.BOURSE_WS_MAX_SUBSCRIPTIONS:
+            raise errors.TooManySubscriptions(
+                f"At most {settings.BOURSE_WS_MAX_SUBSCRIPTIONS} subscriptions per connection "
+                f"({len(self.subscriptions)} held, {len(wanted)} asked).",
+                limit=settings.BOURSE_WS_MAX_SUBSCRIPTIONS)
+        relay = Relay.get()
+        added = []
+        # Register first (live events buffer), then read the snapshots: nothing falls between.
+        for name in wanted:
+            kind, ident, market = streams[name]
+            subscription = Subscription(self, (kind, ident), name, sequenced=kind in ("book", *PRIVATE_TYPES))
+            await relay.add(subscription)
+            added.append((name, subscription, market))
+        try:
+            starts = await database_sync_to_async(self._starts)(added, since)
+        except BaseException:
+            for _, subscription, _ in added:
+                relay.remove(subscription)
+            raise
+        for name, subscription, _ in added:
+            self.subscriptions[name] = subscription
+        await self.send_text(dumps({
+            "type": "subscribed", "id": message_id,
+            "channels": [{"channel": name, "sequence": starts[name][0]} for name, _, _ in added],
+        }))
+        for name, subscription, _ in added:
+            last, frames = starts[name]
+            await subscription.start(last, frames)
+
+    async def op_unsubscribe(self, message, message_id):
+        names = self._channel_names(message)
+        await database_sync_to_async(self._resolve)([n for n in names if n not in self.subscriptions])
+        removed = []
+        for name in dict.fromkeys(names):
+            subscription = self.subscriptions.pop(name, None)
+            if subscription is not None:
+                Relay.get().remove(subscription)
+                removed.append(name)
+        await self.send_text(dumps({"type": "unsubscribed", "id": message_id, "channels": removed}))
+
+    OPS = {"auth": op_auth, "subscribe": op_subscribe, "unsubscribe": op_unsubscribe, "ping": op_ping}
+
+    # -- helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def _channel_names(message) -> list[str]:
+        names = message.get("channels")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise errors.ValidationError.field(
+                "channels", "invalid", "channels must be a non-empty list of channel names.")
+        return names
+
+    def _since(self, message, names) -> dict[str, int]:
+        """``since`` as ``{private channel: N}``: one integer for every private channel listed,
+        or an object naming them."""
+        if "since" not in message or message["since"] is None:
+            return {}
+        value = message["since"]
+        private = [n for n in names if n in PRIVATE_TYPES]
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = {name: value for name in private}
+        if not isinstance(value, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value.values()
+        ):
+            raise errors.ValidationError.field(
+                "since", "invalid", "since is a sequence number (>= 0), or an object of them per private channel.")
+        if not private or set(value) - set(private):
+            raise errors.ValidationError.field(
+                "since", "invalid", "since applies to the private channels (orders, fills, balances) being subscribed.")
+        return value
+
+    def _resolve(self, names) -> dict[str, tuple[str, int, object]]:
+        """Channel name -> ``(kind, stream id, market)``; all or nothing."""
+        resolved, unknown, private = {}, [], []
+        markets = {}
+        for name in names:
+            kind, _, symbol = name.partition(":")
+            if kind in MARKET_CHANNELS and symbol:
+                market = markets.get(symbol) or selectors.market_by_symbol(symbol)
+                if market is not None:
+                    markets[symbol] = market
+                    resolved[name] = (kind, market.pk, market)
+                    continue
+            elif name in PRIVATE_TYPES:
+                if self.account_id is None:
+                    private.append(name)
+                else:
+                    resolved[name] = (name, self.account_id, None)
+                continue
+            unknown.append(name)
+        if unknown:
+            raise errors.UnknownChannel(
+                f"Unknown channel{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.",
+                errors=[{"field": "channels", "code": "unknown_channel", "message": f"{n} does not exist.",
+                         "channel": n} for n in unknown])
+        if private:
+            raise errors.NotAuthenticated(f"Authenticate (op auth) before subscribing to {', '.join(private)}.")
+        return resolved
+
+    def _starts(self, added, since) -> dict[str, tuple[int | None, list[str]]]:
+        """Per new subscription: the sequence it starts after and the frames that come first."""
+        starts = {}
+        for name, subscription, market in added:
+            kind, ident = subscription.stream
+            if kind == "book":
+                snapshot = selectors.book_snapshot(market)
+                starts[name] = (snapshot["sequence"], [dumps({"channel": name, "type": "snapshot", **snapshot})])
+            elif kind == "ticker":
+                starts[name] = (None, [dumps({"channel": name, "type": "ticker", "data": selectors.ticker(market)})])
+            elif kind == "trades":
+                starts[name] = (None, [])
+            elif name in since:
+                last, rows = selectors.private_replay(ident, kind, since[name])
+                frames = [render(row) for row in rows]
+                starts[name] = (max([last, *(seq for seq, _ in frames)]), [text for _, text in frames])
+            else:
+                starts[name] = (selectors.private_last(ident, kind), [])
+        return starts

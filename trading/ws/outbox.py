@@ -1,0 +1,135 @@
+"""The write side of the WebSocket streams: sequencing, persisting and announcing outbox events.
+
+Every transaction that publishes events calls ``outbox_write`` with them, inside the
+transaction: private events (``account`` set) get their account's next sequence on their
+channel from ``AccountSequence`` (one ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` with
+the rows in key order, so two writers never deadlock, and the row stays locked until commit,
+so sequence N+1 cannot commit before N); all events are inserted; after commit their ids are
+announced to the WebSocket processes (``trading.ws.signal``), which read them back and fan
+them out. The announcement is a hint: the relay also re-reads the outbox periodically and
+fills any sequence gap from it, so a lost hint delays an event, never loses it.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Balance
+from exchange import wire
+
+from ..models import AccountSequence, Market, OutboxEvent
+from . import signal
+
+PRIVATE_CHANNELS = ("orders", "fills", "balances")
+_CHUNK = 500  # rows per INSERT (well under SQLite's bound-parameter limit)
+
+
+def _bump(counts: dict[tuple[int, str], int]) -> dict[tuple[int, str], int]:
+    """Advance each (account, channel) counter by its count; return the new last values."""
+    table = AccountSequence._meta.db_table
+    keys = sorted(counts)  # fixed lock order across all writers
+    last: dict[tuple[int, str], int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start:start + _CHUNK]
+            values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+            params = [p for key in chunk for p in (key[0], key[1], counts[key])]
+            cursor.execute(
+                f"INSERT INTO {table} (account_id, channel, last) VALUES {values} "
+                f"ON CONFLICT (account_id, channel) DO UPDATE SET last = {table}.last + excluded.last "
+                f"RETURNING account_id, channel, last",
+                params,
+            )
+            for account_id, channel, value in cursor.fetchall():
+                last[(account_id, channel)] = value
+    return last
+
+
+def outbox_write(events: list[OutboxEvent]) -> list[OutboxEvent]:
+    """Sequence, insert and (after commit) announce ``events``. Call inside the writing
+    transaction; the events' order in the list is their order in each stream."""
+    if not events:
+        return events
+    if not connection.in_atomic_block:
+        raise RuntimeError("outbox_write must run inside the writing transaction")
+    counts = Counter((e.account_id, e.channel) for e in events if e.account_id is not None)
+    if counts:
+        last = _bump(counts)
+        following = {key: last[key] - n for key, n in counts.items()}
+        for event in events:
+            if event.account_id is not None:
+                key = (event.account_id, event.channel)
+                following[key] += 1
+                event.sequence = following[key]
+    now = timezone.now()
+    for event in events:
+        if event.created_at is None:
+            event.created_at = now
+    OutboxEvent.objects.bulk_create(events, batch_size=1000)
+    ids = [e.pk for e in events]
+    transaction.on_commit(lambda: signal.announce(ids))
+    return events
+
+
+def book_update_payload(market: Market, sequence: int, bids, asks) -> dict:
+    """A level-2 update as API.md writes it: changed levels ``[price, new_total]``, with a
+    removed level's total exactly ``"0"``."""
+
+    def levels(side):
+        return [
+            [wire.money(price, market.quote.scale), wire.money(total, market.base.scale) if total else "0"]
+            for price, total in side
+        ]
+
+    return {"market": market.symbol, "sequence": sequence, "bids": levels(bids), "asks": levels(asks)}
+
+
+def balance_to_wire(balance: Balance) -> dict:
+    scale = balance.asset.scale
+    return {
+        "asset": balance.asset_id,
+        "total": wire.money(balance.available + balance.locked, scale),
+        "available": wire.money(balance.available, scale),
+        "locked": wire.money(balance.locked, scale),
+    }
+
+
+def balance_events(pairs, market_id: int | None = None) -> list[OutboxEvent]:
+    """``balances`` events with the current amounts of each ``(account_id, asset)`` pair.
+    Call after the ledger postings, inside their transaction (the rows are locked)."""
+    pairs = set(pairs)
+    if not pairs:
+        return []
+    accounts = {a for a, _ in pairs}
+    rows = Balance.objects.filter(account_id__in=accounts).select_related("asset").order_by("account_id", "asset_id")
+    return [
+        OutboxEvent(market_id=market_id, account_id=row.account_id, channel="balances", payload=balance_to_wire(row))
+        for row in rows
+        if (row.account_id, row.asset_id) in pairs
+    ]
+
+
+def balances_publish(pairs, market_id: int | None = None) -> None:
+    """Write ``balances`` events for the ``(account_id, asset)`` pairs a transaction moved
+    (``market_id``: the market whose order or trade moved them, if any)."""
+    outbox_write(balance_events(pairs, market_id))
+
+
+def outbox_prune(now=None) -> int:
+    """Delete outbox events older than ``BOURSE_WS_RETENTION_S``; return how many. A ``since``
+    that points before what is left is refused with ``resync_required``: the counters in
+    ``AccountSequence`` still say how far each stream went."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.BOURSE_WS_RETENTION_S)
+    deleted = 0
+    while True:
+        with transaction.atomic(durable=True):
+            ids = list(
+                OutboxEvent.objects.filter(created_at__lt=cutoff).order_by("id").values_list("id", flat=True)[:5000]
+            )
+            if not ids:
+                return deleted
+            deleted += OutboxEvent.objects.filter(pk__in=ids).delete()[0]

@@ -1,0 +1,330 @@
+"""Fan-out: one relay per WebSocket process pushes committed outbox events to local sockets.
+
+Why not a Channels group per channel: ``channels_redis`` ``group_send`` costs one Redis
+round trip per member channel and drops messages past a group's capacity
+(ARCHITECTURE.md "Known traps"; ``bench/ws_fanout.py`` measures it). Here a writer
+announces each committed transaction once (``trading.ws.signal``); every WebSocket
+process's relay reads those rows back with ONE query, renders each event's frame ONCE, and
+writes that text to each local subscriber. Redis (or a unix datagram in the embedded mode)
+carries one small message per transaction whatever the number of subscribers.
+
+Ordering and loss. Book and private streams are sequenced (the market's book sequence; the
+account's per-channel sequence), and their writers commit sequence N+1 only after N. The
+relay keeps the last sequence it delivered per stream: a duplicate is dropped, a gap is
+filled from the outbox before anything later goes out. Every ``BOURSE_WS_POLL_S`` it also
+re-reads recent events of the streams it serves, so a lost announcement delays an event by
+at most that long. A subscriber joining mid-stream buffers live events while its snapshot
+(or replay) is read, then sends only what follows it.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from . import selectors, signal
+
+log = logging.getLogger("bourse.ws")
+
+PRIVATE_TYPES = {"orders": "order", "fills": "fill", "balances": "balance"}
+
+
+def dumps(frame: dict) -> str:
+    return json.dumps(frame, separators=(",", ":"))
+
+
+def stream_of(row: dict) -> tuple[str, int]:
+    """``(kind, id)``: ``("book", market)``, ``("trades", market)``, ``("orders", account)``…"""
+    if row["account_id"] is not None:
+        return row["channel"], row["account_id"]
+    return row["channel"], row["market_id"]
+
+
+def render(row: dict) -> tuple[int | None, str]:
+    """An outbox row as ``(sequence, frame text)``; trades are unsequenced (None)."""
+    channel, payload = row["channel"], row["payload"]
+    if channel == "book":
+        return row["sequence"], dumps({"channel": f"book:{payload['market']}", "type": "update", **payload})
+    if channel == "trades":
+        return None, dumps({"channel": f"trades:{payload['market']}", "type": "trade", "data": payload})
+    return row["sequence"], dumps(
+        {"channel": channel, "type": PRIVATE_TYPES[channel], "sequence": row["sequence"], "data": payload}
+    )
+
+
+async def fetch_gap(stream: tuple[str, int], after: int, before: int | None) -> list[tuple[int, str]]:
+    kind, ident = stream
+    if kind == "book":
+        rows = await database_sync_to_async(selectors.book_events)(ident, after, before)
+    else:
+        rows = await database_sync_to_async(selectors.private_events)(ident, kind, after, before)
+    return [render(row) for row in rows]
+
+
+class Subscription:
+    """One connection's interest in one stream. While ``joining`` it buffers live events;
+    ``start(last, frames)`` sends the snapshot/replay frames, then what followed ``last``."""
+
+    def __init__(self, connection, stream: tuple[str, int], name: str, sequenced: bool = True):
+        self.connection = connection
+        self.stream = stream
+        self.name = name  # the channel name the client used, e.g. "book:BTC-USD"
+        self.sequenced = sequenced
+        self.last: int | None = None
+        self.joining = True
+        self.closed = False
+        self._buffer: list[tuple[int | None, str]] = []
+        self._lock = asyncio.Lock()
+
+    async def start(self, last: int | None, frames: list[str]) -> None:
+        async with self._lock:
+            for text in frames:
+                await self.connection.send_text(text)
+            self.last = last
+            buffered, self._buffer = sorted(self._buffer, key=lambda item: item[0] or 0), []
+            self.joining = False
+            for sequence, text in buffered:
+                await self._deliver(sequence, text)
+
+    async def offer(self, sequence: int | None, text: str) -> None:
+        if self.joining:
+            self._buffer.append((sequence, text))
+            return
+        async with self._lock:
+            await self._deliver(sequence, text)
+
+    async def _deliver(self, sequence: int | None, text: str) -> None:
+        if self.closed:
+            return
+        if not self.sequenced or sequence is None:
+            await self.connection.send_text(text)
+            return
+        if sequence <= self.last:
+            return  # already sent (snapshot, replay, or a repeated announcement)
+        if sequence != self.last + 1:  # missed while joining: read them back first
+            for missed, missed_text in await fetch_gap(self.stream, self.last, sequence):
+                if missed == self.last + 1:
+                    await self.connection.send_text(missed_text)
+                    self.last = missed
+        if sequence != self.last + 1:
+            log.error("stream gap not fillable", extra={"stream": self.stream, "last": self.last, "got": sequence})
+            self.closed = True
+            await self.connection.stream_broken(self)
+            return
+        await self.connection.send_text(text)
+        self.last = sequence
+
+
+class Relay:
+    """The per-process (per event loop) fan-out. ``Relay.get()`` starts it with the first
+    subscription; it stops when the last one leaves."""
+
+    _instances: dict[int, "Relay"] = {}
+
+    @classmethod
+    def get(cls) -> "Relay":
+        loop = asyncio.get_running_loop()
+        relay = cls._instances.get(id(loop))
+        if relay is None or relay.stopped:
+            relay = cls._instances[id(loop)] = cls(loop)
+        return relay
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.subscribers: dict[tuple[str, int], set[Subscription]] = defaultdict(set)
+        self.cursor: dict[tuple[str, int], int] = {}  # last sequence (book/private) or id (trades) sent
+        self.pending: set[int] = set()
+        self.wake = asyncio.Event()
+        self.stopped = False
+        self._tasks: list[asyncio.Task] = []
+        self._sock = None
+        self._sock_path = None
+        self._started = False
+        self._poll_from = None  # re-read ids above this on the next poll (one period behind)
+        self._max_seen = 0
+        self._ticker_due: dict[int, float] = {}
+        self._ticker_tasks: dict[int, asyncio.Task] = {}
+
+    # -- membership --------------------------------------------------------------------------
+    async def add(self, subscription: Subscription) -> None:
+        if not self._started:
+            await self._start()
+        self.subscribers[subscription.stream].add(subscription)
+
+    def remove(self, subscription: Subscription) -> None:
+        subscription.closed = True
+        members = self.subscribers.get(subscription.stream)
+        if members is not None:
+            members.discard(subscription)
+            if not members:
+                del self.subscribers[subscription.stream]
+                self.cursor.pop(subscription.stream, None)
+        if not self.subscribers:
+            self.stop()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def _start(self) -> None:
+        self._started = True
+        self._max_seen = self._poll_from = await database_sync_to_async(selectors.latest_event_id)()
+        if signal.uses_redis():
+            self._tasks.append(asyncio.ensure_future(self._listen_redis()))
+        else:
+            path = signal.socket_dir() / f"ws-{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(str(path))
+            sock.setblocking(False)
+            self._sock, self._sock_path = sock, path
+            self.loop.add_reader(sock.fileno(), self._on_datagram)
+        self._tasks.append(asyncio.ensure_future(self._run()))
+
+    def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        for task in [*self._tasks, *self._ticker_tasks.values()]:
+            task.cancel()
+        if self._sock is not None:
+            self.loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock_path.unlink(missing_ok=True)
+        Relay._instances.pop(id(self.loop), None)
+
+    def _on_datagram(self) -> None:
+        try:
+            while True:
+                self.pending.update(signal.decode(self._sock.recv(signal.MAX_MESSAGE + 64).decode()))
+        except BlockingIOError:
+            pass
+        except Exception:
+            log.exception("bad outbox announcement")
+        self.wake.set()
+
+    async def _listen_redis(self) -> None:
+        import redis.asyncio as aioredis
+
+        while not self.stopped:
+            client = aioredis.Redis.from_url(settings.REDIS_URL)
+            try:
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(signal.redis_channel())
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self.pending.update(signal.decode(message["data"].decode()))
+                        self.wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox subscription to Redis failed; retrying (the poll covers the gap)")
+                await asyncio.sleep(1.0)
+            finally:
+                await client.aclose()
+
+    async def _run(self) -> None:
+        while not self.stopped:
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=settings.BOURSE_WS_POLL_S)
+                polled = False
+            except asyncio.TimeoutError:
+                polled = True
+            self.wake.clear()
+            try:
+                if polled:
+                    rows = await self._poll()
+                else:
+                    ids, self.pending = self.pending, set()
+                    rows = await database_sync_to_async(selectors.events_by_id)(ids)
+                await self.dispatch(rows)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("relay dispatch failed; the next poll retries")
+
+    async def _poll(self) -> list[dict]:
+        markets = {ident for (kind, ident) in self.subscribers if kind in ("book", "trades", "ticker")}
+        accounts = {ident for (kind, ident) in self.subscribers if kind in PRIVATE_TYPES}
+        start, self._poll_from = self._poll_from, self._max_seen
+        if not markets and not accounts:
+            return []
+        return await database_sync_to_async(selectors.events_after_id)(start, markets, accounts)
+
+    # -- delivery ----------------------------------------------------------------------------
+    async def dispatch(self, rows: list[dict]) -> None:
+        """Deliver outbox rows (any order, duplicates allowed) to this process's subscribers."""
+        by_stream: dict[tuple[str, int], list[dict]] = defaultdict(list)
+        for row in rows:
+            self._max_seen = max(self._max_seen, row["id"])
+            stream = stream_of(row)
+            if row["channel"] in ("book", "trades") and ("ticker", row["market_id"]) in self.subscribers:
+                self._ticker_changed(row["market_id"])
+            if stream in self.subscribers:
+                by_stream[stream].append(row)
+        for stream, stream_rows in by_stream.items():
+            if stream[0] == "trades":
+                await self._send_trades(stream, stream_rows)
+            else:
+                await self._send_sequenced(stream, stream_rows)
+
+    async def _send_trades(self, stream, rows) -> None:
+        last = self.cursor.get(stream, 0)
+        for row in sorted(rows, key=lambda r: r["id"]):
+            if row["id"] <= last:
+                continue
+            last = row["id"]
+            sequence, text = render(row)
+            for subscription in list(self.subscribers.get(stream, ())):
+                await subscription.offer(sequence, text)
+        self.cursor[stream] = last
+
+    async def _send_sequenced(self, stream, rows) -> None:
+        events = sorted({row["sequence"]: row for row in rows}.items())
+        last = self.cursor.get(stream)
+        if last is not None and events and events[-1][0] <= last:
+            return
+        if last is not None and events[0][0] > last + 1:
+            # An announcement was lost or is late: read what is missing, in order.
+            filled = await fetch_gap(stream, last, events[0][0])
+            frames = filled + [render(row) for _, row in events]
+        else:
+            frames = [render(row) for _, row in events]
+        for sequence, text in frames:
+            if last is not None and sequence <= last:
+                continue
+            last = sequence
+            for subscription in list(self.subscribers.get(stream, ())):
+                await subscription.offer(sequence, text)
+        self.cursor[stream] = last
+
+    # -- ticker ------------------------------------------------------------------------------
+    def _ticker_changed(self, market_id: int) -> None:
+        if market_id in self._ticker_tasks:
+            return  # one refresh is already scheduled; it reads the latest state
+        delay = max(0.0, self._ticker_due.get(market_id, 0.0) - time.monotonic())
+        self._ticker_tasks[market_id] = asyncio.ensure_future(self._send_ticker(market_id, delay))
+
+    async def _send_ticker(self, market_id: int, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+            self._ticker_due[market_id] = time.monotonic() + settings.BOURSE_WS_TICKER_INTERVAL_S
+            subscribers = list(self.subscribers.get(("ticker", market_id), ()))
+            if not subscribers:
+                return
+            frame = await database_sync_to_async(ticker_frame)(market_id)
+            for subscription in subscribers:
+                await subscription.offer(None, frame)
+        finally:
+            self._ticker_tasks.pop(market_id, None)
+
+
+def ticker_frame(market_id: int) -> str:
+    from ..models import Market
+
+    market = Market.objects.select_related("base", "quote").get(pk=market_id)
+    return dumps({"channel": f"ticker:{market.symbol}", "type": "ticker", "data": selectors.ticker(market)})

@@ -1,0 +1,123 @@
+"""The commit signal from writers (engine, settlement, order services) to WebSocket processes.
+
+After a transaction that wrote outbox events commits, its writer announces the events' ids
+once — one message per transaction, however many subscribers there are. With ``REDIS_URL``
+the message is a Redis ``PUBLISH`` on ``bourse:outbox:{db}`` (every WebSocket process on every
+machine subscribes); in the embedded mode it is a unix datagram to each WebSocket process's
+socket under the data folder (``run/ws-*.sock``), like the engine's verdict signal.
+
+Ids travel as ranges (``"17-420,431"``): a batch's rows are nearly always consecutive.
+A signal is only a hint; see ``trading.ws.relay`` for what happens when one is lost.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+
+from django.conf import settings
+
+from .. import notify
+
+log = logging.getLogger("bourse.ws")
+
+REDIS_CHANNEL_PREFIX = "bourse:outbox"  # + ":{redis db}": pub/sub ignores databases
+MAX_MESSAGE = 60_000  # bytes per message: under the default unix datagram buffer
+
+_redis = None
+_redis_lock = threading.Lock()
+
+
+def encode(ids) -> list[str]:
+    """Sorted ids as comma-separated ranges, split into messages of at most MAX_MESSAGE."""
+    messages, parts, size = [], [], 0
+    ids = sorted(ids)
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        part = str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}"
+        if size + len(part) + 1 > MAX_MESSAGE:
+            messages.append(",".join(parts))
+            parts, size = [], 0
+        parts.append(part)
+        size += len(part) + 1
+        i = j + 1
+    if parts:
+        messages.append(",".join(parts))
+    return messages
+
+
+def decode(message: str) -> list[int]:
+    ids = []
+    for part in message.split(","):
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        ids.extend(range(int(low), int(high or low) + 1))
+    return ids
+
+
+def uses_redis() -> bool:
+    return bool(settings.REDIS_URL)
+
+
+def redis_channel() -> str:
+    """The pub/sub channel, per Redis database: PUBLISH reaches every subscriber of the server
+    whatever database it selected, and two deployments (or test runs) may share a server."""
+    import redis
+
+    db = redis.connection.parse_url(settings.REDIS_URL).get("db", 0)
+    return f"{REDIS_CHANNEL_PREFIX}:{db}"
+
+
+def _redis_client():
+    global _redis
+    with _redis_lock:
+        if _redis is None or _redis[0] != os.getpid():
+            import redis
+
+            _redis = (os.getpid(), redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0))
+        return _redis[1]
+
+
+def socket_dir() -> Path:
+    return notify.run_dir()
+
+
+def announce(ids) -> None:
+    """Tell every WebSocket process that the outbox rows ``ids`` committed. Never raises:
+    a failed announcement only delays delivery until the relay's next poll."""
+    if not ids:
+        return
+    try:
+        messages = encode(ids)
+        if uses_redis():
+            client = _redis_client()
+            for message in messages:
+                client.publish(redis_channel(), message)
+            return
+        for path in socket_dir().glob("ws-*.sock"):
+            for message in messages:
+                if not _send_datagram(path, message.encode()):
+                    break
+    except Exception:
+        log.exception("could not announce outbox events; the relays' poll will find them")
+
+
+def _send_datagram(path: Path, payload: bytes) -> bool:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.sendto(payload, str(path))
+        return True
+    except (ConnectionRefusedError, FileNotFoundError):
+        path.unlink(missing_ok=True)  # its process is gone
+        return False
+    except OSError:
+        return True  # receiver's buffer full: it is busy and will poll
+    finally:
+        sock.close()
