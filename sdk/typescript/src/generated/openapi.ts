@@ -302,12 +302,14 @@ export interface components {
             cancelled: string[];
         };
         /**
-         * @description * `asset_not_found` - asset_not_found
+         * @description * `already_authenticated` - already_authenticated
+         *     * `asset_not_found` - asset_not_found
          *     * `duplicate_client_order_id` - duplicate_client_order_id
          *     * `insufficient_balance` - insufficient_balance
          *     * `internal_error` - internal_error
          *     * `invalid_amount` - invalid_amount
          *     * `invalid_credentials` - invalid_credentials
+         *     * `invalid_message` - invalid_message
          *     * `ip_not_allowed` - ip_not_allowed
          *     * `key_expired` - key_expired
          *     * `key_revoked` - key_revoked
@@ -316,18 +318,24 @@ export interface components {
          *     * `method_not_allowed` - method_not_allowed
          *     * `missing_credentials` - missing_credentials
          *     * `nonce_reused` - nonce_reused
+         *     * `not_authenticated` - not_authenticated
          *     * `not_found` - not_found
          *     * `order_closed` - order_closed
          *     * `payload_too_large` - payload_too_large
          *     * `permission_denied` - permission_denied
          *     * `rate_limited` - rate_limited
+         *     * `resync_required` - resync_required
          *     * `service_unavailable` - service_unavailable
          *     * `timestamp_out_of_window` - timestamp_out_of_window
+         *     * `too_many_connections` - too_many_connections
+         *     * `too_many_subscriptions` - too_many_subscriptions
+         *     * `unknown_channel` - unknown_channel
+         *     * `unknown_op` - unknown_op
          *     * `unsupported_media_type` - unsupported_media_type
          *     * `validation_error` - validation_error
          * @enum {string}
          */
-        CodeEnum: "asset_not_found" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_found" | "order_closed" | "payload_too_large" | "permission_denied" | "rate_limited" | "service_unavailable" | "timestamp_out_of_window" | "unsupported_media_type" | "validation_error";
+        CodeEnum: "already_authenticated" | "asset_not_found" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "invalid_message" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_authenticated" | "not_found" | "order_closed" | "payload_too_large" | "permission_denied" | "rate_limited" | "resync_required" | "service_unavailable" | "timestamp_out_of_window" | "too_many_connections" | "too_many_subscriptions" | "unknown_channel" | "unknown_op" | "unsupported_media_type" | "validation_error";
         FieldError: {
             field: string | null;
             code: string;
