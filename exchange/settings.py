@@ -245,6 +245,8 @@ BOURSE_ENGINE_WAIT_S = float(os.environ.get("BOURSE_ENGINE_WAIT_S", "2.0"))
 BOURSE_FIX_HOST = os.environ.get("BOURSE_FIX_HOST", "127.0.0.1")
 BOURSE_FIX_PORT = env_int("BOURSE_FIX_PORT", 9878)
 BOURSE_FIX_LOGON_WINDOW_MS = env_int("BOURSE_FIX_LOGON_WINDOW_MS", 5000)
+# NewOrderSingles of one session in flight at once; 1 keeps them strictly in sequence.
+BOURSE_FIX_PIPELINE = env_int("BOURSE_FIX_PIPELINE", 1)
 # Largest accepted request body, in bytes (413 payload_too_large beyond it).
 BOURSE_MAX_BODY_BYTES = env_int("BOURSE_MAX_BODY_BYTES", 64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(BOURSE_MAX_BODY_BYTES, 2_621_440)

@@ -225,12 +225,12 @@ class QuickFixClient:
     """A QuickFIX SocketInitiator for one key against the gateway on ``port``."""
 
     def __init__(self, key, port: int, *, heartbeat=30, reset_on_logon=False, store_dir: str | None = None,
-                 cancel_on_disconnect: str | None = None):
+                 cancel_on_disconnect: str | None = None, app: QuickFixApp | None = None):
         self.key, self.port = key, port
         self.dir = store_dir or tempfile.mkdtemp(prefix="fixqf-")
         config = Path(self.dir) / "initiator.cfg"
         config.write_text(initiator_config(key.key_id, port, self.dir, heartbeat=heartbeat, reset_on_logon=reset_on_logon))
-        self.app = QuickFixApp(key, cancel_on_disconnect)
+        self.app = app or QuickFixApp(key, cancel_on_disconnect)
         settings = fix.SessionSettings(str(config))
         self.initiator = fix.SocketInitiator(self.app, fix.FileStoreFactory(settings), settings, fix.FileLogFactory(settings))
         self.session_id = fix.SessionID("FIX.4.4", key.key_id, "BOURSE")

@@ -281,3 +281,28 @@ def test_cancel_on_disconnect(gateway, trader, flag, expected):
     assert wait_for(lambda: Order.objects.get(client_order_id="cod-1").status == expected, 5) or expected == "open"
     assert Order.objects.get(client_order_id="cod-1").status == expected
     assert FixSession.objects.get(key=trader).cancel_on_disconnect is (flag == "Y")
+
+
+def test_pipelined_orders_are_all_reported_and_a_cancel_waits_for_them():
+    usd, btc = AssetFactory(code="USD", scale=6), AssetFactory(code="BTC", scale=8)
+    MarketFactory(base=btc, quote=usd)
+    trader = ApiKeyFactory()
+    fund(trader.account, USD="100000")
+    processes = Processes(BOURSE_FIX_PIPELINE="4")
+    raw = RawClient(processes.port, trader)
+    try:
+        raw.logon()
+        raw.expect("A")
+        # when ten orders and, right behind them, a cancel of the last one arrive at once
+        for i in range(10):
+            raw.send("D", new_order(f"p-{i}", side="1", price=f"{80 + i}.00", qty="0.1000"))
+        raw.send("F", [(41, "p-9"), (11, "cxl-p-9"), (55, "BTC-USD"), (54, "1"), (60, now_fix())])
+        reports = [raw.expect("8", timeout=10) for _ in range(11)]
+        # then every order is acknowledged once, and the cancel found its order
+        assert sorted(r.get(11) for r in reports if r.get(150) == "0") == sorted(f"p-{i}" for i in range(10))
+        cancelled = [r for r in reports if r.get(150) == "4"]
+        assert [(r.get(11), r.get(41)) for r in cancelled] == [("cxl-p-9", "p-9")]
+        assert Order.objects.filter(status="open").count() == 9
+    finally:
+        raw.close()
+        print(processes.stop())

@@ -81,6 +81,7 @@ class Session:
         self.cancel_ids: dict[str, str] = {}
         self.min_event_id = 0
         self.timer: asyncio.Task | None = None
+        self.inflight: set[asyncio.Task] = set()
 
     # --- sending -------------------------------------------------------------------------
 
@@ -327,10 +328,24 @@ class Session:
             raise SessionClosed("client logout")
         elif msg_type == "A":
             self.reject(seq, FieldError("Already logged on", 99), msg_type)
+        elif msg_type == "D" and self.gateway.pipeline > 1:
+            # Up to ``pipeline`` orders are submitted at once (the service, not the gateway,
+            # bounds one session's rate); everything else waits for them, so a cancel or a
+            # status request never overtakes an order sent before it.
+            while len(self.inflight) >= self.gateway.pipeline:
+                await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
+            task = asyncio.create_task(self._application(message, seq))
+            self.inflight.add(task)
+            task.add_done_callback(self.inflight.discard)
         elif msg_type in application.HANDLERS:
+            await self._drain_inflight()
             await self._application(message, seq)
         else:
             self.send("j", [(45, seq), (372, msg_type), (380, "3"), (58, f"Unsupported message type {msg_type}")])
+
+    async def _drain_inflight(self) -> None:
+        if self.inflight:
+            await asyncio.wait(set(self.inflight))
 
     async def _application(self, message: Message, seq: int) -> None:
         handler = application.HANDLERS[message.msg_type]
@@ -432,6 +447,7 @@ class Session:
         if self.timer is not None:
             self.timer.cancel()
         try:
+            await self._drain_inflight()
             if self.store_pk is not None and self.key is not None:
                 self.gateway.unregister(self)
                 try:
@@ -571,8 +587,9 @@ class OutboxTail:
 
 
 class Gateway:
-    def __init__(self, host: str, port: int, *, workers: int = 8):
+    def __init__(self, host: str, port: int, *, workers: int = 8, pipeline: int = 1):
         self.host, self.port = host, port
+        self.pipeline = max(1, pipeline)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fix-db")
         self.store = store.StoreWriter()
         self.live_keys: dict[str, Session] = {}

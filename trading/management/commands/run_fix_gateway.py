@@ -21,12 +21,16 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=settings.BOURSE_FIX_HOST)
         parser.add_argument("--port", type=int, default=settings.BOURSE_FIX_PORT)
         parser.add_argument("--workers", type=int, default=8, help="threads for database work")
+        parser.add_argument(
+            "--pipeline", type=int, default=settings.BOURSE_FIX_PIPELINE,
+            help="NewOrderSingles of one session submitted concurrently (1: strictly in sequence)",
+        )
 
     def handle(self, *args, **opts):
-        asyncio.run(self._serve(opts["host"], opts["port"], opts["workers"]))
+        asyncio.run(self._serve(opts["host"], opts["port"], opts["workers"], opts["pipeline"]))
 
-    async def _serve(self, host, port, workers):
-        gateway = Gateway(host, port, workers=workers)
+    async def _serve(self, host, port, workers, pipeline):
+        gateway = Gateway(host, port, workers=max(workers, pipeline), pipeline=pipeline)
         await gateway.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
