@@ -25,6 +25,7 @@ def roles(host: str, port: str) -> dict[str, list[str]]:
         "engine": [*manage, "run_engine"],
         "worker": [*celery, "worker", "--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle"],
         "beat": [*celery, "beat", "--loglevel=INFO"],
+        "fix": [*manage, "run_fix_gateway"],  # FIX 4.4 acceptor on BOURSE_FIX_HOST:BOURSE_FIX_PORT
     }
 
 
