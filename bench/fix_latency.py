@@ -161,7 +161,9 @@ def main():
     args = parser.parse_args()
 
     symbol, key = setup()
-    processes = Processes(markets=(symbol,), BOURSE_FIX_PIPELINE=str(args.pipeline))
+    # The account's order budget (the ``orders`` policy, shared with REST) is lifted: the
+    # point is the gateway's speed, not the rate limiter's refusals.
+    processes = Processes(markets=(symbol,), BOURSE_FIX_PIPELINE=str(args.pipeline), BOURSE_RATE_LIMIT_ORDERS="10000000/10")
     app = TimingApp(key)
     client = QuickFixClient(key, processes.port, heartbeat=30, app=app)
     try:

@@ -306,3 +306,25 @@ def test_pipelined_orders_are_all_reported_and_a_cancel_waits_for_them():
     finally:
         raw.close()
         print(processes.stop())
+
+
+def test_orders_count_against_the_accounts_order_budget():
+    usd, btc = AssetFactory(code="USD", scale=6), AssetFactory(code="BTC", scale=8)
+    MarketFactory(base=btc, quote=usd)
+    trader = ApiKeyFactory()
+    fund(trader.account, USD="100000")
+    processes = Processes(BOURSE_RATE_LIMIT_ORDERS="2/60")
+    raw = RawClient(processes.port, trader)
+    try:
+        raw.logon()
+        raw.expect("A")
+        for i in range(3):
+            raw.send("D", new_order(f"rl-{i}", side="1", price="80.00", qty="0.1000"))
+        reports = {r.get(11): r for r in (raw.expect("8", timeout=10) for _ in range(3))}
+        # the budget REST uses (``orders``, per account) refuses the third, writing nothing
+        assert [reports[f"rl-{i}"].get(150) for i in range(3)] == ["0", "0", "8"]
+        assert reports["rl-2"].get(58).startswith("rate_limited")
+        assert Order.objects.count() == 2
+    finally:
+        raw.close()
+        print(processes.stop())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from exchange import errors
+from exchange import errors, ratelimit
 from trading.models import Order
 from trading.representations import order_to_wire
 from trading.services import order_cancel, order_submit
@@ -73,6 +73,8 @@ def new_order_single(account, message: Message) -> Outcome:
     exec_inst = message.get(18) or ""
     cl_ord_id, symbol = message.get(11), message.get(55)
     try:
+        # The account's order budget is the one REST counts against (``orders`` policy).
+        ratelimit.consume(ratelimit.ORDERS, account.pk)
         result = order_submit(
             account=account, market=symbol, side=side, type=order_type, quantity=quantity, price=price,
             quote_quantity=cash, time_in_force=tif, post_only="6" in exec_inst.split(), client_order_id=cl_ord_id,
