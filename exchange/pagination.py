@@ -14,7 +14,7 @@ MAX_LIMIT = 1000
 
 def parse_limit(params) -> int:
     raw = params.get("limit")
-    if raw is None or raw == "":
+    if raw is None:  # absent; `limit=` with no value is refused below, like any non-integer
         return DEFAULT_LIMIT
     try:
         limit = int(raw)

@@ -59,7 +59,7 @@ def test_markets_cursor_pagination_walks_every_market_once(client, usd):
     assert seen == ["AAA-USD", "BBB-USD", "CCC-USD", "DDD-USD", "EEE-USD"]
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=x", "cursor=%%%", "cursor=bm90LWpzb24"])
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=x", "limit=", "cursor=%%%", "cursor=bm90LWpzb24"])
 def test_bad_pagination_is_a_validation_error(client, market, query):
     response = client.get(f"/api/v1/markets?{query}")
     assert response.status_code == 400
