@@ -11,9 +11,10 @@ import pytest
 from tests.sdk.helpers import OUT, PYTHON, ROOT, TSC, free_port, manage, node, ok, subprocess_env
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def compiled():
-    """dist/ (ESM + CJS, what `@bourse/sdk` resolves to) and the compiled examples/scenarios."""
+    """dist/ (ESM + CJS, what `@bourse/sdk` resolves to) and the compiled examples and
+    integration scenarios in .examples-out/, built once per session."""
     ok(node("scripts/build.mjs"))
     shutil.rmtree(OUT, ignore_errors=True)
     ok(node(TSC, "-p", "tsconfig.examples.json"))
