@@ -266,6 +266,9 @@ BOURSE_WS_MAX_REPLAY = env_int("BOURSE_WS_MAX_REPLAY", 10_000)
 BOURSE_WS_POLL_S = float(os.environ.get("BOURSE_WS_POLL_S", "1.0"))
 # Ticker frames go out at most this often per market.
 BOURSE_WS_TICKER_INTERVAL_S = float(os.environ.get("BOURSE_WS_TICKER_INTERVAL_S", "1.0"))
+# Fan-out writes each event's frame, encoded once, straight to daphne's sockets (off: every
+# frame through the ASGI send; docs/websocket.md "Fan-out").
+BOURSE_WS_RAW_WRITES = env_bool("BOURSE_WS_RAW_WRITES", True)
 CELERY_BEAT_SCHEDULE["ws-outbox-prune"] = {"task": "trading.ws.outbox_prune", "schedule": 3600}
 CELERY_IMPORTS = ["trading.ws.tasks"]  # autodiscovery only finds <app>.tasks
 

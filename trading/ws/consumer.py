@@ -9,6 +9,7 @@ rate (closed with 1008) and past the connection limits (refused with 1008).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -67,6 +68,8 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
         self.account_id = None
         self.subscriptions: dict[str, Subscription] = {}
         self.open = False
+        self._raw = False  # not looked up yet (see _raw_protocol)
+        self._direct = None  # whether write_raw may send on the socket itself
         self._window_start = time.monotonic()
         self._window_count = 0
         if _per_ip[self.ip] >= settings.BOURSE_WS_MAX_CONNECTIONS_PER_IP:
@@ -99,6 +102,51 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
     async def send_text(self, text: str) -> None:
         if self.open:
             await self.send(text_data=text)
+
+    def _raw_protocol(self):
+        """The daphne (autobahn) protocol under this connection when frames may be written to
+        its transport directly: daphne's ASGI ``send`` is ``partial(server.handle_reply,
+        protocol)``; without per-message compression a text frame is the same bytes for every
+        client. None under any other server (or the test communicator): frames then go
+        through ``send``."""
+        if self._raw is False:
+            send = self.base_send
+            protocol = send.args[0] if isinstance(send, functools.partial) and send.args else None
+            usable = (
+                protocol is not None
+                and hasattr(protocol, "transport") and hasattr(protocol, "STATE_OPEN")
+                and getattr(protocol, "_perMessageCompress", True) is None
+            )
+            self._raw = protocol if usable else None
+        return self._raw
+
+    def can_write_raw(self) -> bool:
+        protocol = self._raw_protocol() if self.open else None
+        return protocol is not None and protocol.state == protocol.STATE_OPEN
+
+    def write_raw(self, wire: bytes) -> None:
+        """Write a pre-built frame. On a plain TCP transport with nothing queued, one
+        non-blocking ``send`` (Twisted's ``write`` would register the socket for writability
+        and send on the next turn: two epoll changes per subscriber and event); whatever the
+        kernel does not take is queued behind it through ``transport.write``."""
+        transport = self._raw.transport
+        if self._direct is None:
+            self._direct = (
+                type(transport).__module__ == "twisted.internet.tcp" and type(transport).__name__ == "Server"
+                and hasattr(transport, "socket") and hasattr(transport, "dataBuffer")
+                and hasattr(transport, "_tempDataBuffer")
+            )
+        if self._direct and not transport.dataBuffer and not transport._tempDataBuffer:
+            try:
+                sent = transport.socket.send(wire)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0  # a broken socket: Twisted's write finds out and closes it
+            if sent == len(wire):
+                return
+            wire = wire[sent:]
+        transport.write(wire)
 
     async def stream_broken(self, subscription: Subscription) -> None:
         """The relay could not fill a gap (events pruned): drop the channel, tell the client."""

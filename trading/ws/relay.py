@@ -27,8 +27,10 @@ import time
 import uuid
 from collections import defaultdict
 
-from channels.db import database_sync_to_async
+from concurrent.futures import ThreadPoolExecutor
+
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 
 from . import selectors, signal
 
@@ -36,9 +38,40 @@ log = logging.getLogger("bourse.ws")
 
 PRIVATE_TYPES = {"orders": "order", "fills": "fill", "balances": "balance"}
 
+# The relay's reads run on one thread of their own that keeps its database connection:
+# channels' database_sync_to_async closes a connection older than CONN_MAX_AGE (0 here) on
+# every call, and reconnecting cost more than the whole fan-out (measured: bench/ws_fanout.py).
+_db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bourse-ws-relay-db")
+
+
+def _db_call(fn, *args):
+    try:
+        return fn(*args)
+    except (InterfaceError, OperationalError):
+        connection.close()  # a dropped connection: reconnect once
+        return fn(*args)
+
+
+async def relay_db(fn, *args):
+    """Run a read of the relay on its own thread and persistent connection."""
+    return await asyncio.get_running_loop().run_in_executor(_db_executor, _db_call, fn, *args)
+
 
 def dumps(frame: dict) -> str:
     return json.dumps(frame, separators=(",", ":"))
+
+
+def ws_text_frame(data: bytes) -> bytes:
+    """One unfragmented, unmasked WebSocket text frame (RFC 6455 5.2). A server's frames are
+    never masked, so the same bytes serve every subscriber of an event."""
+    size = len(data)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65536:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + data
 
 
 def stream_of(row: dict) -> tuple[str, int]:
@@ -63,9 +96,9 @@ def render(row: dict) -> tuple[int | None, str]:
 async def fetch_gap(stream: tuple[str, int], after: int, before: int | None) -> list[tuple[int, str]]:
     kind, ident = stream
     if kind == "book":
-        rows = await database_sync_to_async(selectors.book_events)(ident, after, before)
+        rows = await relay_db(selectors.book_events, ident, after, before)
     else:
-        rows = await database_sync_to_async(selectors.private_events)(ident, kind, after, before)
+        rows = await relay_db(selectors.private_events, ident, kind, after, before)
     return [render(row) for row in rows]
 
 
@@ -93,6 +126,20 @@ class Subscription:
             self.joining = False
             for sequence, text in buffered:
                 await self._deliver(sequence, text)
+
+    def try_write(self, sequence: int | None, wire: bytes) -> bool:
+        """The fan-out's fast path: write the pre-built frame straight to the socket when this
+        event is simply the next one. False: take ``offer`` (joining, a gap, no raw socket)."""
+        if self.joining or self.closed or self._lock.locked() or not self.connection.can_write_raw():
+            return False
+        if self.sequenced and sequence is not None:
+            if sequence <= self.last:
+                return True  # already sent
+            if sequence != self.last + 1:
+                return False
+            self.last = sequence
+        self.connection.write_raw(wire)
+        return True
 
     async def offer(self, sequence: int | None, text: str) -> None:
         if self.joining:
@@ -173,7 +220,7 @@ class Relay:
     # -- lifecycle ---------------------------------------------------------------------------
     async def _start(self) -> None:
         self._started = True
-        self._max_seen = self._poll_from = await database_sync_to_async(selectors.latest_event_id)()
+        self._max_seen = self._poll_from = await relay_db(selectors.latest_event_id)
         if signal.uses_redis():
             self._tasks.append(asyncio.ensure_future(self._listen_redis()))
         else:
@@ -196,6 +243,8 @@ class Relay:
             self._sock.close()
             self._sock_path.unlink(missing_ok=True)
         Relay._instances.pop(id(self.loop), None)
+        if not Relay._instances:
+            _db_executor.submit(connection.close)  # an idle process holds no database connection
 
     def _on_datagram(self) -> None:
         try:
@@ -240,7 +289,7 @@ class Relay:
                     rows = await self._poll()
                 else:
                     ids, self.pending = self.pending, set()
-                    rows = await database_sync_to_async(selectors.events_by_id)(ids)
+                    rows = await relay_db(selectors.events_by_id, ids)
                 await self.dispatch(rows)
             except asyncio.CancelledError:
                 raise
@@ -253,7 +302,7 @@ class Relay:
         start, self._poll_from = self._poll_from, self._max_seen
         if not markets and not accounts:
             return []
-        return await database_sync_to_async(selectors.events_after_id)(start, markets, accounts)
+        return await relay_db(selectors.events_after_id, start, markets, accounts)
 
     # -- delivery ----------------------------------------------------------------------------
     async def dispatch(self, rows: list[dict]) -> None:
@@ -278,9 +327,7 @@ class Relay:
             if row["id"] <= last:
                 continue
             last = row["id"]
-            sequence, text = render(row)
-            for subscription in list(self.subscribers.get(stream, ())):
-                await subscription.offer(sequence, text)
+            await self._fan_out(stream, *render(row))
         self.cursor[stream] = last
 
     async def _send_sequenced(self, stream, rows) -> None:
@@ -298,9 +345,17 @@ class Relay:
             if last is not None and sequence <= last:
                 continue
             last = sequence
-            for subscription in list(self.subscribers.get(stream, ())):
-                await subscription.offer(sequence, text)
+            await self._fan_out(stream, sequence, text)
         self.cursor[stream] = last
+
+    async def _fan_out(self, stream, sequence: int | None, text: str) -> None:
+        """One event to every local subscriber of ``stream``: the frame is encoded once and
+        its bytes written to each socket; only a subscriber that is joining or behind takes
+        the slower, awaited path."""
+        wire = ws_text_frame(text.encode()) if settings.BOURSE_WS_RAW_WRITES else None
+        for subscription in list(self.subscribers.get(stream, ())):
+            if wire is None or not subscription.try_write(sequence, wire):
+                await subscription.offer(sequence, text)
 
     # -- ticker ------------------------------------------------------------------------------
     def _ticker_changed(self, market_id: int) -> None:
@@ -316,7 +371,7 @@ class Relay:
             subscribers = list(self.subscribers.get(("ticker", market_id), ()))
             if not subscribers:
                 return
-            frame = await database_sync_to_async(ticker_frame)(market_id)
+            frame = await relay_db(ticker_frame, market_id)
             for subscription in subscribers:
                 await subscription.offer(None, frame)
         finally:
