@@ -9,9 +9,10 @@ buys (they rest: the first report is the engine's ``New``), sent by a pacing thr
 clock starts just before ``sendToTarget`` and stops when QuickFIX hands the first report
 for that ClOrdID to ``fromApp``, so both QuickFIX hops are included.
 
-Baseline in the same run: TestRequest -> Heartbeat round trips over the same session (the
-transport floor: two QuickFIX hops and the gateway's loop, no database), so the ratio is
-the cost of the order path (service, engine batch, outbox tail).
+Baselines in the same run: TestRequest -> Heartbeat round trips over the same session (the
+transport floor: two QuickFIX hops and the gateway's loop, no database), and
+``order_submit`` called directly in this process (the service's own cost per order, which
+bounds one session's rate when its orders are processed in sequence).
 
 Usage (migrates the database it is given, creates its own market and trader):
     BOURSE_DATA_DIR=var/bench BOURSE_ALLOW_GENERATED_SECRETS=1 .venv/bin/python bench/fix_latency.py
@@ -153,6 +154,17 @@ def run_rate(client: QuickFixClient, app: TimingApp, symbol: str, rate: int, sec
     }
 
 
+def service_baseline(account, symbol, count=50):
+    """Milliseconds per ``order_submit`` called directly in this process (no FIX, no wait
+    for the engine): the floor of one session's order path when it runs in sequence."""
+    from trading.services import order_submit
+
+    started = time.perf_counter()
+    for i in range(count):
+        order_submit(account=account, market=symbol, side="buy", type="limit", price="50.00", quantity="0.0300")
+    return (time.perf_counter() - started) * 1000 / count
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rates", default="100,1000")
@@ -171,9 +183,11 @@ def main():
         # warm-up: connections, caches, the engine's first batch
         run_rate(client, app, symbol, 50, 1)
         baseline = heartbeat_baseline(client, app)
+        service_ms = service_baseline(key.account, symbol)
         print(f"database: {django.db.connection.vendor}; market {symbol}; {args.seconds:g} s per rate; pipeline {args.pipeline}")
         print(f"baseline TestRequest->Heartbeat: p50 {percentile(baseline, 0.5):.3f} ms, p99 {percentile(baseline, 0.99):.3f} ms "
               f"({len(baseline)} round trips)")
+        print(f"baseline order_submit called directly: {service_ms:.2f} ms per order ({1000 / service_ms:.0f} orders/s in sequence)")
         for rate in (int(r) for r in args.rates.split(",")):
             result = run_rate(client, app, symbol, rate, args.seconds)
             print(
