@@ -14,8 +14,10 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
 
-from exchange import ratelimit
+from audit.services import audit_auth_failure
+from exchange import errors, ratelimit
 from exchange.clientip import client_ip
+from exchange.context import Actor, actor_var
 
 from . import signing, verifier
 from .models import Scope
@@ -25,18 +27,26 @@ class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request):
         django_request = request._request
         headers = django_request.headers
-        key = verifier.verify_request(
-            key_id=headers.get("X-API-Key"),
-            timestamp=headers.get("X-API-Timestamp"),
-            nonce=headers.get("X-API-Nonce"),
-            signature=headers.get("X-API-Signature"),
-            window=headers.get("X-API-Window"),
-            method=django_request.method,
-            path=django_request.path,
-            query=django_request.META.get("QUERY_STRING", ""),
-            body_sha256=signing.body_sha256(django_request.body),
-            source_ip=client_ip(django_request),
-        )
+        source_ip = client_ip(django_request)
+        try:
+            key = verifier.verify_request(
+                key_id=headers.get("X-API-Key"),
+                timestamp=headers.get("X-API-Timestamp"),
+                nonce=headers.get("X-API-Nonce"),
+                signature=headers.get("X-API-Signature"),
+                window=headers.get("X-API-Window"),
+                method=django_request.method,
+                path=django_request.path,
+                query=django_request.META.get("QUERY_STRING", ""),
+                body_sha256=signing.body_sha256(django_request.body),
+                source_ip=source_ip,
+            )
+        except errors.BourseError as exc:
+            if exc.status in (401, 403):  # throttled sources (429) are already counted
+                audit_auth_failure(source_ip, headers.get("X-API-Key"), exc.code, channel="api")
+            raise
+        # Everything this request changes is audited as done by this key.
+        actor_var.set(Actor.apikey(key.key_id, key.label))
         ratelimit.consume_for_request(
             request, ratelimit.KEY, key.key_id, announce=ratelimit.AUTHENTICATED_POLICIES
         )

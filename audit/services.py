@@ -114,6 +114,36 @@ def audit_record(
     caller's transaction when there is one — that is the point — and in its own otherwise
     (log-ins, authentication failures, refusals).
     """
+    event = _event(action, target=target, account=account, actor=actor, before=before, after=after,
+                   outcome=outcome, reason=reason, source_ip=source_ip, request_id=request_id)
+    if connection.in_atomic_block:  # the caller's transaction: no savepoint needed
+        event.save(force_insert=True)
+        transaction.on_commit(sealer.seal_soon)
+    else:
+        with transaction.atomic():
+            event.save(force_insert=True)
+            transaction.on_commit(sealer.seal_soon)
+    return event
+
+
+def audit_record_many(action: str, targets, *, actor=None, after=None) -> list[AuditEvent]:
+    """Record one event per target in one INSERT, inside the caller's transaction (for
+    services that act on many objects at once, e.g. settlement's fills). ``after`` may be
+    a callable ``target -> dict``."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_record_many belongs inside the transaction of the change")
+    events = [
+        _event(action, target=target, actor=actor, after=after(target) if callable(after) else after)
+        for target in targets
+    ]
+    if events:
+        AuditEvent.objects.bulk_create(events)
+        transaction.on_commit(sealer.seal_soon)
+    return events
+
+
+def _event(action, *, target=None, account=None, actor=None, before=None, after=None,
+           outcome=Outcome.SUCCESS, reason="", source_ip=None, request_id=None) -> AuditEvent:
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}: add it to audit.actions.ACTIONS")
     if outcome not in Outcome.values:
@@ -122,7 +152,7 @@ def audit_record(
     target_type, target_id, implied_account = _target(target)
     if account is not None:
         implied_account = account.pk if isinstance(account, models.Model) else int(account)
-    event = AuditEvent(
+    return AuditEvent(
         actor_type=who.kind,
         actor_id=who.id[:64],
         actor_label=who.label[:150],
@@ -137,14 +167,6 @@ def audit_record(
         source_ip=source_ip if source_ip is not None else source_ip_var.get(),
         request_id=(request_id if request_id is not None else request_id_var.get()) or "",
     )
-    if connection.in_atomic_block:  # the caller's transaction: no savepoint needed
-        event.save(force_insert=True)
-        transaction.on_commit(sealer.seal_soon)
-    else:
-        with transaction.atomic():
-            event.save(force_insert=True)
-            transaction.on_commit(sealer.seal_soon)
-    return event
 
 
 @contextmanager

@@ -25,6 +25,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit.services import audit_record_many
+from exchange.context import Actor
+
 from . import engine, notify, pricing
 from .engine import messages as m
 from .models import Command, EngineState, Fill, Market, Order, OutboxEvent, Trade
@@ -34,6 +37,7 @@ from .ws.outbox import book_update_payload, outbox_write
 log = logging.getLogger("bourse.engine")
 
 MARKET_REFRESH_S = 1.0
+ENGINE = Actor.system("engine")
 ADVISORY_LOCK_CLASS = 0x426F  # first key of pg_try_advisory_lock(class, market_id)
 
 SIDE_TO_ENGINE = {Order.Side.BUY: m.BUY, Order.Side.SELL: m.SELL}
@@ -283,6 +287,8 @@ class MarketRunner:
             if fenced != 1:
                 raise LostOwnership(market.symbol)
             _update_orders(batch.orders.values())
+            rejected = [o for o in batch.orders.values() if o.status == Order.Status.REJECTED]
+            audit_record_many("order.rejected", rejected, actor=ENGINE, after=lambda o: {"reason": o.reject_reason})
             Trade.objects.bulk_create(batch.trades, batch_size=500)
             all_fills = []
             for trade, pair in zip(batch.trades, batch.fills):

@@ -18,6 +18,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 
 from accounts import ledger
+from audit.services import audit_record_many
+from exchange.context import Actor
 from accounts.models import Account, Bucket, EntryKind
 
 from . import pricing
@@ -27,6 +29,7 @@ from .ws.outbox import balances_publish
 log = logging.getLogger("bourse.settlement")
 
 CHUNK = 200
+SETTLEMENT = Actor.system("settlement")
 SETTLE_LOCK_CLASS = 0x5354  # pg_advisory_xact_lock(class, market_id)
 
 
@@ -94,6 +97,10 @@ def _settle_trades(market_id: int) -> int:
         )
         Trade.objects.filter(pk__in=[t.pk for t in trades]).update(settled=True)
         Fill.objects.filter(trade__in=trades).update(settled=True)
+        settled = [fill for pair in fills.values() for fill in pair.values()]
+        audit_record_many("fill.settled", settled, actor=SETTLEMENT,
+                          after=lambda f: {"trade_id": f.trade_id, "order_id": f.order_id, "price": f.price,
+                                           "quantity": f.quantity, "fee": f.fee})
         return len(trades)
 
 

@@ -3,11 +3,11 @@ from decimal import Decimal
 
 import pytest
 from django.db import transaction
-from django.db.models import Sum
 
 from accounts import ledger, services
 from accounts.models import Account, Balance, Journal, LedgerEntry
 from exchange import errors
+from exchange.dbmath import decimal_sums
 
 pytestmark = pytest.mark.django_db
 
@@ -27,9 +27,8 @@ def snapshot():
 
 
 def assert_all_journals_balance():
-    for journal in Journal.objects.all():
-        per_asset = journal.entries.values("asset").annotate(total=Sum("amount"))
-        assert all(row["total"] == 0 for row in per_asset), journal
+    per_journal_asset = decimal_sums(LedgerEntry.objects.all(), ("journal_id", "asset_id"), "amount")
+    assert per_journal_asset and all(total == 0 for total in per_journal_asset.values()), per_journal_asset
 
 
 def test_deposit_credits_trader_and_debits_external(trader, usd):

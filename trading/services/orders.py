@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 
 from accounts import ledger
 from accounts.models import Account, EntryKind
+from audit.services import audit_record, audit_record_many, audit_refusals
 from exchange import errors
 from exchange.errors import DuplicateClientOrderId, OrderClosed
 
@@ -179,28 +180,36 @@ def order_submit(*, account: Account, wait: float = 0.0, **params) -> SubmitResu
     parameters returns the existing order (``created`` False); different parameters raise
     ``DuplicateClientOrderId``. Refusals write nothing.
     """
-    request = order_validate(**params)
-    if request.client_order_id is not None:
-        existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
-        if existing is not None:
-            return SubmitResult(_same_or_refuse(request, existing), created=False)
-    if not request.market.is_open:
-        raise errors.MarketHalted(f"Market {request.market.symbol} is halted.")
+    # A refused submission (validation, balance, halted market, duplicate id) is audited
+    # after its transaction rolled back.
+    with audit_refusals("order.rejected", account=account, after=_audit_params(params)):
+        request = order_validate(**params)
+        if request.client_order_id is not None:
+            existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
+            if existing is not None:
+                return SubmitResult(_same_or_refuse(request, existing), created=False)
+        if not request.market.is_open:
+            raise errors.MarketHalted(f"Market {request.market.symbol} is halted.")
 
-    waiter = notify.VerdictWaiter.get() if wait > 0 else None
-    try:
-        order = _insert(account, request)
-    except IntegrityError:
-        # Two submissions raced with one client_order_id: the unique constraint let one win.
-        if request.client_order_id is None:
-            raise
-        existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
-        if existing is None:
-            raise
-        return SubmitResult(_same_or_refuse(request, existing), created=False)
+        waiter = notify.VerdictWaiter.get() if wait > 0 else None
+        try:
+            order = _insert(account, request)
+        except IntegrityError:
+            # Two submissions raced with one client_order_id: the unique constraint let one win.
+            if request.client_order_id is None:
+                raise
+            existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
+            if existing is None:
+                raise
+            return SubmitResult(_same_or_refuse(request, existing), created=False)
     if waiter is not None:
         order = order_wait(order, wait, waiter)
     return SubmitResult(order, created=True)
+
+
+def _audit_params(params: dict) -> dict:
+    """The submitted parameters as the audit trail keeps them (JSON-safe, no secrets here)."""
+    return {name: value if isinstance(value, (str, bool, type(None))) else str(value) for name, value in params.items()}
 
 
 def _same_or_refuse(request: OrderRequest, existing: Order) -> Order:
@@ -244,8 +253,17 @@ def _insert(account: Account, request: OrderRequest) -> Order:
         ledger.post(EntryKind.HOLD, ledger.hold_legs(account.pk, asset, amount), reference=f"order:{order.pk}")
         balances_publish([(account.pk, asset)], market.pk)  # the `balances` WebSocket event
         Command.objects.create(market=market, kind=Command.Kind.NEW, order=order)
+        audit_record("order.submitted", target=order, after=_order_audit(order))
         notify.wake_engine(market.pk)
     return order
+
+
+def _order_audit(order: Order) -> dict:
+    return {
+        "market": order.market.symbol, "side": order.side, "type": order.type, "price": order.price,
+        "quantity": order.quantity, "quote_quantity": order.quote_quantity, "time_in_force": order.time_in_force,
+        "post_only": order.post_only, "client_order_id": order.client_order_id, "hold": order.hold_amount,
+    }
 
 
 def order_wait(order: Order, timeout: float, waiter=None, *, until=None) -> Order:
@@ -286,12 +304,14 @@ def order_cancel(*, account: Account, order_id, wait: float = 0.0) -> tuple[Orde
     time (the cancel stays queued). Raises ``OrderClosed`` if the order is already closed,
     or if it closed (filled) before the engine reached the cancel.
     """
-    order = _owned_order(account, order_id)
-    if order.is_closed:
-        raise OrderClosed(f"Order {order.pk} is already {order.status}.")
-    with transaction.atomic(durable=True):
-        command = Command.objects.create(market_id=order.market_id, kind=Command.Kind.CANCEL, order=order)
-        notify.wake_engine(order.market_id)
+    with audit_refusals("order.cancelled", account=account, after={"order_id": str(order_id)}):
+        order = _owned_order(account, order_id)
+        if order.is_closed:
+            raise OrderClosed(f"Order {order.pk} is already {order.status}.")
+        with transaction.atomic(durable=True):
+            command = Command.objects.create(market_id=order.market_id, kind=Command.Kind.CANCEL, order=order)
+            audit_record("order.cancelled", target=order, after={"requested": True})
+            notify.wake_engine(order.market_id)
     if wait <= 0:
         return order, False
     order = order_wait(order, wait, until=lambda o: o.is_closed)
@@ -316,6 +336,7 @@ def order_cancel_all(*, account: Account, market: str | None = None, wait: float
         commands = Command.objects.bulk_create(
             [Command(market_id=o.market_id, kind=Command.Kind.CANCEL, order=o) for o in orders]
         )
+        audit_record_many("order.cancelled", orders, after={"requested": True, "cancel_all": True})
         for market_id in {o.market_id for o in orders}:
             notify.wake_engine(market_id)
     if wait > 0 and commands:
