@@ -31,6 +31,7 @@ log = logging.getLogger("bourse.ws")
 WS_PATH = "/ws/v1"
 EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
 POLICY_VIOLATION = 1008
+SLOW_CLIENT_BYTES = 8 * 1024 * 1024  # frames queued for one client beyond this: it is dropped
 MARKET_CHANNELS = ("book", "trades", "ticker")
 
 # Open connections per source address and per API key, in this process (the limits are
@@ -147,6 +148,12 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
                 return
             wire = wire[sent:]
         transport.write(wire)
+        if self._direct:
+            queued = len(transport.dataBuffer) - transport.offset + getattr(transport, "_tempDataLen", 0)
+            if queued > SLOW_CLIENT_BYTES:
+                # A client that does not read would make the server queue without bound.
+                log.warning("dropping a websocket client that does not read", extra={"queued": queued, "ip": self.ip})
+                transport.abortConnection()
 
     async def stream_broken(self, subscription: Subscription) -> None:
         """The relay could not fill a gap (events pruned): drop the channel, tell the client."""
