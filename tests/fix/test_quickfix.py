@@ -146,8 +146,9 @@ def test_business_refusals_are_rejected_reports_and_write_nothing(world):
     po = report(alice.next_app(msg_type="8"))
     assert (po["exec_type"], po["status"], po["text"]) == ("8", "8", "post_only_would_cross")
     alice.send(qf_new_order("ioc", fix.Side_BUY, "1.0000", "99.00", tif=fix.TimeInForce_IMMEDIATE_OR_CANCEL))
-    ioc = report(alice.next_app(msg_type="8"))
-    assert (ioc["exec_type"], ioc["status"]) == ("4", "4")
+    ioc_new, ioc = report(alice.next_app(msg_type="8")), report(alice.next_app(msg_type="8"))
+    assert (ioc_new["exec_type"], ioc_new["cl"]) == ("0", "ioc")
+    assert (ioc["exec_type"], ioc["status"], dec(ioc["leaves"])) == ("4", "4", 0)
 
 
 def test_orders_entered_elsewhere_reach_the_session_only_for_its_account(world):

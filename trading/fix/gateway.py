@@ -20,12 +20,13 @@ import logging
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from django.db import close_old_connections, connections
 from django.db.models import Max, Q
+from django.utils import timezone as dj_timezone
 
-from exchange import errors
+from exchange import errors, wire
 from trading import notify
 from trading.models import OutboxEvent
 from trading.services import order_cancel_all
@@ -82,6 +83,8 @@ class Session:
         self.min_event_id = 0
         self.timer: asyncio.Task | None = None
         self.inflight: set[asyncio.Task] = set()
+        self.acked: set[str] = set()  # live orders reported as New
+        self.logon_at = ""  # wire timestamp; orders created since then get a New report
 
     # --- sending -------------------------------------------------------------------------
 
@@ -227,7 +230,9 @@ class Session:
         else:
             self.cancel_on_disconnect = claimed.cancel_on_disconnect
         self.logged_on = True
-        self.min_event_id = self.gateway.tail.high_water
+        # Reports start with what the engine commits from now on (older state: H or REST).
+        self.min_event_id = await self.gateway.call(OutboxTail.top_id)
+        self.logon_at = wire.timestamp(dj_timezone.now())
         self.gateway.register(self)
         self.send("A", [(98, "0"), (108, self.heartbeat), (141, "Y" if reset else None)])
         if seq > self.next_in and not reset:
@@ -258,7 +263,8 @@ class Session:
                 await self._process(message)
                 return
             if msg_type == "2":
-                await self._resend(message)  # answered at once, even across a gap
+                await self._resend(message)  # answered at once, even across a gap ...
+                message.answered = True  # ... and only counted when its turn comes
             if len(self.queued) >= MAX_QUEUED:
                 await self.logout("Too many messages held while waiting for a resend.")
             self.queued[seq] = message
@@ -318,7 +324,8 @@ class Session:
             else:
                 self.send("0", [(112, message.get(112))])
         elif msg_type == "2":
-            await self._resend(message)
+            if not getattr(message, "answered", False):
+                await self._resend(message)
         elif msg_type == "3":
             log.info("FIX client rejected our message %s: %s", message.get(45), message.get(58))
         elif msg_type == "5":
@@ -422,6 +429,8 @@ class Session:
                 now = time.monotonic()
                 if now - self.last_sent >= self.heartbeat:
                     self.send("0", [])
+                if self.test_request is not None and self.last_recv > self.test_request[1]:
+                    self.test_request = None  # anything received shows the client is alive
                 if self.test_request is not None:
                     if now - self.test_request[1] >= self.heartbeat:
                         self.closing = True
@@ -496,9 +505,9 @@ class OutboxTail:
         self.samples: list[tuple[float, int]] = []
         self.wake = asyncio.Event()
 
-    def _initial(self):
-        top = OutboxEvent.objects.aggregate(top=Max("id"))["top"] or 0
-        return top
+    @staticmethod
+    def top_id() -> int:
+        return OutboxEvent.objects.aggregate(top=Max("id"))["top"] or 0
 
     def _fetch(self, accounts, floors, default_floor):
         condition = Q(id__gt=default_floor) & ~Q(market_id__in=list(floors))
@@ -510,7 +519,7 @@ class OutboxTail:
         )
 
     async def run(self) -> None:
-        self.default_floor = self.high_water = await self.gateway.call(self._initial)
+        self.default_floor = self.high_water = await self.gateway.call(self.top_id)
         loop = asyncio.get_running_loop()
         self.waker = await self.gateway.call(_Wake, lambda: loop.call_soon_threadsafe(self.wake.set))
         while True:
@@ -569,7 +578,7 @@ class OutboxTail:
             for market_id in self.floors:
                 self.floors[market_id] = max(self.floors[market_id], settled)
         if not accounts:
-            top = await self.gateway.call(self._initial)
+            top = await self.gateway.call(self.top_id)
             self.default_floor = self.high_water = max(self.high_water, top)
             self.floors = {}
             return False
@@ -580,7 +589,8 @@ class OutboxTail:
                     continue
                 try:
                     session.send_reports(reports.batch_reports(batch["orders"], batch["fills"], account_id=account_id,
-                                                               cancel_ids=session.cancel_ids))
+                                                               cancel_ids=session.cancel_ids, acked=session.acked,
+                                                               since=session.logon_at))
                 except Exception:
                     log.exception("FIX execution reports failed", extra={"key_id": session.key.key_id})
         return False

@@ -123,14 +123,21 @@ def cancel_reject(*, account_id, cl_ord_id: str, orig_cl_ord_id: str | None, ord
     ]
 
 
-def batch_reports(orders: list[dict], fills: list[dict], *, account_id, cancel_ids: dict[str, str]) -> list[tuple[str, list]]:
+def batch_reports(orders: list[dict], fills: list[dict], *, account_id, cancel_ids: dict[str, str],
+                  acked: set[str] | None = None, since: str = "") -> list[tuple[str, list]]:
     """The (msg_type, fields) to send for one engine batch of one account.
 
     ``cancel_ids`` maps order ids this session asked to cancel to the cancel's ClOrdID; the
     Canceled report then carries it (with the order's as OrigClOrdID), and an order that
     filled before the cancel reached the engine gets an OrderCancelReject (too late).
     Entries are removed from ``cancel_ids`` when answered.
+
+    ``acked`` holds the live orders this session already reported as New; an order created
+    at or after ``since`` (the session's logon, wire timestamp) and not in it gets its New
+    first, even when the same engine batch also closed it (a cancel that followed at once,
+    an IOC remainder), so every order the session saw created is acknowledged exactly once.
     """
+    acked = set() if acked is None else acked
     fills_by_order: dict[str, list[dict]] = {}
     for fill in fills:
         fills_by_order.setdefault(fill["order_id"], []).append(fill)
@@ -145,9 +152,18 @@ def batch_reports(orders: list[dict], fills: list[dict], *, account_id, cancel_i
         cum = final_cum - batch_qty
         final_avg = _d(order["average_price"]) if order.get("average_price") else None
         notional = (final_avg * final_cum - batch_notional) if final_avg is not None else Decimal(0)
-        accepted_now = any(f["liquidity"] == "taker" for f in own_fills) or (
-            not own_fills and cum == 0 and status in ("open", "partially_filled")
-        )
+        if status == "rejected":
+            accepted_now = False
+        elif order.get("created_at", "") >= since and since:
+            accepted_now = order_id not in acked
+        else:  # without a logon time: judge from the batch alone
+            accepted_now = any(f["liquidity"] == "taker" for f in own_fills) or (
+                not own_fills and cum == 0 and status in ("open", "partially_filled")
+            )
+        if status in ("open", "partially_filled"):
+            acked.add(order_id)
+        else:
+            acked.discard(order_id)
         if accepted_now:
             out.append(("8", order_fields(order, account_id=account_id, exec_id=f"N{order_id}", exec_type=EXEC_NEW,
                                           ord_status="0", cum=Decimal(0), leaves=_leaves(order, Decimal(0), False), avg=None)))
