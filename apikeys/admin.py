@@ -22,6 +22,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ("=key_id", "label", "=account__id", "account__name")
     list_select_related = ("account",)
     form = ApiKeyChangeForm
+    audited_by_services = True  # create, update and revoke go through apikeys.services, which audit
     readonly_fields = ("key_id", "account", "scheme", "public_key", "status", "created_at", "revoked_at", "last_used_at")
     fields = readonly_fields[:4] + ("label", "scopes", "ip_allowlist", "expires_at") + readonly_fields[4:]
     actions = ["revoke_keys"]

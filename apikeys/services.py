@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts import ledger
 from accounts.models import Account, EntryKind
+from audit.services import audit_record
 from exchange import errors
 
 from . import crypto
@@ -153,7 +154,14 @@ def apikey_create(
             ip_allowlist=ip_allowlist, expires_at=expires_at, public_key=public_key,
         )
         key.save()
+        audit_record("apikey.created", target=key, account=target, after=_key_audit(key))
     return CreatedKey(key, secret, private_key)
+
+
+def _key_audit(key: ApiKey) -> dict:
+    """What the audit trail keeps of a key: metadata only, never the secret."""
+    return {"key_id": key.key_id, "label": key.label, "scheme": key.scheme, "scopes": list(key.scopes),
+            "ip_allowlist": list(key.ip_allowlist), "expires_at": key.expires_at}
 
 
 _UNSET = object()
@@ -177,10 +185,16 @@ def apikey_update(*, key, scopes=_UNSET, ip_allowlist=_UNSET, expires_at=_UNSET,
         locked = _locked(key)
         if locked.status == ApiKey.Status.REVOKED:
             raise errors.ValidationError.field("key", "revoked", f"API key {locked.key_id} is revoked; create a new one.")
+        before = _key_audit(locked)
         for field, value in changes.items():
             setattr(locked, field, value)
         if changes:
             locked.save(update_fields=list(changes))
+            after = _key_audit(locked)
+            if after != before:
+                changed = [name for name in after if after[name] != before[name]]
+                audit_record("apikey.scopes_changed", target=locked, account=locked.account_id,
+                             before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
     return locked
 
 
@@ -192,6 +206,7 @@ def apikey_revoke(*, key) -> ApiKey:
             locked.status = ApiKey.Status.REVOKED
             locked.revoked_at = timezone.now()
             locked.save(update_fields=["status", "revoked_at"])
+            audit_record("apikey.revoked", target=locked, account=locked.account_id, after={"key_id": locked.key_id})
     return locked
 
 
@@ -269,12 +284,16 @@ def trader_create(
             ip_allowlist=(), expires_at=None, public_key=None,
         )
         key.save()
+        audit_record("account.created", target=account, after={"name": name, "owner": name})
+        audit_record("apikey.created", target=key, account=account, after=_key_audit(key))
         external = ledger.system_account(Account.SystemRole.EXTERNAL)
         for asset_code, amount in planned:
-            ledger.post(
+            journal = ledger.post(
                 EntryKind.DEPOSIT,
                 ledger.deposit_legs(account.pk, external.pk, asset_code, amount),
                 reference="create_trader",
                 reason="opening deposit",
             )
+            audit_record("balance.deposited", target=account, reason="opening deposit",
+                         after={"asset": asset_code, "amount": amount, "journal_id": journal.pk})
     return CreatedTrader(account, CreatedKey(key, secret, private_key))
