@@ -27,7 +27,6 @@ DECIMAL = re.compile(r"^[0-9]{1,20}(\.[0-9]{0,18})?$")
 @dataclass
 class Outcome:
     messages: list[tuple[str, list]] = field(default_factory=list)
-    cancel: tuple[str, str] | None = None  # (order id, cancel ClOrdID) now awaiting the engine
 
 
 def _required(message: Message, *tags: int) -> None:
@@ -60,7 +59,7 @@ def _enum(message: Message, tag: int, allowed: dict, default: str | None = None)
     return allowed[value]
 
 
-def new_order_single(account, message: Message) -> Outcome:
+def new_order_single(account, message: Message, cancel_ids: dict | None = None) -> Outcome:
     """NewOrderSingle (D) -> ``order_submit``."""
     _required(message, 11, 55, 54, 60, 40)
     _single(message, 11, 55, 54, 38, 40, 44, 59, 18, 152)
@@ -100,8 +99,11 @@ def _find(account, message: Message, cl_tag: int) -> Order | None:
     return queryset.filter(client_order_id=cl).first() if cl else None
 
 
-def order_cancel_request(account, message: Message) -> Outcome:
-    """OrderCancelRequest (F) -> ``order_cancel``; OrderCancelReject (9) when refused."""
+def order_cancel_request(account, message: Message, cancel_ids: dict | None = None) -> Outcome:
+    """OrderCancelRequest (F) -> ``order_cancel``; OrderCancelReject (9) when refused.
+
+    ``cancel_ids`` (the session's order id -> cancel ClOrdID) gets the entry *before* the
+    cancel is committed: the engine's report can reach the session before this returns."""
     _required(message, 41, 11, 55, 54, 60)
     _single(message, 41, 11, 37)
     cl_ord_id, orig = message.get(11), message.get(41)
@@ -109,17 +111,24 @@ def order_cancel_request(account, message: Message) -> Outcome:
     if order is None:
         return Outcome([("9", reports.cancel_reject(account_id=account.pk, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig, order=None,
                                                     reason="1", code="not_found", message=f"No order with ClOrdID {orig!r}."))])
+    pending = cancel_ids if cancel_ids is not None else {}
+    previous = pending.get(str(order.pk))
+    pending[str(order.pk)] = cl_ord_id  # one dict store: atomic for the event loop reading it
     try:
         order_cancel(account=account, order_id=order.pk)
     except errors.BourseError as error:
+        if previous is None:
+            pending.pop(str(order.pk), None)
+        else:
+            pending[str(order.pk)] = previous
         order.refresh_from_db()
         reason = "0" if error.code == "order_closed" else "99"
         return Outcome([("9", reports.cancel_reject(account_id=account.pk, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig,
                                                     order=order_to_wire(order), reason=reason, code=error.code, message=str(error)))])
-    return Outcome(cancel=(str(order.pk), cl_ord_id))
+    return Outcome()
 
 
-def order_status_request(account, message: Message) -> Outcome:
+def order_status_request(account, message: Message, cancel_ids: dict | None = None) -> Outcome:
     """OrderStatusRequest (H) -> ExecutionReport with ExecType I."""
     _required(message, 11, 55, 54)
     req_id = message.get(790)

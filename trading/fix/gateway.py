@@ -357,7 +357,7 @@ class Session:
     async def _application(self, message: Message, seq: int) -> None:
         handler = application.HANDLERS[message.msg_type]
         try:
-            outcome = await self.gateway.call(handler, self.account, message)
+            outcome = await self.gateway.call(handler, self.account, message, self.cancel_ids)
         except FieldError as error:
             self.reject(seq, error, message.msg_type)
             return
@@ -365,8 +365,6 @@ class Session:
             log.exception("FIX %s failed", message.msg_type)
             self.send("j", [(45, seq), (372, message.msg_type), (380, "0"), (58, "internal_error: the request failed; retry later")])
             return
-        if outcome.cancel is not None:
-            self.cancel_ids[outcome.cancel[0]] = outcome.cancel[1]
         self.send_reports(outcome.messages)
 
     async def _sequence_reset(self, message: Message, gap_fill: bool) -> None:
