@@ -21,7 +21,9 @@ def roles(host: str, port: str) -> dict[str, list[str]]:
     manage = [py, "manage.py"]
     celery = [py, "-m", "celery", "-A", "exchange"]
     return {
-        "web": [py, "-m", "daphne", "-b", host, "-p", port, "--proxy-headers", "exchange.asgi:application"],
+        # No --proxy-headers: daphne would then believe any client's X-Forwarded-For. Proxies
+        # are trusted only through BOURSE_TRUSTED_PROXIES (exchange/clientip.py).
+        "web": [py, "-m", "daphne", "-b", host, "-p", port, "exchange.asgi:application"],
         "engine": [*manage, "run_engine"],
         "worker": [*celery, "worker", "--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle"],
         "beat": [*celery, "beat", "--loglevel=INFO"],
