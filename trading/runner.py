@@ -299,8 +299,6 @@ class MarketRunner:
             for result, ids in batch.done.items():
                 Command.objects.filter(pk__in=ids).update(processed=True, result=result)
             outbox_write(self._outbox(batch, all_fills, now))  # sequenced, announced after commit
-            if connection.vendor == "postgresql":
-                notify.publish_verdicts(sorted(batch.verdicts))
 
     def _outbox(self, batch: Batch, fills: list[Fill], now) -> list[OutboxEvent]:
         market = self.market
@@ -323,8 +321,7 @@ class MarketRunner:
         return events
 
     def _after_commit(self, batch: Batch) -> None:
-        if connection.vendor != "postgresql":
-            notify.publish_verdicts(sorted(batch.verdicts))
+        notify.publish_verdicts(sorted(batch.verdicts))
         if batch.trades or any(o.is_closed for o in batch.orders.values()):
             from .tasks import settle_market
 
