@@ -1,6 +1,7 @@
 """Admin for markets: filters are editable, status changes go through the service."""
 from django.contrib import admin, messages
 
+from accounts.admin import ReadOnlyAdmin  # orders, trades, fills change only through the services
 from audit.adminmixins import AuditedModelAdmin
 
 from . import services
@@ -39,21 +40,8 @@ class MarketAdmin(AuditedModelAdmin):
         self._set_status(request, queryset, Market.Status.OPEN)
 
 
-class ReadOnlyTradingAdmin(admin.ModelAdmin):
-    """Orders, trades and fills change only through the services and the engine."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Order)
-class OrderAdmin(ReadOnlyTradingAdmin):
+class OrderAdmin(ReadOnlyAdmin):
     list_display = ("id", "client_order_id", "account", "market", "side", "type", "price", "quantity",
                     "filled_quantity", "status", "created_at")
     list_filter = ("status", "market", "side", "type", "time_in_force", "created_at")
@@ -81,7 +69,7 @@ class OrderAdmin(ReadOnlyTradingAdmin):
 
 
 @admin.register(Trade)
-class TradeAdmin(ReadOnlyTradingAdmin):
+class TradeAdmin(ReadOnlyAdmin):
     list_display = ("id", "market", "price", "quantity", "taker_side", "taker_order", "maker_order", "settled", "created_at")
     list_filter = ("market", "settled", "created_at")
     search_fields = ("=id", "=taker_order__id", "=maker_order__id")
@@ -89,7 +77,7 @@ class TradeAdmin(ReadOnlyTradingAdmin):
 
 
 @admin.register(Fill)
-class FillAdmin(ReadOnlyTradingAdmin):
+class FillAdmin(ReadOnlyAdmin):
     list_display = ("id", "trade", "order", "account", "side", "price", "quantity", "fee", "liquidity", "settled", "created_at")
     list_filter = ("market", "liquidity", "settled", "created_at")
     search_fields = ("=id", "=order__id", "order__client_order_id", "=account__id", "account__name")
@@ -97,7 +85,7 @@ class FillAdmin(ReadOnlyTradingAdmin):
 
 
 @admin.register(ReconciliationReport)
-class ReconciliationReportAdmin(ReadOnlyTradingAdmin):
+class ReconciliationReportAdmin(ReadOnlyAdmin):
     list_display = ("id", "started_at", "finished_at", "ok", "mismatches")
     list_filter = ("ok", "started_at")
     readonly_fields = ("started_at", "finished_at", "ok", "mismatches", "checks")
