@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -50,6 +51,10 @@ def _db_call(fn, *args):
     except (InterfaceError, OperationalError):
         connection.close()  # a dropped connection: reconnect once
         return fn(*args)
+
+
+def _close_connection():
+    connection.close()  # resolved on the calling thread: the executor's own connection
 
 
 async def relay_db(fn, *args):
@@ -222,7 +227,7 @@ class Relay:
         self._started = True
         self._max_seen = self._poll_from = await relay_db(selectors.latest_event_id)
         if signal.uses_redis():
-            self._tasks.append(asyncio.ensure_future(self._listen_redis()))
+            threading.Thread(target=self._listen_redis, name="bourse-ws-outbox", daemon=True).start()
         else:
             path = signal.socket_dir() / f"ws-{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -244,7 +249,7 @@ class Relay:
             self._sock_path.unlink(missing_ok=True)
         Relay._instances.pop(id(self.loop), None)
         if not Relay._instances:
-            _db_executor.submit(connection.close)  # an idle process holds no database connection
+            _db_executor.submit(_close_connection)  # an idle process holds no database connection
 
     def _on_datagram(self) -> None:
         try:
@@ -256,25 +261,35 @@ class Relay:
             log.exception("bad outbox announcement")
         self.wake.set()
 
-    async def _listen_redis(self) -> None:
-        import redis.asyncio as aioredis
+    def _listen_redis(self) -> None:
+        """A daemon thread (redis-py's blocking pub/sub): cancelling an asyncio subscription
+        would need awaits while the loop shuts down. Ids are handed to the loop."""
+        import redis
 
         while not self.stopped:
-            client = aioredis.Redis.from_url(settings.REDIS_URL)
             try:
+                client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(signal.redis_channel())
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self.pending.update(signal.decode(message["data"].decode()))
-                        self.wake.set()
-            except asyncio.CancelledError:
-                raise
+                pubsub.subscribe(signal.redis_channel())
+                try:
+                    while not self.stopped:
+                        message = pubsub.get_message(timeout=0.5)
+                        if message and message.get("type") == "message":
+                            self.loop.call_soon_threadsafe(self._on_ids, signal.decode(message["data"].decode()))
+                finally:
+                    pubsub.close()
+                    client.close()
+            except RuntimeError:
+                return  # the event loop is closed: this relay is gone
             except Exception:
+                if self.stopped:
+                    return
                 log.exception("outbox subscription to Redis failed; retrying (the poll covers the gap)")
-                await asyncio.sleep(1.0)
-            finally:
-                await client.aclose()
+                time.sleep(1.0)
+
+    def _on_ids(self, ids) -> None:
+        self.pending.update(ids)
+        self.wake.set()
 
     async def _run(self) -> None:
         while not self.stopped:
