@@ -53,7 +53,8 @@ def _chunks(ids: list[int]):
         yield ",".join(chunk)
 
 
-def _send_datagram(path: Path, payload: bytes) -> bool:
+def send_datagram(path: Path, payload: bytes) -> bool:
+    """Send one datagram without blocking; False when nobody listens at ``path`` (any more)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
@@ -87,7 +88,7 @@ def wake_engine(market_id: int) -> None:
     if _uses_postgres():
         transaction.on_commit(lambda: _pg_notify(WAKE_CHANNEL, [str(market_id)]))
     else:
-        transaction.on_commit(lambda: _send_datagram(run_dir() / f"engine-{market_id}.sock", b"w"))
+        transaction.on_commit(lambda: send_datagram(run_dir() / f"engine-{market_id}.sock", b"w"))
 
 
 class WakeListener:
@@ -153,7 +154,7 @@ def publish_verdicts(order_ids: list[int]) -> None:
         return
     for path in run_dir().glob("waiter-*.sock"):
         for payload in _chunks(order_ids):
-            if not _send_datagram(path, payload.encode()):
+            if not send_datagram(path, payload.encode()):
                 path.unlink(missing_ok=True)  # its process is gone
                 break
 

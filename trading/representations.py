@@ -65,3 +65,21 @@ def trade_to_wire(trade: Trade, market: Market) -> dict:
 def levels_to_wire(levels, market: Market) -> list[list[str]]:
     """``[(price, quantity)]`` decimals -> ``[["price", "quantity"]]`` strings."""
     return [[wire.money(p, market.quote.scale), wire.money(q, market.base.scale)] for p, q in levels]
+
+
+def ticker_to_wire(market: Market, data: dict) -> dict:
+    """``trading.selectors.ticker`` as REST and the ``ticker:`` WebSocket channel show it."""
+    q, b = market.quote.scale, market.base.scale
+    return {
+        "market": market.symbol,
+        "last_price": wire.money(data["last_price"], q),
+        "last_trade_at": wire.timestamp(data["last_trade_at"]),
+        "best_bid": wire.money(data["best_bid"], q),
+        "best_ask": wire.money(data["best_ask"], q),
+        "open_24h": wire.money(data["open_24h"], q),
+        "high_24h": wire.money(data["high_24h"], q),
+        "low_24h": wire.money(data["low_24h"], q),
+        "volume_24h": wire.money(data["volume_24h"], b),
+        "quote_volume_24h": wire.money(data["quote_volume_24h"], q),
+        "sequence": data["sequence"],
+    }

@@ -17,7 +17,7 @@ from exchange.ratelimit import orders_rate_limit
 from exchange.schema import PAGE_PARAMETERS, page_of, problem_responses
 
 from .. import selectors, services
-from ..representations import fill_to_wire, levels_to_wire, order_to_wire, trade_to_wire
+from ..representations import fill_to_wire, levels_to_wire, order_to_wire, ticker_to_wire, trade_to_wire
 from .serializers import (
     BookSerializer,
     CancelAllSerializer,
@@ -121,21 +121,7 @@ class MarketTickerApi(APIView):
     )
     def get(self, request, symbol: str):
         market = selectors.market_get(symbol)
-        data = selectors.ticker(market)
-        q, b = market.quote.scale, market.base.scale
-        return Response({
-            "market": market.symbol,
-            "last_price": wire.money(data["last_price"], q),
-            "last_trade_at": wire.timestamp(data["last_trade_at"]),
-            "best_bid": wire.money(data["best_bid"], q),
-            "best_ask": wire.money(data["best_ask"], q),
-            "open_24h": wire.money(data["open_24h"], q),
-            "high_24h": wire.money(data["high_24h"], q),
-            "low_24h": wire.money(data["low_24h"], q),
-            "volume_24h": wire.money(data["volume_24h"], b),
-            "quote_volume_24h": wire.money(data["quote_volume_24h"], q),
-            "sequence": data["sequence"],
-        })
+        return Response(ticker_to_wire(market, selectors.ticker(market)))
 
 
 class OrderListSubmitApi(PrivateApi):

@@ -6,6 +6,7 @@ from django.conf import settings
 from exchange import errors, wire
 
 from .. import selectors as trading_selectors
+from ..representations import ticker_to_wire
 from ..models import AccountSequence, Market, OutboxEvent
 
 EVENT_FIELDS = ("id", "market_id", "account_id", "channel", "sequence", "payload")
@@ -29,21 +30,7 @@ def book_snapshot(market: Market) -> dict:
 
 def ticker(market: Market) -> dict:
     """The ticker exactly as ``GET /markets/{symbol}/ticker`` renders it."""
-    data = trading_selectors.ticker(market)
-    q, b = market.quote.scale, market.base.scale
-    return {
-        "market": market.symbol,
-        "last_price": wire.money(data["last_price"], q),
-        "last_trade_at": wire.timestamp(data["last_trade_at"]),
-        "best_bid": wire.money(data["best_bid"], q),
-        "best_ask": wire.money(data["best_ask"], q),
-        "open_24h": wire.money(data["open_24h"], q),
-        "high_24h": wire.money(data["high_24h"], q),
-        "low_24h": wire.money(data["low_24h"], q),
-        "volume_24h": wire.money(data["volume_24h"], b),
-        "quote_volume_24h": wire.money(data["quote_volume_24h"], q),
-        "sequence": data["sequence"],
-    }
+    return ticker_to_wire(market, trading_selectors.ticker(market))
 
 
 def private_last(account_id: int, channel: str) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 from pathlib import Path
 
@@ -102,22 +101,10 @@ def announce(ids) -> None:
             return
         for path in socket_dir().glob("ws-*.sock"):
             for message in messages:
-                if not _send_datagram(path, message.encode()):
+                if not notify.send_datagram(path, message.encode()):
+                    path.unlink(missing_ok=True)  # its process is gone
                     break
     except Exception:
         log.exception("could not announce outbox events; the relays' poll will find them")
 
 
-def _send_datagram(path: Path, payload: bytes) -> bool:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        sock.setblocking(False)
-        sock.sendto(payload, str(path))
-        return True
-    except (ConnectionRefusedError, FileNotFoundError):
-        path.unlink(missing_ok=True)  # its process is gone
-        return False
-    except OSError:
-        return True  # receiver's buffer full: it is busy and will poll
-    finally:
-        sock.close()
