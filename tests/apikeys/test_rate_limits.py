@@ -17,9 +17,17 @@ STATE = re.compile(r'^"key";r=(\d+);t=(\d+)$')
 
 
 @pytest.fixture
-def limits(settings):
+def limits(settings, monkeypatch):
     settings.BOURSE_RATE_LIMITS = {**settings.BOURSE_RATE_LIMITS, "key": "3/60", "orders": "2/10", "ip": "4/60",
                                    "auth_failures": "5/60"}
+    # Budgets count in fixed windows: a test that crossed a window's end part-way (a slow,
+    # loaded machine) would see its count reset. The limiter's clock stands still instead.
+    import types
+
+    from django_ratelimit import core
+
+    frozen = int(core.time.time())
+    monkeypatch.setattr(core, "time", types.SimpleNamespace(time=lambda: frozen))
     return settings.BOURSE_RATE_LIMITS
 
 
