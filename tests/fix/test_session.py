@@ -313,7 +313,8 @@ def test_orders_count_against_the_accounts_order_budget():
     MarketFactory(base=btc, quote=usd)
     trader = ApiKeyFactory()
     fund(trader.account, USD="100000")
-    processes = Processes(BOURSE_RATE_LIMIT_ORDERS="2/60")
+    # An hour-long window: the three orders cannot straddle its end (the count would reset).
+    processes = Processes(BOURSE_RATE_LIMIT_ORDERS="2/3600")
     raw = RawClient(processes.port, trader)
     try:
         raw.logon()
