@@ -32,7 +32,7 @@ from . import engine, notify, pricing
 from .engine import messages as m
 from .models import Command, EngineState, Fill, Market, Order, OutboxEvent, Trade
 from .representations import fill_to_wire, order_to_wire, trade_to_wire
-from .ws.outbox import book_update_payload, outbox_write
+from .outbox.services import book_update_payload, outbox_write
 
 log = logging.getLogger("bourse.engine")
 
