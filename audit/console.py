@@ -14,8 +14,8 @@ sections from its ``console`` module (imported by its AppConfig.ready), e.g.::
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse

@@ -113,7 +113,10 @@ def _write_seals(batch: list[AuditEvent], sealed_at) -> None:
     if connection.vendor == "postgresql":
         # Four array parameters rather than 4 × batch placeholders: nothing to parse per row.
         seal = "unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS seal(id, seq, prev_hash, hash)"
-        sql = f"UPDATE {table} SET seq = seal.seq, prev_hash = seal.prev_hash, hash = seal.hash, sealed_at = %s FROM {seal} WHERE {table}.id = seal.id"
+        sql = (
+            f"UPDATE {table} SET seq = seal.seq, prev_hash = seal.prev_hash, hash = seal.hash, sealed_at = %s "
+            f"FROM {seal} WHERE {table}.id = seal.id"
+        )
         params = [sealed_at, *columns]
     else:
         rows = ", ".join(["(%s, %s, %s, %s)"] * len(batch))
@@ -122,7 +125,7 @@ def _write_seals(batch: list[AuditEvent], sealed_at) -> None:
             f"UPDATE {table} SET seq = seal.seq, prev_hash = seal.prev_hash, hash = seal.hash, "
             f"sealed_at = %s FROM seal WHERE {table}.id = seal.id"
         )
-        params = [value for row in zip(*columns) for value in row] + [sealed_at]
+        params = [value for row in zip(*columns, strict=True) for value in row] + [sealed_at]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         # (SQLite's driver reports -1 for a statement that starts with WITH.)

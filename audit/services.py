@@ -34,8 +34,8 @@ from exchange.errors import BourseError
 
 from . import sealer
 from .actions import ACTIONS
-from .sealer import audit_seal  # noqa: F401 -- the public service; sealing lives in audit.sealer
 from .models import AuditEvent, AuthFailureWindow, Outcome
+from .sealer import audit_seal  # noqa: F401 -- the public service; sealing lives in audit.sealer
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +233,8 @@ def audit_auth_failure(source_ip: str | None, key_id: str | None, reason: str, *
             AuthFailureWindow.objects.get_or_create(
                 channel=channel,
                 source_ip=source,
-                window_start=dt.datetime.fromtimestamp(start, dt.timezone.utc),
-                defaults={"window_end": dt.datetime.fromtimestamp(end, dt.timezone.utc)},
+                window_start=dt.datetime.fromtimestamp(start, dt.UTC),
+                defaults={"window_end": dt.datetime.fromtimestamp(end, dt.UTC)},
             )
         return None
     is_admin = channel == "admin"

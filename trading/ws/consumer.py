@@ -22,7 +22,6 @@ from django.conf import settings
 
 from apikeys.verifier import require_scope, verify_request
 from exchange import clientip, errors
-
 from trading.outbox import selectors as outbox
 
 from . import selectors
