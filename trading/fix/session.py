@@ -287,7 +287,6 @@ class Session:
             await self._process(self.queued.pop(self.next_in))
         if not self.queued:
             self.resend_requested = False
-        self.resends_answered: set[int] = set()  # ResendRequests answered across a gap
         self.gateway.store.sequences(self.store_pk, self.next_out, self.next_in)
 
     async def _header_ok(self, message: Message) -> bool:
