@@ -1,7 +1,7 @@
 """Bourse settings, read from the environment.
 
 Without ``DATABASE_URL`` and ``REDIS_URL`` Bourse runs embedded: SQLite in WAL mode under
-the data folder, an in-process channel layer, kombu's filesystem transport for Celery and a
+the data folder, kombu's filesystem transport for Celery and a
 file cache. With them set, every part switches to PostgreSQL and Redis. The README lists
 every variable.
 """
