@@ -19,7 +19,7 @@ from accounts.models import Account, EntryKind
 from audit.services import audit_record
 from exchange import errors
 
-from . import crypto
+from . import crypto, events
 from .models import ApiKey, Scope
 
 MAX_ALLOWLIST_ENTRIES = 100
@@ -165,12 +165,15 @@ def _key_audit(key: ApiKey) -> dict:
 
 
 _UNSET = object()
+# Which key-state event a change of each audited field announces (the label announces none).
+_UPDATE_EVENTS = {"scopes": "scopes_changed", "ip_allowlist": "allowlist_changed", "expires_at": "expiry_changed"}
 
 
 def apikey_update(*, key, scopes=_UNSET, ip_allowlist=_UNSET, expires_at=_UNSET, label=_UNSET) -> ApiKey:
     """Change a key's scopes, IP allowlist, expiry (``None`` clears it) or label.
 
-    Takes effect on the key's next request. A revoked key cannot be changed.
+    Takes effect on the key's next request, and on its open WebSocket and FIX sessions
+    within a second (a key-state event, ``apikeys.events``). A revoked key cannot be changed.
     """
     changes = {}
     if scopes is not _UNSET:
@@ -195,11 +198,15 @@ def apikey_update(*, key, scopes=_UNSET, ip_allowlist=_UNSET, expires_at=_UNSET,
                 changed = [name for name in after if after[name] != before[name]]
                 audit_record("apikey.scopes_changed", target=locked, account=locked.account_id,
                              before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
+                for name, kind in _UPDATE_EVENTS.items():
+                    if name in changed:
+                        events.publish(kind, [locked.key_id])
     return locked
 
 
 def apikey_revoke(*, key) -> ApiKey:
-    """Revoke a key: its next request is refused with ``key_revoked``. Idempotent."""
+    """Revoke a key: its next request is refused with ``key_revoked`` and its open WebSocket
+    and FIX sessions are closed within a second (a key-state event). Idempotent."""
     with transaction.atomic(durable=True):
         locked = _locked(key)
         if locked.status != ApiKey.Status.REVOKED:
@@ -207,6 +214,7 @@ def apikey_revoke(*, key) -> ApiKey:
             locked.revoked_at = timezone.now()
             locked.save(update_fields=["status", "revoked_at"])
             audit_record("apikey.revoked", target=locked, account=locked.account_id, after={"key_id": locked.key_id})
+            events.publish("revoked", [locked.key_id])
     return locked
 
 
