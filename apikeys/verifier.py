@@ -12,9 +12,14 @@ absent) and the request facts, and returns the ``ApiKey`` or raises a precise
 4. the timestamp outside ``[now - window, now + 1 s]``: 401 ``timestamp_out_of_window``
    with ``server_time`` (checked before the key is even looked up);
 5. an unknown key or a wrong signature, indistinguishably: 401 ``invalid_credentials``;
-6. only now, with the signature proven: ``key_revoked``, ``key_expired``, then
-   ``ip_not_allowed`` (403), then the nonce (``nonce_reused``), so a request that fails
-   anything else does not burn its nonce.
+6. only now, with the signature proven: ``key_revoked``, ``key_expired``,
+   ``owner_deactivated`` (403: the owner's Active flag is off), then ``ip_not_allowed``
+   (403), then the nonce (``nonce_reused``), so a request that fails anything else does not
+   burn its nonce.
+
+``standing_refusal`` is step 6 without the nonce: the same rules, re-applied to an open
+WebSocket or FIX session whenever its key changes (``apikeys.live``), so a session is closed
+for exactly the reasons a new request would be refused.
 
 Failures in steps 3-5 count against the source address (``auth_failures`` policy).
 ``require_scope`` is the separate scope check (403 ``permission_denied``).
@@ -98,12 +103,17 @@ def ip_allowed(key: ApiKey, source_ip: str | None) -> bool:
     return any(address in ipaddress.ip_network(cidr, strict=False) for cidr in key.ip_allowlist)
 
 
+def _scope_error(key: ApiKey, scope: str) -> errors.PermissionDenied:
+    scope = str(getattr(scope, "value", scope))  # a Scope member names itself as the docs do
+    return errors.PermissionDenied(
+        f"This endpoint needs the {scope!r} scope; the key has {', '.join(key.scopes) or 'none'}.",
+        required_scope=scope,
+    )
+
+
 def require_scope(key: ApiKey, scope: str) -> None:
     if not key.has_scope(scope):
-        raise errors.PermissionDenied(
-            f"This endpoint needs the {scope!r} scope; the key has {', '.join(key.scopes) or 'none'}.",
-            required_scope=scope,
-        )
+        raise _scope_error(key, scope)
 
 
 def _malformed(header: str, message: str) -> errors.InvalidCredentials:
@@ -206,24 +216,45 @@ def verify_signed_message(
 
     key = None
     if KEY_ID.match(key_id or ""):
-        key = ApiKey.objects.select_related("account").filter(key_id=key_id).first()
+        key = ApiKey.objects.select_related("account__owner").filter(key_id=key_id).first()
     # An unknown key still pays for a decryption and an HMAC, so that response time does
     # not tell a prober which key ids exist.
     valid = signature_valid(key if key is not None else _decoy_key(), message, signature)
     if key is None or not valid:
         raise count_failure(source_ip, errors.InvalidCredentials("Unknown API key or wrong signature."))
 
-    if key.status == ApiKey.Status.REVOKED:
-        raise errors.KeyRevoked(f"API key {key.key_id} was revoked.")
-    if key.is_expired:
-        raise errors.KeyExpired(f"API key {key.key_id} expired at {wire.timestamp(key.expires_at)}.")
-    if not ip_allowed(key, source_ip):
-        raise errors.IpNotAllowed(f"Requests from {source_ip} are not allowed for this key.")
+    refusal = standing_refusal(key, source_ip)
+    if refusal is not None:
+        raise refusal
     if not nonce_claim(key.key_id, replay_token):
         raise count_failure(source_ip, errors.NonceReused("This nonce was already used by this key; use a fresh one."))
 
     _touch(key)
     return key
+
+
+def standing_refusal(key: ApiKey, source_ip: str | None, scope: str | None = None) -> errors.BourseError | None:
+    """Why a key whose signature verified may not be used from ``source_ip`` (and, with
+    ``scope``, for that scope), or None: revoked, expired, owner deactivated, address outside
+    the allowlist, scope missing, in that order. ``key`` needs ``account__owner`` loaded."""
+    if key.status == ApiKey.Status.REVOKED:
+        return errors.KeyRevoked(f"API key {key.key_id} was revoked.")
+    if key.is_expired:
+        return errors.KeyExpired(f"API key {key.key_id} expired at {wire.timestamp(key.expires_at)}.")
+    owner = key.account.owner
+    if owner is not None and not owner.is_active:
+        return errors.OwnerDeactivated(f"The owner of API key {key.key_id} is deactivated.")
+    if not ip_allowed(key, source_ip):
+        return errors.IpNotAllowed(f"Requests from {source_ip} are not allowed for this key.")
+    if scope is not None and not key.has_scope(scope):
+        return _scope_error(key, scope)
+    return None
+
+
+def keys_standing(key_ids) -> dict[str, ApiKey]:
+    """The current state of these keys (with account and owner), by key id; a deleted key
+    is absent. Live sessions call it when a key-state event names their key."""
+    return {key.key_id: key for key in ApiKey.objects.select_related("account__owner").filter(key_id__in=list(key_ids))}
 
 
 _DECOYS: dict[tuple[str, ...], ApiKey] = {}

@@ -199,6 +199,17 @@ class KeyExpired(BourseError):
     description = "The key is past its expiry (reported only once the signature verified)."
 
 
+class OwnerDeactivated(BourseError):
+    code = "owner_deactivated"
+    status = 403
+    title = "Owner deactivated"
+    description = (
+        "The user owning the key's account is deactivated (the console's Active flag is off): "
+        "every key of that user is refused, and its open WebSocket and FIX sessions are closed, "
+        "until an operator reactivates the user."
+    )
+
+
 class PermissionDenied(BourseError):
     code = "permission_denied"
     status = 403

@@ -60,6 +60,8 @@ class SessionHost(Protocol):
 
     def unregister(self, session: Session) -> None: ...
 
+    live: Any  # apikeys.live.LiveSessions: sessions follow their key
+
 
 class Session:
     """One connection: logon, sequence numbers, heartbeats, and the application messages."""
@@ -93,6 +95,9 @@ class Session:
         self.inflight: set[asyncio.Task] = set()
         self.acked: set[str] = set()  # live orders reported as New
         self.logon_at = ""  # wire timestamp; orders created since then get a New report
+        # For apikeys.live: the key this session logged on with, and the scope it needs.
+        self.key_id: str | None = None
+        self.required_scope = "trade"
 
     # --- sending -------------------------------------------------------------------------
 
@@ -116,6 +121,8 @@ class Session:
         return seq
 
     def send_reports(self, messages) -> None:
+        if self.closing:
+            return  # ended (by its key, a Logout): nothing more is delivered
         for msg_type, fields in messages:
             self.send(msg_type, fields)
 
@@ -165,6 +172,8 @@ class Session:
                 return
             self.last_recv = time.monotonic()
             for frame in self.frames.feed(data):
+                if self.closing:
+                    return  # ended by its key meanwhile: nothing more is accepted
                 if frame.fatal is not None:
                     await self.logout(f"Garbled stream: {frame.fatal}")
                 await self._frame(frame)
@@ -249,6 +258,8 @@ class Session:
             self.next_in = seq + 1
             self.gateway.store.sequences(self.store_pk, self.next_out, self.next_in)
         self.timer = asyncio.create_task(self._timer())
+        self.key_id = key.key_id
+        self.gateway.live.add(self, key)
         log.info("FIX logon", extra={"key_id": key.key_id, "source_ip": self.source_ip})
 
     # --- session layer -------------------------------------------------------------------
@@ -365,6 +376,8 @@ class Session:
             await asyncio.wait(set(self.inflight))
 
     async def _application(self, message: Message, seq: int) -> None:
+        if self.closing:
+            return
         handler = application.HANDLERS[message.msg_type]
         try:
             outcome = await self.gateway.call(handler, self.account, message, self.cancel_ids)
@@ -457,6 +470,19 @@ class Session:
         except (ConnectionError, asyncio.CancelledError):
             pass
 
+    async def end_for_key(self, error) -> None:
+        """The key may no longer be used (``apikeys.live``): stop delivering reports and
+        accepting messages at once, send Logout with ``Text`` = ``code: reason``, and end
+        the session (cancel on disconnect applies, as for any disconnect)."""
+        if self.closing:
+            return
+        self.closing = True
+        self.gateway.unregister(self)  # no more execution reports
+        if self.logged_on and not self.logout_sent and not self.writer.is_closing():
+            self.logout_sent = True
+            self.send("5", [(58, f"{error.code}: {error}")])
+        self.reader.feed_eof()  # the read loop ends; _end releases, then closes
+
     async def _end(self) -> None:
         """Release the session (cancel on disconnect, flush the store, free the key), and
         only then close the socket, so a client that reconnects at once finds the key free."""
@@ -465,6 +491,8 @@ class Session:
             self.timer.cancel()
         try:
             await self._drain_inflight()
+            if self.key_id is not None:
+                self.gateway.live.discard(self)
             if self.store_pk is not None and self.key is not None:
                 self.gateway.unregister(self)
                 try:

@@ -321,6 +321,7 @@ export interface components {
          *     * `not_authenticated` - not_authenticated
          *     * `not_found` - not_found
          *     * `order_closed` - order_closed
+         *     * `owner_deactivated` - owner_deactivated
          *     * `payload_too_large` - payload_too_large
          *     * `permission_denied` - permission_denied
          *     * `rate_limited` - rate_limited
@@ -335,7 +336,7 @@ export interface components {
          *     * `validation_error` - validation_error
          * @enum {string}
          */
-        CodeEnum: "already_authenticated" | "asset_not_found" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "invalid_message" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_authenticated" | "not_found" | "order_closed" | "payload_too_large" | "permission_denied" | "rate_limited" | "resync_required" | "service_unavailable" | "timestamp_out_of_window" | "too_many_connections" | "too_many_subscriptions" | "unknown_channel" | "unknown_op" | "unsupported_media_type" | "validation_error";
+        CodeEnum: "already_authenticated" | "asset_not_found" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "invalid_message" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_authenticated" | "not_found" | "order_closed" | "owner_deactivated" | "payload_too_large" | "permission_denied" | "rate_limited" | "resync_required" | "service_unavailable" | "timestamp_out_of_window" | "too_many_connections" | "too_many_subscriptions" | "unknown_channel" | "unknown_op" | "unsupported_media_type" | "validation_error";
         FieldError: {
             field: string | null;
             code: string;
@@ -599,7 +600,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -677,7 +678,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -759,7 +760,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -852,7 +853,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1126,7 +1127,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1243,7 +1244,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1341,7 +1342,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1416,7 +1417,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1505,7 +1506,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1593,7 +1594,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1666,7 +1667,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
