@@ -14,7 +14,6 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
 
-from audit.services import audit_auth_failure
 from exchange import errors, ratelimit
 from exchange.clientip import client_ip
 from exchange.context import Actor, actor_var
@@ -42,8 +41,7 @@ class ApiKeyAuthentication(BaseAuthentication):
                 source_ip=source_ip,
             )
         except errors.BourseError as exc:
-            if exc.status in (401, 403):  # throttled sources (429) are already counted
-                audit_auth_failure(source_ip, headers.get("X-API-Key"), exc.code, channel="api")
+            verifier.audit_refusal(exc, channel="api", source_ip=source_ip, key_id=headers.get("X-API-Key"))
             raise
         # Everything this request changes is audited as done by this key.
         actor_var.set(Actor.apikey(key.key_id, key.label))
@@ -62,7 +60,12 @@ class HasScope(BasePermission):
     the refusal is ``permission_denied`` with the scope named rather than DRF's generic 403."""
 
     def has_permission(self, request, view):
-        verifier.require_scope(request.auth, view.required_scope)
+        try:
+            verifier.require_scope(request.auth, view.required_scope)
+        except errors.PermissionDenied as exc:
+            verifier.audit_refusal(exc, channel="api", source_ip=client_ip(request._request),
+                                   key_id=request.auth.key_id)
+            raise
         return True
 
 

@@ -42,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone as dj_timezone
 
+from audit.services import audit_auth_failure
 from exchange import errors, ratelimit, wire
 
 from . import crypto, signing
@@ -114,6 +115,20 @@ def _scope_error(key: ApiKey, scope: str) -> errors.PermissionDenied:
 def require_scope(key: ApiKey, scope: str) -> None:
     if not key.has_scope(scope):
         raise _scope_error(key, scope)
+
+
+def audit_refusal(error: errors.BourseError, *, channel: str, source_ip: str | None, key_id: str | None) -> None:
+    """Audit a refused authentication (``auth.failed``, target the claimed key id) the same
+    way for every transport: ``channel`` is ``api``, ``ws`` or ``fix``. Credential failures
+    (401) and refusals of a verified key (403) are audited; a throttled source (429) is not,
+    its failures having been audited already. Never raises: an audit outage must not turn a
+    refusal into a crash."""
+    if error.status not in (401, 403):
+        return
+    try:
+        audit_auth_failure(source_ip, key_id if isinstance(key_id, str) else None, error.code, channel=channel)
+    except Exception:
+        log.exception("could not audit an authentication failure", extra={"channel": channel})
 
 
 def _malformed(header: str, message: str) -> errors.InvalidCredentials:

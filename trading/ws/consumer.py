@@ -27,7 +27,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from apikeys.live import LiveSessions
-from apikeys.verifier import require_scope, verify_request
+from apikeys.verifier import audit_refusal, require_scope, verify_request
 from exchange import clientip, errors
 from trading.outbox import selectors as outbox
 
@@ -319,12 +319,17 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
                                     "account_id": str(key.account_id)}))
 
     def _verify(self, fields):
-        key = verify_request(
-            key_id=fields["key"], timestamp=fields["timestamp"], nonce=fields["nonce"],
-            signature=fields["signature"], window=fields["window"], method="GET", path=WS_PATH, query="",
-            body_sha256=EMPTY_BODY_SHA256, source_ip=self.ip,
-        )
-        require_scope(key, "read")
+        """The verifier's decision, audited like REST's (``auth.failed``, channel ``ws``)."""
+        try:
+            key = verify_request(
+                key_id=fields["key"], timestamp=fields["timestamp"], nonce=fields["nonce"],
+                signature=fields["signature"], window=fields["window"], method="GET", path=WS_PATH, query="",
+                body_sha256=EMPTY_BODY_SHA256, source_ip=self.ip,
+            )
+            require_scope(key, "read")
+        except errors.BourseError as error:
+            audit_refusal(error, channel="ws", source_ip=self.ip, key_id=fields["key"])
+            raise
         return key
 
     async def op_subscribe(self, message, message_id):
