@@ -9,19 +9,23 @@ absent) and the request facts, and returns the ``ApiKey`` or raises a precise
 2. absent credentials: 401 ``missing_credentials`` (``errors`` names each header);
 3. malformed ones (timestamp not an integer, nonce not 16-64 of ``A-Za-z0-9_-``, window not
    1-60000, signature not base64): 401 ``invalid_credentials`` naming the header;
-4. the timestamp outside ``[now - window, now + 1 s]``: 401 ``timestamp_out_of_window``
-   with ``server_time`` (checked before the key is even looked up);
-5. an unknown key or a wrong signature, indistinguishably: 401 ``invalid_credentials``;
-6. only now, with the signature proven: ``key_revoked``, ``key_expired``,
+4. an unknown key or a wrong signature, indistinguishably: 401 ``invalid_credentials`` —
+   or, when the timestamp is also outside ``[now - window, now + 1 s]``, 401
+   ``timestamp_out_of_window`` with ``server_time`` (so a wrong clock is reported as such);
+5. with the signature proven, the nonce is claimed (spent, whatever follows); then the
+   timestamp outside the window: ``timestamp_out_of_window``;
+6. ``key_revoked``, ``key_expired``,
    ``owner_deactivated`` (403: the owner's Active flag is off), then ``ip_not_allowed``
-   (403), then the nonce (``nonce_reused``), so a request that fails anything else does not
-   burn its nonce.
+   (403), then the nonce (``nonce_reused``) claimed in step 5, then a request new to a
+   replay store that lost its memory after it was signed (``replay_guard_reset``; see
+   ``apikeys.replay``). A request refused here, or
+   for its scope or a rate limit afterwards, has used its nonce: it can never be accepted.
 
 ``standing_refusal`` is step 6 without the nonce: the same rules, re-applied to an open
 WebSocket or FIX session whenever its key changes (``apikeys.live``), so a session is closed
 for exactly the reasons a new request would be refused.
 
-Failures in steps 3-5 count against the source address (``auth_failures`` policy).
+Failures in steps 3-5 and a reused nonce count against the source address (``auth_failures`` policy).
 ``require_scope`` is the separate scope check (403 ``permission_denied``).
 
 Steps 4-6 are ``verify_signed_message``, for a transport that signs a string of its own
@@ -47,7 +51,7 @@ from exchange import errors, ratelimit, wire
 
 from . import crypto, signing
 from .models import ApiKey
-from .replay import FUTURE_SKEW_MS, MAX_WINDOW_MS, nonce_claim
+from .replay import FUTURE_SKEW_MS, MAX_WINDOW_MS, nonce_claim, store_epoch_ms
 
 log = logging.getLogger("bourse.auth")
 
@@ -217,32 +221,33 @@ def verify_signed_message(
     a transport without nonces can pass a digest of the signature). A transport with its
     own signed string (FIX Logon) calls ``check_failure_budget`` and then this."""
     server_ms = now_ms()
-    if not server_ms - window_ms <= timestamp_ms <= server_ms + FUTURE_SKEW_MS:
-        moment = _EPOCH + timedelta(milliseconds=server_ms)
-        raise count_failure(
-            source_ip,
-            errors.TimestampOutOfWindow(
-                f"Timestamp {timestamp_ms} is outside [{server_ms - window_ms}, {server_ms + FUTURE_SKEW_MS}] "
-                f"(window {window_ms} ms); check the client clock.",
-                server_time=wire.timestamp(moment),
-                server_epoch_ms=server_ms,
-            ),
-        )
+    in_window = server_ms - window_ms <= timestamp_ms <= server_ms + FUTURE_SKEW_MS
 
     key = None
     if KEY_ID.match(key_id or ""):
         key = ApiKey.objects.select_related("account__owner").filter(key_id=key_id).first()
     # An unknown key still pays for a decryption and an HMAC, so that response time does
-    # not tell a prober which key ids exist.
+    # not tell a prober which key ids exist (a timestamp outside the window too).
     valid = signature_valid(key if key is not None else _decoy_key(), message, signature)
     if key is None or not valid:
+        if not in_window:
+            raise count_failure(source_ip, _out_of_window(timestamp_ms, window_ms, server_ms))
         raise count_failure(source_ip, errors.InvalidCredentials("Unknown API key or wrong signature."))
 
+    # The signature is proven: this message is spent from now on, whatever follows, so a
+    # refused request cannot be accepted later (with a longer X-API-Window, say).
+    fresh = nonce_claim(key.key_id, replay_token, timestamp_ms=timestamp_ms, now_ms=server_ms)
+    if not in_window:
+        raise count_failure(source_ip, _out_of_window(timestamp_ms, window_ms, server_ms))
     refusal = standing_refusal(key, source_ip)
     if refusal is not None:
         raise refusal
-    if not nonce_claim(key.key_id, replay_token):
+    if not fresh:
         raise count_failure(source_ip, errors.NonceReused("This nonce was already used by this key; use a fresh one."))
+    if timestamp_ms < store_epoch_ms(server_ms):
+        # New to a store that lost its memory since the request was signed: it may be a replay.
+        raise count_failure(source_ip, errors.ReplayGuardReset(
+            "The replay guard restarted after this request was signed; sign it again with a fresh timestamp and nonce."))
 
     _touch(key)
     return key
@@ -270,6 +275,16 @@ def keys_standing(key_ids) -> dict[str, ApiKey]:
     """The current state of these keys (with account and owner), by key id; a deleted key
     is absent. Live sessions call it when a key-state event names their key."""
     return {key.key_id: key for key in ApiKey.objects.select_related("account__owner").filter(key_id__in=list(key_ids))}
+
+
+def _out_of_window(timestamp_ms: int, window_ms: int, server_ms: int) -> errors.TimestampOutOfWindow:
+    moment = _EPOCH + timedelta(milliseconds=server_ms)
+    return errors.TimestampOutOfWindow(
+        f"Timestamp {timestamp_ms} is outside [{server_ms - window_ms}, {server_ms + FUTURE_SKEW_MS}] "
+        f"(window {window_ms} ms); check the client clock.",
+        server_time=wire.timestamp(moment),
+        server_epoch_ms=server_ms,
+    )
 
 
 _DECOYS: dict[tuple[str, ...], ApiKey] = {}

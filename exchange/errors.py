@@ -185,6 +185,17 @@ class NonceReused(BourseError):
     description = "This key already used this nonce inside the window (a replayed request)."
 
 
+class ReplayGuardReset(BourseError):
+    code = "replay_guard_reset"
+    status = 401
+    title = "Replay guard reset"
+    description = (
+        "The replay guard's store lost its memory (Redis restarted without persistence, was "
+        "flushed, or evicted the guard's data) after this request was signed, so the server cannot "
+        "tell whether it was already used. Sign it again with a fresh timestamp and nonce."
+    )
+
+
 class KeyRevoked(BourseError):
     code = "key_revoked"
     status = 401

@@ -325,6 +325,7 @@ export interface components {
          *     * `payload_too_large` - payload_too_large
          *     * `permission_denied` - permission_denied
          *     * `rate_limited` - rate_limited
+         *     * `replay_guard_reset` - replay_guard_reset
          *     * `resync_required` - resync_required
          *     * `service_unavailable` - service_unavailable
          *     * `timestamp_out_of_window` - timestamp_out_of_window
@@ -336,7 +337,7 @@ export interface components {
          *     * `validation_error` - validation_error
          * @enum {string}
          */
-        CodeEnum: "already_authenticated" | "asset_not_found" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "invalid_message" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_authenticated" | "not_found" | "order_closed" | "owner_deactivated" | "payload_too_large" | "permission_denied" | "rate_limited" | "resync_required" | "service_unavailable" | "timestamp_out_of_window" | "too_many_connections" | "too_many_subscriptions" | "unknown_channel" | "unknown_op" | "unsupported_media_type" | "validation_error";
+        CodeEnum: "already_authenticated" | "asset_not_found" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "invalid_message" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_authenticated" | "not_found" | "order_closed" | "owner_deactivated" | "payload_too_large" | "permission_denied" | "rate_limited" | "replay_guard_reset" | "resync_required" | "service_unavailable" | "timestamp_out_of_window" | "too_many_connections" | "too_many_subscriptions" | "unknown_channel" | "unknown_op" | "unsupported_media_type" | "validation_error";
         FieldError: {
             field: string | null;
             code: string;
@@ -591,7 +592,7 @@ export interface operations {
                     "application/json": components["schemas"]["Account"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -669,7 +670,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -751,7 +752,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -844,7 +845,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1118,7 +1119,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1235,7 +1236,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1333,7 +1334,7 @@ export interface operations {
                     "application/json": components["schemas"]["CancelAll"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1408,7 +1409,7 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1497,7 +1498,7 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1585,7 +1586,7 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1658,7 +1659,7 @@ export interface operations {
                     "application/json": components["schemas"]["PositionList"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
