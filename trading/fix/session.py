@@ -23,7 +23,7 @@ from exchange import errors, wire
 from trading.outbox import selectors as outbox
 from trading.services import order_cancel_all
 
-from . import application, store
+from . import application, proxy, store
 from .codec import FieldError, FrameReader, Message, encode, encode_fields
 from .logon import format_utc_timestamp, logon_verify, parse_utc_timestamp
 
@@ -72,6 +72,7 @@ class Session:
         peer = writer.get_extra_info("peername") or ("", 0)
         self.source_ip = peer[0] if peer else None
         self.frames = FrameReader()
+        self._early = b""  # FIX bytes read along with a PROXY header
         self.claimed_sender: str | None = None  # SenderCompID of the Logon, before it is verified
         self.key = None
         self.account = None
@@ -150,6 +151,7 @@ class Session:
 
     async def run(self) -> None:
         try:
+            await self._proxy_header()
             await self._read_loop()
         except SessionClosed as closed:
             log.info("FIX session closed: %s", closed, extra={"key_id": self.key.key_id if self.key is not None else None})
@@ -160,12 +162,30 @@ class Session:
         finally:
             await self._end()
 
+    async def _proxy_header(self) -> None:
+        """A PROXY protocol header (v1 or v2) from a trusted proxy gives the client's real
+        address (``trading.fix.proxy``); its bytes never reach the FIX parser."""
+        try:
+            address, self._early = await asyncio.wait_for(
+                proxy.read_header(self.reader, self.source_ip), LOGON_TIMEOUT_S)
+        except TimeoutError:
+            await self.logout(f"No Logon within {LOGON_TIMEOUT_S} s.")
+        except proxy.ProxyHeaderError as error:
+            log.warning("FIX connection refused: %s", error, extra={"source_ip": self.source_ip})
+            await self.logout(f"Refused: {error}.")
+        if address is not None:
+            log.info("FIX connection through a proxy", extra={"proxy_ip": self.source_ip, "source_ip": address})
+            self.source_ip = address
+
     async def _read_loop(self) -> None:
         logon_deadline = time.monotonic() + LOGON_TIMEOUT_S
         while not self.closing:
             timeout = max(0.0, logon_deadline - time.monotonic()) if not self.logged_on else None
             try:
-                data = await asyncio.wait_for(self.reader.read(65536), timeout)
+                if self._early:
+                    data, self._early = self._early, b""  # read with the PROXY header
+                else:
+                    data = await asyncio.wait_for(self.reader.read(65536), timeout)
             except TimeoutError:
                 await self.logout(f"No Logon within {LOGON_TIMEOUT_S} s.")
             if not data:
