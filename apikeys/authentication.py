@@ -6,7 +6,9 @@ success gives ``request.auth`` = the ``ApiKey`` and ``request.user`` = its accou
 Each verified request is then counted against the key's ``key`` budget, so every
 authenticated response carries the RateLimit headers, whatever its status.
 
-Views subclass ``PrivateApi`` and set ``required_scope``.
+Views subclass ``PrivateApi`` and set ``required_scope`` (what reading needs) and, when
+they also write, ``write_scope``: a request's scope follows what it does, not how it is
+spelled — GET, HEAD and OPTIONS read, every other method writes.
 """
 from __future__ import annotations
 
@@ -55,13 +57,26 @@ class ApiKeyAuthentication(BaseAuthentication):
         return 'Bourse-Signature realm="api"'
 
 
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def scope_for(view, method: str) -> str:
+    """The scope a request needs: the view's ``write_scope`` for a writing method when it has
+    one, else its ``required_scope``. HEAD (and OPTIONS) need exactly what GET needs."""
+    write_scope = getattr(view, "write_scope", None)
+    if write_scope is not None and method.upper() not in READ_METHODS:
+        return write_scope
+    return view.required_scope
+
+
 class HasScope(BasePermission):
-    """Grants when the verified key carries ``view.required_scope``; raises otherwise, so
-    the refusal is ``permission_denied`` with the scope named rather than DRF's generic 403."""
+    """Grants when the verified key carries the scope the request needs (``scope_for``);
+    raises otherwise, so the refusal is ``permission_denied`` with the scope named rather
+    than DRF's generic 403."""
 
     def has_permission(self, request, view):
         try:
-            verifier.require_scope(request.auth, view.required_scope)
+            verifier.require_scope(request.auth, scope_for(view, request.method))
         except errors.PermissionDenied as exc:
             verifier.audit_refusal(exc, channel="api", source_ip=client_ip(request._request),
                                    key_id=request.auth.key_id)
@@ -75,3 +90,4 @@ class PrivateApi(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasScope]
     required_scope = Scope.READ
+    write_scope: str | None = None  # the scope of POST/PUT/PATCH/DELETE, when the view writes

@@ -128,9 +128,7 @@ class OrderListSubmitApi(PrivateApi):
     """POST submits an order (scope `trade`); GET lists the caller's orders; DELETE cancels
     all of the caller's open orders (scope `trade`)."""
 
-    @property
-    def required_scope(self):
-        return Scope.READ if self.request.method == "GET" else Scope.TRADE
+    write_scope = Scope.TRADE  # GET/HEAD read (scope read); POST/DELETE need trade
 
     @extend_schema(
         operation_id="orders_submit",
@@ -202,9 +200,7 @@ class OrderListSubmitApi(PrivateApi):
 
 
 class OrderDetailApi(PrivateApi):
-    @property
-    def required_scope(self):
-        return Scope.READ if self.request.method == "GET" else Scope.TRADE
+    write_scope = Scope.TRADE  # GET/HEAD read (scope read); POST/DELETE need trade
 
     @extend_schema(
         operation_id="orders_get",
