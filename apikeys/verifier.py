@@ -145,7 +145,7 @@ def count_failure(source_ip: str | None, error: errors.BourseError) -> errors.Bo
     """Count a failed authentication against ``source_ip``'s budget and return ``error`` (to
     raise). Transports call it for refusals they detect themselves (a malformed field)."""
     if source_ip:
-        ratelimit.hit(ratelimit.AUTH_FAILURES, source_ip)
+        ratelimit.hit(ratelimit.AUTH_FAILURES, ratelimit.ip_identity(source_ip))
     log.info("authentication refused: %s", error.code, extra={"source_ip": source_ip})
     return error
 
@@ -201,7 +201,7 @@ def verify_request(
 def check_failure_budget(source_ip: str | None) -> None:
     """Step 1: refuse (429) an address that failed authentication too often lately."""
     if source_ip:
-        failures = ratelimit.hit(ratelimit.AUTH_FAILURES, source_ip, increment=False)
+        failures = ratelimit.hit(ratelimit.AUTH_FAILURES, ratelimit.ip_identity(source_ip), increment=False)
         if failures.count >= failures.policy.quota:
             raise ratelimit.refusal(failures)
 

@@ -29,6 +29,7 @@ from django.core.exceptions import ValidationError
 
 from exchange.clientip import client_ip
 from exchange.context import Actor
+from exchange.ratelimit import ip_identity
 
 from .services import audit_auth_failure, audit_record
 
@@ -44,7 +45,8 @@ def _limits() -> tuple[int, int, int]:
 def _keys(ip: str, username: str, window_start: int) -> tuple[str, str]:
     # Usernames are hashed: any text can be typed, and cache keys should stay plain.
     user_digest = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
-    return f"adminlogin:ip:{ip}:{window_start}", f"adminlogin:user:{user_digest}:{window_start}"
+    # An IPv6 client counts by its /64 (``ratelimit.ip_identity``), like the API's budgets.
+    return f"adminlogin:ip:{ip_identity(ip)}:{window_start}", f"adminlogin:user:{user_digest}:{window_start}"
 
 
 def _window() -> tuple[int, int]:
