@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from accounts import ledger
 from accounts.models import Account, EntryKind
@@ -231,8 +231,10 @@ def _insert(account: Account, request: OrderRequest) -> Order:
         quote_quantity=request.quote_quantity,
     )
     with transaction.atomic(durable=True):
-        # Re-read the status inside the transaction: a halt committed meanwhile wins.
-        if Market.objects.filter(pk=market.pk, status=Market.Status.OPEN).count() == 0:
+        # Re-read the market under a shared row lock: a halt (or a filter edit) takes the row
+        # exclusively, so it either commits before this read (and the order is refused) or
+        # waits until this order is committed — an order is never accepted after a halt.
+        if not _market_open_locked(market):
             raise errors.MarketHalted(f"Market {market.symbol} is halted.")
         order = Order.objects.create(
             account=account,
@@ -256,6 +258,18 @@ def _insert(account: Account, request: OrderRequest) -> Order:
         audit_record("order.submitted", target=order, after=_order_audit(order))
         notify.wake_engine(market.pk)
     return order
+
+
+def _market_open_locked(market: Market) -> bool:
+    """Whether ``market`` is open, read under a shared lock held to the end of the transaction
+    (PostgreSQL ``FOR SHARE``: submissions do not wait for each other, only for a halt or an
+    edit; SQLite's immediate transactions already hold the database's one write lock)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT status FROM {Market._meta.db_table} WHERE id = %s FOR SHARE", [market.pk])
+            row = cursor.fetchone()
+        return row is not None and row[0] == Market.Status.OPEN
+    return Market.objects.filter(pk=market.pk, status=Market.Status.OPEN).exists()
 
 
 def _order_audit(order: Order) -> dict:
