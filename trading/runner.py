@@ -58,7 +58,7 @@ def _update_orders(orders) -> None:
     rows = [
         [o.status, ops.adapt_decimalfield_value(o.filled_quantity), ops.adapt_decimalfield_value(o.filled_quote),
          o.sequence, o.cancel_reason, o.reject_reason, ops.adapt_datetimefield_value(o.updated_at), o.pk]
-        for o in orders
+        for o in sorted(orders, key=lambda o: o.pk)  # primary-key order, as settlement locks them
     ]
     if rows:
         with connection.cursor() as cursor:
