@@ -26,7 +26,7 @@ from accounts.models import Account, Bucket, EntryKind
 
 from . import pricing
 from .models import Fill, Market, Order, Trade
-from .ws.outbox import balances_publish
+from .outbox.services import balances_publish
 
 log = logging.getLogger("bourse.settlement")
 

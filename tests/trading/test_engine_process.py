@@ -12,7 +12,7 @@ import pytest
 from django.db import connection, connections
 
 from tests.factories import AccountFactory, AssetFactory, MarketFactory
-from trading import engine
+import matching as engine
 from trading.models import Command, Market, Order, Trade
 from trading.reconciliation import reconciliation_run
 from trading.runner import engine_new_order

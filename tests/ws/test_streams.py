@@ -229,7 +229,7 @@ async def test_resume_with_since_replays_exactly_the_missed_events(market, runne
 
 @scenario
 async def test_since_older_than_retention_asks_for_a_rest_resync(market, runner):
-    from trading.ws.outbox import outbox_prune
+    from trading.outbox.services import outbox_prune
     from django.utils import timezone
     from datetime import timedelta
 
@@ -249,7 +249,7 @@ async def test_since_older_than_retention_asks_for_a_rest_resync(market, runner)
 
 @scenario
 async def test_a_lost_announcement_is_recovered_by_the_poll(market, runner, settings, monkeypatch):
-    from trading.ws import signal
+    from trading.outbox import signal
 
     settings.BOURSE_WS_POLL_S = 0.2
     maker = await db(trader)()

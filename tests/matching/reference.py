@@ -2,7 +2,7 @@
 
 One flat list of resting orders in arrival order; every decision is a linear
 scan.  No heaps, no levels, no lazy deletion, no cleverness: it is meant to
-be obviously right, slow, and independent of ``trading.engine.book``.
+be obviously right, slow, and independent of ``matching.book``.
 
 FOK is defined here in the most literal way: run the order against a copy of
 the book and keep the result only if it filled completely.
@@ -14,7 +14,7 @@ after the command.
 
 import copy
 
-from trading.engine.messages import (
+from matching.messages import (
     BUY,
     CANCEL_BOTH,
     CANCEL_BUDGET,

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m trading.engine.replay FILE [--trades OUT]
+    python -m matching.replay FILE [--trades OUT]
 
 FILE has one command per line::
 
@@ -125,7 +125,7 @@ def trade_lines(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m trading.engine.replay", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m matching.replay", description=__doc__.split("\n")[0])
     parser.add_argument("file", help="command file")
     parser.add_argument("--trades", metavar="OUT", help="write trades as taker_id,maker_id,price_ticks,size_lots")
     args = parser.parse_args(argv)

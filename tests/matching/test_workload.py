@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from trading.engine import OrderBook, replay, workload
+from matching import OrderBook, replay, workload
 
 
 def classify(line):
