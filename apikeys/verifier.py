@@ -49,7 +49,7 @@ from django.utils import timezone as dj_timezone
 from audit.services import audit_auth_failure
 from exchange import errors, ratelimit, wire
 
-from . import crypto, signing
+from . import crypto, keycache, signing
 from .models import ApiKey
 from .replay import FUTURE_SKEW_MS, MAX_WINDOW_MS, nonce_claim, store_epoch_ms
 
@@ -223,12 +223,15 @@ def verify_signed_message(
     server_ms = now_ms()
     in_window = server_ms - window_ms <= timestamp_ms <= server_ms + FUTURE_SKEW_MS
 
-    key = None
-    if KEY_ID.match(key_id or ""):
-        key = ApiKey.objects.select_related("account__owner").filter(key_id=key_id).first()
-    # An unknown key still pays for a decryption and an HMAC, so that response time does
-    # not tell a prober which key ids exist (a timestamp outside the window too).
-    valid = signature_valid(key if key is not None else _decoy_key(), message, signature)
+    # The key from the process's cache (``keycache``: at most BOURSE_KEY_CACHE_S old). An
+    # unknown key id still pays for an HMAC (and, when not cached, a look-up and a
+    # decryption), so that response time does not tell a prober which key ids exist.
+    entry = keycache.key_get(key_id) if KEY_ID.match(key_id or "") else keycache.unknown()
+    key = entry.key
+    if entry.secret is not None:
+        valid = hmac.compare_digest(hmac.new(entry.secret, message, hashlib.sha256).digest(), signature)
+    else:
+        valid = crypto.ed25519_verify(key.public_key, message, signature)
     if key is None or not valid:
         if not in_window:
             raise count_failure(source_ip, _out_of_window(timestamp_ms, window_ms, server_ms))
@@ -285,19 +288,6 @@ def _out_of_window(timestamp_ms: int, window_ms: int, server_ms: int) -> errors.
         server_time=wire.timestamp(moment),
         server_epoch_ms=server_ms,
     )
-
-
-_DECOYS: dict[tuple[str, ...], ApiKey] = {}
-
-
-def _decoy_key() -> ApiKey:
-    """An unsaved HMAC key with a random secret, encrypted under the current keys."""
-    from django.conf import settings
-
-    ring = tuple(settings.BOURSE_ENCRYPTION_KEYS)
-    if ring not in _DECOYS:
-        _DECOYS[ring] = ApiKey(scheme=ApiKey.Scheme.HMAC, secret_encrypted=crypto.encrypt_secret(crypto.new_hmac_secret()))
-    return _DECOYS[ring]
 
 
 def _touch(key: ApiKey) -> None:

@@ -13,7 +13,7 @@ from urllib.error import HTTPError
 import pytest
 from websockets.sync.client import connect
 
-from apikeys import signing, verifier
+from apikeys import signing
 from audit.models import AuditEvent
 from tests.factories import ApiKeyFactory, AssetFactory, MarketFactory
 from tests.fix.support import Processes, RawClient, logon_signature, now_fix
@@ -24,7 +24,6 @@ from tests.ws.test_live_server import daphne, recv
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 PATH = "/api/v1/balances"
-_SIGNATURE_VALID = verifier.signature_valid
 
 
 class Forged:
@@ -124,19 +123,30 @@ def test_the_same_bad_credentials_get_the_same_code_and_audit_event_on_every_tra
         assert fix_code(fix_port, good) == "A"
 
 
-def _work_per_refusal(monkeypatch, attempt) -> list[tuple[str, str]]:
-    """The signature work an attempt triggers: one (scheme, outcome) per check."""
-    calls = []
-    real = _SIGNATURE_VALID
+def _work_per_refusal(monkeypatch, attempt) -> dict[str, int]:
+    """The work an attempt triggers in the decision path, from a cold key cache: secret
+    decryptions and HMAC comparisons."""
+    import hmac
 
-    def spy(key, message, signature):
-        result = real(key, message, signature)
-        calls.append((str(key.scheme), "decrypted" if key.secret_encrypted else "none"))
-        return result
+    from apikeys import crypto, keycache
 
-    monkeypatch.setattr(verifier, "signature_valid", spy)
-    attempt()
-    return calls
+    counts = {"decrypt": 0, "compare": 0}
+    real_decrypt, real_compare = crypto.decrypt_secret, hmac.compare_digest
+
+    def decrypt(token):
+        counts["decrypt"] += 1
+        return real_decrypt(token)
+
+    def compare(a, b):
+        counts["compare"] += 1
+        return real_compare(a, b)
+
+    keycache.forget_all()
+    with monkeypatch.context() as patch:
+        patch.setattr(crypto, "decrypt_secret", decrypt)
+        patch.setattr(hmac, "compare_digest", compare)
+        attempt()
+    return counts
 
 
 @pytest.mark.parametrize("transport", ["api", "ws", "fix"])
@@ -168,4 +178,4 @@ def test_unknown_key_and_wrong_signature_do_the_same_work(monkeypatch, transport
 
     unknown = _work_per_refusal(monkeypatch, lambda: attempt(Forged("bk_unknownkey00000000000000", "x" * 43)))
     wrong = _work_per_refusal(monkeypatch, lambda: attempt(Forged(good.key_id, "y" * 43)))
-    assert unknown == wrong == [("hmac", "decrypted")]
+    assert unknown == wrong == {"decrypt": 1, "compare": 1}
