@@ -123,12 +123,11 @@ def require_scope(key: ApiKey, scope: str) -> None:
 
 def audit_refusal(error: errors.BourseError, *, channel: str, source_ip: str | None, key_id: str | None) -> None:
     """Audit a refused authentication (``auth.failed``, target the claimed key id) the same
-    way for every transport: ``channel`` is ``api``, ``ws`` or ``fix``. Credential failures
-    (401) and refusals of a verified key (403) are audited; a throttled source (429) is not,
-    its failures having been audited already. Never raises: an audit outage must not turn a
-    refusal into a crash."""
-    if error.status not in (401, 403):
-        return
+    way for every transport: ``channel`` is ``api``, ``ws`` or ``fix``. Every refusal is
+    audited — credential failures (401), refusals of a verified key (403), a throttled source
+    (429), a second FIX session (409) — and the trail stays bounded because failures past the
+    first few per source and window are only counted (``audit_auth_failure``). Never raises:
+    an audit outage must not turn a refusal into a crash."""
     try:
         audit_auth_failure(source_ip, key_id if isinstance(key_id, str) else None, error.code, channel=channel)
     except Exception:

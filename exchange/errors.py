@@ -228,14 +228,22 @@ class KeyRevoked(BourseError):
     code = "key_revoked"
     status = 401
     title = "Key revoked"
-    description = "The key was revoked (reported only once the signature verified)."
+    description = (
+        "The key was revoked (reported only once the signature verified). On an open WebSocket "
+        "connection: an `error` frame, then close code 4401; on a FIX session: Logout with `Text` "
+        "starting with the code (docs/signing.md, open sessions)."
+    )
 
 
 class KeyExpired(BourseError):
     code = "key_expired"
     status = 401
     title = "Key expired"
-    description = "The key is past its expiry (reported only once the signature verified)."
+    description = (
+        "The key is past its expiry (reported only once the signature verified). On an open WebSocket "
+        "connection: an `error` frame, then close code 4401; on a FIX session: Logout with `Text` "
+        "starting with the code (docs/signing.md, open sessions)."
+    )
 
 
 class OwnerDeactivated(BourseError):
@@ -245,7 +253,7 @@ class OwnerDeactivated(BourseError):
     description = (
         "The user owning the key's account is deactivated (the console's Active flag is off): "
         "every key of that user is refused, and its open WebSocket and FIX sessions are closed, "
-        "until an operator reactivates the user."
+        "until an operator reactivates the user. WebSocket: close code 4403; FIX: Logout `owner_deactivated: ...`."
     )
 
 
@@ -253,14 +261,23 @@ class PermissionDenied(BourseError):
     code = "permission_denied"
     status = 403
     title = "Permission denied"
-    description = "The key lacks the scope the endpoint needs (`read` or `trade`); `required_scope` names it."
+    description = (
+        "The key lacks the scope the request needs (`read` for GET/HEAD, `trade` to submit or cancel; FIX "
+        "needs `trade`, WebSocket `read`); `required_scope` names it. On an open WebSocket connection: an "
+        "`error` frame, then close code 4403; on a FIX session: Logout with `Text` starting with the code "
+        "(docs/signing.md, open sessions)."
+    )
 
 
 class IpNotAllowed(BourseError):
     code = "ip_not_allowed"
     status = 403
     title = "IP address not allowed"
-    description = "The request's source address is outside the key's IP allowlist."
+    description = (
+        "The request's source address is outside the key's IP allowlist. On an open WebSocket "
+        "connection: an `error` frame, then close code 4403; on a FIX session: Logout with `Text` "
+        "starting with the code (docs/signing.md, open sessions)."
+    )
 
 
 class RateLimited(BourseError):
@@ -289,6 +306,18 @@ class OrderClosed(BourseError):
     status = 409
     title = "Order closed"
     description = "The order is already filled, cancelled or rejected (or closed before the cancel reached the engine)."
+
+
+class SessionActive(BourseError):
+    code = "session_active"
+    status = 409
+    title = "Session active"
+    rest = False
+    description = (
+        "FIX only: the key already has a logged-on session (one per key, across gateway processes). "
+        "The new Logon gets a Logout with `Text` `session_active: ...`; the first session is unaffected. "
+        "Audited as `auth.failed` (channel `fix`)."
+    )
 
 
 # --- WebSocket protocol (/ws/v1; docs/websocket.md) ----------------------------------------

@@ -179,3 +179,36 @@ def test_unknown_key_and_wrong_signature_do_the_same_work(monkeypatch, transport
     unknown = _work_per_refusal(monkeypatch, lambda: attempt(Forged("bk_unknownkey00000000000000", "x" * 43)))
     wrong = _work_per_refusal(monkeypatch, lambda: attempt(Forged(good.key_id, "y" * 43)))
     assert unknown == wrong == {"decrypt": 1, "compare": 1}
+
+
+def test_a_second_fix_session_is_refused_with_session_active_and_audited(market):
+    key = ApiKeyFactory()
+    processes = Processes()
+    try:
+        first = RawClient(processes.port, key)
+        first.logon()
+        first.expect("A")
+        second = RawClient(processes.port, key)
+        second.logon()
+        logout = second.expect("5")
+        assert logout.get(58).startswith("session_active: ")
+        assert second.wait_closed()
+        event = AuditEvent.objects.get(action="auth.failed", reason="session_active")
+        assert (event.target_id, event.after["channel"]) == (key.key_id, "fix")
+        first.send("0", [])  # the first session is unaffected
+        assert first.read(1) is None or not first.closed
+        first.close()
+        second.close()
+    finally:
+        print(processes.stop())
+
+
+def test_a_throttled_source_is_audited_too(market, settings):
+    settings.BOURSE_RATE_LIMITS = {**settings.BOURSE_RATE_LIMITS, "auth_failures": "2/60"}
+    from tests.signed import SignedClient
+
+    wrong = Forged(ApiKeyFactory().key_id, "z" * 43)
+    codes = [SignedClient(wrong).get(PATH).json()["code"] for _ in range(3)]
+    assert codes == ["invalid_credentials", "invalid_credentials", "rate_limited"]
+    reasons = list(AuditEvent.objects.filter(action="auth.failed").order_by("id").values_list("reason", flat=True))
+    assert reasons == codes

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from django.utils import timezone as dj_timezone
 
+from apikeys.verifier import audit_refusal
 from exchange import errors, wire
 from trading.outbox import selectors as outbox
 from trading.services import order_cancel_all
@@ -245,10 +246,10 @@ class Session:
         except errors.BourseError as error:
             await self.logout(f"{error.code}: {error}")
         if key.key_id in self.gateway.live_keys:
-            await self.logout(f"session_active: a FIX session for key {key.key_id} is already logged on.")
+            await self._session_active(key)
         claimed = await self.gateway.call(store.session_claim, key, self.owner)
         if claimed is None:
-            await self.logout(f"session_active: a FIX session for key {key.key_id} is already logged on.")
+            await self._session_active(key)
         self.key, self.account, self.store_pk = key, key.account, claimed.pk
         self.gateway.live_keys[key.key_id] = self
         self.next_out, self.next_in = claimed.next_out_seq, claimed.next_in_seq
@@ -281,6 +282,11 @@ class Session:
         self.key_id = key.key_id
         self.gateway.live.add(self, key)
         log.info("FIX logon", extra={"key_id": key.key_id, "source_ip": self.source_ip})
+
+    async def _session_active(self, key) -> None:
+        error = errors.SessionActive(f"a FIX session for key {key.key_id} is already logged on.")
+        await self.gateway.call(audit_refusal, error, channel="fix", source_ip=self.source_ip, key_id=key.key_id)
+        await self.logout(f"{error.code}: {error}")
 
     # --- session layer -------------------------------------------------------------------
 
