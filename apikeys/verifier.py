@@ -129,7 +129,11 @@ def audit_refusal(error: errors.BourseError, *, channel: str, source_ip: str | N
     first few per source and window are only counted (``audit_auth_failure``). Never raises:
     an audit outage must not turn a refusal into a crash."""
     try:
-        audit_auth_failure(source_ip, key_id if isinstance(key_id, str) else None, error.code, channel=channel)
+        key_id = key_id if isinstance(key_id, str) else None
+        account_id = None
+        if key_id and KEY_ID.match(key_id):  # the account too, so the failure shows on its console page
+            account_id = ApiKey.objects.filter(key_id=key_id).values_list("account_id", flat=True).first()
+        audit_auth_failure(source_ip, key_id, error.code, channel=channel, account=account_id)
     except Exception:
         log.exception("could not audit an authentication failure", extra={"channel": channel})
 
