@@ -213,7 +213,7 @@ def _forget_cached(key_id: str) -> None:
     transaction.on_commit(lambda: keycache.forget(key_id))
 
 
-def apikey_revoke(*, key) -> ApiKey:
+def apikey_revoke(*, key, reason: str = "") -> ApiKey:
     """Revoke a key: its next request is refused with ``key_revoked`` and its open WebSocket
     and FIX sessions are closed within a second (a key-state event). Idempotent."""
     with transaction.atomic(durable=True):
@@ -223,7 +223,8 @@ def apikey_revoke(*, key) -> ApiKey:
             locked.revoked_at = timezone.now()
             locked.save(update_fields=["status", "revoked_at"])
             _forget_cached(locked.key_id)
-            audit_record("apikey.revoked", target=locked, account=locked.account_id, after={"key_id": locked.key_id})
+            audit_record("apikey.revoked", target=locked, account=locked.account_id, after={"key_id": locked.key_id},
+                         reason=(reason or "").strip()[:500])
             events.publish("revoked", [locked.key_id])
     return locked
 
