@@ -11,6 +11,8 @@ re-check (``BOURSE_KEY_RECHECK_S``) finds the change.
 """
 from __future__ import annotations
 
+import functools
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.signals import post_save, pre_save
@@ -35,7 +37,7 @@ def _announce(sender, instance, created=False, raw=False, **kwargs):
     key_ids = list(ApiKey.objects.filter(account__owner=instance).values_list("key_id", flat=True))
     for key_id in key_ids:  # this process's cached copies go now and at commit, like the services'
         keycache.forget(key_id)
-        transaction.on_commit(lambda key_id=key_id: keycache.forget(key_id))
+        transaction.on_commit(functools.partial(keycache.forget, key_id))
     events.publish("owner_reactivated" if instance.is_active else "owner_deactivated", key_ids)
 
 
