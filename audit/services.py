@@ -20,8 +20,10 @@ import datetime as dt
 import ipaddress
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from typing import Any, TypeAlias
 from uuid import UUID
 
 from django.conf import settings
@@ -39,13 +41,16 @@ from .sealer import audit_seal  # noqa: F401 -- the public service; sealing live
 
 log = logging.getLogger(__name__)
 
+#: What ``jsonable`` returns: plain JSON data.
+Json: TypeAlias = "None | bool | int | str | list[Json] | dict[str, Json]"
 
 
-def _setting(name: str, default):
+
+def _setting(name: str, default: object) -> Any:
     return getattr(settings, name, default)
 
 
-def jsonable(value):
+def jsonable(value: object) -> Json:
     """``value`` as plain JSON data with one spelling per value, so that it reads back from
     either database exactly as it was hashed: decimals and floats become strings, times
     RFC 3339 strings, model instances their primary key."""
@@ -67,7 +72,7 @@ def jsonable(value):
     return str(value)
 
 
-def _actor(actor) -> Actor:
+def _actor(actor: object) -> Actor:
     if actor is None:
         return actor_var.get() or Actor.system()
     if isinstance(actor, Actor):
@@ -77,7 +82,7 @@ def _actor(actor) -> Actor:
     raise TypeError(f"actor must be an Actor, a user or None, not {type(actor).__name__}")
 
 
-def _target(target) -> tuple[str, str, int | None]:
+def _target(target: models.Model | tuple[object, object] | None) -> tuple[str, str, int | None]:
     """(target_type, target_id, account_id implied by the target)."""
     if target is None:
         return "", "", None
@@ -94,11 +99,11 @@ def _target(target) -> tuple[str, str, int | None]:
 def audit_record(
     action: str,
     *,
-    target=None,
-    account=None,
-    actor=None,
-    before=None,
-    after=None,
+    target: models.Model | tuple[object, object] | None = None,
+    account: models.Model | int | None = None,
+    actor: object = None,
+    before: object = None,
+    after: object = None,
     outcome: str = Outcome.SUCCESS,
     reason: str = "",
     source_ip: str | None = None,
@@ -126,7 +131,9 @@ def audit_record(
     return event
 
 
-def audit_record_many(action: str, targets, *, actor=None, after=None) -> list[AuditEvent]:
+def audit_record_many(
+    action: str, targets: Iterable[models.Model], *, actor: object = None, after: object = None
+) -> list[AuditEvent]:
     """Record one event per target in one INSERT, inside the caller's transaction (for
     services that act on many objects at once, e.g. settlement's fills). ``after`` may be
     a callable ``target -> dict``."""
@@ -142,8 +149,19 @@ def audit_record_many(action: str, targets, *, actor=None, after=None) -> list[A
     return events
 
 
-def _event(action, *, target=None, account=None, actor=None, before=None, after=None,
-           outcome=Outcome.SUCCESS, reason="", source_ip=None, request_id=None) -> AuditEvent:
+def _event(
+    action: str,
+    *,
+    target: models.Model | tuple[object, object] | None = None,
+    account: models.Model | int | None = None,
+    actor: object = None,
+    before: object = None,
+    after: object = None,
+    outcome: str = Outcome.SUCCESS,
+    reason: str = "",
+    source_ip: str | None = None,
+    request_id: str | None = None,
+) -> AuditEvent:
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}: add it to audit.actions.ACTIONS")
     if outcome not in Outcome.values:
@@ -170,7 +188,15 @@ def _event(action, *, target=None, account=None, actor=None, before=None, after=
 
 
 @contextmanager
-def audit_refusals(action: str, *, target=None, account=None, actor=None, after=None, enabled: bool = True):
+def audit_refusals(
+    action: str,
+    *,
+    target: models.Model | tuple[object, object] | None = None,
+    account: models.Model | int | None = None,
+    actor: object = None,
+    after: object = None,
+    enabled: bool = True,
+) -> Iterator[None]:
     """Record a ``refused`` event when the wrapped service call raises a ``BourseError``
     (and re-raise it). Wrap the whole service, outside its transaction: the refusal is
     written after the failed transaction rolled back, so it survives it."""

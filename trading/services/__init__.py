@@ -3,10 +3,10 @@
 Split by entity: ``markets`` (create, halt/resume), ``orders`` (submit, cancel), with the
 public names re-exported so callers write ``from trading.services import order_submit``.
 """
+from exchange.errors import DuplicateClientOrderId, OrderClosed
+
 from .markets import market_create, market_set_status
 from .orders import (
-    DuplicateClientOrderId,
-    OrderClosed,
     order_cancel,
     order_cancel_all,
     order_submit,

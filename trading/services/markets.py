@@ -16,19 +16,19 @@ from ..models import Market
 ASSET_CODE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
 
 
-def _decimal(value, field: str) -> Decimal:
+def _decimal(value: object, field: str) -> Decimal:
     return ledger.to_amount(value, field)
 
 
 def market_create(
     *,
     symbol: str,
-    tick_size,
-    lot_size,
-    min_quantity="0",
-    min_notional="0",
-    maker_fee_rate="0",
-    taker_fee_rate="0",
+    tick_size: object,
+    lot_size: object,
+    min_quantity: object = "0",
+    min_notional: object = "0",
+    maker_fee_rate: object = "0",
+    taker_fee_rate: object = "0",
     base_scale: int | None = None,
     quote_scale: int | None = None,
 ) -> tuple[Market, bool]:
@@ -86,7 +86,9 @@ def market_create(
 
 
 def _places(value: Decimal) -> int:
-    return max(0, -value.normalize().as_tuple().exponent)
+    exponent = value.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # a finite decimal (ledger.to_amount refuses the others)
+    return max(0, -exponent)
 
 
 def _asset_for(code: str, scale: int | None, places_needed: int, field: str) -> Asset:
@@ -106,7 +108,7 @@ def _asset_for(code: str, scale: int | None, places_needed: int, field: str) -> 
     return asset
 
 
-def market_set_status(*, symbol: str, status: str, actor=None, reason: str = "") -> Market:
+def market_set_status(*, symbol: str, status: str, actor: object = None, reason: str = "") -> Market:
     """Halt or resume a market. Halting refuses new orders; resting orders stay. A change is
     audited (``market.halted``/``market.resumed``, by ``actor`` or the current request's);
     setting the status a market already has changes nothing and records nothing."""
