@@ -37,7 +37,7 @@ from exchange.errors import BourseError
 from . import sealer
 from .actions import ACTIONS
 from .models import AuditEvent, AuthFailureWindow, Outcome
-from .sealer import audit_seal  # noqa: F401 -- the public service; sealing lives in audit.sealer
+from .sealer import audit_seal as audit_seal  # the public service (re-exported); sealing lives in audit.sealer
 
 log = logging.getLogger(__name__)
 
