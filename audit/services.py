@@ -131,6 +131,24 @@ def audit_record(
     return event
 
 
+def audit_event_build(
+    action: str,
+    *,
+    target: models.Model | tuple[object, object] | None = None,
+    account: models.Model | int | None = None,
+    after: object = None,
+) -> AuditEvent:
+    """An unsaved event, checked and stamped like ``audit_record``'s, for a service that
+    inserts it within a statement of its own (the order fast path writes it in the same
+    statement as the order). The caller must call ``audit_events_written`` after commit."""
+    return _event(action, target=target, account=account, after=after)
+
+
+def audit_events_written() -> None:
+    """Tell the sealer that events were committed outside ``audit_record``."""
+    sealer.seal_soon()
+
+
 def audit_record_many(
     action: str, targets: Iterable[models.Model], *, actor: object = None, after: object = None
 ) -> list[AuditEvent]:
