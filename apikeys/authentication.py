@@ -89,5 +89,5 @@ class PrivateApi(APIView):
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasScope]
-    required_scope = Scope.READ
+    required_scope: str = Scope.READ
     write_scope: str | None = None  # the scope of POST/PUT/PATCH/DELETE, when the view writes

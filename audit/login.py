@@ -33,6 +33,12 @@ from exchange.ratelimit import ip_identity
 
 from .services import audit_auth_failure, audit_record
 
+# Where a refused log-in leaves its wait for the admin site's Retry-After header (a
+# WSGI-style extension key in request.META, not an attribute added to the request).
+RETRY_AFTER_META_KEY = "bourse.login_retry_after"
+# Set on a request whose attempt the form already counted (on_login_failed must not again).
+RESERVED_META_KEY = "bourse.login_reserved"
+
 
 def _limits() -> tuple[int, int, int]:
     return (
@@ -118,7 +124,8 @@ class ThrottledAuthenticationForm(AdminAuthenticationForm):
         username = self.cleaned_data.get("username") or ""
         retry_after = login_reserve(ip, username)
         if retry_after:
-            self.request.bourse_login_retry_after = retry_after
+            if self.request is not None:
+                self.request.META[RETRY_AFTER_META_KEY] = retry_after
             audit_auth_failure(ip or None, username, "rate_limited", channel="admin")
             minutes = math.ceil(retry_after / 60)
             raise ValidationError(
@@ -126,7 +133,7 @@ class ThrottledAuthenticationForm(AdminAuthenticationForm):
                 code="rate_limited",
             )
         if self.request is not None:
-            self.request.bourse_login_reserved = True  # on_login_failed: already counted
+            self.request.META[RESERVED_META_KEY] = True  # on_login_failed: already counted
         cleaned = super().clean()
         login_release(ip, username)  # not a failure after all
         return cleaned
@@ -140,7 +147,7 @@ def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
         return  # not an HTTP log-in (e.g. a script calling authenticate())
     ip = client_ip(request)
     username = str(credentials.get("username", ""))
-    if not getattr(request, "bourse_login_reserved", False):
+    if not request.META.get(RESERVED_META_KEY):
         login_failed(ip, username)  # a log-in path that did not reserve its attempt
     audit_auth_failure(ip or None, username, "bad_credentials", channel="admin")
 

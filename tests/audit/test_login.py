@@ -112,3 +112,16 @@ def test_parallel_wrong_passwords_cannot_exceed_the_limit(monkeypatch):
     assert len(checked) == 3, checked
     assert sorted(statuses) == [200] * 3 + [429] * 7
     assert attempt("sam", PASSWORD, ip="198.51.100.99").status_code == 429  # still locked
+
+
+def test_a_throttled_form_without_a_request_refuses_with_the_rate_limit(staff):
+    # The form works without a request (Django allows it): the refusal must not depend on
+    # having one to carry the wait to the Retry-After header.
+    from audit.login import ThrottledAuthenticationForm, login_failed
+
+    for _ in range(3):
+        login_failed("", "sue")
+    form = ThrottledAuthenticationForm(request=None, data={"username": "sue", "password": PASSWORD})
+    assert not form.is_valid()
+    assert [error.code for error in form.non_field_errors().as_data()] == ["rate_limited"]
+    assert AuditEvent.objects.filter(action="admin.login_failed", reason="rate_limited").count() == 1
