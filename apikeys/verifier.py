@@ -133,7 +133,8 @@ def audit_refusal(error: errors.BourseError, *, channel: str, source_ip: str | N
         key_id = key_id if isinstance(key_id, str) else None
         account_id = None
         if key_id and KEY_ID.match(key_id):  # the account too, so the failure shows on its console page
-            account_id = ApiKey.objects.filter(key_id=key_id).values_list("account_id", flat=True).first()
+            known = keycache.key_get(key_id).key  # the record the verifier just read: no extra query
+            account_id = known.account_id if known is not None else None
         audit_auth_failure(source_ip, key_id, error.code, channel=channel, account=account_id)
     except Exception:
         log.exception("could not audit an authentication failure", extra={"channel": channel})
