@@ -7,7 +7,7 @@ export PORT
 # Tests get their own data folder, so they never touch the `make run` database or secrets.
 TEST_DATA_DIR ?= $(CURDIR)/var/test
 
-.PHONY: run test install install-test migrate seed openapi clean sdk sdk-install sdk-generate
+.PHONY: run test install install-test migrate seed openapi clean sdk sdk-install sdk-generate tools-install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ $(SDK_TS)/node_modules/.bourse-installed: $(SDK_TS)/package.json $(SDK_TS)/packa
 	touch $@
 sdk-install: $(SDK_TS)/node_modules/.bourse-installed
 
+# The contract tools (Redocly CLI, Spectral, the AsyncAPI parser, openapi-diff), pinned in
+# tools/package-lock.json; the contract tests run them (docs/versioning.md).
+TOOLS := tools
+$(TOOLS)/node_modules/.bourse-installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json
+	cd $(TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+tools-install: $(TOOLS)/node_modules/.bourse-installed
+
 ## sdk: check the SDK's generated types against docs/openapi.yaml, type-check, unit-test, build
 sdk: sdk-install
 	cd $(SDK_TS) && node scripts/generate.mjs --check && npm run --silent typecheck && npm test && npm run --silent build
@@ -50,7 +58,7 @@ run: seed
 	$(BIN)/python manage.py run_embedded
 
 ## test: install test dependencies and run the whole suite (DATABASE_URL/REDIS_URL honoured)
-test: install-test sdk-install
+test: install-test sdk-install tools-install
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## openapi: regenerate the committed docs/openapi.yaml, docs/errors.md and the SDK types from the code
@@ -59,4 +67,4 @@ openapi: install sdk-install
 	cd $(SDK_TS) && node scripts/generate.mjs
 
 clean:
-	rm -rf $(VENV) var $(SDK_TS)/node_modules $(SDK_TS)/dist $(SDK_TS)/.examples-out
+	rm -rf $(VENV) var $(TOOLS)/node_modules $(SDK_TS)/node_modules $(SDK_TS)/dist $(SDK_TS)/.examples-out

@@ -17,10 +17,14 @@ ERRORS_PATH = DOCS_DIR / "errors.md"
 
 
 def openapi_yaml() -> str:
+    """The committed document: generated as for a local deployment (no ``BOURSE_PUBLIC_URL``),
+    so it does not depend on the environment ``make openapi`` runs in."""
+    from django.test import override_settings
     from drf_spectacular.generators import SchemaGenerator
     from drf_spectacular.renderers import OpenApiYamlRenderer
 
-    schema = SchemaGenerator().get_schema(request=None, public=True)
+    with override_settings(BOURSE_PUBLIC_URL=""):
+        schema = SchemaGenerator().get_schema(request=None, public=True)
     return OpenApiYamlRenderer().render(schema, renderer_context={}).decode()
 
 
@@ -36,12 +40,15 @@ def errors_markdown() -> str:
         "```json",
         '{"type": "/docs/errors#insufficient_balance", "title": "Insufficient balance", "status": 422,',
         ' "detail": "Needs 1500.00 USD; 1200.00 available.", "code": "insufficient_balance",',
-        ' "request_id": "5f0c6a1e2b7d4c9e8a3f1b2c4d6e8f0a"}',
+        ' "request_id": "5f0c6a1e2b7d4c9e8a3f1b2c4d6e8f0a", "asset": "USD", "needed": "1500.00",',
+        ' "available": "1200.00"}',
         "```",
         "",
         "Branch on `code` (stable), not on `title` or `detail` (for people, may change). `errors`, when",
         "present, lists field problems as `{field, code, message}`; some codes add members of their own,",
         "named below. `request_id` is also the `X-Request-ID` response header: quote it to support.",
+        "`type` is this page's section for the code (`/docs/errors#<code>`, served by Bourse; absolute",
+        "when the deployment sets `BOURSE_PUBLIC_URL`).",
         "",
         "| status | code | title |",
         "|---|---|---|",
@@ -52,6 +59,11 @@ def errors_markdown() -> str:
         lines += [f"## {cls.code}", "", f"HTTP {cls.status} — {cls.title}.", ""]
         if cls.description:
             lines += [cls.description, ""]
+        if cls.extension_fields:
+            lines += ["Extension members:", ""]
+            lines += [f"- `{name}` ({schema['type']}): {schema.get('description', '')}"
+                      for name, schema in cls.extension_fields.items()]
+            lines.append("")
     return "\n".join(lines)
 
 
