@@ -31,7 +31,7 @@ $(SDK_TS)/node_modules/.bourse-installed: $(SDK_TS)/package.json $(SDK_TS)/packa
 	touch $@
 sdk-install: $(SDK_TS)/node_modules/.bourse-installed
 
-# The contract tools (Redocly CLI, Spectral, the AsyncAPI parser, openapi-diff), pinned in
+# The contract tools (Redocly CLI, Spectral, the AsyncAPI parser), pinned in
 # tools/package-lock.json; the contract tests run them (docs/versioning.md).
 TOOLS := tools
 $(TOOLS)/node_modules/.bourse-installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json

@@ -160,6 +160,8 @@ def contract_hook(result, generator, request, public):
                 if status == "429":
                     headers.setdefault("Retry-After", _RETRY_AFTER)
                 if operation.get("deprecated"):
+                    if "x-deprecated-at" not in operation:  # the Deprecation header needs the date
+                        raise ValueError(f"{operation['operationId']}: deprecated without x-deprecated-at")
                     _deprecation_headers(operation, headers)
                 if not headers:
                     del response["headers"]
@@ -171,6 +173,10 @@ def _deprecation_headers(operation: dict, headers: dict) -> None:
     headers.setdefault("Deprecation", {
         "schema": {"type": "string"},
         "description": "RFC 9745: when this operation was deprecated, as `@<epoch seconds>`.",
+    })
+    headers.setdefault("Link", {
+        "schema": {"type": "string"},
+        "description": 'The changelog entry announcing the deprecation (`rel="deprecation"`).',
     })
     if operation.get("x-sunset"):
         headers.setdefault("Sunset", {

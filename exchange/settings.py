@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "exchange.middleware.RequestIdMiddleware",
     "exchange.ratelimit.RateLimitHeadersMiddleware",
+    "exchange.deprecation.DeprecationHeadersMiddleware",  # driven by docs/openapi.yaml
     "exchange.bodylimit.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
