@@ -1,4 +1,4 @@
-"""Generated documentation: the OpenAPI document and the error catalogue.
+"""Generated documentation: the OpenAPI document, the error catalogue, the AsyncAPI document.
 
 Both are committed under ``docs/`` and regenerated with ``make openapi``; tests fail when a
 committed copy differs from what the code generates, so the docs cannot drift.
@@ -14,6 +14,21 @@ from . import errors
 DOCS_DIR = Path(settings.BASE_DIR) / "docs"
 OPENAPI_PATH = DOCS_DIR / "openapi.yaml"
 ERRORS_PATH = DOCS_DIR / "errors.md"
+ASYNCAPI_PATH = DOCS_DIR / "asyncapi.yaml"
+
+
+def openapi_schema() -> dict:
+    from django.test import override_settings
+    from drf_spectacular.generators import SchemaGenerator
+
+    with override_settings(BOURSE_PUBLIC_URL=""):
+        return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def asyncapi_yaml() -> str:
+    from .asyncapi import asyncapi_yaml as render
+
+    return render(openapi_schema()["components"]["schemas"])
 
 
 def openapi_yaml() -> str:
@@ -71,4 +86,5 @@ def write_all() -> list[Path]:
     DOCS_DIR.mkdir(parents=True, exist_ok=True)
     OPENAPI_PATH.write_text(openapi_yaml())
     ERRORS_PATH.write_text(errors_markdown())
-    return [OPENAPI_PATH, ERRORS_PATH]
+    ASYNCAPI_PATH.write_text(asyncapi_yaml())
+    return [OPENAPI_PATH, ERRORS_PATH, ASYNCAPI_PATH]

@@ -350,3 +350,7 @@ class ResyncRequired(BourseError):
         "sends): read the current state over REST (`GET /orders`, `/fills`, `/balances`) and subscribe "
         "again without `since`."
     )
+    extension_fields = {
+        "channel": {"type": "string", "description": "The channel concerned (its subscription was dropped)."},
+        "last": {"type": "integer", "description": "The channel's latest sequence."},
+    }

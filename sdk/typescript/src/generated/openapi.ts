@@ -518,6 +518,10 @@ export interface components {
             asset?: string;
             /** @description The available amount, a decimal string in the asset's scale (when the available bucket is short). Sent with `insufficient_balance`. */
             available?: string;
+            /** @description The channel concerned (its subscription was dropped). Sent with `resync_required`. */
+            channel?: string;
+            /** @description The channel's latest sequence. Sent with `resync_required`. */
+            last?: number;
             /** @description The limit that was reached. Sent with `too_many_connections`, `too_many_subscriptions`. */
             limit?: number;
             /** @description The locked amount, a decimal string in the asset's scale (when releasing more than is locked). Sent with `insufficient_balance`. */
