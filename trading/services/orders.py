@@ -24,7 +24,7 @@ from exchange.errors import DuplicateClientOrderId, OrderClosed
 
 from .. import filters, notify, pricing
 from ..models import Command, Market, Order
-from ..ws.outbox import balances_publish
+from ..outbox.services import balances_publish
 
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 VERDICT_RECHECK_S = 0.05  # waiters re-read the order this often even without a signal
