@@ -61,9 +61,10 @@ run: seed
 test: install-test sdk-install tools-install
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## openapi: regenerate the committed docs/openapi.yaml, docs/errors.md and the SDK types from the code
+## openapi: regenerate docs/openapi.yaml, docs/asyncapi.yaml, docs/errors.md, docs/fix44-bourse.xml and the SDK types
 openapi: install sdk-install
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python manage.py generate_docs
+	$(BIN)/python tools/fix_dictionary.py
 	cd $(SDK_TS) && node scripts/generate.mjs
 
 clean:

@@ -20,7 +20,8 @@ class TimeApi(APIView):
         operation_id="time_get",
         summary="Get the server time",
         description=(
-            "The server clock, as RFC 3339 UTC and as Unix epoch milliseconds (`epoch_ms`): sign requests against it when the client clock drifts."
+            "The server clock, as RFC 3339 UTC and as Unix epoch milliseconds (`epoch_ms`): sign requests "
+            "against it when the client clock drifts."
         ),
         tags=["market data"],
         auth=[],

@@ -57,7 +57,8 @@ class MarketListApi(APIView):
         operation_id="markets_list",
         summary="List markets",
         description=(
-            "Every market with its assets, filters (tick size, lot size, minimum quantity and notional), fees and status; paginated by symbol."
+            "Every market with its assets, filters (tick size, lot size, minimum quantity and notional), "
+            "fees and status; paginated by symbol."
         ),
         tags=["market data"],
         parameters=PAGE_PARAMETERS,
@@ -89,7 +90,8 @@ class MarketBookApi(APIView):
         operation_id="markets_book",
         summary="Get a market's order book",
         description=(
-            "The aggregated order book: price levels per side as `[price, quantity]`, best first, with the book's `sequence` (the WebSocket `book:` channel continues from it)."
+            "The aggregated order book: price levels per side as `[price, quantity]`, best first, with the "
+            "book's `sequence` (the WebSocket `book:` channel continues from it)."
         ),
         tags=["market data"],
         parameters=[OpenApiParameter("depth", int, description=f"Levels per side, 1-{selectors.MAX_BOOK_DEPTH} (default 50).")],
@@ -156,7 +158,10 @@ class OrderListSubmitApi(PrivateApi):
         operation_id="orders_submit",
         summary="Submit an order",
         description=(
-            "Submits an order for the signed caller (scope `trade`): 201 with the order as the matching engine left it, 200 for an identical earlier submission with the same `client_order_id`, 202 when the engine did not answer within 2 s (status `pending`, funds stay held). Counts against the `orders` budget (docs/trading.md)."
+            "Submits an order for the signed caller (scope `trade`): 201 with the order as the matching "
+            "engine left it, 200 for an identical earlier submission with the same `client_order_id`, 202 "
+            "when the engine did not answer within 2 s (status `pending`, funds stay held). Counts against "
+            "the `orders` budget (docs/trading.md)."
         ),
         tags=["orders"],
         request=OrderSubmitSerializer,
@@ -256,7 +261,8 @@ class OrderDetailApi(PrivateApi):
         operation_id="orders_cancel",
         summary="Cancel an order",
         description=(
-            "Cancels one of the caller's open orders (scope `trade`); 200 once the engine cancelled it, 202 when it did not answer within 2 s (the cancel stays queued)."
+            "Cancels one of the caller's open orders (scope `trade`); 200 once the engine cancelled it, 202 "
+            "when it did not answer within 2 s (the cancel stays queued)."
         ),
         tags=["orders"],
         parameters=RATE_LIMIT_HEADERS,
