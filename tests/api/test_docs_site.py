@@ -111,3 +111,15 @@ def test_a_real_problem_links_to_its_entry(settings):
 def test_unknown_pages_are_404():
     assert Client().get("/docs/nope").status_code == 404
     assert Client().get("/docs/examples/nope.py").status_code == 404
+
+
+def test_the_make_run_banner_points_at_docs_explorer_and_websocket():
+    from exchange.management.commands.run_embedded import banner
+
+    text = banner("127.0.0.1", 8000)
+    urls = re.findall(r"http://127\.0\.0\.1:8000(/[^\s)]*)", text)
+    assert {"/docs/", "/api/docs", "/api/v1/openapi.yaml", "/docs/asyncapi", "/docs/fix44-bourse.xml"} <= set(urls)
+    assert "ws://127.0.0.1:8000/ws/v1" in text
+    client = Client()
+    for path in urls:
+        assert fetch(client, path)[0].status_code == 200, path
