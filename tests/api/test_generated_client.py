@@ -18,6 +18,7 @@ from exchange import docs
 from tests.factories import AccountFactory, ApiKeyFactory
 from tests.signed import fresh_nonce
 from tests.support import PYTHON, fund, subprocess_env
+from trading.models import EngineState
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -94,6 +95,11 @@ def test_every_documented_status_of_post_orders_is_handled(generated, settings, 
     engine = subprocess.Popen([PYTHON, "manage.py", "run_engine"], env=subprocess_env(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        # The engine owns the market before the first order (a loaded machine starts it slowly).
+        deadline = time.monotonic() + 60
+        while not EngineState.objects.filter(market=market).exclude(owner_token="").exists():
+            assert engine.poll() is None and time.monotonic() < deadline, "the engine did not start"
+            time.sleep(0.1)
         settings.BOURSE_ENGINE_WAIT_S = 10
         seen[201] = post({**LIMIT, "client_order_id": "g-1"})
         assert isinstance(seen[201].parsed, models.Order) and seen[201].parsed.status == "open"
