@@ -17,7 +17,6 @@ import yaml
 from django.conf import settings
 from django.utils.html import escape
 
-from . import errors
 from .schema import problem_schema
 
 SHARED = ["Order", "Fill", "Trade", "Ticker", "Balance", "Book"]

@@ -81,7 +81,7 @@ def _rewrite_links(source: str, html: str) -> str:
     return re.sub(r'href="([^"]*)"', lambda m: f'href="{escape(_target_url(source, m.group(1)))}"', html)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def render(slug: str) -> tuple[str, str]:
     """(title, HTML body) of a guide page."""
     page = BY_SLUG[slug]
