@@ -2,7 +2,7 @@
 
 ``post`` is the only code that writes ``LedgerEntry`` rows or moves ``Balance`` columns.
 It runs inside the caller's transaction (services open exactly one), validates that the
-legs balance per asset, locks the touched balance rows in primary-key order (so two
+legs balance per asset, locks the touched balance rows in primary-key order (``lock_balances``; so two
 postings over the same rows can never deadlock), checks that no bucket would go negative,
 then writes. A refusal raises before anything is written.
 """
@@ -114,7 +114,7 @@ def post(
         if not leg.external:
             deltas[(leg.account_id, leg.asset)][leg.bucket] += leg.amount
 
-    balances = _lock_balances(deltas.keys())
+    balances = lock_balances(deltas.keys())
     for key, change in deltas.items():
         balance = balances[key]
         for bucket, delta in change.items():
@@ -172,8 +172,18 @@ def _create_journal(kind, reference, reason, idempotency_key, created_by) -> Jou
         raise
 
 
-def _lock_balances(keys) -> dict[tuple[int, str], Balance]:
-    """Create missing balance rows, then lock all of them in primary-key order."""
+def lock_balances(keys) -> dict[tuple[int, str], Balance]:
+    """Create missing balance rows for ``(account_id, asset)`` keys, then lock all of them in
+    primary-key order, to the end of the transaction.
+
+    ``post`` calls it for its own rows. A transaction that posts several journals (a
+    settlement chunk) calls it first with every row any of them will touch: locking journal
+    by journal would take rows in an order that is global only within each journal, and two
+    such transactions over the same accounts could each hold what the other's next journal
+    needs (a deadlock). Locked up front in one primary-key order, the second simply waits.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("lock_balances must run inside the calling service's transaction")
     keys = list(keys)
     if not keys:
         return {}

@@ -25,6 +25,7 @@ ACTIONS: dict[str, str] = {
     "fill.settled": "A fill was applied to the ledger.",
     # Markets (trading.services.markets)
     "market.created": "A market was created.",
+    "market.updated": "A market's filters (tick or lot size, minimums, fee rates) were changed.",
     "market.halted": "A market was halted: it accepts no new orders.",
     "market.resumed": "A halted market was opened again.",
     # The admin console

@@ -7,7 +7,9 @@ gets back at once what its remaining quantity no longer needs (price improvement
 fee below the taker rate). Per closed order (key ``close:{id}``): whatever is still locked
 for it is released. Work is taken in engine order per market — a closure only after all of
 its order's fills — under a per-market lock, so concurrent workers and the periodic sweep
-cannot interleave. Each chunk is one transaction that also flips the ``settled`` flags.
+cannot interleave. Each chunk is one transaction that also flips the ``settled`` flags, and
+locks every balance row it will post to up front, in one global order (``ledger.lock_balances``),
+so chunks of different markets over the same accounts cannot deadlock.
 """
 from __future__ import annotations
 
@@ -88,6 +90,13 @@ def _settle_trades(market_id: int) -> int:
         market = trades[0].market
         for order in orders.values():
             order.market = market  # one market per run: no query per order for its filters
+        # Every balance row the chunk's journals touch, locked now in one global order: locked
+        # journal by journal, two markets' chunks over the same accounts could deadlock.
+        ledger.lock_balances(
+            {(f.account_id, asset) for pair in fills.values() for f in pair.values()
+             for asset in (market.base_id, market.quote_id)}
+            | ({(fees_account.pk, market.quote_id)} if any(f.fee for pair in fills.values() for f in pair.values()) else set())
+        )
         for trade in trades:
             _settle_trade(trade, fills[trade.pk], orders, market, fees_account.pk)
         Order.objects.bulk_update(orders.values(), ["hold_remaining"])
@@ -153,6 +162,8 @@ def _settle_closures(market_id: int) -> int:
             .exclude(Exists(unsettled_fill))
             .order_by("pk")[:CHUNK]
         )
+        # All rows the chunk's releases touch, up front in one order (see _settle_trades).
+        ledger.lock_balances({(o.account_id, o.hold_asset_id) for o in orders if o.hold_remaining})
         released = set()
         for order in orders:
             if order.hold_remaining:

@@ -231,7 +231,12 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
             await self.send_text(_error_frame(error, message_id))
             if isinstance(error, errors.TooManyConnections):
                 await self.close(code=POLICY_VIOLATION)
-        except Exception:
+        except Exception as exc:
+            unavailable = errors.dependency_failure(exc)
+            if unavailable is not None:  # a dependency is down: retry, as REST's 503
+                log.warning("websocket op failed: dependency unavailable", extra={"op": message.get("op")})
+                await self.send_text(_error_frame(unavailable, message_id))
+                return
             log.exception("websocket op failed", extra={"op": message.get("op")})
             await self.send_text(_error_frame(errors.ServerError("Internal error."), message_id))
 
