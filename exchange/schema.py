@@ -157,7 +157,7 @@ def contract_hook(result, generator, request, public):
                 if status not in ("413", "503") and not (signed and status == "401"):
                     for name, header in _RATE_LIMIT_HEADERS.items():
                         headers.setdefault(name, header)
-                if status == "429":
+                if status in ("429", "503"):  # both say when to try again
                     headers.setdefault("Retry-After", _RETRY_AFTER)
                 if operation.get("deprecated"):
                     if "x-deprecated-at" not in operation:  # the Deprecation header needs the date

@@ -28,6 +28,7 @@ def test_every_operation_declares_the_statuses_it_can_always_answer(method, path
     responses = operation["responses"]
     assert {"429", "503"} <= set(responses)
     assert {"Retry-After", "RateLimit", "RateLimit-Policy"} <= set(responses["429"]["headers"])
+    assert "Retry-After" in responses["503"]["headers"]
     if "requestBody" in operation:
         assert {"413", "415"} <= set(responses)
     if operation["security"]:

@@ -131,6 +131,7 @@ def test_every_documented_status_of_post_orders_is_handled(generated, settings, 
     monkeypatch.setattr("exchange.ratelimit.get_usage", store_down)
     seen[503] = post(LIMIT)
 
+    assert seen[503].headers["Retry-After"].isdigit()
     for status, response in seen.items():
         assert response.status_code == status, (status, response.status_code, response.content[:300])
         if status >= 400:

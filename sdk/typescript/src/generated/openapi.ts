@@ -683,6 +683,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -770,6 +772,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -874,6 +878,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -976,6 +982,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1041,6 +1049,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1103,6 +1113,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1181,6 +1193,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1243,6 +1257,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1323,6 +1339,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1427,6 +1445,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1588,6 +1608,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1673,6 +1695,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1757,6 +1781,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1868,6 +1894,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1952,6 +1980,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2021,6 +2051,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2068,6 +2100,8 @@ export interface operations {
             /** @description Problem details; `code` one of: `service_unavailable` */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
