@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+from pathlib import Path
 
 import yaml
 from django.conf import settings
@@ -19,6 +20,7 @@ from django.utils.html import escape
 
 from .schema import problem_schema
 
+ASYNCAPI_PATH = Path(settings.BASE_DIR) / "docs" / "asyncapi.yaml"
 SHARED = ["Order", "Fill", "Trade", "Ticker", "Balance", "Book"]
 
 
@@ -202,8 +204,6 @@ def server_frame_validator(strict: bool = True):
     committed docs/asyncapi.yaml (``strict``: no member the document does not declare)."""
     import jsonschema
 
-    from .docs import ASYNCAPI_PATH
-
     document = yaml.safe_load(ASYNCAPI_PATH.read_text())
     components = copy.deepcopy(document["components"])
     if strict:
@@ -216,8 +216,6 @@ def server_frame_validator(strict: bool = True):
 
 def render_html() -> str:
     """The document as an HTML reference page (served at /docs/asyncapi)."""
-    from .docs import ASYNCAPI_PATH
-
     document = yaml.safe_load(ASYNCAPI_PATH.read_text())
     messages = document["components"]["messages"]
     parts = [f"<h1>{escape(document['info']['title'])} <small>{escape(document['info']['version'])}</small></h1>",

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from django.conf import settings
 
-from . import errors
+from . import asyncapi, errors
 
 DOCS_DIR = Path(settings.BASE_DIR) / "docs"
 OPENAPI_PATH = DOCS_DIR / "openapi.yaml"
 ERRORS_PATH = DOCS_DIR / "errors.md"
-ASYNCAPI_PATH = DOCS_DIR / "asyncapi.yaml"
+ASYNCAPI_PATH = asyncapi.ASYNCAPI_PATH
 
 
 def openapi_schema() -> dict:
@@ -26,9 +26,7 @@ def openapi_schema() -> dict:
 
 
 def asyncapi_yaml() -> str:
-    from .asyncapi import asyncapi_yaml as render
-
-    return render(openapi_schema()["components"]["schemas"])
+    return asyncapi.asyncapi_yaml(openapi_schema()["components"]["schemas"])
 
 
 def openapi_yaml() -> str:
