@@ -54,7 +54,7 @@ def _const(value: str) -> dict:
     return {"type": "string", "const": value}
 
 
-def _messages() -> dict[str, dict]:
+def _messages() -> dict[str, tuple[str, str, dict]]:
     """name -> (direction, title, payload): ``client`` messages the server receives, ``server`` ones it sends."""
     level = {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2,
              "description": "`[price, quantity]`, decimal strings."}
