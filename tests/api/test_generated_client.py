@@ -128,7 +128,8 @@ def test_every_documented_status_of_post_orders_is_handled(generated, settings, 
     def store_down(*args, **kwargs):
         raise ConnectionError("the rate-limit store is down")
 
-    monkeypatch.setattr("exchange.ratelimit.get_usage", store_down)
+    monkeypatch.setattr("exchange.ratelimit.get_usage", store_down)  # the embedded cache
+    monkeypatch.setattr("exchange.ratelimit._redis_count", store_down)  # Redis (REDIS_URL)
     seen[503] = post(LIMIT)
 
     assert seen[503].headers["Retry-After"].isdigit()
