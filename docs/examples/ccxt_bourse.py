@@ -24,7 +24,8 @@ PRICE = float(os.environ.get("BOURSE_DEMO_PRICE", "100.00"))
 
 def config(key_var: str, secret_var: str) -> dict:
     return {"apiKey": os.environ[key_var], "secret": os.environ[secret_var],
-            "urls": {"api": os.environ.get("BOURSE_URL", "http://127.0.0.1:8000")}}
+            "urls": {"api": os.environ.get("BOURSE_URL", "http://127.0.0.1:8000")},
+            "timeout": 30000}  # ms; an order waits for the matching engine's answer (up to BOURSE_ENGINE_WAIT_S)
 
 
 def main() -> None:
@@ -44,7 +45,7 @@ def main() -> None:
     print(f"order book at sequence {book['nonce']}: {len(book['bids'])} bids, {len(book['asks'])} asks")
 
     # A resting bid far below the market, seen among the open orders, then cancelled.
-    bid = exchange.create_order(SYMBOL, "limit", "buy", 0.01, PRICE / 2, {"clientOrderId": f"ccxt-{int(time.time())}"})
+    bid = exchange.create_order(SYMBOL, "limit", "buy", 0.05, PRICE / 2, {"clientOrderId": f"ccxt-{int(time.time())}"})
     print(f"created {bid['id']} {bid['side']} {bid['amount']} @ {bid['price']}: {bid['status']} "
           f"(clientOrderId {bid['clientOrderId']})")
     print(f"open orders: {[o['id'] for o in exchange.fetch_open_orders(SYMBOL)]}")
@@ -77,21 +78,26 @@ def main() -> None:
 
 
 async def watch_until_in_sync() -> None:
-    """watch_order_book until the streamed book equals fetch_order_book at the same sequence."""
+    """watch_order_book while the book changes, until it equals fetch_order_book at the same sequence."""
     pro = bourse.ccxt.pro.bourse(config("BOURSE_KEY_ID", "BOURSE_SECRET"))
+    maker = bourse.ccxt.pro.bourse(config("BOURSE_MAKER_KEY_ID", "BOURSE_MAKER_SECRET"))
     try:
         await pro.load_markets()
-        for _ in range(100):
+        streamed = await pro.watch_order_book(SYMBOL)  # the snapshot
+        print(f"watch_order_book snapshot at sequence {streamed['nonce']}")
+        change = asyncio.ensure_future(maker.create_order(SYMBOL, "limit", "sell", 0.01, PRICE * 1.01))
+        streamed = await pro.watch_order_book(SYMBOL)  # returns on the update that order made
+        offer = await change
+        fetched = await pro.fetch_order_book(SYMBOL)
+        while streamed["nonce"] < fetched["nonce"]:
             streamed = await pro.watch_order_book(SYMBOL)
-            fetched = await pro.fetch_order_book(SYMBOL)
-            if streamed["nonce"] == fetched["nonce"]:
-                same = streamed["bids"] == fetched["bids"] and streamed["asks"] == fetched["asks"]
-                print(f"watch_order_book at sequence {streamed['nonce']}: equal to fetch_order_book: {same}, "
-                      f"best ask {streamed['asks'][0] if streamed['asks'] else None}")
-                return
-        raise SystemExit("the streamed book never caught up with fetch_order_book")
+        same = (streamed["nonce"], streamed["bids"], streamed["asks"]) == (fetched["nonce"], fetched["bids"], fetched["asks"])
+        print(f"watch_order_book at sequence {streamed['nonce']}: equal to fetch_order_book: {same}, "
+              f"asks {streamed['asks'][:2]}")
+        await maker.cancel_order(offer["id"], SYMBOL)
     finally:
         await pro.close()
+        await maker.close()
 
 
 if __name__ == "__main__":

@@ -31,18 +31,19 @@ SYMBOL = "BTC/USD"
 
 
 def _config(url, trader, **extra):
+    extra.setdefault("timeout", 30000)
     if "private_key" in trader:
         return {"apiKey": trader["key_id"], "secret": trader["private_key"], "urls": {"api": url},
                 "options": {"signatureScheme": "ed25519"}, **extra}
     return {"apiKey": trader["key_id"], "secret": trader["secret"], "urls": {"api": url}, **extra}
 
 
-def test_the_ccxt_script(live_bourse):
+def test_the_ccxt_script(bourse_url):
     from trading.models import Fill
 
     me = create_trader("ccxt-me", "USD=10000")
     maker = create_trader("ccxt-maker", "BTC=1")
-    env = {**os.environ, "BOURSE_URL": live_bourse, "BOURSE_KEY_ID": me["key_id"], "BOURSE_SECRET": me["secret"],
+    env = {**os.environ, "BOURSE_URL": bourse_url, "BOURSE_KEY_ID": me["key_id"], "BOURSE_SECRET": me["secret"],
            "BOURSE_MAKER_KEY_ID": maker["key_id"], "BOURSE_MAKER_SECRET": maker["secret"]}
     result = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "ccxt_bourse.py")], env=env,
                             capture_output=True, text=True, timeout=120)
@@ -55,27 +56,27 @@ def test_the_ccxt_script(live_bourse):
     assert "a too large order: InsufficientFunds" in out
     assert "balance BTC: free 0.02 used 0.0 total 0.02" in out
     assert "my trades: 1, last buy 0.02 @ 100.0 (taker, fee" in out
-    assert "equal to fetch_order_book: True, best ask [100.0, 0.03]" in out
+    assert "equal to fetch_order_book: True, asks [[100.0, 0.03], [101.0, 0.01]]" in out
     assert Fill.objects.filter(account_id=me["account_id"], liquidity="taker").count() == 1
 
 
-def test_credentials_and_structures(live_bourse):
+def test_credentials_and_structures(bourse_url):
     me = create_trader("ccxt-struct", "USD=10000", scheme="ed25519")
     maker = create_trader("ccxt-struct-maker", "BTC=1")
 
-    missing = bourse.ccxt.bourse({"apiKey": me["key_id"], "urls": {"api": live_bourse}})
+    missing = bourse.ccxt.bourse({"apiKey": me["key_id"], "urls": {"api": bourse_url}, "timeout": 30000})
     assert missing.check_required_credentials(False) is False
     with pytest.raises(ccxt.AuthenticationError):
         missing.check_required_credentials()
     with pytest.raises(ccxt.AuthenticationError):
         missing.fetch_balance()
 
-    exchange = bourse.ccxt.bourse(_config(live_bourse, me))
+    exchange = bourse.ccxt.bourse(_config(bourse_url, me))
     assert exchange.check_required_credentials() is True
     assert exchange.has["fetchOHLCV"] is False and exchange.timeframes == {}
     with pytest.raises(ccxt.NotSupported):
         exchange.fetch_ohlcv(SYMBOL)
-    seller = bourse.ccxt.bourse(_config(live_bourse, maker))
+    seller = bourse.ccxt.bourse(_config(bourse_url, maker))
     skipped = {}
 
     markets = exchange.load_markets()
@@ -155,50 +156,51 @@ def test_credentials_and_structures(live_bourse):
         exchange.create_order(SYMBOL, "limit", "buy", 1000, 100.0)
     with pytest.raises(ccxt.BadSymbol):
         exchange.fetch_order_book("DOGE/USD")
-    wrong = bourse.ccxt.bourse({"apiKey": maker["key_id"], "secret": "wrong", "urls": {"api": live_bourse}})
+    wrong = bourse.ccxt.bourse({"apiKey": maker["key_id"], "secret": "wrong", "urls": {"api": bourse_url},
+                                "timeout": 30000})
     with pytest.raises(ccxt.AuthenticationError):
         wrong.fetch_balance()
 
 
-def test_async_and_pro_streams(live_bourse):
+def test_async_and_pro_streams(bourse_url):
     me = create_trader("ccxt-pro", "USD=10000")
     maker = create_trader("ccxt-pro-maker", "BTC=1")
 
     async def scenario():
-        seller = bourse.ccxt.async_support.bourse(_config(live_bourse, maker))
-        pro = bourse.ccxt.pro.bourse(_config(live_bourse, me))
+        seller = bourse.ccxt.async_support.bourse(_config(bourse_url, maker))
+        pro = bourse.ccxt.pro.bourse(_config(bourse_url, me))
         try:
             await pro.load_markets()
             assert pro.has["watchOrderBook"] and pro.has["watchOrders"] and pro.has["watchBalance"]
             book = await pro.watch_order_book(SYMBOL)  # the snapshot
             start = book["nonce"]
+            # ccxt.pro resolves a watch on the next update: watch first, then change things.
+            book_task = asyncio.ensure_future(pro.watch_order_book(SYMBOL))
             orders_task = asyncio.ensure_future(pro.watch_orders(SYMBOL))
             trades_task = asyncio.ensure_future(pro.watch_trades(SYMBOL))
             await asyncio.sleep(0.5)  # the subscriptions are in place
             await seller.create_order(SYMBOL, "limit", "sell", 0.5, 100.0)
-            while True:
-                book = await pro.watch_order_book(SYMBOL)
-                if book["asks"]:
-                    break
-            assert book["asks"] == [[100.0, 0.5]] and book["nonce"] > start
+            book = await asyncio.wait_for(book_task, 30)
+            assert book["asks"] == [[100.0, 0.5]] and book["nonce"] == start + 1
             balance_task = asyncio.ensure_future(pro.watch_balance())
             await asyncio.sleep(0.5)
             bought = await pro.create_order(SYMBOL, "limit", "buy", 0.2, 100.0)
-            orders = await asyncio.wait_for(orders_task, 10)
-            trades = await asyncio.wait_for(trades_task, 10)
-            balance = await asyncio.wait_for(balance_task, 10)
-            while True:
+            orders = await asyncio.wait_for(orders_task, 30)
+            trades = await asyncio.wait_for(trades_task, 30)
+            balance = await asyncio.wait_for(balance_task, 30)
+            for _ in range(100):  # the book the watch keeps, against REST at the same sequence
                 fetched = await pro.fetch_order_book(SYMBOL)
-                streamed = await pro.watch_order_book(SYMBOL)
+                streamed = pro.orderbooks[SYMBOL].limit()
                 if streamed["nonce"] == fetched["nonce"]:
                     break
+                await asyncio.sleep(0.1)
             # A dropped connection: the next watch reconnects and resumes with since.
             seen = {o["id"]: o["status"] for o in pro.orders}
             await pro.clients[pro.bourse_ws_url()].connection.close()
             await asyncio.sleep(0.2)
             missed = await pro.create_order(SYMBOL, "limit", "buy", 0.1, 100.0)
-            while True:
-                later = await asyncio.wait_for(pro.watch_orders(SYMBOL), 10)
+            for _ in range(10):
+                later = await asyncio.wait_for(pro.watch_orders(SYMBOL), 30)
                 if any(o["id"] == missed["id"] and o["status"] == "closed" for o in later):
                     break
             return bought, orders, trades, balance, fetched, streamed, seen, missed, list(pro.orders)
@@ -208,9 +210,10 @@ def test_async_and_pro_streams(live_bourse):
 
     bought, orders, trades, balance, fetched, streamed, seen, missed, all_orders = asyncio.run(scenario())
     assert bought["id"] in {o["id"] for o in orders} or bought["id"] in seen
-    assert trades[-1]["price"] == 100.0
-    assert balance["BTC"]["total"] == 0.2 or balance["USD"]["used"] >= 0
-    assert (streamed["bids"], streamed["asks"]) == (fetched["bids"], fetched["asks"])
+    assert (trades[-1]["price"], trades[-1]["amount"]) == (100.0, 0.2)
+    assert set(balance) >= {"BTC", "USD", "free", "used", "total"}
+    assert (streamed["nonce"], streamed["bids"], streamed["asks"]) == (fetched["nonce"], fetched["bids"], fetched["asks"])
+    assert fetched["asks"] == [[100.0, 0.3]]
     assert seen[bought["id"]] == "closed"
     ids = [o["id"] for o in all_orders]
     assert missed["id"] in ids and len(ids) == len(set(ids))

@@ -18,11 +18,11 @@ def _client(url, trader):
     return Client(url, trader["key_id"], private_key=trader["private_key"])
 
 
-def test_rest_scenario(live_bourse):
+def test_rest_scenario(bourse_url):
     from trading.models import Order
 
-    maker = _client(live_bourse, create_trader("py-maker", "BTC=1", "USD=1000"))
-    taker = _client(live_bourse, create_trader("py-taker", "USD=10000", scheme="ed25519"))
+    maker = _client(bourse_url, create_trader("py-maker", "BTC=1", "USD=1000"))
+    taker = _client(bourse_url, create_trader("py-taker", "USD=10000", scheme="ed25519"))
     assert taker.scheme == "ed25519"
     assert [m.symbol for m in maker.iter_markets()] == ["BTC-USD"]
     market = maker.market("BTC-USD")
@@ -59,7 +59,7 @@ def test_rest_scenario(live_bourse):
     with pytest.raises(BourseError) as unknown:
         maker.place_order("NOPE-USD", "buy", "limit", quantity="1", price="1.00")
     assert unknown.value.code == "market_not_found"
-    bad = Client(live_bourse, maker.key, secret="not-the-secret")
+    bad = Client(bourse_url, maker.key, secret="not-the-secret")
     with pytest.raises(BourseError) as denied:
         bad.account()
     assert (denied.value.status, denied.value.code) == (401, "invalid_credentials")
@@ -83,7 +83,7 @@ def test_rest_scenario(live_bourse):
     assert "key" in {p.name for p in maker.rate_limit.policies}
 
     # A client whose clock is 30 s slow signs with the offset /time measured.
-    skewed = _client(live_bourse, {"key_id": maker.key, "secret": maker._signer._key.decode()})  # type: ignore[union-attr]
+    skewed = _client(bourse_url, {"key_id": maker.key, "secret": maker._signer._key.decode()})  # type: ignore[union-attr]
     skewed.clock_offset_ms = -30_000
     assert skewed.account().account_id  # refused once (timestamp_out_of_window), adopted the server clock, retried
     assert abs(skewed.clock_offset_ms) < 5000
@@ -95,11 +95,11 @@ def test_rest_scenario(live_bourse):
     assert maker.time().epoch_ms > 0
 
 
-def test_async_client(live_bourse):
+def test_async_client(bourse_url):
     trader = create_trader("py-async", "USD=100", "BTC=1")
 
     async def scenario():
-        async with AsyncClient(live_bourse, trader["key_id"], secret=trader["secret"]) as client:
+        async with AsyncClient(bourse_url, trader["key_id"], secret=trader["secret"]) as client:
             await client.sync_clock()
             account = await client.account()
             first = await client.place_order("BTC-USD", "sell", "limit", quantity="0.1", price="200.00",
@@ -117,11 +117,11 @@ def test_async_client(live_bourse):
     assert {"BTC", "USD"} <= set(assets)
 
 
-def test_stream_book_and_resume(live_bourse):
+def test_stream_book_and_resume(bourse_url):
     maker_creds = create_trader("ws-py-maker", "BTC=2")
     taker_creds = create_trader("ws-py-taker", "USD=10000", scheme="ed25519")
-    maker = _client(live_bourse, maker_creds)
-    taker = _client(live_bourse, taker_creds)
+    maker = _client(bourse_url, maker_creds)
+    taker = _client(bourse_url, taker_creds)
 
     async def until(stream, predicate, timeout=20.0):
         seen = []
@@ -135,7 +135,7 @@ def test_stream_book_and_resume(live_bourse):
         return [f for f in frames if f.get("channel") == "fills"]
 
     async def scenario():
-        async with Stream(live_bourse, taker_creds["key_id"], private_key=taker_creds["private_key"]) as stream:
+        async with Stream(bourse_url, taker_creds["key_id"], private_key=taker_creds["private_key"]) as stream:
             assert stream.account_id == taker_creds["account_id"]
             reply = await stream.subscribe(["book:BTC-USD", "orders", "fills"])
             assert [c["channel"] for c in reply["channels"]] == ["book:BTC-USD", "orders", "fills"]

@@ -342,7 +342,7 @@ class BourseMixin:
             "datetime": self.iso8601(timestamp), "direction": "in" if Precise.string_ge(amount, "0") else "out",  # type: ignore[attr-defined]
             "account": self.safe_string(item, "bucket"), "referenceId": self.safe_string(item, "reference"),  # type: ignore[attr-defined]
             "referenceAccount": None, "type": LEDGER_TYPES.get(self.safe_string(item, "kind") or "", "transaction"),  # type: ignore[attr-defined]
-            "currency": code,  # type: ignore[attr-defined]
+            "currency": code,
             "amount": self.parse_number(Precise.string_abs(amount)), "before": None, "after": None,  # type: ignore[attr-defined]
             "status": "ok", "fee": None,
         }, currency)

@@ -40,14 +40,17 @@ class bourse(bourse_async):  # noqa: N801
         return int(self.options["wsRequestId"])
 
     async def _authenticate(self, url: str) -> Any:
+        """Signs in once per connection; the future stays in the client's subscriptions, so later
+        private watches on the same connection await the same (resolved) answer."""
         self.check_required_credentials()
         client = self.client(url)
         message_hash = "authenticated"
-        future = client.future(message_hash)
-        if message_hash not in client.subscriptions:
+        future = self.safe_value(client.subscriptions, message_hash)
+        if future is None or future is True:
             request = {**self.ws_auth_message(), "id": self._request_id()}
             self.options.setdefault("wsRequests", {})[request["id"]] = message_hash
-            self.watch(url, message_hash, request, message_hash)
+            future = self.watch(url, message_hash, request, message_hash)
+            client.subscriptions[message_hash] = future
         return await future
 
     def _subscribe_message(self, channel: str) -> dict[str, Any]:
