@@ -15,7 +15,6 @@ ACTIONS: dict[str, str] = {
     "apikey.created": "An API key was issued.",
     "apikey.scopes_changed": "An API key's scopes, IP allowlist or expiry changed.",
     "apikey.revoked": "An API key was revoked.",
-    "apikey.expired": "An API key passed its expiry and was marked expired.",
     # Authentication
     "auth.failed": "A signed request, WebSocket auth or FIX logon failed authentication.",
     "auth.failures_suppressed": "Summary of further authentication failures from one source in one window.",
@@ -26,6 +25,7 @@ ACTIONS: dict[str, str] = {
     "fill.settled": "A fill was applied to the ledger.",
     # Markets (trading.services.markets)
     "market.created": "A market was created.",
+    "market.updated": "A market's filters (tick or lot size, minimums, fee rates) were changed.",
     "market.halted": "A market was halted: it accepts no new orders.",
     "market.resumed": "A halted market was opened again.",
     # The admin console

@@ -1,7 +1,7 @@
 """The engine process: intake -> matching engine -> one commit per batch -> publish.
 
 ``MarketRunner`` owns one market's in-memory book. ``step()`` takes the pending commands in
-sequence order, applies each with the pure engine (``trading.engine``), and persists the
+sequence order, applies each with the pure engine (``matching``), and persists the
 whole batch — order states, trades, fills, command outcomes, outbox events, the engine's
 counters — in ONE transaction (group commit). The batch commits only while this process
 still holds the market's fencing token, so a process that lost ownership can never write.
@@ -25,14 +25,15 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+import matching as engine
 from audit.services import audit_record_many
 from exchange.context import Actor
+from matching import messages as m
 
-from . import engine, notify, pricing
-from .engine import messages as m
+from . import notify, pricing
 from .models import Command, EngineState, Fill, Market, Order, OutboxEvent, Trade
+from .outbox.services import book_update_payload, outbox_write
 from .representations import fill_to_wire, order_to_wire, trade_to_wire
-from .ws.outbox import book_update_payload, outbox_write
 
 log = logging.getLogger("bourse.engine")
 
@@ -58,7 +59,7 @@ def _update_orders(orders) -> None:
     rows = [
         [o.status, ops.adapt_decimalfield_value(o.filled_quantity), ops.adapt_decimalfield_value(o.filled_quote),
          o.sequence, o.cancel_reason, o.reject_reason, ops.adapt_datetimefield_value(o.updated_at), o.pk]
-        for o in orders
+        for o in sorted(orders, key=lambda o: o.pk)  # primary-key order, as settlement locks them
     ]
     if rows:
         with connection.cursor() as cursor:
@@ -87,6 +88,15 @@ def engine_new_order(order: Order, market: Market) -> m.NewOrder:
     )
 
 
+def _fits_units(order: Order, market: Market) -> bool:
+    """Whether a live order's price and sizes are whole numbers of the market's tick and lot."""
+    if order.price is not None and order.price % market.tick_size:
+        return False
+    if order.quantity is not None and (order.quantity % market.lot_size or order.filled_quantity % market.lot_size):
+        return False
+    return True
+
+
 class LostOwnership(Exception):
     """Another engine process took this market over; this one must stop writing to it."""
 
@@ -113,12 +123,31 @@ class MarketRunner:
         self.resting: dict[int, Order] = {}  # open orders by id, as last persisted
         self.command_sequence = 0
         self._market_read_at = 0.0
+        self.units: tuple | None = None  # (tick_size, lot_size) the book's integers count in
+        self.refused: str | None = None  # why this market's book cannot run (never misprice)
 
     # -- start -----------------------------------------------------------------------------
     def rebuild(self) -> None:
         """Load the book from the open orders, in the sequence they were taken."""
         market = self.market = Market.objects.select_related("base", "quote").get(pk=self.market.pk)
         self._market_read_at = time.monotonic()
+        self.units = (market.tick_size, market.lot_size)
+        misfits = [o.pk for o in Order.objects.filter(market=market, status__in=Order.LIVE_STATUSES)
+                   if not _fits_units(o, market)]
+        if misfits:
+            # Tick or lot size changed under live orders (market_update refuses that, so
+            # something bypassed it): counting these orders in the new units would trade them
+            # at other prices and sizes than were accepted. Refuse the book, process nothing,
+            # until an operator puts the market back (re-checked every MARKET_REFRESH_S).
+            self.book = engine.OrderBook()
+            self.resting = {}
+            self.refused = (
+                f"tick_size {market.tick_size} / lot_size {market.lot_size} do not fit live order(s) "
+                f"{', '.join(map(str, misfits[:10]))}"
+            )
+            log.error("engine refuses the market's book", extra={"market": market.symbol, "reason": self.refused})
+            return
+        self.refused = None
         state, _ = EngineState.objects.get_or_create(market=market)
         opened = list(
             Order.objects.filter(market=market, status__in=Order.OPEN_STATUSES).order_by("sequence", "id")
@@ -157,6 +186,10 @@ class MarketRunner:
         if time.monotonic() - self._market_read_at > MARKET_REFRESH_S:  # fee changes apply within a second
             self.market = Market.objects.select_related("base", "quote").get(pk=self.market.pk)
             self._market_read_at = time.monotonic()
+            if self.refused or (self.market.tick_size, self.market.lot_size) != self.units:
+                self.rebuild()  # the book's integers are in the old units: recount (or refuse)
+        if self.refused:
+            return 0
         batch = Batch()
         now = timezone.now()
         for command in commands:
@@ -291,7 +324,7 @@ class MarketRunner:
             audit_record_many("order.rejected", rejected, actor=ENGINE, after=lambda o: {"reason": o.reject_reason})
             Trade.objects.bulk_create(batch.trades, batch_size=500)
             all_fills = []
-            for trade, pair in zip(batch.trades, batch.fills):
+            for trade, pair in zip(batch.trades, batch.fills, strict=True):
                 for fill in pair:
                     fill.trade = trade  # the trade has its primary key now
                     all_fills.append(fill)
@@ -351,7 +384,8 @@ class Ownership:
         if self._pg is not None:
             row = self._pg.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_CLASS, market_id]).fetchone()
             return bool(row[0])
-        handle = open(notify.run_dir() / f"engine-{market_id}.lock", "a+")
+        # Not a with-block: the flock lives as long as this handle, i.e. for as long as we own the market.
+        handle = open(notify.run_dir() / f"engine-{market_id}.lock", "a+")  # noqa: SIM115
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -430,11 +464,18 @@ class EngineProcess:
 
     def run(self) -> None:
         self.acquire()
+        linger = settings.BOURSE_ENGINE_LINGER_MS / 1000
         while not self.stopping:
             if time.monotonic() - self._last_acquire > self.ACQUIRE_EVERY_S:
                 self.acquire()
-            if self.run_once() == 0:
-                self.listener.wait(self.IDLE_WAIT_S if self.runners else 0.5)
+            done = self.run_once()
+            if done == 0:
+                if self.listener.wait(self.IDLE_WAIT_S if self.runners else 0.5) and linger:
+                    time.sleep(linger)  # let the submissions arriving with this one join its batch
+            elif done < settings.BOURSE_ENGINE_BATCH and linger:
+                # A partial batch: more are arriving one by one. A batch's commit costs the same
+                # for one order as for hundreds, so waiting a moment buys a larger one.
+                time.sleep(linger)
         self.close()
 
     def close(self) -> None:
