@@ -70,6 +70,7 @@ lock: | $(BIN)/python
 	$(BIN)/pip install --disable-pip-version-check -q pip-tools==7.7.0
 	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe -o requirements.lock requirements.txt
 	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe -o requirements-test.lock requirements-test.txt
+	sed -i 's#^-e file://$(CURDIR)/sdk/python#-e ./sdk/python#' requirements-test.lock  # the Python SDK, relative to the checkout
 
 ## openapi: regenerate the committed docs/openapi.yaml, docs/errors.md and the SDK types from the code
 openapi: install sdk-install

@@ -13,10 +13,9 @@ import asyncio
 import os
 import time
 
-import ccxt
-
 import bourse.ccxt
 import bourse.ccxt.pro
+import ccxt
 
 SYMBOL = "BTC/USD"
 PRICE = float(os.environ.get("BOURSE_DEMO_PRICE", "100.00"))

@@ -5,7 +5,6 @@ import zlib
 
 import httpx
 import pytest
-
 from bourse import BourseError, Client, GapError, OrderBook, RetryPolicy, book_checksum, parse_rate_limit
 
 ORDER = {"order_id": "7", "client_order_id": None, "market": "BTC-USD", "side": "buy", "type": "limit",

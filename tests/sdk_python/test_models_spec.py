@@ -5,9 +5,8 @@ import inspect
 import typing
 from pathlib import Path
 
-import yaml
-
 import bourse
+import yaml
 from bourse import models
 from bourse.client import OPERATIONS, AsyncClient, Client
 

@@ -5,8 +5,8 @@ duplicate on the private streams."""
 import asyncio
 
 import pytest
-
 from bourse import AsyncClient, BourseError, Client, Stream
+
 from tests.sdk.helpers import create_trader
 
 pytestmark = [pytest.mark.slow]
@@ -157,7 +157,7 @@ def test_stream_book_and_resume(bourse_url):
             while True:
                 try:
                     frames.append(await stream.next(timeout=0.2))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             rest = maker.book("BTC-USD", depth=1000)
             book = stream.book("BTC-USD")

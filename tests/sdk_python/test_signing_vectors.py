@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from bourse import Ed25519Signer, HmacSigner, auth_headers, signed_string
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "signing.md").read_text()

@@ -4,9 +4,8 @@ and a private gap is filled by resubscribing with ``since``."""
 import asyncio
 import json
 
-from websockets.asyncio.server import serve
-
 from bourse import Stream, book_checksum
+from websockets.asyncio.server import serve
 
 
 def test_book_gap_and_private_gap_resubscribe():

@@ -3,8 +3,22 @@
 from ._signing import Ed25519Signer, HmacSigner, auth_headers, new_nonce, signed_string, signer_for
 from .client import OPERATIONS, AsyncClient, Client, RetryPolicy
 from .errors import BourseError, FieldError, GapError
-from .models import (Account, ApiKeyInfo, Balance, Book, CancelAll, Fill, LedgerEntry, Market, Order, Page, Position,
-                     ServerTime, Ticker, Trade)
+from .models import (
+                     Account,
+                     ApiKeyInfo,
+                     Balance,
+                     Book,
+                     CancelAll,
+                     Fill,
+                     LedgerEntry,
+                     Market,
+                     Order,
+                     Page,
+                     Position,
+                     ServerTime,
+                     Ticker,
+                     Trade,
+)
 from .ratelimit import Limit, Policy, RateLimit, parse_rate_limit
 from .ws import OrderBook, Stream, book_checksum
 

@@ -9,15 +9,34 @@ import asyncio
 import json
 import time
 import urllib.parse
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Iterator, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
 from ._signing import Signer, auth_headers, signer_for
 from .errors import BourseError
-from .models import (Account, Balance, Book, CancelAll, Fill, LedgerEntry, Market, Model, Order, OrderType, Page,
-                     Position, ServerTime, Side, Stp, Ticker, TimeInForce, Trade)
+from .models import (
+    Account,
+    Balance,
+    Book,
+    CancelAll,
+    Fill,
+    LedgerEntry,
+    Market,
+    Model,
+    Order,
+    OrderType,
+    Page,
+    Position,
+    ServerTime,
+    Side,
+    Stp,
+    Ticker,
+    TimeInForce,
+    Trade,
+)
 from .ratelimit import RateLimit, parse_rate_limit
 
 __all__ = ["Client", "AsyncClient", "OPERATIONS", "RetryPolicy"]
@@ -50,12 +69,13 @@ _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retries of requests that are safe to repeat: GET, DELETE, and ``POST /orders`` only when it
+    """Retries of requests that are safe to repeat: GETs, and ``POST /orders`` only when it
     carries a ``client_order_id`` (a resubmission returns the existing order, never a second one).
     An order without ``client_order_id`` is never retried: after a timeout nobody can tell
     whether it was accepted. Retried: connection errors, 429 (after ``Retry-After``, if at most
     ``max_wait_s``), 502, 503, 504. A ``timestamp_out_of_window`` refusal is retried once, for
-    any request, after adopting the server's clock from the refusal (it was not executed)."""
+    any request, after adopting the server's clock from the refusal (it was not executed).
+    Cancels are sent once (a repeat after a lost answer would report ``order_closed``)."""
 
     max_retries: int = 2
     backoff_s: float = 0.25
@@ -106,7 +126,7 @@ class _Core:
         query_string = urllib.parse.urlencode(pairs, quote_via=urllib.parse.quote)
         raw = b"" if body is None else json.dumps({k: v for k, v in body.items() if v is not None},
                                                    separators=(",", ":")).encode()
-        retryable = method in ("GET", "DELETE") or bool(body and body.get("client_order_id"))
+        retryable = method == "GET" or bool(body and body.get("client_order_id"))
         if signed and self._signer is None:
             raise ValueError(f"{OPERATIONS[op][2]}() needs credentials: pass key and secret (or private_key)")
         return _Request(op, method, path, query_string, raw, signed, retryable)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import dataclasses
 import sys
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Literal, Mapping, TypeVar, get_args, get_origin
+from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
 
 __all__ = [
     "Side", "OrderType", "TimeInForce", "Stp", "OrderStatus", "MarketStatus", "Liquidity", "Bucket", "LedgerKind",

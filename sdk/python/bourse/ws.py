@@ -9,7 +9,8 @@ import itertools
 import json
 import time
 import zlib
-from typing import Any, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -209,7 +210,7 @@ class Stream:
                     self.reconnects += 1
                     delay = 0.1
                     break
-                except (OSError, websockets.WebSocketException, asyncio.TimeoutError, BourseError) as exc:
+                except (TimeoutError, OSError, websockets.WebSocketException, BourseError) as exc:
                     if isinstance(exc, BourseError) and exc.code not in ("rate_limited", "too_many_connections"):
                         await self._queue.put(exc)
                         return

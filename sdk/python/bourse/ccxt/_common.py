@@ -6,9 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from ccxt.base.decimal_to_precision import TICK_SIZE
-from ccxt.base.errors import (AuthenticationError, BadRequest, BadSymbol, DuplicateOrderId, ExchangeError,
-                              ExchangeNotAvailable, InsufficientFunds, InvalidNonce, InvalidOrder, MarketClosed,
-                              OrderNotFound, PermissionDenied, RateLimitExceeded)
+from ccxt.base.errors import (
+    AuthenticationError,
+    BadRequest,
+    BadSymbol,
+    DuplicateOrderId,
+    ExchangeError,
+    ExchangeNotAvailable,
+    InsufficientFunds,
+    InvalidNonce,
+    InvalidOrder,
+    MarketClosed,
+    OrderNotFound,
+    PermissionDenied,
+    RateLimitExceeded,
+)
 from ccxt.base.precise import Precise
 
 from .._signing import Ed25519Signer, HmacSigner, Signer, new_nonce, signed_string
@@ -329,7 +341,8 @@ class BourseMixin:
             "unrealizedPnl": self.safe_number(position, "unrealized_pnl"),  # type: ignore[attr-defined]
             "realizedPnl": self.safe_number(position, "realized_pnl"),  # type: ignore[attr-defined]
             "leverage": 1, "marginMode": None, "hedged": False,  # spot holdings: no margin "collateral": None, "initialMargin": None,
-            "maintenanceMargin": None, "maintenanceMarginPercentage": None, "liquidationPrice": None, "percentage": None, "marginRatio": None,
+            "maintenanceMargin": None, "maintenanceMarginPercentage": None, "liquidationPrice": None,
+            "percentage": None, "marginRatio": None,
             "lastUpdateTimestamp": None, "lastPrice": None, "stopLossPrice": None, "takeProfitPrice": None,
         })
 

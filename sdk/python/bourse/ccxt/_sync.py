@@ -157,7 +157,8 @@ class bourse(BourseMixin, ccxt.Exchange):  # noqa: N801 (ccxt names exchange cla
         self.load_markets()
         response = self.request("positions", "private", "GET", params)
         positions = [self.parse_position(p) for p in response["results"]]
-        return self.filter_by_array_positions(positions, "symbol", self.market_symbols(symbols))
+        wanted = self.market_symbols(symbols)
+        return [p for p in positions if wanted is None or p["symbol"] in wanted]
 
     def fetch_ledger(self, code: Any = None, since: Any = None, limit: Any = None, params: Any = {}) -> Any:
         self.load_markets()
