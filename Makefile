@@ -29,10 +29,11 @@ install: $(VENV)/.runtime-installed
 install-test: $(VENV)/.test-installed
 
 # The TypeScript SDK's npm dependencies: `npm ci` again only when the lockfile changes (npm ci
-# empties node_modules, so the stamp inside it goes too). Its `prepare` script builds dist/.
+# empties node_modules, so the stamp inside it goes too), then dist/ is built here (the package
+# has no `prepare` script: an integrator's install never builds; `npm pack` builds through `prepack`).
 SDK_TS := sdk/typescript
 $(SDK_TS)/node_modules/.bourse-installed: $(SDK_TS)/package.json $(SDK_TS)/package-lock.json
-	cd $(SDK_TS) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(SDK_TS) && npm ci --no-audit --no-fund --loglevel=error && node scripts/build.mjs
 	touch $@
 sdk-install: $(SDK_TS)/node_modules/.bourse-installed
 
