@@ -175,3 +175,27 @@ def test_stream_book_and_resume(bourse_url):
         == {first.order_id} | {o.order_id for o in missed}
     assert (rest.sequence, rest.bids, rest.asks) == book
     assert [[float(p), float(q)] for p, q in rest.asks] == [[100.0, 0.7]]
+
+
+@pytest.mark.parametrize("scheme", ["hmac", "ed25519"])
+def test_docs_python_sdk_quickstart(bourse_url, scheme):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    credentials = create_trader(f"quick-py-{scheme}", "USD=10000", "BTC=0.5", scheme=scheme)
+    env = {k: v for k, v in os.environ.items() if k not in ("BOURSE_SECRET", "BOURSE_PRIVATE_KEY")}
+    env.update(BOURSE_URL=bourse_url, BOURSE_KEY_ID=credentials["key_id"])
+    env["BOURSE_SECRET" if scheme == "hmac" else "BOURSE_PRIVATE_KEY"] = credentials.get("secret") or credentials["private_key"]
+    script = Path(__file__).resolve().parents[2] / "docs" / "examples" / "quickstart_sdk.py"
+    result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert f"account {credentials['account_id']} (quick-py-{scheme}), key scopes read,trade" in lines
+    assert any(line.startswith("USD") and "10000.00" in line for line in lines), result.stdout
+    assert sum(line.startswith("ledger ") and " deposit " in line for line in lines) == 2, result.stdout
+
+    env["BOURSE_KEY_ID"] = "bk_unknownunknownunknown0"
+    refused = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "401 invalid_credentials" in refused.stderr, refused.stderr
