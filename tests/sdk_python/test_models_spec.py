@@ -30,7 +30,8 @@ def _resolve(schema):
 
 
 def test_every_operation_has_a_method():
-    spec = {op_id: (method, path, "security" in op) for op_id, method, path, op in _spec_operations()}
+    # signed: a non-empty security requirement (public operations declare `security: []`)
+    spec = {op_id: (method, path, bool(op.get("security"))) for op_id, method, path, op in _spec_operations()}
     assert set(OPERATIONS) == set(spec), "operations added to or removed from the API"
     for op_id, (method, path, name, signed) in OPERATIONS.items():
         assert spec[op_id] == (method, path, signed), op_id
@@ -111,10 +112,15 @@ def test_place_order_takes_the_order_submit_fields():
 def test_bourse_error_carries_the_problem():
     problem = {"type": "/docs/errors#x", "title": "T", "status": 400, "detail": "D", "code": "validation_error",
                "request_id": "r", "errors": [{"field": "price", "code": "tick_size", "message": "m", "allowed": "0.01"}]}
-    assert set(SCHEMAS["Problem"]["properties"]) <= set(problem)
+    standard = {"type", "title", "status", "detail", "code", "request_id", "errors"}
+    assert standard <= set(SCHEMAS["Problem"]["properties"])
     error = bourse.BourseError.from_problem(400, problem)
-    for field in SCHEMAS["Problem"]["properties"]:
-        if field != "type":
-            assert hasattr(error, field), field
+    for field in standard - {"type"}:
+        assert hasattr(error, field), field
+    # every extension member the schema declares is reachable by name
+    extensions = set(SCHEMAS["Problem"]["properties"]) - standard
+    assert extensions, "the Problem schema declares the members each code adds"
+    extended = bourse.BourseError.from_problem(422, {**problem, **{name: f"v-{name}" for name in extensions}})
+    assert all(extended.extension(name) == f"v-{name}" for name in extensions)
     assert set(SCHEMAS["FieldError"]["properties"]) == {f.name for f in dataclasses.fields(bourse.FieldError)}
     assert error.errors[0].allowed == "0.01" and error.fields == ["price"]

@@ -39,6 +39,11 @@ class BourseError(Exception):
     def fields(self) -> list[str | None]:
         return [e.field for e in self.errors]
 
+    def extension(self, name: str) -> Any:
+        """A member the problem's code adds (docs/errors.md): ``needed``, ``available``,
+        ``policy``, ``required_scope``, ``server_epoch_ms``, ``limit``…; None when absent."""
+        return self.problem.get(name)
+
     @classmethod
     def from_problem(cls, status: int | None, body: Any, retry_after: float | None = None) -> BourseError:
         if not isinstance(body, dict) or "code" not in body:
