@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import hashlib
+import hmac
 import ipaddress
 import logging
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone as dj_timezone
 
@@ -61,7 +61,7 @@ HEADERS = {
     "signature": "X-API-Signature",
     "window": "X-API-Window",
 }
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def now_ms() -> int:

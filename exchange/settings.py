@@ -1,7 +1,7 @@
 """Bourse settings, read from the environment.
 
 Without ``DATABASE_URL`` and ``REDIS_URL`` Bourse runs embedded: SQLite in WAL mode under
-the data folder, an in-process channel layer, kombu's SQLAlchemy transport on SQLite for Celery and a
+the data folder, kombu's SQLAlchemy transport on SQLite for Celery and a
 file cache. With them set, every part switches to PostgreSQL and Redis. The README lists
 every variable.
 """
@@ -88,6 +88,10 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "exchange.wsgi.application"
 ASGI_APPLICATION = "exchange.asgi.application"
+# No Channels layer: WebSocket fan-out goes through each process's relay (trading/ws/relay.py),
+# which reads the outbox once per announcement; group_send would cost a Redis round trip per
+# member (bench/ws_fanout.py measures it).
+CHANNEL_LAYERS: dict = {}
 
 # --- Database -------------------------------------------------------------------------
 if not EMBEDDED:
@@ -123,9 +127,6 @@ if REDIS_URL:
             "KEY_PREFIX": "bourse",
         }
     }
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
-    }
     CELERY_BROKER_URL = REDIS_URL
 else:
     # Rate limits and the replay guard need a cache shared by all processes with atomic
@@ -136,7 +137,6 @@ else:
             "LOCATION": str(DATA_DIR / "cache.sqlite3"),
         }
     }
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     # Celery's broker: a queue table in its own SQLite file (exchange/broker.py says why not
     # kombu's filesystem transport, which loses messages), apart from the main database so
     # queue traffic never waits on, or holds up, ledger commits.

@@ -164,11 +164,11 @@ class VerdictWaiter:
     """One per process: a daemon thread receives verdict signals and wakes the threads
     waiting on those order ids."""
 
-    _instance: "VerdictWaiter | None" = None
+    _instance: VerdictWaiter | None = None
     _instance_lock = threading.Lock()
 
     @classmethod
-    def get(cls) -> "VerdictWaiter":
+    def get(cls) -> VerdictWaiter:
         with cls._instance_lock:
             if cls._instance is None or cls._instance._pid != os.getpid():
                 cls._instance = cls()

@@ -32,8 +32,8 @@ from matching import messages as m
 
 from . import notify, pricing
 from .models import Command, EngineState, Fill, Market, Order, OutboxEvent, Trade
-from .representations import fill_to_wire, order_to_wire, trade_to_wire
 from .outbox.services import book_update_payload, outbox_write
+from .representations import fill_to_wire, order_to_wire, trade_to_wire
 
 log = logging.getLogger("bourse.engine")
 
@@ -324,7 +324,7 @@ class MarketRunner:
             audit_record_many("order.rejected", rejected, actor=ENGINE, after=lambda o: {"reason": o.reject_reason})
             Trade.objects.bulk_create(batch.trades, batch_size=500)
             all_fills = []
-            for trade, pair in zip(batch.trades, batch.fills):
+            for trade, pair in zip(batch.trades, batch.fills, strict=True):
                 for fill in pair:
                     fill.trade = trade  # the trade has its primary key now
                     all_fills.append(fill)
@@ -384,7 +384,8 @@ class Ownership:
         if self._pg is not None:
             row = self._pg.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_CLASS, market_id]).fetchone()
             return bool(row[0])
-        handle = open(notify.run_dir() / f"engine-{market_id}.lock", "a+")
+        # Not a with-block: the flock lives as long as this handle, i.e. for as long as we own the market.
+        handle = open(notify.run_dir() / f"engine-{market_id}.lock", "a+")  # noqa: SIM115
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -44,8 +44,8 @@ from matching.messages import (
     Reduce,
     Reduced,
     Rejected,
-    RestingOrder,
     Rested,
+    RestingOrder,
     Trade,
 )
 
@@ -185,11 +185,7 @@ class ReferenceBook:
                     continue
                 if c.side == SELL and o.price < c.price:
                     continue
-            if best is None:
-                best = o
-            elif c.side == BUY and o.price < best.price:
-                best = o
-            elif c.side == SELL and o.price > best.price:
+            if best is None or c.side == BUY and o.price < best.price or c.side == SELL and o.price > best.price:
                 best = o
         return best
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from matching import BUY, CANCEL_NEWEST, FOK, LIMIT, MARKET, SELL, Cancel, NewOrder, OrderBook, Trade
-from matching import replay, workload
+from matching import BUY, CANCEL_NEWEST, FOK, LIMIT, MARKET, SELL, Cancel, NewOrder, OrderBook, Trade, replay, workload
 
 from .reference import ReferenceBook
 

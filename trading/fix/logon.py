@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-
-from typing import TYPE_CHECKING
 
 from apikeys import verifier
 from audit.services import audit_auth_failure
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bourse.fix")
 
 SOH = "\x01"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def signed_string(sending_time: str, msg_type: str, seq: str, sender: str, target: str) -> str:
@@ -44,7 +43,7 @@ def parse_utc_timestamp(text: str) -> datetime | None:
     """FIX UTCTimestamp ``YYYYMMDD-HH:MM:SS[.sss|.ssssss|.sssssssss]`` -> aware datetime."""
     base, _, fraction = text.partition(".")
     try:
-        moment = datetime.strptime(base, "%Y%m%d-%H:%M:%S").replace(tzinfo=timezone.utc)
+        moment = datetime.strptime(base, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
     except ValueError:
         return None
     if fraction:
@@ -67,7 +66,7 @@ def _audited(source_ip: str | None, key_id: str | None, error: errors.BourseErro
     log.info("FIX logon refused: %s", error.code, extra={"source_ip": source_ip, "key_id": key_id})
 
 
-def logon_verify(*, sender: str, target: str, seq: str, sending_time: str, raw_data: str | None, source_ip: str | None) -> "ApiKey":
+def logon_verify(*, sender: str, target: str, seq: str, sending_time: str, raw_data: str | None, source_ip: str | None) -> ApiKey:
     """Authenticate a Logon; return the key (with its account) or raise a ``BourseError``.
 
     The same verifier functions as REST and WebSocket decide (``check_failure_budget``,
@@ -81,7 +80,7 @@ def logon_verify(*, sender: str, target: str, seq: str, sending_time: str, raw_d
         raise
 
 
-def _verify(*, sender: str, target: str, seq: str, sending_time: str, raw_data: str | None, source_ip: str | None) -> "ApiKey":
+def _verify(*, sender: str, target: str, seq: str, sending_time: str, raw_data: str | None, source_ip: str | None) -> ApiKey:
     verifier.check_failure_budget(source_ip)
     if not raw_data:
         raise errors.MissingCredentials("Logon needs RawData(96) with the signature and RawDataLength(95).")

@@ -28,9 +28,9 @@ log = logging.getLogger("bourse.fix")
 class ReportHost(Protocol):
     """What the reader needs from the server: its thread pool and its live sessions."""
 
-    by_account: dict[int, set["Session"]]
+    by_account: dict[int, set[Session]]
 
-    async def call(self, fn: "Callable[..., Any]", *args: Any, **kwargs: Any) -> Any: ...
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
 
 
 class OutboxTail:
@@ -45,7 +45,7 @@ class OutboxTail:
     SETTLE_S = 5.0
     POLL_S = 0.25
 
-    def __init__(self, gateway: "ReportHost"):
+    def __init__(self, gateway: ReportHost):
         self.gateway = gateway
         self.floors: dict[int, int] = {}
         self.default_floor = 0
@@ -67,7 +67,7 @@ class OutboxTail:
         while True:
             try:
                 await asyncio.wait_for(self.wake.wait(), self.POLL_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self.wake.clear()
             try:

@@ -14,8 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
-
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from django.utils import timezone as dj_timezone
@@ -41,7 +40,7 @@ _test_ids = itertools.count(1)
 
 
 def _now_fix() -> str:
-    return format_utc_timestamp(datetime.now(timezone.utc))
+    return format_utc_timestamp(datetime.now(UTC))
 
 
 class SessionClosed(Exception):
@@ -53,13 +52,13 @@ class SessionHost(Protocol):
 
     pipeline: int
     store: store.StoreWriter
-    live_keys: dict[str, "Session"]
+    live_keys: dict[str, Session]
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
 
-    def register(self, session: "Session") -> None: ...
+    def register(self, session: Session) -> None: ...
 
-    def unregister(self, session: "Session") -> None: ...
+    def unregister(self, session: Session) -> None: ...
 
 
 class Session:
@@ -160,7 +159,7 @@ class Session:
             timeout = max(0.0, logon_deadline - time.monotonic()) if not self.logged_on else None
             try:
                 data = await asyncio.wait_for(self.reader.read(65536), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self.logout(f"No Logon within {LOGON_TIMEOUT_S} s.")
             if not data:
                 return
@@ -288,7 +287,6 @@ class Session:
             await self._process(self.queued.pop(self.next_in))
         if not self.queued:
             self.resend_requested = False
-        self.resends_answered: set[int] = set()  # ResendRequests answered across a gap
         self.gateway.store.sequences(self.store_pk, self.next_out, self.next_in)
 
     async def _header_ok(self, message: Message) -> bool:
@@ -307,7 +305,7 @@ class Session:
             problem = FieldError("SendingTime(52) missing or not a UTCTimestamp", 1 if 52 not in message else 6, 52)
         elif message.get(43) == "Y" and 122 not in message and message.msg_type != "4":
             problem = FieldError("OrigSendingTime(122) required when PossDupFlag=Y", 1, 122)
-        elif message.get(43) != "Y" and abs((datetime.now(timezone.utc) - sent).total_seconds()) > SENDING_TIME_ACCURACY_S:
+        elif message.get(43) != "Y" and abs((datetime.now(UTC) - sent).total_seconds()) > SENDING_TIME_ACCURACY_S:
             self.reject(seq, FieldError("SendingTime accuracy problem", 10, 52), message.msg_type)
             await self.logout(f"SendingTime(52) is more than {SENDING_TIME_ACCURACY_S} s from server time.")
         if problem is not None:
@@ -484,6 +482,6 @@ class Session:
         finally:
             try:
                 await self.writer.drain()
-            except Exception:
+            except Exception:  # noqa: BLE001 -- the peer may be gone in any way; we close regardless
                 pass
             self.writer.close()

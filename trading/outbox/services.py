@@ -6,8 +6,9 @@ channel from ``AccountSequence`` (one ``INSERT … ON CONFLICT DO UPDATE … RET
 the rows in key order, so two writers never deadlock, and the row stays locked until commit,
 so sequence N+1 cannot commit before N); all events are inserted; after commit their ids are
 announced (``trading.outbox.signal``) to the processes that read them back: the WebSocket
-relays fan them out, the FIX gateways turn them into execution reports. The announcement is a hint: the relay also re-reads the outbox periodically and
-fills any sequence gap from it, so a lost hint delays an event, never loses it.
+relays fan them out, the FIX gateways turn them into execution reports. The announcement is
+a hint: readers also re-read the outbox periodically and fill any sequence gap from it, so a
+lost hint delays an event, never loses it.
 """
 from __future__ import annotations
 

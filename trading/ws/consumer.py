@@ -22,7 +22,6 @@ from django.conf import settings
 
 from apikeys.verifier import require_scope, verify_request
 from exchange import clientip, errors
-
 from trading.outbox import selectors as outbox
 
 from . import selectors
@@ -40,6 +39,27 @@ MARKET_CHANNELS = ("book", "trades", "ticker")
 # per WebSocket process; docs/websocket.md says so).
 _per_ip: Counter = Counter()
 _per_key: Counter = Counter()
+
+# The fan-out's fast path relies on private attributes of daphne, autobahn and Twisted (pinned
+# in requirements.lock). Each process says once whether it is in use, so an upgrade that
+# breaks it shows in the log (and fails tests/ws/test_fast_path.py) instead of silently
+# costing the fan-out its speed.
+_fast_path_said: set[str] = set()
+
+
+def _say_fast_path(part: str, active: bool, detail: str) -> None:
+    if part in _fast_path_said:
+        return
+    _fast_path_said.add(part)
+    if active:
+        log.info("websocket fast path active: %s", part, extra={"detail": detail})
+    else:
+        log.warning("websocket fast path UNAVAILABLE: %s (%s); frames go the slow way", part, detail)
+
+
+def _under_daphne(send) -> bool:
+    func = getattr(send, "func", None)
+    return getattr(func, "__module__", "").startswith("daphne.")
 
 
 def _error_frame(error: errors.BourseError, message_id=None) -> str:
@@ -121,6 +141,8 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
                 and getattr(protocol, "_perMessageCompress", True) is None
             )
             self._raw = protocol if usable else None
+            if _under_daphne(send):  # elsewhere (the test communicator) there is no fast path to have
+                _say_fast_path("pre-rendered frames", usable, type(protocol).__name__)
         return self._raw
 
     def can_write_raw(self) -> bool:
@@ -139,6 +161,7 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
                 and hasattr(transport, "socket") and hasattr(transport, "dataBuffer")
                 and hasattr(transport, "_tempDataBuffer")
             )
+            _say_fast_path("direct socket writes", self._direct, f"{type(transport).__module__}.{type(transport).__name__}")
         if self._direct and not transport.dataBuffer and not transport._tempDataBuffer:
             try:
                 sent = transport.socket.send(wire)

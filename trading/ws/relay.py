@@ -27,13 +27,13 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from trading.outbox import selectors as outbox, signal
+from trading.outbox import selectors as outbox
+from trading.outbox import signal
 
 from . import selectors
 
@@ -181,10 +181,10 @@ class Relay:
     """The per-process (per event loop) fan-out. ``Relay.get()`` starts it with the first
     subscription; it stops when the last one leaves."""
 
-    _instances: dict[int, "Relay"] = {}
+    _instances: dict[int, Relay] = {}
 
     @classmethod
-    def get(cls) -> "Relay":
+    def get(cls) -> Relay:
         loop = asyncio.get_running_loop()
         relay = cls._instances.get(id(loop))
         if relay is None or relay.stopped:
@@ -298,7 +298,7 @@ class Relay:
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=settings.BOURSE_WS_POLL_S)
                 polled = False
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 polled = True
             self.wake.clear()
             try:

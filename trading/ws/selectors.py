@@ -2,10 +2,14 @@
 in their frame shapes. Stream replays and gap fills read the outbox (``trading.outbox.selectors``)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from exchange import wire
 
 from .. import selectors as trading_selectors
-from ..models import Market
+
+if TYPE_CHECKING:
+    from ..models import Market
 from ..representations import ticker_to_wire
 
 
