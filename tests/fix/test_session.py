@@ -279,7 +279,9 @@ def test_cancel_on_disconnect(gateway, trader, flag, expected):
     raw.sock.shutdown(socket.SHUT_RDWR)
     raw.close()
     assert wait_for(lambda: Order.objects.get(client_order_id="cod-1").status == expected, 5) or expected == "open"
-    assert Order.objects.get(client_order_id="cod-1").status == expected
+    order = Order.objects.get(client_order_id="cod-1")
+    assert order.status == expected
+    assert order.cancel_reason == ("disconnect" if flag == "Y" else "")  # not the owner's own cancel
     assert FixSession.objects.get(key=trader).cancel_on_disconnect is (flag == "Y")
 
 

@@ -474,7 +474,7 @@ class Session:
                 self.gateway.unregister(self)
                 try:
                     if self.cancel_on_disconnect and self.logged_on:
-                        cancelled = await self.gateway.call(order_cancel_all, account=self.account)
+                        cancelled = await self.gateway.call(order_cancel_all, account=self.account, reason="disconnect")
                         log.info("FIX cancel on disconnect: %d orders", len(cancelled), extra={"key_id": self.key.key_id})
                     await self.gateway.call(self.gateway.store.flush)
                 finally:
