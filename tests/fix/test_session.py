@@ -97,6 +97,18 @@ def test_bad_logons_are_refused_with_a_clear_text_and_audited(gateway, trader):
     assert not FixSession.objects.exists()
 
 
+def test_a_refused_logon_of_a_verified_key_carries_its_real_msg_seq_num(gateway, trader):
+    _, client = gateway
+    FixSession.objects.create(key=trader, next_out_seq=7, next_in_seq=3)
+    apikey_revoke(key=trader)
+    raw = client(trader)
+    raw.logon(seq=3)
+    logout = raw.expect("5")
+    assert logout.get(58).startswith("key_revoked")
+    assert logout.get(34) == "7"  # before: always 1
+    assert FixSession.objects.get(key=trader).next_out_seq == 8  # the next session goes on after it
+
+
 def test_a_replayed_logon_and_a_second_session_are_refused(gateway, trader):
     _, client = gateway
     first = client(trader)

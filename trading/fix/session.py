@@ -119,24 +119,33 @@ class Session:
         for msg_type, fields in messages:
             self.send(msg_type, fields)
 
-    def _send_unsessioned(self, msg_type: str, fields, target: str | None) -> None:
-        """Before a session exists (a refused Logon): MsgSeqNum 1, nothing recorded, so a
-        stranger cannot move a key's sequence numbers."""
-        header = [(49, TARGET), (56, target or "UNKNOWN"), (34, 1), (52, _now_fix())]
+    def _send_unsessioned(self, msg_type: str, fields, target: str | None, seq: int = 1) -> None:
+        """Before a session exists (a refused Logon): MsgSeqNum 1 unless the key verified
+        (``seq``: its real next number), nothing recorded, so a stranger cannot move a key's
+        sequence numbers."""
+        header = [(49, TARGET), (56, target or "UNKNOWN"), (34, seq), (52, _now_fix())]
         self._write(encode(msg_type, header, fields))
 
     def reject(self, ref_seq: int | None, error: FieldError, ref_msg_type: str | None = None) -> None:
         self.send("3", [(45, ref_seq if ref_seq is not None else 0), (371, error.tag), (372, ref_msg_type),
                         (373, error.reason), (58, error.text)])
 
-    async def logout(self, text: str) -> None:
-        """Send Logout (with ``text``) and close the connection."""
+    async def logout(self, text: str, *, verified_key: str | None = None) -> None:
+        """Send Logout (with ``text``) and close the connection. ``verified_key``: a Logon
+        refused after its signature verified, whose Logout carries the key's real next
+        outgoing MsgSeqNum (``store.session_refusal_seq``)."""
         if not self.logout_sent and not self.writer.is_closing():
             self.logout_sent = True
             if self.logged_on:
                 self.send("5", [(58, text)])
             else:
-                self._send_unsessioned("5", [(58, text)], self.claimed_sender)
+                seq = None
+                if verified_key is not None:
+                    try:
+                        seq = await self.gateway.call(store.session_refusal_seq, verified_key)
+                    except Exception:  # noqa: BLE001 -- the refusal goes out regardless
+                        log.warning("could not take the refused key's MsgSeqNum", exc_info=True)
+                self._send_unsessioned("5", [(58, text)], self.claimed_sender, seq or 1)
         raise SessionClosed(text)
 
     # --- the connection ------------------------------------------------------------------
@@ -214,7 +223,11 @@ class Session:
                 sending_time=message.get(52), raw_data=message.get(96), source_ip=self.source_ip,
             )
         except errors.BourseError as error:
-            await self.logout(f"{error.code}: {error}")
+            # These come only after the signature verified on a fresh Logon: the sender holds
+            # the key (not nonce_reused: a captured Logon replayed by anyone).
+            verified = isinstance(error, (errors.KeyRevoked, errors.KeyExpired, errors.IpNotAllowed,
+                                          errors.PermissionDenied))
+            await self.logout(f"{error.code}: {error}", verified_key=message.get(49) if verified else None)
         if key.key_id in self.gateway.live_keys:
             await self.logout(f"session_active: a FIX session for key {key.key_id} is already logged on.")
         claimed = await self.gateway.call(store.session_claim, key, self.owner)

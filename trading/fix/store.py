@@ -43,6 +43,28 @@ def session_claim(key, owner: str) -> FixSession | None:
     return session
 
 
+def session_refusal_seq(key_id: str) -> int | None:
+    """The MsgSeqNum for the Logout refusing a Logon whose signature verified (the key is
+    revoked, expired, outside its allowlist, or lacks a scope): the
+    key's real next outgoing number, taken (stored + 1) so the next session continues after
+    it. None (the Logout says 1) while another session of the key is live — its numbers are
+    not ours to take — or when the key never had a session."""
+    from apikeys.models import ApiKey
+
+    key = ApiKey.objects.filter(key_id=key_id).first()
+    if key is None:
+        return None
+    with transaction.atomic(durable=True):
+        session = FixSession.objects.select_for_update().filter(key=key).first()
+        if session is None:  # never logged on: its first number is 1, and nothing is created
+            return None
+        if session.owner and session.lease_until is not None and session.lease_until >= timezone.now():
+            return None
+        seq = session.next_out_seq
+        FixSession.objects.filter(pk=session.pk).update(next_out_seq=seq + 1, updated_at=timezone.now())
+        return seq
+
+
 def session_renew(session_pk: int, owner: str) -> bool:
     return bool(
         FixSession.objects.filter(pk=session_pk, owner=owner).update(lease_until=timezone.now() + timedelta(seconds=LEASE_S))
