@@ -76,6 +76,7 @@ class Session:
         self.store_pk = None
         self.owner = store.new_owner_token()
         self.next_out = 1
+        self.out_reserved = 0  # see store.RESERVE
         self.next_in = 1
         self.heartbeat = 30
         self.cancel_on_disconnect = False
@@ -105,6 +106,10 @@ class Session:
         """Send with the next MsgSeqNum; application messages are recorded for replay."""
         seq = self.next_out
         self.next_out += 1
+        if self.store_pk is not None and self.next_out > self.out_reserved - store.RESERVE // 2:
+            # keep the durable reservation well ahead of the numbers going out (store.RESERVE)
+            self.out_reserved = self.next_out + store.RESERVE
+            self.gateway.store.reserve(self.store_pk, self.out_reserved)
         sending_time = _now_fix()
         header = [(49, TARGET), (56, self.key.key_id), (34, seq), (52, sending_time), *extra_header]
         body = encode_fields(fields)
@@ -236,6 +241,7 @@ class Session:
         self.key, self.account, self.store_pk = key, key.account, claimed.pk
         self.gateway.live_keys[key.key_id] = self
         self.next_out, self.next_in = claimed.next_out_seq, claimed.next_in_seq
+        self.out_reserved = claimed.next_out_reserved
         self.heartbeat = int(hb)
         seq = int(seq_text)
         reset = message.get(141) == "Y"
@@ -479,6 +485,7 @@ class Session:
         """Release the session (cancel on disconnect, flush the store, free the key), and
         only then close the socket, so a client that reconnects at once finds the key free."""
         self.closing = True
+        flushed = False
         if self.timer is not None:
             self.timer.cancel()
         try:
@@ -489,9 +496,9 @@ class Session:
                     if self.cancel_on_disconnect and self.logged_on:
                         cancelled = await self.gateway.call(order_cancel_all, account=self.account, reason="disconnect")
                         log.info("FIX cancel on disconnect: %d orders", len(cancelled), extra={"key_id": self.key.key_id})
-                    await self.gateway.call(self.gateway.store.flush)
+                    flushed = await self.gateway.call(self.gateway.store.flush)
                 finally:
-                    await self.gateway.call(store.session_release, self.store_pk, self.owner)
+                    await self.gateway.call(store.session_release, self.store_pk, self.owner, flushed=flushed)
         finally:
             try:
                 await self.writer.drain()
