@@ -134,3 +134,19 @@ def test_the_report_reader_does_not_skip_a_batch_whose_commit_took_long(monkeypa
     asyncio.run(scenario())
     reported = [dict(fields)[37] for msg_type, fields in session.sent if msg_type == "8"]
     assert sorted(reported) == ["1", "2"]  # before: order 1's New never came
+
+
+def test_a_market_buy_by_cash_order_qty_reports_consistent_leaves_and_status():
+    order = order_payload(type="market", price=None, quantity=None, quote_quantity="30.000000",
+                          status="filled", filled_quantity="0.00030000", average_price="95.013333",
+                          time_in_force="ioc")
+    fills = [fill_payload(1, "95.010000"), fill_payload(2, "95.010000"), fill_payload(3, "95.020000")]
+    out = reports.batch_reports([order], fills, account_id=1, cancel_ids={})
+    trades = [dict(f) for t, f in out if t == "8" and dict(f)[150] == "F"]
+    # before: OrdStatus 1 with LeavesQty 0 on the first two
+    assert [(t[39], t[151]) for t in trades] == [("1", "29.990499"), ("1", "29.980998"), ("2", "0")]
+
+    no_liquidity = {**order, "status": "cancelled", "cancel_reason": "market_no_liquidity"}
+    out = reports.batch_reports([no_liquidity], fills[:1], account_id=1, cancel_ids={})
+    statuses = [(dict(f)[150], dict(f)[39], dict(f)[151]) for t, f in out if t == "8"]
+    assert statuses[-2:] == [("F", "1", "29.990499"), ("4", "4", "0")]

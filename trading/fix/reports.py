@@ -178,6 +178,7 @@ def batch_reports(orders: list[dict], fills: list[dict], *, account_id, cancel_i
         if accepted_now:
             out.append(("8", order_fields(order, account_id=account_id, exec_id=f"N{order_id}", exec_type=EXEC_NEW,
                                           ord_status="0", cum=Decimal(0), leaves=_leaves(order, Decimal(0), False), avg=None)))
+        spent = Decimal(0)  # a CashOrderQty buy's budget used so far (it fills in one batch)
         for index, fill in enumerate(own_fills):
             qty, price = _d(fill["quantity"]), _d(fill["price"])
             cum += qty
@@ -188,11 +189,17 @@ def batch_reports(orders: list[dict], fills: list[dict], *, account_id, cancel_i
             avg = (notional / cum).quantize(Decimal(1).scaleb(-price_places), rounding=ROUND_HALF_EVEN)
             if order.get("quantity") is not None:
                 fill_status = "2" if cum >= _d(order["quantity"]) else "1"
+                leaves = _leaves(order, cum, fill_status == "2")
             else:
+                # A market buy by CashOrderQty has no OrderQty: what is open for further
+                # execution is the part of its CashOrderQty not yet spent (notional + fees),
+                # so OrdStatus 1 always comes with LeavesQty > 0 and 2 with 0.
+                spent += price * qty + _d(fill.get("fee"))
                 fill_status = ORD_STATUS["filled"] if (last and status == "filled") else "1"
+                budget = _d(order.get("quote_quantity"))
+                leaves = Decimal(0) if fill_status == "2" else max(budget - spent, Decimal(0)).quantize(budget)
             fields = order_fields(order, account_id=account_id, exec_id=f"F{fill['fill_id']}", exec_type=EXEC_TRADE,
-                                  ord_status=fill_status, cum=cum, leaves=_leaves(order, cum, fill_status == "2"),
-                                  avg=avg)
+                                  ord_status=fill_status, cum=cum, leaves=leaves, avg=avg)
             fields += [(32, fill["quantity"]), (31, fill["price"]), (12, fill["fee"]), (13, "3"),
                        (479, fill.get("fee_asset")), (851, "1" if fill["liquidity"] == "maker" else "2")]
             out.append(("8", fields))
