@@ -239,6 +239,9 @@ BOURSE_SETTLEMENT_LAG_BUDGET_S = env_int("BOURSE_SETTLEMENT_LAG_BUDGET_S", 30)
 BOURSE_ENGINE_BATCH = env_int("BOURSE_ENGINE_BATCH", 500)
 # How long transports wait for the engine's verdict before answering `pending` (202).
 BOURSE_ENGINE_WAIT_S = float(os.environ.get("BOURSE_ENGINE_WAIT_S", "2.0"))
+# How long a process trusts its cached copy of an API key (apikeys/keycache.py): the bound on
+# how late a key change made by another process bites. 0 disables the cache.
+BOURSE_KEY_CACHE_S = float(os.environ.get("BOURSE_KEY_CACHE_S", "1.0"))
 # FIX 4.4 order-entry gateway (``manage.py run_fix_gateway``; docs/fix.md).
 BOURSE_FIX_HOST = os.environ.get("BOURSE_FIX_HOST", "127.0.0.1")
 BOURSE_FIX_PORT = env_int("BOURSE_FIX_PORT", 9878)

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
-
-from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection, transaction

@@ -5,9 +5,8 @@ import threading
 import time
 
 import pytest
-from django.db import OperationalError, connections
+from django.db import OperationalError, connection, connections
 from django.test.utils import CaptureQueriesContext
-from django.db import connection
 
 from exchange import errors
 from tests.factories import AccountFactory, ApiKeyFactory

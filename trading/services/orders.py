@@ -27,6 +27,7 @@ from exchange.errors import DuplicateClientOrderId, OrderClosed
 from .. import filters, notify, pricing
 from ..models import Command, Market, Order
 from ..outbox.services import balances_publish
+from . import order_write
 
 log = logging.getLogger("bourse.orders")
 
@@ -251,6 +252,19 @@ def _insert(account: Account, request: OrderRequest) -> Order:
         quantity=request.quantity,
         quote_quantity=request.quote_quantity,
     )
+    if order_write.available():
+        # PostgreSQL: the same rows in one statement; anything it cannot decide alone (a halt,
+        # a missing balance row, a short balance) falls through to the general path below,
+        # which refuses precisely or creates the row.
+        unsaved = Order(
+            account=account, market=market, client_order_id=request.client_order_id, side=request.side,
+            type=request.type, time_in_force=request.time_in_force, post_only=request.post_only, stp=request.stp,
+            price=request.price, quantity=request.quantity, quote_quantity=request.quote_quantity,
+            hold_asset_id=asset, hold_amount=amount, hold_remaining=amount,
+        )
+        written = order_write.order_insert_one_statement(account.pk, market, unsaved, _order_audit(unsaved))
+        if written is not None:
+            return written
     with transaction.atomic(durable=True):
         # Re-read the market under a shared row lock: a halt (or a filter edit) takes the row
         # exclusively, so it either commits before this read (and the order is refused) or
