@@ -58,11 +58,12 @@ run: seed
 test: install-test sdk-install
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## lint: ruff, the import-layer contracts and mypy
-lint: install-test
+## lint: ruff, the import-layer contracts, mypy, and ESLint on the TypeScript SDK
+lint: install-test sdk-install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/mypy
+	cd $(SDK_TS) && npm run --silent lint
 
 ## lock: regenerate requirements.lock and requirements-test.lock from requirements*.txt
 lock: | $(BIN)/python

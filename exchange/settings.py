@@ -239,6 +239,9 @@ BOURSE_SETTLEMENT_LAG_BUDGET_S = env_int("BOURSE_SETTLEMENT_LAG_BUDGET_S", 30)
 BOURSE_ENGINE_BATCH = env_int("BOURSE_ENGINE_BATCH", 500)
 # How long transports wait for the engine's verdict before answering `pending` (202).
 BOURSE_ENGINE_WAIT_S = float(os.environ.get("BOURSE_ENGINE_WAIT_S", "2.0"))
+# How long the engine lets commands gather after a wake-up or a partial batch, so that a batch
+# under load holds many orders (its commit costs the same for one as for hundreds).
+BOURSE_ENGINE_LINGER_MS = float(os.environ.get("BOURSE_ENGINE_LINGER_MS", "2"))
 # How long a process trusts its cached copy of an API key (apikeys/keycache.py): the bound on
 # how late a key change made by another process bites. 0 disables the cache.
 BOURSE_KEY_CACHE_S = float(os.environ.get("BOURSE_KEY_CACHE_S", "1.0"))

@@ -466,11 +466,18 @@ class EngineProcess:
 
     def run(self) -> None:
         self.acquire()
+        linger = settings.BOURSE_ENGINE_LINGER_MS / 1000
         while not self.stopping:
             if time.monotonic() - self._last_acquire > self.ACQUIRE_EVERY_S:
                 self.acquire()
-            if self.run_once() == 0:
-                self.listener.wait(self.IDLE_WAIT_S if self.runners else 0.5)
+            done = self.run_once()
+            if done == 0:
+                if self.listener.wait(self.IDLE_WAIT_S if self.runners else 0.5) and linger:
+                    time.sleep(linger)  # let the submissions arriving with this one join its batch
+            elif done < settings.BOURSE_ENGINE_BATCH and linger:
+                # A partial batch: more are arriving one by one. A batch's commit costs the same
+                # for one order as for hundreds, so waiting a moment buys a larger one.
+                time.sleep(linger)
         self.close()
 
     def close(self) -> None:
