@@ -49,7 +49,7 @@ class Channel(kombu_sqla.Channel):
 
         return engine
 
-    def _put(self, queue, payload, **kwargs):
+    def _put(self, queue, message, **kwargs):  # type: ignore[override]  # kombu names it message and payload
         # kombu's own _put looks the queue up and goes through the ORM's unit of work for
         # every message (~5 ms); the engine sends one after each batch with trades. The same
         # row, inserted with one Core statement and the queue id remembered: ~1 ms.
@@ -57,14 +57,14 @@ class Channel(kombu_sqla.Channel):
         table = self.message_cls.__table__
         try:
             self.session.execute(table.insert().values(
-                queue_id=queue_id, payload=json.dumps(payload), visible=True, version=1,
+                queue_id=queue_id, payload=json.dumps(message), visible=True, version=1,
             ))  # `timestamp` stays NULL until taken, as kombu's ORM insert leaves it (FIFO by id)
             self.session.commit()
         except OperationalError:
             self.session.rollback()
             raise
 
-    def _get(self, queue):
+    def _get(self, queue, timeout=None):
         # kombu's own _get marks the row taken and keeps it forever (the table, and this scan,
         # would grow without end). A taken message is never read from the table again — an
         # unacknowledged one is held by the worker and put back as a new row if the worker

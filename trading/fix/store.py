@@ -59,13 +59,8 @@ def session_refusal_seq(key_id: str) -> int | None:
     key's real next outgoing number, taken (stored + 1) so the next session continues after
     it. None (the Logout says 1) while another session of the key is live — its numbers are
     not ours to take — or when the key never had a session."""
-    from apikeys.models import ApiKey
-
-    key = ApiKey.objects.filter(key_id=key_id).first()
-    if key is None:
-        return None
     with transaction.atomic(durable=True):
-        session = FixSession.objects.select_for_update().filter(key=key).first()
+        session = FixSession.objects.select_for_update(of=("self",)).filter(key__key_id=key_id).first()
         if session is None:  # never logged on: its first number is 1, and nothing is created
             return None
         if session.owner and session.lease_until is not None and session.lease_until >= timezone.now():
@@ -84,7 +79,7 @@ def session_renew(session_pk: int, owner: str) -> bool:
 def session_release(session_pk: int, owner: str, *, flushed: bool = False) -> None:
     """Free the key's session. ``flushed``: every message sent is recorded, so the next
     session continues at the recorded number (otherwise at the reservation, past any gap)."""
-    changes = {"owner": "", "lease_until": None}
+    changes: dict[str, object] = {"owner": "", "lease_until": None}
     if flushed:
         changes["next_out_reserved"] = 0
     FixSession.objects.filter(pk=session_pk, owner=owner).update(**changes)
