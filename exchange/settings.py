@@ -104,7 +104,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": dj_database_url.parse(DATABASE_URL)["NAME"] if DATABASE_URL else DATA_DIR / "bourse.sqlite3",
+            # Django takes a Path for SQLite's NAME (its own template does); the stubs say str only.
+            "NAME": dj_database_url.parse(DATABASE_URL)["NAME"] if DATABASE_URL else DATA_DIR / "bourse.sqlite3",  # type: ignore[typeddict-item]
             "OPTIONS": {
                 # IMMEDIATE takes the write lock at BEGIN, so a transaction that reads then
                 # writes never fails half-way with SQLITE_BUSY; the busy timeout queues

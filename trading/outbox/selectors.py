@@ -2,6 +2,9 @@
 a stream from a sequence, to fill a gap, or to tail the events of some accounts."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.conf import settings
 from django.db.models import Q
 
@@ -74,7 +77,7 @@ def private_replay(account_id: int, channel: str, since: int) -> tuple[int, list
     return last, rows
 
 
-def account_events_after(accounts, floors: dict[int, int], channels=("orders", "fills")) -> list[dict]:
+def account_events_after(accounts, floors: dict[int, int], channels=("orders", "fills")) -> list[Mapping[str, Any]]:
     """Events on ``channels`` of ``accounts`` above each market's floor (``floors``: market id
     -> last id already read), in id order: the FIX report reader's tail. Markets missing from
     ``floors`` are not read. Each market is one range of the (account, market, id) index."""

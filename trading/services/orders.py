@@ -13,8 +13,10 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, connection, transaction
 
@@ -74,13 +76,13 @@ class SubmitResult:
     created: bool  # False: an identical earlier submission with this client_order_id
 
 
-def _choice(value, field: str, allowed) -> str:
-    if value not in allowed:
+def _choice(value: object, field: str, allowed: Collection[str]) -> str:
+    if not isinstance(value, str) or value not in allowed:
         raise errors.ValidationError.field(field, "invalid_choice", f"{field} must be one of: {', '.join(allowed)}")
     return value
 
 
-def _money(value, field: str) -> Decimal | None:
+def _money(value: object, field: str) -> Decimal | None:
     if value is None:
         return None
     if isinstance(value, Decimal):
@@ -93,15 +95,15 @@ def _money(value, field: str) -> Decimal | None:
 def order_validate(
     *,
     market: str,
-    side,
-    type,
-    quantity=None,
-    price=None,
-    quote_quantity=None,
-    time_in_force="gtc",
-    post_only=False,
-    client_order_id=None,
-    stp="cancel_newest",
+    side: object,
+    type: object,
+    quantity: object = None,
+    price: object = None,
+    quote_quantity: object = None,
+    time_in_force: object = "gtc",
+    post_only: object = False,
+    client_order_id: object = None,
+    stp: object = "cancel_newest",
 ) -> OrderRequest:
     """Check an order against the API's rules and the market's filters (no writes)."""
     side = _choice(side, "side", Order.Side.values)
@@ -123,7 +125,7 @@ def order_validate(
     if market_obj is None:
         raise errors.MarketNotFound(f"Market {market!r} does not exist.")
 
-    problems = []
+    problems: list[dict[str, str]] = []
     if type == Order.Type.LIMIT:
         if price is None:
             problems.append({"field": "price", "code": "required", "message": "price is required for limit orders"})
@@ -154,6 +156,7 @@ def order_validate(
         raise errors.ValidationError("; ".join(p["message"] for p in problems), errors=problems)
 
     if type == Order.Type.LIMIT:
+        assert price is not None and quantity is not None  # refused above when missing
         filters.market_check_limit(market_obj, price=price, quantity=quantity)
     else:
         if quantity is not None:
@@ -180,7 +183,7 @@ def _check_budget(market_obj: Market, quote_quantity: Decimal) -> None:
         raise errors.ValidationError.field("quote_quantity", "min_notional", "quote_quantity cannot buy one lot after fees")
 
 
-def order_submit(*, account: Account, wait: float = 0.0, **params) -> SubmitResult:
+def order_submit(*, account: Account, wait: float = 0.0, **params: Any) -> SubmitResult:
     """Submit an order for ``account`` (parameters as ``order_validate``).
 
     Locks the order's maximum cost and inserts it ``pending`` in one transaction; waits up to
@@ -215,7 +218,10 @@ def order_submit(*, account: Account, wait: float = 0.0, **params) -> SubmitResu
     return SubmitResult(order, created=True)
 
 
-def _after_commit(wait_for, *args, default, **kwargs):
+_T = TypeVar("_T")
+
+
+def _after_commit(wait_for: Callable[..., _T], *args: Any, default: _T, **kwargs: Any) -> _T:
     """Wait for the engine after a committed write. The write stands whatever happens now:
     if waiting fails (the database restarting while the caller waits, a broken connection),
     the caller gets ``default`` — what was committed, answered as "the engine has not
@@ -229,7 +235,7 @@ def _after_commit(wait_for, *args, default, **kwargs):
         return default
 
 
-def _audit_params(params: dict) -> dict:
+def _audit_params(params: dict[str, object]) -> dict[str, object]:
     """The submitted parameters as the audit trail keeps them (JSON-safe, no secrets here)."""
     return {name: value if isinstance(value, (str, bool, type(None))) else str(value) for name, value in params.items()}
 
@@ -307,7 +313,7 @@ def _market_open_locked(market: Market) -> bool:
     return Market.objects.filter(pk=market.pk, status=Market.Status.OPEN).exists()
 
 
-def _order_audit(order: Order) -> dict:
+def _order_audit(order: Order) -> dict[str, object]:
     return {
         "market": order.market.symbol, "side": order.side, "type": order.type, "price": order.price,
         "quantity": order.quantity, "quote_quantity": order.quote_quantity, "time_in_force": order.time_in_force,
@@ -315,7 +321,13 @@ def _order_audit(order: Order) -> dict:
     }
 
 
-def order_wait(order: Order, timeout: float, waiter=None, *, until=None) -> Order:
+def order_wait(
+    order: Order,
+    timeout: float,
+    waiter: notify.VerdictWaiter | None = None,
+    *,
+    until: Callable[[Order], bool] | None = None,
+) -> Order:
     """Wait up to ``timeout`` s until ``until(order)`` holds (default: no longer pending);
     return the order as last read. The waiter is registered before the first read, so a
     verdict published at any moment in between is not missed."""
@@ -337,7 +349,8 @@ def order_wait(order: Order, timeout: float, waiter=None, *, until=None) -> Orde
         waiter.unregister(order.pk, event)
 
 
-def _owned_order(account: Account, order_id) -> Order:
+def _owned_order(account: Account, order_id: Any) -> Order:
+    """``order_id`` as the client sent it: anything that does not read as an int is not found."""
     try:
         order_pk = int(order_id)
     except (TypeError, ValueError):
@@ -357,7 +370,7 @@ def _cancel_reason(reason: str) -> str:
     return "" if reason == "user" else reason  # the engine's own reason for a cancel is "user"
 
 
-def order_cancel(*, account: Account, order_id, wait: float = 0.0, reason: str = "user") -> tuple[Order, bool]:
+def order_cancel(*, account: Account, order_id: Any, wait: float = 0.0, reason: str = "user") -> tuple[Order, bool]:
     """Queue a cancel for one of ``account``'s orders; wait up to ``wait`` s for the engine.
     ``reason`` becomes the order's ``cancel_reason``: ``user`` (the owner), ``operator``
     (the console), ``disconnect`` (cancel-on-disconnect).
