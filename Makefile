@@ -7,7 +7,7 @@ export PORT
 # Tests get their own data folder, so they never touch the `make run` database or secrets.
 TEST_DATA_DIR ?= $(CURDIR)/var/test
 
-.PHONY: run test lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate
+.PHONY: run test lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate tools-install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,12 +29,21 @@ install: $(VENV)/.runtime-installed
 install-test: $(VENV)/.test-installed
 
 # The TypeScript SDK's npm dependencies: `npm ci` again only when the lockfile changes (npm ci
-# empties node_modules, so the stamp inside it goes too). Its `prepare` script builds dist/.
+# empties node_modules, so the stamp inside it goes too), then dist/ is built here (the package
+# has no `prepare` script: an integrator's install never builds; `npm pack` builds through `prepack`).
 SDK_TS := sdk/typescript
 $(SDK_TS)/node_modules/.bourse-installed: $(SDK_TS)/package.json $(SDK_TS)/package-lock.json
-	cd $(SDK_TS) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(SDK_TS) && npm ci --no-audit --no-fund --loglevel=error && node scripts/build.mjs
 	touch $@
 sdk-install: $(SDK_TS)/node_modules/.bourse-installed
+
+# The contract tools (Redocly CLI, Spectral, the AsyncAPI parser), pinned in
+# tools/package-lock.json; the contract tests run them (docs/versioning.md).
+TOOLS := tools
+$(TOOLS)/node_modules/.bourse-installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json
+	cd $(TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+tools-install: $(TOOLS)/node_modules/.bourse-installed
 
 ## sdk: check the SDK's generated types against docs/openapi.yaml, type-check, unit-test, build
 sdk: sdk-install
@@ -55,7 +64,7 @@ run: seed
 	$(BIN)/python manage.py run_embedded
 
 ## test: install test dependencies and run the whole suite (DATABASE_URL/REDIS_URL honoured)
-test: install-test sdk-install
+test: install-test sdk-install tools-install
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff, the import-layer contracts, mypy, and ESLint on the TypeScript SDK
@@ -70,11 +79,13 @@ lock: | $(BIN)/python
 	$(BIN)/pip install --disable-pip-version-check -q pip-tools==7.7.0
 	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe -o requirements.lock requirements.txt
 	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe -o requirements-test.lock requirements-test.txt
+	sed -i 's#^-e file://$(CURDIR)/sdk/python#-e ./sdk/python#' requirements-test.lock  # the Python SDK, relative to the checkout
 
-## openapi: regenerate the committed docs/openapi.yaml, docs/errors.md and the SDK types from the code
+## openapi: regenerate docs/openapi.yaml, docs/asyncapi.yaml, docs/errors.md, docs/fix44-bourse.xml and the SDK types
 openapi: install sdk-install
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python manage.py generate_docs
+	$(BIN)/python tools/fix_dictionary.py
 	cd $(SDK_TS) && node scripts/generate.mjs
 
 clean:
-	rm -rf $(VENV) var $(SDK_TS)/node_modules $(SDK_TS)/dist $(SDK_TS)/.examples-out
+	rm -rf $(VENV) var $(TOOLS)/node_modules $(SDK_TS)/node_modules $(SDK_TS)/dist $(SDK_TS)/.examples-out

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "exchange.middleware.RequestIdMiddleware",
     "exchange.ratelimit.RateLimitHeadersMiddleware",
+    "exchange.deprecation.DeprecationHeadersMiddleware",  # driven by docs/openapi.yaml
     "exchange.bodylimit.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -67,6 +68,7 @@ MIDDLEWARE = [
     "audit.middleware.AuditContextMiddleware",  # actor and source IP for the audit trail
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "exchange.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "exchange.urls"
@@ -177,10 +179,33 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True  # serve admin/docs assets without a collectstatic step
 
+# --- Production hardening (docs/admin.md, "Production hardening"): all off or permissive by
+# default so `make run` works over plain HTTP; set them behind TLS.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = env_bool("CSRF_COOKIE_HTTPONLY", True)  # the console's forms carry the token
+SESSION_COOKIE_SAMESITE = os.environ.get("SESSION_COOKIE_SAMESITE", "Lax")
+CSRF_COOKIE_SAMESITE = os.environ.get("CSRF_COOKIE_SAMESITE", "Lax")
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# "HTTP_X_FORWARDED_PROTO=https": the TLS terminator's header saying the request came over
+# HTTPS. Set it only when that proxy always sets (or strips) the header.
+_proxy_ssl = os.environ.get("BOURSE_SECURE_PROXY_SSL_HEADER", "").strip()
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl.split("=", 1)) if "=" in _proxy_ssl else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Sent on every HTML page (the console, the API docs): only this origin's scripts, styles,
+# images, fonts and connections; no framing; forms post here only.
+BOURSE_CONTENT_SECURITY_POLICY = os.environ.get(
+    "BOURSE_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'",
+)
 
 # --- API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -195,19 +220,37 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
 }
+# The public origin of this deployment (e.g. `https://api.example.net`, no trailing slash):
+# problem `type` URIs, the served OpenAPI `servers` and the docs' links become absolute with it.
+BOURSE_PUBLIC_URL = os.environ.get("BOURSE_PUBLIC_URL", "").strip().rstrip("/")
+# The API's version (semantic; docs/versioning.md): OpenAPI `info.version`, AsyncAPI, CHANGELOG.md.
+BOURSE_API_VERSION = "1.1.0"
 SPECTACULAR_SETTINGS = {
     "TITLE": "Bourse API",
     "DESCRIPTION": (
-        "The Bourse trading API. Signed requests: docs/signing.md; errors: docs/errors.md; "
-        "rate limits: docs/rate-limits.md; a first session: docs/quickstart.md."
+        "The Bourse trading API (REST; the WebSocket API is described by the AsyncAPI document "
+        "`/docs/asyncapi.yaml`). Guides are served under `/docs/`: signed requests (`/docs/signing`), "
+        "errors (`/docs/errors`), rate limits (`/docs/rate-limits`), a first session (`/docs/quickstart`), "
+        "versioning and the changelog (`/docs/versioning`, `/docs/changelog`)."
     ),
-    "VERSION": "1.0.0",
+    "VERSION": BOURSE_API_VERSION,
     "OAS_VERSION": "3.1.0",
+    "CONTACT": {"name": "Bourse integrator documentation", "url": "http://127.0.0.1:8000/docs/"},
+    "LICENSE": {"name": "MIT", "identifier": "MIT"},
+    "TAGS": [
+        {"name": "market data", "description": "Public market data and the server clock; no credentials needed."},
+        {"name": "orders", "description": "Submit, read and cancel the signed caller's orders, and read its fills."},
+        {"name": "account", "description": "The signed caller's account, API key, balances, ledger and positions."},
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Swagger UI never sends the schema to swagger.io's validator (and so never contacts it).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {"SideEnum": ["buy", "sell"]},
+    # Common responses (429, 503, 413, 415), servers, `security: []`, the Problem schema.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "exchange.schema.contract_hook"],
 }
 
 # --- Logging: one JSON object per line, with the request id -----------------------------
@@ -246,6 +289,9 @@ BOURSE_ENGINE_LINGER_MS = float(os.environ.get("BOURSE_ENGINE_LINGER_MS", "2"))
 # How long a process trusts its cached copy of an API key (apikeys/keycache.py): the bound on
 # how late a key change made by another process bites. 0 disables the cache.
 BOURSE_KEY_CACHE_S = float(os.environ.get("BOURSE_KEY_CACHE_S", "1.0"))
+# Live WebSocket and FIX sessions re-read their keys this often (seconds) besides reacting to
+# key-state events at once (apikeys.events): the bound for an event lost in transit.
+BOURSE_KEY_RECHECK_S = float(os.environ.get("BOURSE_KEY_RECHECK_S", "5.0"))
 # FIX 4.4 order-entry gateway (``manage.py run_fix_gateway``; docs/fix.md).
 BOURSE_FIX_HOST = os.environ.get("BOURSE_FIX_HOST", "127.0.0.1")
 BOURSE_FIX_PORT = env_int("BOURSE_FIX_PORT", 9878)
@@ -280,6 +326,8 @@ CELERY_IMPORTS = ["trading.outbox.tasks"]  # autodiscovery only finds <app>.task
 # --- API keys, signing and rate limits (apikeys, exchange.ratelimit) ----------------------
 # Proxies (CIDRs) whose X-Forwarded-For is believed; without any, the header is ignored.
 BOURSE_TRUSTED_PROXIES = env_list("BOURSE_TRUSTED_PROXIES", [])
+# Per-address budgets (ip, auth_failures) count an IPv6 client by its /64 (this prefix).
+BOURSE_RATE_LIMIT_IPV6_PREFIX = env_int("BOURSE_RATE_LIMIT_IPV6_PREFIX", 64)
 # "QUOTA/WINDOW_SECONDS" per policy; docs/rate-limits.md explains each.
 BOURSE_RATE_LIMITS = {
     "key": os.environ.get("BOURSE_RATE_LIMIT_KEY", "1200/60"),

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 RESTART_DELAY_S = 1.0
@@ -29,6 +30,17 @@ def roles(host: str, port: str) -> dict[str, list[str]]:
         "beat": [*celery, "beat", "--loglevel=INFO"],
         "fix": [*manage, "run_fix_gateway"],  # FIX 4.4 acceptor on BOURSE_FIX_HOST:BOURSE_FIX_PORT
     }
+
+
+def banner(host: str, port) -> str:
+    """Where an integrator starts: the guides, the API explorer, the WebSocket endpoint."""
+    origin = f"http://{host}:{port}"
+    return "\n".join([
+        f"  Docs:         {origin}/docs/",
+        f"  API explorer: {origin}/api/docs  (OpenAPI: {origin}/api/v1/openapi.yaml)",
+        f"  WebSocket:    ws://{host}:{port}/ws/v1  (AsyncAPI: {origin}/docs/asyncapi)",
+        f"  FIX 4.4:      {settings.BOURSE_FIX_HOST}:{settings.BOURSE_FIX_PORT}  (dictionary: {origin}/docs/fix44-bourse.xml)",
+    ])
 
 
 class Command(BaseCommand):
@@ -56,6 +68,7 @@ class Command(BaseCommand):
         for name, argv in wanted.items():
             children[name] = subprocess.Popen(argv)
         self.stdout.write(f"Serving on http://{opts['host']}:{opts['port']} (roles: {', '.join(wanted)}). Ctrl-C stops.")
+        self.stdout.write(banner(opts["host"], opts["port"]))
         while not stopping:
             time.sleep(0.2)
             for name, child in list(children.items()):
