@@ -1,5 +1,5 @@
 """The Celery application. Broker and schedule come from settings (Redis in production,
-kombu's filesystem transport in the embedded mode)."""
+kombu's SQLAlchemy transport on SQLite in the embedded mode: exchange/broker.py)."""
 import os
 
 from celery import Celery

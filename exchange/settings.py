@@ -1,7 +1,7 @@
 """Bourse settings, read from the environment.
 
 Without ``DATABASE_URL`` and ``REDIS_URL`` Bourse runs embedded: SQLite in WAL mode under
-the data folder, kombu's filesystem transport for Celery and a
+the data folder, kombu's SQLAlchemy transport on SQLite for Celery and a
 file cache. With them set, every part switches to PostgreSQL and Redis. The README lists
 every variable.
 """
@@ -140,14 +140,12 @@ else:
             "LOCATION": str(DATA_DIR / "cache.sqlite3"),
         }
     }
-    CELERY_BROKER_URL = "filesystem://"
-    _queue_dir = DATA_DIR / "celery-queue"
-    for _folder in (_queue_dir, DATA_DIR / "celery-control"):
-        _folder.mkdir(parents=True, exist_ok=True)
+    # Celery's broker: a queue table in its own SQLite file (exchange/broker.py says why not
+    # kombu's filesystem transport, which loses messages), apart from the main database so
+    # queue traffic never waits on, or holds up, ledger commits.
+    CELERY_BROKER_URL = f"sqlite:///{DATA_DIR / 'broker.sqlite3'}"
+    CELERY_BROKER_TRANSPORT = "exchange.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_queue_dir),
-        "data_folder_out": str(_queue_dir),
-        "control_folder": str(DATA_DIR / "celery-control"),
         "polling_interval": 0.1,  # settlement lag in the embedded mode, not a hot path
     }
 CELERY_TASK_IGNORE_RESULT = True

@@ -119,7 +119,7 @@ class OrderAdmin(ReadOnlyAdmin):
         queued = 0
         for order in queryset.select_related("account"):
             try:
-                services.order_cancel(account=order.account, order_id=order.pk)
+                services.order_cancel(account=order.account, order_id=order.pk, reason="operator")
                 queued += 1
             except BourseError as exc:
                 self.message_user(request, f"order {order.pk}: {exc.detail} ({exc.code})", messages.WARNING)

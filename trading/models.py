@@ -180,6 +180,10 @@ class Command(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     processed = models.BooleanField(default=False)
     result = models.CharField(max_length=40, blank=True, help_text="Engine outcome (e.g. cancelled, unknown_order).")
+    reason = models.CharField(
+        max_length=16, blank=True,
+        help_text="A cancel's cancel_reason when it is not the owner's own (disconnect, operator).",
+    )
 
     class Meta:
         ordering = ["id"]
@@ -256,6 +260,8 @@ class OutboxEvent(models.Model):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["account", "id"], name="outbox_account_id"),
+            # The FIX report reader's tail: one range per (account, market) above its floor.
+            models.Index(fields=["account", "market", "id"], name="outbox_account_market_id"),
             models.Index(fields=["market", "sequence"], condition=Q(channel="book"), name="outbox_book_sequence"),
             models.Index(fields=["created_at"], name="outbox_created_at"),
         ]

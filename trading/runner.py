@@ -235,6 +235,8 @@ class MarketRunner:
         events = self.book.process(m.Cancel(command.order_id))
         cancelled = any(type(e) is m.Cancelled for e in events)
         self._apply(events, batch, now)
+        if cancelled and command.reason:  # who asked: the owner (user), a disconnect, an operator
+            batch.orders[command.order_id].cancel_reason = command.reason
         batch.done.setdefault("cancelled" if cancelled else "unknown_order", []).append(command.pk)
         batch.verdicts.add(command.order_id)
 

@@ -170,3 +170,13 @@ def position_list(*, account_id: int) -> list[dict]:
                     "realized_pnl": p["realized"], "unrealized_pnl": unrealized, "fees_paid": p["fees"],
                     "mark_price": last})
     return out
+
+
+def fill_notionals(order_ids) -> dict[int, list[tuple[int, Decimal]]]:
+    """For each order id, its fills as ``(fill id, exact price × quantity)`` in id order: what
+    an order had filled before any one of its fills (the FIX report reader's exact AvgPx)."""
+    out: dict[int, list[tuple[int, Decimal]]] = {order_id: [] for order_id in order_ids}
+    rows = Fill.objects.filter(order_id__in=list(out)).order_by("id").values_list("order_id", "id", "price", "quantity")
+    for order_id, fill_id, price, quantity in rows:
+        out[order_id].append((fill_id, price * quantity))
+    return out

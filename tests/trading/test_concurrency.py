@@ -104,18 +104,19 @@ def test_two_markets_settling_the_same_accounts_do_not_deadlock(usd, monkeypatch
         runner.step()
     assert Trade.objects.filter(settled=False).count() == 4
 
-    # Widen the window between a chunk's journals so both chunks hold their first rows.
-    real_post = ledger.post
-    posted = threading.local()
+    # Widen the window after a chunk's first balance locks, so that a chunk taking its rows
+    # journal by journal would hold some while the other chunk holds the rest.
+    real_lock = ledger.lock_balances
+    locked = threading.local()
 
-    def slow_post(*args, **kwargs):
-        journal = real_post(*args, **kwargs)
-        if not getattr(posted, "once", False):
-            posted.once = True
+    def slow_lock(keys):
+        rows = real_lock(keys)
+        if not getattr(locked, "once", False):
+            locked.once = True
             time.sleep(0.5)
-        return journal
+        return rows
 
-    monkeypatch.setattr(ledger, "post", slow_post)
+    monkeypatch.setattr(ledger, "lock_balances", slow_lock)
     runs = [_in_thread(settlement.settlement_run, market.pk) for market in (btc, eth)]
     for thread, _ in runs:
         thread.join(30)

@@ -189,3 +189,25 @@ def test_a_database_outage_at_authentication_is_503_with_retry_after(alice, clie
     assert response.status_code == 503, response.content  # before: 500
     assert response.headers["Retry-After"] == "1"
     assert response.json()["code"] == "service_unavailable"
+
+
+def test_a_database_outage_is_service_unavailable_on_the_websocket_too(market, monkeypatch):
+    from apikeys import verifier
+    from tests.ws.helpers import auth_op, connected, scenario
+
+    key = ApiKeyFactory(account=AccountFactory())
+
+    class Unreachable:
+        @staticmethod
+        def select_related(*args, **kwargs):
+            raise OperationalError("the database system is starting up")
+
+    monkeypatch.setattr(verifier.ApiKey, "objects", Unreachable)
+
+    @scenario
+    async def run():
+        async with connected() as ws:
+            reply = await ws.ask(auth_op(key, message_id="a1"))
+            assert reply["type"] == "error" and reply["code"] == "service_unavailable", reply  # before: internal_error
+
+    run()

@@ -69,7 +69,12 @@ def new_order_single(account, message: Message, cancel_ids: dict | None = None) 
     _single(message, 11, 55, 54, 38, 40, 44, 59, 18, 152)
     side = _enum(message, 54, reports.SIDE_FROM_FIX)
     order_type = _enum(message, 40, reports.ORD_TYPE_FROM_FIX)
-    tif = _enum(message, 59, reports.TIF_FROM_FIX, default="0")
+    if message.get(59) == "0":
+        # Bourse markets run without a session end, so a Day order would silently live on as
+        # good-till-cancel: refused instead. Without TimeInForce an order is GTC.
+        raise FieldError("TimeInForce 0 (Day) is not supported: markets have no session end; "
+                         "send 1 (GTC), 3 (IOC) or 4 (FOK)", 5, 59)
+    tif = _enum(message, 59, reports.TIF_FROM_FIX, default="1")
     quantity, price, cash = _decimal(message, 38), _decimal(message, 44), _decimal(message, 152)
     if quantity is None and cash is None:
         raise FieldError("Required tag 38 missing (OrderQty; CashOrderQty(152) for a market buy by value)", 1, 38)

@@ -9,6 +9,11 @@ class FixSession(models.Model):
     key = models.OneToOneField("apikeys.ApiKey", on_delete=models.CASCADE, related_name="fix_session")
     next_out_seq = models.BigIntegerField(default=1, help_text="MsgSeqNum of the next message Bourse sends.")
     next_in_seq = models.BigIntegerField(default=1, help_text="MsgSeqNum Bourse expects next from the client.")
+    next_out_reserved = models.BigIntegerField(
+        default=0,
+        help_text="Outgoing MsgSeqNums below this may have been sent by a live session (0 after a clean end); "
+                  "a session taking over after a crash starts here.",
+    )
     cancel_on_disconnect = models.BooleanField(
         default=False, help_text="Cancel the account's open orders when this key's session ends (FIX tag 8013 overrides per logon)."
     )

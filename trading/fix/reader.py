@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from trading import notify
+from trading import notify, selectors
 from trading.outbox import selectors as outbox
 
 from . import reports
@@ -23,6 +24,18 @@ if TYPE_CHECKING:
     from .session import Session
 
 log = logging.getLogger("bourse.fix")
+
+
+def _prior_notional(fills: list[dict], history: dict) -> dict[str, Decimal]:
+    """Order id -> exact notional of its fills before its first fill in ``fills``."""
+    first: dict[int, int] = {}
+    for fill in fills:
+        order_id, fill_id = int(fill["order_id"]), int(fill["fill_id"])
+        first[order_id] = min(first.get(order_id, fill_id), fill_id)
+    return {
+        str(order_id): sum((notional for fid, notional in history.get(order_id, ()) if fid < fill_id), Decimal(0))
+        for order_id, fill_id in first.items()
+    }
 
 
 class ReportHost(Protocol):
@@ -37,20 +50,22 @@ class OutboxTail:
     """Reads the ``orders``/``fills`` outbox events of accounts with a live session.
 
     One engine owns a market and commits its batches one after another, so within a market
-    the event ids become visible in increasing order: a floor per market is exact. A market
-    that has been quiet keeps a floor that follows the highest id seen a few seconds ago
-    (a batch is never in flight that long), so the query stays a short range scan.
+    the event ids become visible in increasing order: a floor per market (the highest id
+    read) is exact, however long a batch takes to commit. Floors only ever move on events of
+    their own market: raising a quiet market's floor to ids other markets reached would skip
+    a batch of it still in flight (a slow commit), so none is. The query stays short anyway:
+    each market is one range of the (account, market, id) index.
     """
 
-    SETTLE_S = 5.0
     POLL_S = 0.25
+    MARKETS_EVERY_S = 1.0  # how often markets created since are added to the floors
 
     def __init__(self, gateway: ReportHost):
         self.gateway = gateway
         self.floors: dict[int, int] = {}
-        self.default_floor = 0
+        self.start_floor = 0  # the top of the outbox when the reader started
         self.high_water = 0
-        self.samples: list[tuple[float, int]] = []
+        self.markets_read_at = 0.0
         self.wake = asyncio.Event()
         self.waker: notify.VerdictWaiter | None = None
 
@@ -59,7 +74,7 @@ class OutboxTail:
             self.waker.stop()
 
     async def run(self) -> None:
-        self.default_floor = self.high_water = await self.gateway.call(outbox.latest_event_id)
+        self.start_floor = self.high_water = await self.gateway.call(outbox.latest_event_id)
         loop = asyncio.get_running_loop()
         self.waker = await self.gateway.call(
             notify.VerdictWaiter, on_signal=lambda _payload: loop.call_soon_threadsafe(self.wake.set)
@@ -110,29 +125,34 @@ class OutboxTail:
         """Deliver what is new. No row limit: a batch must be read whole, and the backlog
         is bounded by what the engine commits between two polls."""
         now = time.monotonic()
-        accounts = list(self.gateway.by_account)
-        settled = max((mark for at, mark in self.samples if now - at >= self.SETTLE_S), default=None)
-        self.samples = [(at, mark) for at, mark in self.samples if now - at < self.SETTLE_S] + (
-            [(now, self.high_water)] if not self.samples or self.samples[-1][1] != self.high_water else []
-        )
-        if settled is not None:
-            self.default_floor = max(self.default_floor, settled)
-            for market_id in self.floors:
-                self.floors[market_id] = max(self.floors[market_id], settled)
-        if not accounts:
+        if not self.gateway.by_account:
+            # Nobody to report to: move every floor to the top, read BEFORE looking at the
+            # sessions; a session that logs on after that look starts at a later top itself.
             top = await self.gateway.call(outbox.latest_event_id)
-            self.default_floor = self.high_water = max(self.high_water, top)
-            self.floors = {}
-            return False
-        events = await self.gateway.call(outbox.account_events_after, accounts, dict(self.floors), self.default_floor)
-        for account_id, batch in self._batches(events):
+            if not self.gateway.by_account:
+                self.start_floor = self.high_water = max(self.high_water, top)
+                self.floors = dict.fromkeys(self.floors, self.start_floor)
+                return False
+        accounts = list(self.gateway.by_account)
+        if now - self.markets_read_at > self.MARKETS_EVERY_S:
+            self.markets_read_at = now
+            for market_id in await self.gateway.call(outbox.market_ids):
+                # a market first seen now has no event this reader already passed
+                self.floors.setdefault(market_id, self.start_floor)
+        events = await self.gateway.call(outbox.account_events_after, accounts, dict(self.floors))
+        batches = list(self._batches(events))
+        # Exact notional each order had filled before its fills in each batch (AvgPx).
+        filled = {int(fill["order_id"]) for _, batch in batches for fill in batch["fills"]}
+        history = await self.gateway.call(selectors.fill_notionals, filled) if filled else {}
+        for account_id, batch in batches:
+            batch_prior = _prior_notional(batch["fills"], history)
             for session in list(self.gateway.by_account.get(account_id, ())):
                 if batch["first"] <= session.min_event_id or session.closing:
                     continue
                 try:
                     session.send_reports(reports.batch_reports(batch["orders"], batch["fills"], account_id=account_id,
                                                                cancel_ids=session.cancel_ids, acked=session.acked,
-                                                               since=session.logon_at))
+                                                               since=session.logon_at, prior_notional=batch_prior))
                 except Exception:
                     log.exception("FIX execution reports failed", extra={"key_id": session.verified_key.key_id})
         return False

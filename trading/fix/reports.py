@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from .logon import format_utc_timestamp
 
@@ -22,7 +22,7 @@ SIDE_FROM_FIX = {v: k for k, v in SIDE.items()}
 ORD_TYPE = {"market": "1", "limit": "2"}
 ORD_TYPE_FROM_FIX = {v: k for k, v in ORD_TYPE.items()}
 TIF = {"gtc": "1", "ioc": "3", "fok": "4"}
-TIF_FROM_FIX = {"0": "gtc", "1": "gtc", "3": "ioc", "4": "fok"}  # Day is good-till-cancel here
+TIF_FROM_FIX = {"1": "gtc", "3": "ioc", "4": "fok"}  # Day (0) is refused: no session end
 ORD_STATUS = {"pending": "A", "open": "0", "partially_filled": "1", "filled": "2", "cancelled": "4", "rejected": "8"}
 # Bourse error / engine reject codes -> OrdRejReason(103)
 ORD_REJ_REASON = {
@@ -127,13 +127,19 @@ def cancel_reject(*, account_id, cl_ord_id: str | None, orig_cl_ord_id: str | No
 
 
 def batch_reports(orders: list[dict], fills: list[dict], *, account_id, cancel_ids: dict[str, str],
-                  acked: set[str] | None = None, since: str = "") -> list[tuple[str, list]]:
+                  acked: set[str] | None = None, since: str = "",
+                  prior_notional: dict[str, Decimal] | None = None) -> list[tuple[str, list]]:
     """The (msg_type, fields) to send for one engine batch of one account.
 
     ``cancel_ids`` maps order ids this session asked to cancel to the cancel's ClOrdID; the
     Canceled report then carries it (with the order's as OrigClOrdID), and an order that
     filled before the cancel reached the engine gets an OrderCancelReject (too late).
     Entries are removed from ``cancel_ids`` when answered.
+
+    ``prior_notional`` maps an order id to the exact Σ price × quantity of its fills before
+    this batch (``trading.selectors.fill_notional_before``), so that AvgPx on every Trade
+    report is the quantity-weighted average of the fills so far, exactly (rounded once, to
+    the price's decimals) — not rebuilt from the order's rounded final average.
 
     ``acked`` holds the live orders this session already reported as New; an order created
     at or after ``since`` (the session's logon, wire timestamp) and not in it gets its New
@@ -154,7 +160,12 @@ def batch_reports(orders: list[dict], fills: list[dict], *, account_id, cancel_i
         batch_notional = sum((_d(f["price"]) * _d(f["quantity"]) for f in own_fills), Decimal(0))
         cum = final_cum - batch_qty
         final_avg = _d(order["average_price"]) if order.get("average_price") else None
-        notional = (final_avg * final_cum - batch_notional) if final_avg is not None else Decimal(0)
+        if prior_notional is not None and order_id in prior_notional:
+            notional = prior_notional[order_id]
+        elif cum == 0:
+            notional = Decimal(0)  # no fill before this batch: nothing to rebuild
+        else:  # no exact figure given: the best the rounded average allows
+            notional = (final_avg * final_cum - batch_notional) if final_avg is not None else Decimal(0)
         if status == "rejected":
             accepted_now = False
         elif order.get("created_at", "") >= since and since:
@@ -170,22 +181,30 @@ def batch_reports(orders: list[dict], fills: list[dict], *, account_id, cancel_i
         if accepted_now:
             out.append(("8", order_fields(order, account_id=account_id, exec_id=f"N{order_id}", exec_type=EXEC_NEW,
                                           ord_status="0", cum=Decimal(0), leaves=_leaves(order, Decimal(0), False), avg=None)))
-        exponent = _d(order.get("price") or (own_fills[0]["price"] if own_fills else "0")).as_tuple().exponent
-        assert isinstance(exponent, int)  # wire decimals are finite
-        quote_scale = -exponent
+        spent = Decimal(0)  # a CashOrderQty buy's budget used so far (it fills in one batch)
         for index, fill in enumerate(own_fills):
             qty, price = _d(fill["quantity"]), _d(fill["price"])
             cum += qty
             notional += price * qty
             last = index == len(own_fills) - 1
-            avg = final_avg if (last and final_avg is not None) else (notional / cum).quantize(Decimal(1).scaleb(-max(quote_scale, 2)))
+            # the price's own decimals (the quote asset's scale on the wire)
+            exponent = price.as_tuple().exponent
+            assert isinstance(exponent, int)  # wire decimals are finite
+            price_places = max(-exponent, 0)
+            avg = (notional / cum).quantize(Decimal(1).scaleb(-price_places), rounding=ROUND_HALF_EVEN)
             if order.get("quantity") is not None:
                 fill_status = "2" if cum >= _d(order["quantity"]) else "1"
+                leaves = _leaves(order, cum, fill_status == "2")
             else:
+                # A market buy by CashOrderQty has no OrderQty: what is open for further
+                # execution is the part of its CashOrderQty not yet spent (notional + fees),
+                # so OrdStatus 1 always comes with LeavesQty > 0 and 2 with 0.
+                spent += price * qty + _d(fill.get("fee"))
                 fill_status = ORD_STATUS["filled"] if (last and status == "filled") else "1"
+                budget = _d(order.get("quote_quantity"))
+                leaves = Decimal(0) if fill_status == "2" else max(budget - spent, Decimal(0)).quantize(budget)
             fields = order_fields(order, account_id=account_id, exec_id=f"F{fill['fill_id']}", exec_type=EXEC_TRADE,
-                                  ord_status=fill_status, cum=cum, leaves=_leaves(order, cum, fill_status == "2"),
-                                  avg=avg)
+                                  ord_status=fill_status, cum=cum, leaves=leaves, avg=avg)
             fields += [(32, fill["quantity"]), (31, fill["price"]), (12, fill["fee"]), (13, "3"),
                        (479, fill.get("fee_asset")), (851, "1" if fill["liquidity"] == "maker" else "2")]
             out.append(("8", fields))

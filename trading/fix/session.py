@@ -93,6 +93,7 @@ class Session:
         self.store_pk: int | None = None
         self.owner = store.new_owner_token()
         self.next_out = 1
+        self.out_reserved = 0  # see store.RESERVE
         self.next_in = 1
         self.heartbeat = 30
         self.cancel_on_disconnect = False
@@ -147,6 +148,10 @@ class Session:
         """Send with the next MsgSeqNum; application messages are recorded for replay."""
         seq = self.next_out
         self.next_out += 1
+        if self.store_pk is not None and self.next_out > self.out_reserved - store.RESERVE // 2:
+            # keep the durable reservation well ahead of the numbers going out (store.RESERVE)
+            self.out_reserved = self.next_out + store.RESERVE
+            self.gateway.store.reserve(self.store_pk, self.out_reserved)
         sending_time = _now_fix()
         header = [(49, TARGET), (56, self.verified_key.key_id), (34, seq), (52, sending_time), *extra_header]
         body = encode_fields(fields)
@@ -163,24 +168,33 @@ class Session:
         for msg_type, fields in messages:
             self.send(msg_type, fields)
 
-    def _send_unsessioned(self, msg_type: str, fields, target: str | None) -> None:
-        """Before a session exists (a refused Logon): MsgSeqNum 1, nothing recorded, so a
-        stranger cannot move a key's sequence numbers."""
-        header = [(49, TARGET), (56, target or "UNKNOWN"), (34, 1), (52, _now_fix())]
+    def _send_unsessioned(self, msg_type: str, fields, target: str | None, seq: int = 1) -> None:
+        """Before a session exists (a refused Logon): MsgSeqNum 1 unless the key verified
+        (``seq``: its real next number), nothing recorded, so a stranger cannot move a key's
+        sequence numbers."""
+        header = [(49, TARGET), (56, target or "UNKNOWN"), (34, seq), (52, _now_fix())]
         self._write(encode(msg_type, header, fields))
 
     def reject(self, ref_seq: int | None, error: FieldError, ref_msg_type: str | None = None) -> None:
         self.send("3", [(45, ref_seq if ref_seq is not None else 0), (371, error.tag), (372, ref_msg_type),
                         (373, error.reason), (58, error.text)])
 
-    async def logout(self, text: str) -> NoReturn:
-        """Send Logout (with ``text``) and close the connection."""
+    async def logout(self, text: str, *, refused_key_id: str | None = None) -> NoReturn:
+        """Send Logout (with ``text``) and close the connection. ``refused_key_id``: a Logon
+        refused after its signature verified, whose Logout carries the key's real next
+        outgoing MsgSeqNum (``store.session_refusal_seq``)."""
         if not self.logout_sent and not self.writer.is_closing():
             self.logout_sent = True
             if self.logged_on:
                 self.send("5", [(58, text)])
             else:
-                self._send_unsessioned("5", [(58, text)], self.claimed_sender)
+                seq = None
+                if refused_key_id is not None:
+                    try:
+                        seq = await self.gateway.call(store.session_refusal_seq, refused_key_id)
+                    except Exception:  # noqa: BLE001 -- the refusal goes out regardless
+                        log.warning("could not take the refused key's MsgSeqNum", exc_info=True)
+                self._send_unsessioned("5", [(58, text)], self.claimed_sender, seq or 1)
         raise SessionClosed(text)
 
     # --- the connection ------------------------------------------------------------------
@@ -279,7 +293,11 @@ class Session:
                 sending_time=message.get(52), raw_data=message.get(96), source_ip=self.source_ip,
             )
         except errors.BourseError as error:
-            await self.logout(f"{error.code}: {error}")
+            # These come only after the signature verified on a fresh Logon: the sender holds
+            # the key (not nonce_reused: a captured Logon replayed by anyone).
+            verified = isinstance(error, (errors.KeyRevoked, errors.KeyExpired, errors.IpNotAllowed,
+                                          errors.PermissionDenied))
+            await self.logout(f"{error.code}: {error}", refused_key_id=message.get(49) if verified else None)
         if key.key_id in self.gateway.live_keys:
             await self._session_active(key)
         claimed = await self.gateway.call(store.session_claim, key, self.owner)
@@ -288,6 +306,7 @@ class Session:
         self.key, self.account, self.store_pk = key, key.account, claimed.pk
         self.gateway.live_keys[key.key_id] = self
         self.next_out, self.next_in = claimed.next_out_seq, claimed.next_in_seq
+        self.out_reserved = claimed.next_out_reserved
         self.heartbeat = int(hb)
         seq = int(seq_text)
         reset = message.get(141) == "Y"
@@ -554,6 +573,7 @@ class Session:
         """Release the session (cancel on disconnect, flush the store, free the key), and
         only then close the socket, so a client that reconnects at once finds the key free."""
         self.closing = True
+        flushed = False
         if self.timer is not None:
             self.timer.cancel()
         try:
@@ -564,11 +584,11 @@ class Session:
                 self.gateway.unregister(self)
                 try:
                     if self.cancel_on_disconnect and self.logged_on:
-                        cancelled = await self.gateway.call(order_cancel_all, account=self.account)
+                        cancelled = await self.gateway.call(order_cancel_all, account=self.account, reason="disconnect")
                         log.info("FIX cancel on disconnect: %d orders", len(cancelled), extra={"key_id": self.verified_key.key_id})
-                    await self.gateway.call(self.gateway.store.flush)
+                    flushed = await self.gateway.call(self.gateway.store.flush)
                 finally:
-                    await self.gateway.call(store.session_release, self.store_pk, self.owner)
+                    await self.gateway.call(store.session_release, self.store_pk, self.owner, flushed=flushed)
         finally:
             try:
                 await self.writer.drain()

@@ -17,7 +17,8 @@ import uuid
 from datetime import timedelta
 
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from .models import FixMessage, FixSession
@@ -26,6 +27,11 @@ log = logging.getLogger("bourse.fix")
 
 LEASE_S = 30  # a session renews its claim every LEASE_S / 3 seconds
 FLUSH_INTERVAL_S = 0.005
+# Outgoing numbers a session may use beyond what is durably recorded. Messages are recorded
+# behind the socket; the reservation is durable ahead of them: a session extends it when half
+# is used (the store commits every few ms, far sooner than 500 messages go out), so after a
+# crash the next session starts past every number that can have been sent, never reusing one.
+RESERVE = 1000
 
 
 def session_claim(key, owner: str) -> FixSession | None:
@@ -39,8 +45,29 @@ def session_claim(key, owner: str) -> FixSession | None:
     )
     if taken != 1:
         return None
+    # After a crash the recorded next number may be behind what was sent (records are written
+    # just after the socket): start at the reservation instead. After a clean end it is 0.
+    start = Greatest(F("next_out_seq"), F("next_out_reserved"))
+    FixSession.objects.filter(pk=session.pk).update(next_out_seq=start, next_out_reserved=start + RESERVE)
     session.refresh_from_db()
     return session
+
+
+def session_refusal_seq(key_id: str) -> int | None:
+    """The MsgSeqNum for the Logout refusing a Logon whose signature verified (the key is
+    revoked, expired, outside its allowlist, or lacks a scope): the
+    key's real next outgoing number, taken (stored + 1) so the next session continues after
+    it. None (the Logout says 1) while another session of the key is live — its numbers are
+    not ours to take — or when the key never had a session."""
+    with transaction.atomic(durable=True):
+        session = FixSession.objects.select_for_update(of=("self",)).filter(key__key_id=key_id).first()
+        if session is None:  # never logged on: its first number is 1, and nothing is created
+            return None
+        if session.owner and session.lease_until is not None and session.lease_until >= timezone.now():
+            return None
+        seq = session.next_out_seq
+        FixSession.objects.filter(pk=session.pk).update(next_out_seq=seq + 1, updated_at=timezone.now())
+        return seq
 
 
 def session_renew(session_pk: int, owner: str) -> bool:
@@ -49,8 +76,13 @@ def session_renew(session_pk: int, owner: str) -> bool:
     )
 
 
-def session_release(session_pk: int, owner: str) -> None:
-    FixSession.objects.filter(pk=session_pk, owner=owner).update(owner="", lease_until=None)
+def session_release(session_pk: int, owner: str, *, flushed: bool = False) -> None:
+    """Free the key's session. ``flushed``: every message sent is recorded, so the next
+    session continues at the recorded number (otherwise at the reservation, past any gap)."""
+    changes: dict[str, object] = {"owner": "", "lease_until": None}
+    if flushed:
+        changes["next_out_reserved"] = 0
+    FixSession.objects.filter(pk=session_pk, owner=owner).update(**changes)
 
 
 def session_set_cancel_on_disconnect(session_pk: int, value: bool) -> None:
@@ -68,6 +100,7 @@ class StoreWriter:
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="fix-store", daemon=True)
         self._stopping = False
+        self.lost = False
         self._thread.start()
 
     def message(self, session_pk: int, seq: int, msg_type: str, sending_time: str, body: str) -> None:
@@ -76,15 +109,20 @@ class StoreWriter:
     def sequences(self, session_pk: int, next_out: int, next_in: int) -> None:
         self._queue.put(("seq", session_pk, next_out, next_in))
 
+    def reserve(self, session_pk: int, next_out_reserved: int) -> None:
+        """Record that numbers below ``next_out_reserved`` may be used (see ``RESERVE``)."""
+        self._queue.put(("reserve", session_pk, next_out_reserved))
+
     def reset(self, session_pk: int) -> None:
         """Forget the session's stored messages (ResetSeqNumFlag)."""
         self._queue.put(("reset", session_pk))
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Block until everything queued so far is committed (call from a worker thread)."""
+        """Block until everything queued so far is committed (call from a worker thread);
+        False on timeout, or when a write failed since this process started (records lost)."""
         done = threading.Event()
         self._queue.put(("barrier", done))
-        return done.wait(timeout)
+        return done.wait(timeout) and not self.lost
 
     def stop(self) -> None:
         self.flush()
@@ -105,6 +143,7 @@ class StoreWriter:
                 self._write(items)
             except Exception:
                 log.exception("FIX store write failed; %d records lost", len(items))
+                self.lost = True  # sessions then end without clearing their reservation
                 close_old_connections()
             for done in barriers:
                 done.set()
@@ -117,6 +156,7 @@ class StoreWriter:
     def _write(self, items):
         messages: list[FixMessage] = []
         sequences: dict[int, tuple[int, int]] = {}
+        reserved: dict[int, int] = {}
         with transaction.atomic():
             for item in items:
                 kind = item[0]
@@ -125,11 +165,15 @@ class StoreWriter:
                     messages.append(FixMessage(session_id=session_pk, seq=seq, msg_type=msg_type, sending_time=sending_time, body=body))
                 elif kind == "seq":
                     sequences[item[1]] = (item[2], item[3])
+                elif kind == "reserve":
+                    reserved[item[1]] = item[2]
                 elif kind == "reset":
                     self._save(messages)
                     messages = []
                     FixMessage.objects.filter(session_id=item[1]).delete()
             self._save(messages)
+            for session_pk, value in reserved.items():
+                FixSession.objects.filter(pk=session_pk).update(next_out_reserved=value)
             for session_pk, (next_out, next_in) in sequences.items():
                 FixSession.objects.filter(pk=session_pk).update(next_out_seq=next_out, next_in_seq=next_in, updated_at=timezone.now())
 

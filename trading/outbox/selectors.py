@@ -77,14 +77,24 @@ def private_replay(account_id: int, channel: str, since: int) -> tuple[int, list
     return last, rows
 
 
-def account_events_after(accounts, floors: dict[int, int], default_floor: int, channels=("orders", "fills")) -> list[Mapping[str, Any]]:
-    """Events on ``channels`` of ``accounts`` above a per-market floor (``floors``; any other
-    market: ``default_floor``), in id order: the FIX report reader's tail."""
-    condition = Q(id__gt=default_floor) & ~Q(market_id__in=list(floors))
+def account_events_after(accounts, floors: dict[int, int], channels=("orders", "fills")) -> list[Mapping[str, Any]]:
+    """Events on ``channels`` of ``accounts`` above each market's floor (``floors``: market id
+    -> last id already read), in id order: the FIX report reader's tail. Markets missing from
+    ``floors`` are not read. Each market is one range of the (account, market, id) index."""
+    if not floors or not accounts:
+        return []
+    condition = Q()
     for market_id, floor in floors.items():
         condition |= Q(market_id=market_id, id__gt=floor)
     return list(
         OutboxEvent.objects.filter(condition, channel__in=channels, account_id__in=list(accounts))
         .order_by("id").values("id", "market_id", "account_id", "channel", "payload")
     )
+
+
+def market_ids() -> list[int]:
+    """Every market's id (the FIX report reader keeps a floor per market)."""
+    from trading.models import Market
+
+    return list(Market.objects.values_list("id", flat=True))
 

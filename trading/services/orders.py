@@ -361,8 +361,19 @@ def _owned_order(account: Account, order_id: Any) -> Order:
     return order
 
 
-def order_cancel(*, account: Account, order_id: Any, wait: float = 0.0) -> tuple[Order, bool]:
+CANCEL_REASONS = ("user", "disconnect", "operator")  # who asked; the order's cancel_reason
+
+
+def _cancel_reason(reason: str) -> str:
+    if reason not in CANCEL_REASONS:
+        raise ValueError(f"cancel reason must be one of {CANCEL_REASONS}")
+    return "" if reason == "user" else reason  # the engine's own reason for a cancel is "user"
+
+
+def order_cancel(*, account: Account, order_id: Any, wait: float = 0.0, reason: str = "user") -> tuple[Order, bool]:
     """Queue a cancel for one of ``account``'s orders; wait up to ``wait`` s for the engine.
+    ``reason`` becomes the order's ``cancel_reason``: ``user`` (the owner), ``operator``
+    (the console), ``disconnect`` (cancel-on-disconnect).
 
     Returns ``(order, answered)``: ``answered`` is False when the engine did not confirm in
     time (the cancel stays queued). Raises ``OrderClosed`` if the order is already closed,
@@ -373,7 +384,8 @@ def order_cancel(*, account: Account, order_id: Any, wait: float = 0.0) -> tuple
         if order.is_closed:
             raise OrderClosed(f"Order {order.pk} is already {order.status}.")
         with transaction.atomic(durable=True):
-            command = Command.objects.create(market_id=order.market_id, kind=Command.Kind.CANCEL, order=order)
+            command = Command.objects.create(market_id=order.market_id, kind=Command.Kind.CANCEL, order=order,
+                                             reason=_cancel_reason(reason))
             audit_record("order.cancelled", target=order, after={"requested": True})
             notify.wake_engine(order.market_id)
     if wait <= 0:
@@ -395,8 +407,10 @@ def _cancel_verdict(order: Order, command: Command, wait: float) -> tuple[Order,
     return order, False
 
 
-def order_cancel_all(*, account: Account, market: str | None = None, wait: float = 0.0) -> list[int]:
-    """Queue cancels for every live order of ``account`` (in ``market`` if given); return the
+def order_cancel_all(*, account: Account, market: str | None = None, wait: float = 0.0,
+                     reason: str = "user") -> list[int]:
+    """Queue cancels for every live order of ``account`` (in ``market`` if given; ``reason``
+    as for ``order_cancel``); return the
     ids of the orders the cancel applied to (those still live when the engine reached them,
     or all queued ones if the engine did not answer within ``wait``)."""
     live = Order.objects.filter(account=account, status__in=Order.LIVE_STATUSES)
@@ -405,10 +419,12 @@ def order_cancel_all(*, account: Account, market: str | None = None, wait: float
         if market_obj is None:
             raise errors.MarketNotFound(f"Market {market!r} does not exist.")
         live = live.filter(market=market_obj)
+    command_reason = _cancel_reason(reason)
     with transaction.atomic(durable=True):
         orders = list(live.order_by("id"))
         commands = Command.objects.bulk_create(
-            [Command(market_id=o.market_id, kind=Command.Kind.CANCEL, order=o) for o in orders]
+            [Command(market_id=o.market_id, kind=Command.Kind.CANCEL, order=o, reason=command_reason)
+             for o in orders]
         )
         audit_record_many("order.cancelled", orders, after={"requested": True, "cancel_all": True})
         for market_id in {o.market_id for o in orders}:
