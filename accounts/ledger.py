@@ -8,6 +8,7 @@ then writes. A refusal raises before anything is written.
 """
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -17,7 +18,10 @@ from django.db.models import F, Q
 
 from exchange import errors
 
-from .models import Account, Asset, Balance, Bucket, EntryKind, Journal, LedgerEntry
+from .models import Account, Asset, Balance, Bucket, EntryKind, Journal, LedgerEntry, MoneyNotStorable, money_storable
+
+
+_PLAIN_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 
 
 class AlreadyPosted(Exception):
@@ -42,10 +46,16 @@ def to_amount(value, field: str = "amount") -> Decimal:
         raise errors.ValidationError.field(field, "invalid", f"{field} must be a decimal string, not a float.")
     if isinstance(value, Decimal):
         amount = value
-    elif isinstance(value, (int, str)):
+    elif isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, str):
+        # Plain ASCII decimals only: Decimal() itself would take "1e30", " 5", "NaN" and
+        # Unicode digits such as "١٢".
+        if not _PLAIN_DECIMAL.fullmatch(value):
+            raise errors.ValidationError.field(field, "invalid", f"{field} is not a plain decimal number.")
         try:
             amount = Decimal(value)
-        except InvalidOperation:
+        except InvalidOperation:  # pragma: no cover - the pattern excludes these
             raise errors.ValidationError.field(field, "invalid", f"{field} is not a decimal number.") from None
     else:
         raise errors.ValidationError.field(field, "invalid", f"{field} must be a decimal string.")
@@ -120,6 +130,9 @@ def post(
         for bucket, delta in change.items():
             if getattr(balance, bucket) + delta < 0:
                 raise _insufficient(balance, bucket, -delta)
+            if not money_storable(getattr(balance, bucket) + delta):
+                # PostgreSQL would fail the write with an overflow; SQLite would round it.
+                raise MoneyNotStorable(getattr(balance, bucket) + delta, f"{balance.asset_id} {bucket} balance")
 
     journal = _create_journal(kind, reference, reason, idempotency_key, created_by)
     exact_in_database = connection.vendor == "postgresql"

@@ -58,7 +58,10 @@ class ValidationError(BourseError):
     title = "Validation error"
     description = (
         "Malformed JSON or fields. `errors` lists each field with its own code; market filter "
-        "failures (`tick_size`, `lot_size`, `min_quantity`, `min_notional`) name the allowed value."
+        "failures (`tick_size`, `lot_size`, `min_quantity`, `min_notional`) and market bounds "
+        "(`max_price`, `max_quantity`, `max_notional`) name the allowed value in `allowed`; "
+        "`not_storable` is an amount the database cannot hold exactly; `unknown_parameter` a "
+        "query parameter the operation does not take."
     )
 
     @classmethod

@@ -8,14 +8,14 @@ from django.http import JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from . import wire
+from .apiview import BourseApi
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-class TimeApi(APIView):
+class TimeApi(BourseApi):
     @extend_schema(
         operation_id="time_get",
         tags=["market data"],

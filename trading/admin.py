@@ -10,7 +10,7 @@ from .models import Fill, Market, Order, ReconciliationReport, Trade
 
 @admin.register(Market)
 class MarketAdmin(AuditedModelAdmin):
-    list_display = ("symbol", "base", "quote", "status", "tick_size", "lot_size", "min_notional", "maker_fee_rate", "taker_fee_rate")
+    list_display = ("symbol", "base", "quote", "status", "tick_size", "lot_size", "min_notional", "max_price", "max_quantity", "max_notional", "maker_fee_rate", "taker_fee_rate")
     list_filter = ("status",)
     search_fields = ("symbol",)
     readonly_fields = ("status", "created_at")

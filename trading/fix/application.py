@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from exchange import errors, ratelimit
+from exchange.syntax import parse_id
 from trading.models import Order
 from trading.representations import order_to_wire
 from trading.services import order_cancel, order_submit
@@ -21,7 +22,7 @@ from trading.services import order_cancel, order_submit
 from . import reports
 from .codec import FieldError, Message
 
-DECIMAL = re.compile(r"^[0-9]{1,20}(\.[0-9]{0,18})?$")
+DECIMAL = re.compile(r"\A[0-9]{1,20}(\.[0-9]{0,18})?\Z")
 
 
 @dataclass
@@ -92,9 +93,8 @@ def _find(account, message: Message, cl_tag: int) -> Order | None:
     order_id = message.get(37)
     queryset = Order.objects.select_related("market", "market__base", "market__quote").filter(account=account)
     if order_id and order_id != "NONE":
-        if not order_id.isdigit():
-            return None
-        return queryset.filter(pk=int(order_id)).first()
+        pk = parse_id(order_id)
+        return None if pk is None else queryset.filter(pk=pk).first()
     cl = message.get(cl_tag)
     return queryset.filter(client_order_id=cl).first() if cl else None
 

@@ -27,6 +27,7 @@ from django.db.models import Max, Q
 from django.utils import timezone as dj_timezone
 
 from exchange import errors, wire
+from exchange.syntax import MAX_ID_DIGITS, ascii_digits
 from trading import notify
 from trading.models import OutboxEvent
 from trading.services import order_cancel_all
@@ -189,9 +190,9 @@ class Session:
         if message.get(56) != TARGET:
             await self.logout(f"Logon refused: TargetCompID(56) must be {TARGET}.")
         seq_text, hb = message.get(34), message.get(108)
-        if not seq_text.isdigit() or int(seq_text) < 1:
+        if not ascii_digits(seq_text, MAX_ID_DIGITS) or int(seq_text) < 1:
             await self.logout("Logon refused: MsgSeqNum(34) must be a positive integer.")
-        if not hb.isdigit() or not 1 <= int(hb) <= MAX_HEARTBEAT_S:
+        if not ascii_digits(hb, 6) or not 1 <= int(hb) <= MAX_HEARTBEAT_S:
             await self.logout(f"Logon refused: HeartBtInt(108) must be 1-{MAX_HEARTBEAT_S} seconds.")
         if message.get(98) != "0":
             await self.logout("Logon refused: EncryptMethod(98) must be 0 (none).")
@@ -285,7 +286,7 @@ class Session:
         """Check the standard header; False when the message was rejected (and its number
         consumed when it was the expected one)."""
         seq = message.get(34)
-        if seq is None or not seq.isdigit():
+        if not ascii_digits(seq, MAX_ID_DIGITS):
             await self.logout("MsgSeqNum(34) missing or not a number.")
         seq = int(seq)
         if message.get(49) != self.key.key_id or message.get(56) != TARGET:
@@ -370,7 +371,7 @@ class Session:
     async def _sequence_reset(self, message: Message, gap_fill: bool) -> None:
         new = message.get(36)
         seq = int(message.get(34))
-        if new is None or not new.isdigit():
+        if not ascii_digits(new, MAX_ID_DIGITS):
             if gap_fill:
                 self.next_in = seq + 1
             self.reject(seq, FieldError("NewSeqNo(36) missing or not a number", 1 if new is None else 6, 36), "4")
@@ -392,7 +393,7 @@ class Session:
         """Answer a ResendRequest: replay stored application messages with PossDupFlag=Y,
         gap-fill session messages and anything not stored."""
         begin, end = message.get(7), message.get(16)
-        if not (begin and begin.isdigit() and end and end.isdigit()):
+        if not (ascii_digits(begin, MAX_ID_DIGITS) and ascii_digits(end, MAX_ID_DIGITS)):
             self.reject(int(message.get(34)), FieldError("BeginSeqNo(7)/EndSeqNo(16) missing or not numbers", 1, 7), "2")
             return
         first, last = int(begin), int(end)

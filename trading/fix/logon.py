@@ -25,6 +25,7 @@ from apikeys import verifier
 from apikeys.models import ApiKey
 from apikeys.replay import FUTURE_SKEW_MS, nonce_claim
 from exchange import errors, ratelimit, wire
+from exchange.syntax import ascii_digits
 
 log = logging.getLogger("bourse.fix")
 
@@ -44,7 +45,7 @@ def parse_utc_timestamp(text: str) -> datetime | None:
     except ValueError:
         return None
     if fraction:
-        if not fraction.isdigit() or len(fraction) not in (3, 6, 9):
+        if not ascii_digits(fraction) or len(fraction) not in (3, 6, 9):
             return None
         moment += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
     return moment

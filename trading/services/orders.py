@@ -21,12 +21,13 @@ from accounts.models import Account, EntryKind
 from audit.services import audit_record, audit_record_many, audit_refusals
 from exchange import errors
 from exchange.errors import DuplicateClientOrderId, OrderClosed
+from exchange.syntax import parse_id
 
 from .. import filters, notify, pricing
 from ..models import Command, Market, Order
 from ..ws.outbox import balances_publish
 
-CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+CLIENT_ORDER_ID = re.compile(r"\A[A-Za-z0-9_-]{1,36}\Z")
 VERDICT_RECHECK_S = 0.05  # waiters re-read the order this often even without a signal
 
 
@@ -287,10 +288,9 @@ def order_wait(order: Order, timeout: float, waiter=None, *, until=None) -> Orde
 
 
 def _owned_order(account: Account, order_id) -> Order:
-    try:
-        order_pk = int(order_id)
-    except (TypeError, ValueError):
-        raise errors.NotFound(f"Order {order_id} not found.") from None
+    order_pk = parse_id(order_id)
+    if order_pk is None:
+        raise errors.NotFound(f"Order {str(order_id)[:40]} not found.")
     order = Order.objects.select_related("market").filter(pk=order_pk, account=account).first()
     if order is None:  # another account's order is indistinguishable from a missing one
         raise errors.NotFound(f"Order {order_id} not found.")

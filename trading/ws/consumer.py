@@ -22,6 +22,7 @@ from django.conf import settings
 
 from apikeys.verifier import require_scope, verify_request
 from exchange import clientip, errors
+from exchange.syntax import json_loads
 
 from . import selectors
 from .relay import PRIVATE_TYPES, Relay, Subscription, dumps, render
@@ -188,7 +189,7 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
             await self.send_text(_error_frame(errors.InvalidMessage("Send text frames holding JSON objects.")))
             return
         try:
-            message = json.loads(text_data)
+            message = json_loads(text_data)
         except ValueError as exc:
             await self.send_text(_error_frame(errors.InvalidMessage(f"Malformed JSON: {exc}.")))
             return

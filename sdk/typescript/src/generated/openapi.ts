@@ -404,6 +404,9 @@ export interface components {
             readonly min_notional: string;
             readonly maker_fee_rate: string;
             readonly taker_fee_rate: string;
+            readonly max_price: string;
+            readonly max_quantity: string;
+            readonly max_notional: string;
         };
         MarketPage: {
             results: components["schemas"]["Market"][];
