@@ -26,7 +26,7 @@ def parse_id(text) -> int | None:
     """A database id from its wire form, or ``None`` when it cannot be one."""
     if isinstance(text, int) and not isinstance(text, bool):
         return text if 0 < text < 2**63 else None
-    if not ascii_digits(text, MAX_ID_DIGITS):
+    if not ascii_digits(text, MAX_ID_DIGITS) or int(text) == 0:
         return None
     return int(text)
 
