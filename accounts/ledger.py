@@ -42,7 +42,7 @@ class Leg:
 
 def to_amount(value, field: str = "amount") -> Decimal:
     """Parse a money value. Decimal, int and decimal strings are accepted; float never."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise errors.ValidationError.field(field, "invalid", f"{field} must be a decimal string, not a float.")
     if isinstance(value, Decimal):
         amount = value

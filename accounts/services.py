@@ -7,7 +7,6 @@ the leg builders inside their own transaction instead.
 """
 from __future__ import annotations
 
-
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -15,18 +14,7 @@ from audit.services import audit_record, audit_refusals
 from exchange import errors
 
 from . import ledger
-from .models import Account, Asset, Bucket, EntryKind, Journal
-
-
-def asset_create(*, code: str, scale: int, name: str = "") -> tuple[Asset, bool]:
-    """Create an asset, or return the existing one (``created`` is False) if the code exists."""
-    if not isinstance(scale, int) or not 0 <= scale <= 18:
-        raise errors.ValidationError.field("scale", "invalid", "scale must be an integer from 0 to 18.")
-    with transaction.atomic(durable=True):
-        asset, created = Asset.objects.get_or_create(code=code, defaults={"scale": scale, "name": name})
-        if created:
-            asset.full_clean()
-    return asset, created
+from .models import Account, Bucket, EntryKind, Journal
 
 
 def account_create(*, name: str, owner=None, username: str | None = None) -> Account:
@@ -85,21 +73,20 @@ def _external_movement(action, kind, legs, *, account, asset, amount, reference,
     with audit_refusals(
         action, target=("accounts.account", account_id), account=account_id if isinstance(account_id, int) else None,
         actor=actor, after=attempt, enabled=actor is not None,
-    ):
-        with transaction.atomic(durable=True):
-            target = _trader(account)
-            asset_obj = ledger.get_asset(asset)
-            value = ledger.positive_amount(amount, asset_obj)
-            external = ledger.system_account(Account.SystemRole.EXTERNAL)
-            journal = ledger.post(
-                kind,
-                legs(target.pk, external.pk, asset_obj.code, value),
-                reference=reference,
-                reason=reason,
-                created_by=actor,
-            )
-            audit_record(action, target=target, actor=actor, reason=reason, after={**attempt, "amount": value, "journal_id": journal.pk})
-            return journal
+    ), transaction.atomic(durable=True):
+        target = _trader(account)
+        asset_obj = ledger.get_asset(asset)
+        value = ledger.positive_amount(amount, asset_obj)
+        external = ledger.system_account(Account.SystemRole.EXTERNAL)
+        journal = ledger.post(
+            kind,
+            legs(target.pk, external.pk, asset_obj.code, value),
+            reference=reference,
+            reason=reason,
+            created_by=actor,
+        )
+        audit_record(action, target=target, actor=actor, reason=reason, after={**attempt, "amount": value, "journal_id": journal.pk})
+        return journal
 
 
 def balance_hold(*, account, asset: str, amount, reference: str = "") -> Journal:

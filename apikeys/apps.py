@@ -8,7 +8,9 @@ class ApikeysConfig(AppConfig):
     verbose_name = "API keys"
 
     def ready(self):
-        from . import schema  # noqa: F401  (registers the OpenAPI security scheme)
+        from . import console, schema  # noqa: F401  (schema registers the OpenAPI security scheme)
+
+        console.register()  # this app's section of the account console page
 
         checks.register(check_settings, checks.Tags.security)
 

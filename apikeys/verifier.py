@@ -20,19 +20,20 @@ Failures in steps 3-5 count against the source address (``auth_failures`` policy
 ``require_scope`` is the separate scope check (403 ``permission_denied``).
 
 Steps 4-6 are ``verify_signed_message``, for a transport that signs a string of its own
-(FIX Logon): it calls ``check_failure_budget``, parses its fields, then that function.
+(FIX Logon): it calls ``check_failure_budget``, parses its fields (``count_failure`` for a
+malformed one), then that function.
 """
 from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import hashlib
+import hmac
 import ipaddress
 import logging
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone as dj_timezone
 
@@ -60,7 +61,7 @@ HEADERS = {
     "signature": "X-API-Signature",
     "window": "X-API-Window",
 }
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def now_ms() -> int:
@@ -111,7 +112,9 @@ def _malformed(header: str, message: str) -> errors.InvalidCredentials:
     )
 
 
-def _fail(source_ip: str | None, error: errors.BourseError) -> errors.BourseError:
+def count_failure(source_ip: str | None, error: errors.BourseError) -> errors.BourseError:
+    """Count a failed authentication against ``source_ip``'s budget and return ``error`` (to
+    raise). Transports call it for refusals they detect themselves (a malformed field)."""
     if source_ip:
         ratelimit.hit(ratelimit.AUTH_FAILURES, source_ip)
     log.info("authentication refused: %s", error.code, extra={"source_ip": source_ip})
@@ -143,17 +146,17 @@ def verify_request(
         )
 
     if not TIMESTAMP.match(timestamp):
-        raise _fail(source_ip, _malformed(HEADERS["timestamp"], "must be Unix epoch milliseconds (an integer)"))
+        raise count_failure(source_ip, _malformed(HEADERS["timestamp"], "must be Unix epoch milliseconds (an integer)"))
     if not NONCE.match(nonce):
-        raise _fail(source_ip, _malformed(HEADERS["nonce"], "must be 16-64 characters of A-Za-z0-9_-"))
+        raise count_failure(source_ip, _malformed(HEADERS["nonce"], "must be 16-64 characters of A-Za-z0-9_-"))
     window_ms = DEFAULT_WINDOW_MS
     if window is not None and window != "":
         if not WINDOW.match(window) or not 1 <= int(window) <= MAX_WINDOW_MS:
-            raise _fail(source_ip, _malformed(HEADERS["window"], f"must be an integer from 1 to {MAX_WINDOW_MS}"))
+            raise count_failure(source_ip, _malformed(HEADERS["window"], f"must be an integer from 1 to {MAX_WINDOW_MS}"))
         window_ms = int(window)
     signature_bytes = decode_signature(signature)
     if signature_bytes is None:
-        raise _fail(source_ip, _malformed(HEADERS["signature"], "must be base64"))
+        raise count_failure(source_ip, _malformed(HEADERS["signature"], "must be base64"))
 
     return verify_signed_message(
         key_id=key_id,
@@ -191,7 +194,7 @@ def verify_signed_message(
     server_ms = now_ms()
     if not server_ms - window_ms <= timestamp_ms <= server_ms + FUTURE_SKEW_MS:
         moment = _EPOCH + timedelta(milliseconds=server_ms)
-        raise _fail(
+        raise count_failure(
             source_ip,
             errors.TimestampOutOfWindow(
                 f"Timestamp {timestamp_ms} is outside [{server_ms - window_ms}, {server_ms + FUTURE_SKEW_MS}] "
@@ -208,7 +211,7 @@ def verify_signed_message(
     # not tell a prober which key ids exist.
     valid = signature_valid(key if key is not None else _decoy_key(), message, signature)
     if key is None or not valid:
-        raise _fail(source_ip, errors.InvalidCredentials("Unknown API key or wrong signature."))
+        raise count_failure(source_ip, errors.InvalidCredentials("Unknown API key or wrong signature."))
 
     if key.status == ApiKey.Status.REVOKED:
         raise errors.KeyRevoked(f"API key {key.key_id} was revoked.")
@@ -217,7 +220,7 @@ def verify_signed_message(
     if not ip_allowed(key, source_ip):
         raise errors.IpNotAllowed(f"Requests from {source_ip} are not allowed for this key.")
     if not nonce_claim(key.key_id, replay_token):
-        raise _fail(source_ip, errors.NonceReused("This nonce was already used by this key; use a fresh one."))
+        raise count_failure(source_ip, errors.NonceReused("This nonce was already used by this key; use a fresh one."))
 
     _touch(key)
     return key

@@ -15,7 +15,6 @@ ACTIONS: dict[str, str] = {
     "apikey.created": "An API key was issued.",
     "apikey.scopes_changed": "An API key's scopes, IP allowlist or expiry changed.",
     "apikey.revoked": "An API key was revoked.",
-    "apikey.expired": "An API key passed its expiry and was marked expired.",
     # Authentication
     "auth.failed": "A signed request, WebSocket auth or FIX logon failed authentication.",
     "auth.failures_suppressed": "Summary of further authentication failures from one source in one window.",

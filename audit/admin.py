@@ -93,7 +93,7 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     @admin.display(description="time (UTC)", ordering="id")
     def time(self, event):
-        return event.created_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return event.created_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
     @admin.display(description="actor", ordering="actor_label")
     def actor_display(self, event):

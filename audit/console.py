@@ -2,8 +2,8 @@
 one page — balances, open orders, recent fills, API keys and its audit history.
 
 Each part is an ``AccountSection`` registered with ``register_account_section``, shown only
-to users holding its permission. The sections below are registered only for models that
-exist; another app adds its own from its admin module, e.g.::
+to users holding its permission. This module knows no other app: each app registers its own
+sections from its ``console`` module (imported by its AppConfig.ready), e.g.::
 
     register_account_section(AccountSection(
         key="open_orders", title="Open orders", permission="trading.view_order",
@@ -14,16 +14,15 @@ exist; another app adds its own from its admin module, e.g.::
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
-from django.apps import apps
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from exchange.wire import money, rate, timestamp
+from exchange.wire import rate, timestamp
 
 from .selectors import audit_events_for_account
 
@@ -89,100 +88,25 @@ def account_console_view(model_admin, request, object_id):
     )
 
 
-# --- Sections owned by this app and by accounts (which exist today) ----------------------
+# --- Helpers for the apps' sections -------------------------------------------------------
 
 
-def _balance_rows(account, limit):
-    from accounts.models import Balance
-
-    for balance in Balance.objects.filter(account=account).select_related("asset").order_by("asset_id")[:limit]:
-        scale = balance.asset.scale
-        yield (
-            balance.asset_id,
-            _money(balance.available, scale),
-            _money(balance.locked, scale),
-            _money(balance.total, scale),
-            timestamp(balance.updated_at),
-        )
-
-
-def _money(value, scale):
-    return money(value, scale)
-
-
-def _decimal(value):
+def decimal_text(value) -> str:
+    """A stored decimal as the console shows it (empty for none)."""
     return "" if value is None else rate(value)
 
 
-def _link(viewname: str, obj_id, text) -> str:
+def link(viewname: str, obj_id, text) -> str:
+    """A link to the admin page ``viewname`` of object ``obj_id``."""
     return format_html('<a href="{}">{}</a>', reverse(viewname, args=[obj_id]), text)
 
 
-def _order_rows(account, limit):
-    Order = apps.get_model("trading", "Order")
-    orders = Order.objects.filter(account=account, status__in=Order.LIVE_STATUSES).select_related("market")
-    for order in orders.order_by("-id")[:limit]:
-        yield (
-            _link("admin:trading_order_change", order.pk, order.pk),
-            order.client_order_id or "",
-            order.market.symbol,
-            order.side,
-            order.type,
-            _decimal(order.price),
-            _decimal(order.quantity),
-            _decimal(order.filled_quantity),
-            order.status,
-            timestamp(order.created_at),
-        )
-
-
-def _fill_rows(account, limit):
-    Fill = apps.get_model("trading", "Fill")
-    for fill in Fill.objects.filter(account=account).select_related("market", "order").order_by("-id")[:limit]:
-        yield (
-            _link("admin:trading_fill_change", fill.pk, fill.pk),
-            _link("admin:trading_order_change", fill.order_id, fill.order_id),
-            fill.order.client_order_id or "",
-            fill.market.symbol,
-            fill.side,
-            _decimal(fill.price),
-            _decimal(fill.quantity),
-            f"{_decimal(fill.fee)} {fill.fee_asset_id}",
-            fill.liquidity,
-            "yes" if fill.settled else "no",
-            timestamp(fill.created_at),
-        )
-
-
-def _key_rows(account, limit):
-    # Metadata only: the encrypted secret is never read here.
-    ApiKey = apps.get_model("apikeys", "ApiKey")
-    keys = ApiKey.objects.filter(account=account).only(
-        "pk", "key_id", "label", "scheme", "scopes", "ip_allowlist", "status", "expires_at", "last_used_at"
-    )
-    for key in keys.order_by("-id")[:limit]:
-        yield (
-            _link("admin:apikeys_apikey_change", key.pk, key.key_id),
-            key.label,
-            key.scheme,
-            ", ".join(key.scopes),
-            ", ".join(key.ip_allowlist) or "any",
-            key.status,
-            timestamp(key.expires_at) or "never",
-            timestamp(key.last_used_at) or "never",
-        )
-
-
-def _changelist(viewname: str, account) -> str:
+def changelist_url(viewname: str, account) -> str:
+    """An admin change list filtered to ``account``."""
     return f"{reverse(viewname)}?account__id__exact={account.pk}"
 
 
-def _model_exists(app_label: str, model: str) -> bool:
-    try:
-        apps.get_model(app_label, model)
-    except LookupError:
-        return False
-    return True
+# --- This app's section --------------------------------------------------------------------
 
 
 def _audit_rows(account, limit):
@@ -202,17 +126,6 @@ def _audit_rows(account, limit):
 
 register_account_section(
     AccountSection(
-        key="balances",
-        title="Balances",
-        permission="accounts.view_balance",
-        columns=("Asset", "Available", "Locked", "Total", "Updated"),
-        rows=_balance_rows,
-        more_url=lambda account: f"{reverse('admin:accounts_balance_changelist')}?account__id__exact={account.pk}",
-        order=10,
-    )
-)
-register_account_section(
-    AccountSection(
         key="audit",
         title="Audit history",
         permission="audit.view_auditevent",
@@ -222,39 +135,3 @@ register_account_section(
         order=90,
     )
 )
-if _model_exists("trading", "Order"):
-    register_account_section(
-        AccountSection(
-            key="open_orders",
-            title="Open orders",
-            permission="trading.view_order",
-            columns=("Order", "Client order id", "Market", "Side", "Type", "Price", "Quantity", "Filled", "Status", "Created"),
-            rows=_order_rows,
-            more_url=lambda account: _changelist("admin:trading_order_changelist", account),
-            order=20,
-        )
-    )
-if _model_exists("trading", "Fill"):
-    register_account_section(
-        AccountSection(
-            key="recent_fills",
-            title="Recent fills",
-            permission="trading.view_fill",
-            columns=("Fill", "Order", "Client order id", "Market", "Side", "Price", "Quantity", "Fee", "Liquidity", "Settled", "Time"),
-            rows=_fill_rows,
-            more_url=lambda account: _changelist("admin:trading_fill_changelist", account),
-            order=30,
-        )
-    )
-if _model_exists("apikeys", "ApiKey"):
-    register_account_section(
-        AccountSection(
-            key="api_keys",
-            title="API keys",
-            permission="apikeys.view_apikey",
-            columns=("Key id", "Label", "Scheme", "Scopes", "IP allowlist", "Status", "Expires", "Last used"),
-            rows=_key_rows,
-            more_url=lambda account: _changelist("admin:apikeys_apikey_changelist", account),
-            order=40,
-        )
-    )

@@ -32,13 +32,13 @@ from django.utils import timezone
 from exchange.context import Actor, actor_var, request_id_var, source_ip_var
 from exchange.errors import BourseError
 
-from . import chain, sealer
+from . import sealer
 from .actions import ACTIONS
 from .models import AuditEvent, AuthFailureWindow, Outcome
+from .sealer import audit_seal  # noqa: F401 -- the public service; sealing lives in audit.sealer
 
 log = logging.getLogger(__name__)
 
-SEALER_LOCK_KEY = 0x6175646974  # "audit": the advisory lock only one sealer holds at a time
 
 
 def _setting(name: str, default):
@@ -233,8 +233,8 @@ def audit_auth_failure(source_ip: str | None, key_id: str | None, reason: str, *
             AuthFailureWindow.objects.get_or_create(
                 channel=channel,
                 source_ip=source,
-                window_start=dt.datetime.fromtimestamp(start, dt.timezone.utc),
-                defaults={"window_end": dt.datetime.fromtimestamp(end, dt.timezone.utc)},
+                window_start=dt.datetime.fromtimestamp(start, dt.UTC),
+                defaults={"window_end": dt.datetime.fromtimestamp(end, dt.UTC)},
             )
         return None
     is_admin = channel == "admin"
@@ -291,72 +291,3 @@ def _is_ip(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-# --- Sealing ------------------------------------------------------------------------------
-
-
-def _take_sealer_lock() -> bool:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEALER_LOCK_KEY])
-            return bool(cursor.fetchone()[0])
-    # SQLite: the transaction already holds the database's single write lock (BEGIN
-    # IMMEDIATE), so two sealers cannot interleave.
-    return True
-
-
-def _seal_batch(limit: int) -> int | None:
-    with transaction.atomic():
-        if not _take_sealer_lock():
-            return None
-        head = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("seq", "hash").first()
-        seq, prev_hash = head or (0, chain.GENESIS)
-        batch = list(AuditEvent.objects.filter(seq__isnull=True).order_by("id")[:limit])
-        now = timezone.now()
-        for event in batch:
-            seq += 1
-            event.seq, event.prev_hash, event.sealed_at = seq, prev_hash, now
-            event.hash = prev_hash = chain.event_hash(event, seq, event.prev_hash)
-        if batch:
-            _write_seals(batch, now)
-        return len(batch)
-
-
-def _write_seals(batch: list[AuditEvent], sealed_at) -> None:
-    """One UPDATE joining a VALUES list (a hash join; Django's bulk_update builds CASE
-    expressions that grow with the square of the batch)."""
-    table = AuditEvent._meta.db_table
-    columns = ([e.pk for e in batch], [e.seq for e in batch], [e.prev_hash for e in batch], [e.hash for e in batch])
-    if connection.vendor == "postgresql":
-        # Four array parameters rather than 4 × batch placeholders: nothing to parse per row.
-        seal = "unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS seal(id, seq, prev_hash, hash)"
-        sql = f"UPDATE {table} SET seq = seal.seq, prev_hash = seal.prev_hash, hash = seal.hash, sealed_at = %s FROM {seal} WHERE {table}.id = seal.id"
-        params = [sealed_at, *columns]
-    else:
-        rows = ", ".join(["(%s, %s, %s, %s)"] * len(batch))
-        sql = (
-            f"WITH seal(id, seq, prev_hash, hash) AS (VALUES {rows}) "
-            f"UPDATE {table} SET seq = seal.seq, prev_hash = seal.prev_hash, hash = seal.hash, "
-            f"sealed_at = %s FROM seal WHERE {table}.id = seal.id"
-        )
-        params = [value for row in zip(*columns) for value in row] + [sealed_at]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        # (SQLite's driver reports -1 for a statement that starts with WITH.)
-        if cursor.rowcount not in (-1, len(batch)):
-            raise RuntimeError(f"sealed {cursor.rowcount} of {len(batch)} audit events")
-
-
-def audit_seal(*, batch_size: int = 500) -> int:
-    """Seal every committed, unsealed event in insertion (id) order: assign the next chain
-    position and hash = H(previous hash, event). Returns how many were sealed; 0 when
-    another sealer holds the lock (it will seal these too, or the next run will)."""
-    sealed = 0
-    while True:
-        count = _seal_batch(batch_size)
-        if count is None:
-            return sealed
-        sealed += count
-        if count < batch_size:
-            return sealed

@@ -5,7 +5,7 @@ one ``SortedDict`` per side mapping price to an insertion-ordered dict of the
 level's orders, a dict of level totals, and named-tuple events built the usual
 way.  It implements what the replay format can express (limit and market
 orders, GTC / IOC / FOK, post-only, self-trade prevention cancel_newest) with
-the same events as ``trading.engine.OrderBook``, so the benchmark can check
+the same events as ``matching.OrderBook``, so the benchmark can check
 that both produce identical event streams before comparing their speed.
 
 Not for production use; not imported by the exchange.
@@ -18,7 +18,7 @@ from sortedcontainers import SortedDict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trading.engine.messages import (  # noqa: E402
+from matching.messages import (  # noqa: E402
     BUY,
     CANCEL_FOK,
     CANCEL_IOC,

@@ -1,10 +1,10 @@
-"""Engine benchmark: trading.engine.OrderBook vs the sortedcontainers baseline.
+"""Engine benchmark: matching.OrderBook vs the sortedcontainers baseline.
 
     python bench/engine_bench.py bench/out/engine_1m.csv [--rounds 5]
 
 Parses the replay file once, then alternates engine and baseline runs on fresh
-books through the same driver as ``python -m trading.engine.replay``
-(``trading.engine.replay.run``), so machine noise hits both alike.  The first
+books through the same driver as ``python -m matching.replay``
+(``matching.replay.run``), so machine noise hits both alike.  The first
 round also checks that both books produced identical event streams.  Prints
 each run, then the median and best commands/s of each and the ratio of the
 medians.  See bench/engine.md.
@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from engine_baseline import BaselineBook  # noqa: E402
 
-from trading.engine import OrderBook  # noqa: E402
-from trading.engine.replay import load, run  # noqa: E402
+from matching import OrderBook  # noqa: E402
+from matching.replay import load, run  # noqa: E402
 
 
 def fingerprint(book_cls, commands):

@@ -2,7 +2,7 @@
 
     python bench/engine_gen.py --n 1000000 --seed 1 --out bench/out/engine_1m.csv
 
-See bench/engine.md.  The generator itself lives in trading/engine/workload.py
+See bench/engine.md.  The generator itself lives in matching/workload.py
 so the conformance tests can use it too.
 """
 
@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trading.engine import workload  # noqa: E402
+from matching import workload  # noqa: E402
 
 
 def main(argv=None):

@@ -17,7 +17,6 @@ Usage (creates its own market; migrate first):
 import argparse
 import os
 import random
-import statistics
 import subprocess
 import sys
 import threading
@@ -35,12 +34,12 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, connections  # noqa: E402
 
+import matching as engine  # noqa: E402
 from accounts import services as account_services  # noqa: E402
-from trading import engine  # noqa: E402
 from trading.models import EngineState, Market, Order  # noqa: E402
+from trading.notify import VerdictWaiter  # noqa: E402
 from trading.runner import MarketRunner, engine_new_order  # noqa: E402
 from trading.services import market_create, order_submit, order_wait  # noqa: E402
-from trading.notify import VerdictWaiter  # noqa: E402
 
 
 def percentile(values, q):

@@ -115,7 +115,7 @@ def heartbeat_baseline(client: QuickFixClient, app: TimingApp, count=200, rate=1
     deadline = time.monotonic() + 10
     while len(app.heartbeats) < count and time.monotonic() < deadline:
         time.sleep(0.01)
-    return [(app.heartbeats[i] - t) * 1000 for i, t in zip(ids, sent) if i in app.heartbeats]
+    return [(app.heartbeats[i] - t) * 1000 for i, t in zip(ids, sent, strict=False) if i in app.heartbeats]
 
 
 def run_rate(client: QuickFixClient, app: TimingApp, symbol: str, rate: int, seconds: float):
@@ -160,7 +160,7 @@ def service_baseline(account, symbol, count=50):
     from trading.services import order_submit
 
     started = time.perf_counter()
-    for i in range(count):
+    for _i in range(count):
         order_submit(account=account, market=symbol, side="buy", type="limit", price="50.00", quantity="0.0300")
     return (time.perf_counter() - started) * 1000 / count
 

@@ -6,7 +6,7 @@ embedded mode without them), with ONE daphne process serving ``exchange.asgi:app
 1. Latency from the engine's batch commit to the ``book`` update frame at the client, p50/p99,
    with N subscribers on one market (default 1,000). The engine runs in this process
    (``MarketRunner``, one order per batch, so each batch is one book update); the commit time
-   is taken where the commit signal goes out (``trading.ws.signal.announce``, run by
+   is taken where the commit signal goes out (``trading.outbox.signal.announce``, run by
    ``on_commit``). ``--probes`` clients in a child process time each frame; the other
    subscribers live in further child processes that only read. Baseline in the same run: the same
    measurement with the probes as the only subscribers.
@@ -55,7 +55,7 @@ async def _sink(url, count, channel, ready_path, record_path=None):
 
     received: dict[int, list[float]] = {}
     sockets = []
-    for i in range(count):
+    for _i in range(count):
         ws = await websockets.connect(url, open_timeout=60, ping_interval=None, max_queue=None)
         if channel:
             await ws.send(json.dumps({"op": "subscribe", "channels": [channel]}))
@@ -106,9 +106,9 @@ from django.core.management import call_command  # noqa: E402
 
 from accounts import services as account_services  # noqa: E402
 from trading.models import EngineState, Market  # noqa: E402
+from trading.outbox import signal  # noqa: E402
 from trading.runner import MarketRunner  # noqa: E402
 from trading.services import market_create, order_submit  # noqa: E402
-from trading.ws import signal  # noqa: E402
 
 PYTHON = sys.executable
 
@@ -154,7 +154,7 @@ class Server:
                 return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("daphne did not start")
+                    raise RuntimeError("daphne did not start") from None
                 time.sleep(0.2)
 
     @property

@@ -7,7 +7,7 @@ code cannot exist in the code and be missing from the docs.
 """
 from __future__ import annotations
 
-CATALOGUE: dict[str, type["BourseError"]] = {}
+CATALOGUE: dict[str, type[BourseError]] = {}
 
 
 class BourseError(Exception):
@@ -65,7 +65,7 @@ class ValidationError(BourseError):
     )
 
     @classmethod
-    def field(cls, field: str, code: str, message: str, **more) -> "ValidationError":
+    def field(cls, field: str, code: str, message: str, **more) -> ValidationError:
         return cls(message, errors=[{"field": field, "code": code, "message": message, **more}])
 
 

@@ -269,8 +269,8 @@ BOURSE_WS_TICKER_INTERVAL_S = float(os.environ.get("BOURSE_WS_TICKER_INTERVAL_S"
 # Fan-out writes each event's frame, encoded once, straight to daphne's sockets (off: every
 # frame through the ASGI send; docs/websocket.md "Fan-out").
 BOURSE_WS_RAW_WRITES = env_bool("BOURSE_WS_RAW_WRITES", True)
-CELERY_BEAT_SCHEDULE["ws-outbox-prune"] = {"task": "trading.ws.outbox_prune", "schedule": 3600}
-CELERY_IMPORTS = ["trading.ws.tasks"]  # autodiscovery only finds <app>.tasks
+CELERY_BEAT_SCHEDULE["outbox-prune"] = {"task": "trading.outbox.prune", "schedule": 3600}
+CELERY_IMPORTS = ["trading.outbox.tasks"]  # autodiscovery only finds <app>.tasks
 
 # --- API keys, signing and rate limits (apikeys, exchange.ratelimit) ----------------------
 # Proxies (CIDRs) whose X-Forwarded-For is believed; without any, the header is ignored.

@@ -1,7 +1,6 @@
 """URL map: the API under /api/v1, docs, admin, health checks."""
 from django.contrib import admin
 from django.urls import include, path
-
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView, SpectacularYAMLAPIView
 
 from accounts.api import views as account_views

@@ -1,6 +1,6 @@
 """Project-level endpoints: server time and health checks."""
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from . import wire
 from .apiview import BourseApi
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class TimeApi(BourseApi):
@@ -44,7 +44,7 @@ def readyz(request):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         checks["database"] = "ok"
-    except Exception as exc:  # any failure means not ready; the reason goes to the caller
+    except Exception as exc:  # noqa: BLE001 -- any failure means not ready; the reason goes to the caller
         checks["database"] = f"error: {exc.__class__.__name__}"
     if settings.REDIS_URL:
         try:
@@ -52,7 +52,7 @@ def readyz(request):
 
             redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1).ping()
             checks["redis"] = "ok"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- as for the database
             checks["redis"] = f"error: {exc.__class__.__name__}"
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

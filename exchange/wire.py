@@ -1,6 +1,6 @@
 """How values look on the wire: decimal strings for money, RFC 3339 UTC with microseconds
 for time. Every transport renders through these so REST, WebSocket and FIX agree."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 
@@ -19,4 +19,4 @@ def rate(value: Decimal) -> str:
 def timestamp(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

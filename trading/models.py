@@ -296,7 +296,7 @@ class OutboxEvent(models.Model):
 
     ``sequence`` is the market's book sequence for ``book`` events and the account's own
     sequence on that channel for private ones (``orders``, ``fills``, ``balances``; assigned
-    by ``trading.ws.outbox.outbox_write`` from ``AccountSequence``); null for ``trades``.
+    by ``trading.outbox.services.outbox_write`` from ``AccountSequence``); null for ``trades``.
     ``market`` is null for events that belong to no market (a deposit's balance).
     """
 

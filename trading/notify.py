@@ -18,6 +18,7 @@ import select
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -163,11 +164,11 @@ class VerdictWaiter:
     """One per process: a daemon thread receives verdict signals and wakes the threads
     waiting on those order ids."""
 
-    _instance: "VerdictWaiter | None" = None
+    _instance: VerdictWaiter | None = None
     _instance_lock = threading.Lock()
 
     @classmethod
-    def get(cls) -> "VerdictWaiter":
+    def get(cls) -> VerdictWaiter:
         with cls._instance_lock:
             if cls._instance is None or cls._instance._pid != os.getpid():
                 cls._instance = cls()
@@ -179,10 +180,13 @@ class VerdictWaiter:
         with cls._instance_lock:
             instance, cls._instance = cls._instance, None
         if instance is not None:
-            instance._stopping.set()
-            instance._thread.join(timeout=5)
+            instance.stop()
 
-    def __init__(self):
+    def __init__(self, on_signal: Callable[[str], None] | None = None):
+        """``on_signal``, when given, receives every verdict payload (a comma-separated id
+        list) instead of this waiter waking registered order ids: a listener of its own,
+        such as the FIX gateway's report reader, which reads what the batch wrote."""
+        self._on_signal = on_signal
         self._pid = os.getpid()
         self._events: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
@@ -204,7 +208,15 @@ class VerdictWaiter:
         with self._lock:
             self._events.pop(order_id, None)
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop listening and wait for the listener thread to finish."""
+        self._stopping.set()
+        self._thread.join(timeout=timeout)
+
     def _deliver(self, payload: str) -> None:
+        if self._on_signal is not None:
+            self._on_signal(payload)
+            return
         with self._lock:
             for text in payload.split(","):
                 event = self._events.get(int(text)) if text else None

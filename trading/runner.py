@@ -1,7 +1,7 @@
 """The engine process: intake -> matching engine -> one commit per batch -> publish.
 
 ``MarketRunner`` owns one market's in-memory book. ``step()`` takes the pending commands in
-sequence order, applies each with the pure engine (``trading.engine``), and persists the
+sequence order, applies each with the pure engine (``matching``), and persists the
 whole batch — order states, trades, fills, command outcomes, outbox events, the engine's
 counters — in ONE transaction (group commit). The batch commits only while this process
 still holds the market's fencing token, so a process that lost ownership can never write.
@@ -25,14 +25,15 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+import matching as engine
 from audit.services import audit_record_many
 from exchange.context import Actor
+from matching import messages as m
 
-from . import engine, notify, pricing
-from .engine import messages as m
+from . import notify, pricing
 from .models import Command, EngineState, Fill, Market, Order, OutboxEvent, Trade
+from .outbox.services import book_update_payload, outbox_write
 from .representations import fill_to_wire, order_to_wire, trade_to_wire
-from .ws.outbox import book_update_payload, outbox_write
 
 log = logging.getLogger("bourse.engine")
 
@@ -291,7 +292,7 @@ class MarketRunner:
             audit_record_many("order.rejected", rejected, actor=ENGINE, after=lambda o: {"reason": o.reject_reason})
             Trade.objects.bulk_create(batch.trades, batch_size=500)
             all_fills = []
-            for trade, pair in zip(batch.trades, batch.fills):
+            for trade, pair in zip(batch.trades, batch.fills, strict=True):
                 for fill in pair:
                     fill.trade = trade  # the trade has its primary key now
                     all_fills.append(fill)
@@ -351,7 +352,8 @@ class Ownership:
         if self._pg is not None:
             row = self._pg.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_CLASS, market_id]).fetchone()
             return bool(row[0])
-        handle = open(notify.run_dir() / f"engine-{market_id}.lock", "a+")
+        # Not a with-block: the flock lives as long as this handle, i.e. for as long as we own the market.
+        handle = open(notify.run_dir() / f"engine-{market_id}.lock", "a+")  # noqa: SIM115
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -16,6 +16,15 @@ def market_list():
     return Market.objects.select_related("base", "quote")
 
 
+def market_find(symbol: str) -> Market | None:
+    """The market called ``symbol`` with its assets, or None."""
+    return Market.objects.select_related("base", "quote").filter(symbol=symbol).first()
+
+
+def market_by_id(market_id: int) -> Market:
+    return Market.objects.select_related("base", "quote").get(pk=market_id)
+
+
 def market_get(symbol: str) -> Market:
     try:
         return Market.objects.select_related("base", "quote").get(symbol=symbol)

@@ -18,13 +18,13 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 
 from accounts import ledger
+from accounts.models import Account, Bucket, EntryKind
 from audit.services import audit_record_many
 from exchange.context import Actor
-from accounts.models import Account, Bucket, EntryKind
 
 from . import pricing
 from .models import Fill, Market, Order, Trade
-from .ws.outbox import balances_publish
+from .outbox.services import balances_publish
 
 log = logging.getLogger("bourse.settlement")
 

@@ -54,7 +54,7 @@ def call(method: str, path: str, query: str = "", body: bytes = b"", signed: boo
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
         problem = json.loads(error.read() or b"{}")
-        raise SystemExit(f"{method} {path} refused: {error.code} {problem.get('code')}: {problem.get('detail')}")
+        raise SystemExit(f"{method} {path} refused: {error.code} {problem.get('code')}: {problem.get('detail')}") from None
 
 
 def main() -> None:

@@ -8,11 +8,10 @@ from decimal import Decimal as D
 import pytest
 
 from accounts.models import Journal
-from tests.factories import ApiKeyFactory, AccountFactory
+from tests.factories import AccountFactory, ApiKeyFactory
 from tests.signed import SignedClient
-from trading.models import Command, Order
-
 from tests.support import fund
+from trading.models import Command, Order
 
 pytestmark = pytest.mark.django_db
 

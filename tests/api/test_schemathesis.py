@@ -5,12 +5,13 @@ Private operations are called with valid signed credentials."""
 import os
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, reject, settings as hypothesis_settings
-from urllib.parse import urlsplit
+from hypothesis import HealthCheck, reject
+from hypothesis import settings as hypothesis_settings
 
 from accounts import services as money
 from apikeys.signing import signed_headers

@@ -2,7 +2,8 @@
 signed component (time, nonce, method, path, query, body) makes it fail, for both schemes."""
 import base64
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apikeys import crypto, verifier
 from apikeys.models import ApiKey

@@ -139,7 +139,9 @@ def test_admin_changes_are_audited_with_before_and_after(super_client, superuser
 
     added = AuditEvent.objects.get(action="admin.added")
     changed = AuditEvent.objects.get(action="admin.changed")
-    assert (added.target_type, added.target_id, added.actor_label, added.request_id) == ("accounts.asset", "EUR", superuser.username, "req-add")
+    assert (added.target_type, added.target_id, added.actor_label, added.request_id) == (
+        "accounts.asset", "EUR", superuser.username, "req-add"
+    )
     assert added.after == {"code": "EUR", "name": "Euro", "scale": 2}
     assert (changed.before, changed.after, changed.request_id) == ({"name": "Euro"}, {"name": "Euro (SEPA)"}, "req-change")
     assert changed.reason == "Changed Name."

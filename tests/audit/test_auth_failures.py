@@ -43,8 +43,8 @@ def test_a_flood_writes_a_bounded_number_of_rows_and_one_summary(frozen_time):
     assert AuthFailureWindow.objects.count() == 1
 
     # window still open (at the frozen instant: the real clock may have passed the minute)
-    assert audit_flush_auth_failures(now=dt.datetime.fromtimestamp(frozen_time, dt.timezone.utc)) == 0
-    window_end = dt.datetime.fromtimestamp(frozen_time - 30 + 60, dt.timezone.utc)
+    assert audit_flush_auth_failures(now=dt.datetime.fromtimestamp(frozen_time, dt.UTC)) == 0
+    window_end = dt.datetime.fromtimestamp(frozen_time - 30 + 60, dt.UTC)
     assert audit_flush_auth_failures(now=window_end) == 1
     assert audit_flush_auth_failures(now=window_end) == 0  # summarised once
 

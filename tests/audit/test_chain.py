@@ -35,7 +35,7 @@ def test_events_are_written_unsealed_and_sealed_in_insertion_order():
     assert [e.pk for e in sealed] == [e.pk for e in events]
     assert [e.seq for e in sealed] == [1, 2, 3, 4, 5]
     assert sealed[0].prev_hash == chain.GENESIS
-    assert all(later.prev_hash == earlier.hash for earlier, later in zip(sealed, sealed[1:]))
+    assert all(later.prev_hash == earlier.hash for earlier, later in zip(sealed, sealed[1:], strict=False))
     assert audit_seal() == 0  # nothing left
 
 

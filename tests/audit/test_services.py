@@ -78,11 +78,13 @@ def test_event_belongs_to_the_callers_transaction(trader):
 
 
 def test_refusals_are_recorded_after_the_rollback_and_re_raised(trader):
-    with pytest.raises(errors.InsufficientBalance):
-        with audit_refusals("balance.withdrawn", target=trader, after={"amount": "5"}):
-            with transaction.atomic():
-                audit_record("balance.withdrawn", target=trader)  # rolled back with the change
-                raise errors.InsufficientBalance("Needs 5 USD; 0 available.")
+    with (
+        pytest.raises(errors.InsufficientBalance),
+        audit_refusals("balance.withdrawn", target=trader, after={"amount": "5"}),
+        transaction.atomic(),
+    ):
+        audit_record("balance.withdrawn", target=trader)  # rolled back with the change
+        raise errors.InsufficientBalance("Needs 5 USD; 0 available.")
     (event,) = AuditEvent.objects.all()
     assert (event.action, event.outcome, event.account_id) == ("balance.withdrawn", "refused", trader.pk)
     assert event.reason == "insufficient_balance: Needs 5 USD; 0 available."

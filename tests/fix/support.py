@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from apikeys import signing
@@ -85,7 +85,7 @@ def logon_signature(key, sending_time: str, seq: int | str, target: str = "BOURS
 
 
 def now_fix(offset_s: float = 0.0) -> str:
-    return format_utc_timestamp(datetime.fromtimestamp(time.time() + offset_s, timezone.utc))
+    return format_utc_timestamp(datetime.fromtimestamp(time.time() + offset_s, UTC))
 
 
 class RawClient:
@@ -129,7 +129,7 @@ class RawClient:
             self.sock.settimeout(remaining)
             try:
                 data = self.sock.recv(65536)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 return None
             except ConnectionError:
                 data = b""

@@ -67,8 +67,8 @@ def test_rest_fill_on_both_sessions_and_isolation(world):
     # then each session gets its own execution, at the maker's price
     assert bob_new["exec_type"] == "0" and bob_new["cl"] == "b-buy-1"
     assert (bob_trade["exec_type"], bob_trade["status"]) == ("F", "2")
-    assert (dec(bob_trade["last_qty"]), dec(bob_trade["last_px"]), dec(bob_trade["cum"]), dec(bob_trade["leaves"]), dec(bob_trade["avg"])) == (
-        D("0.4"), D(100), D("0.4"), 0, D(100))
+    trade = ("last_qty", "last_px", "cum", "leaves", "avg")
+    assert tuple(dec(bob_trade[name]) for name in trade) == (D("0.4"), D(100), D("0.4"), 0, D(100))
     assert (alice_trade["cl"], alice_trade["exec_type"], alice_trade["status"]) == ("a-sell-1", "F", "1")
     assert (dec(alice_trade["cum"]), dec(alice_trade["leaves"]), dec(alice_trade["avg"])) == (D("0.4"), D("0.6"), D(100))
 

@@ -11,15 +11,14 @@ from decimal import Decimal as D
 import pytest
 from django.db import connection, connections
 
+import matching as engine
 from tests.factories import AccountFactory, AssetFactory, MarketFactory
-from trading import engine
+from tests.support import PYTHON, fund, subprocess_env
 from trading.models import Command, Market, Order, Trade
 from trading.reconciliation import reconciliation_run
 from trading.runner import engine_new_order
 from trading.services import order_cancel, order_submit
 from trading.settlement import settlement_run
-
-from tests.support import PYTHON, fund, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -10,10 +10,9 @@ import pytest
 from accounts.models import Journal
 from exchange import errors
 from tests.factories import AccountFactory
-from trading.models import Command, Fill, Order, Trade
-from trading.services import order_cancel, order_cancel_all, order_submit, market_set_status
-
 from tests.support import balances, fund
+from trading.models import Command, Fill, Order, Trade
+from trading.services import market_set_status, order_cancel, order_cancel_all, order_submit
 
 pytestmark = pytest.mark.django_db
 

@@ -11,12 +11,11 @@ from accounts import ledger
 from accounts.models import Balance, Journal
 from exchange.celery import app as celery_app
 from tests.factories import AccountFactory
+from tests.support import balances, fund
 from trading.models import Fill, Order, ReconciliationReport, Trade
 from trading.reconciliation import reconciliation_run
 from trading.services import order_submit
 from trading.settlement import settlement_run, settlement_sweep
-
-from tests.support import balances, fund
 
 pytestmark = pytest.mark.django_db
 

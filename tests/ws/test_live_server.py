@@ -40,7 +40,7 @@ def daphne():
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"daphne did not start: {process.stderr.read().decode()[-2000:]}")
+                    raise RuntimeError(f"daphne did not start: {process.stderr.read().decode()[-2000:]}") from None
                 time.sleep(0.1)
         yield f"ws://127.0.0.1:{port}/ws/v1"
     finally:

@@ -9,7 +9,6 @@ import json
 import pytest
 from channels.testing import WebsocketCommunicator
 
-
 from tests.ws.helpers import application, auth_op, connected, make_key, scenario
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -140,8 +139,9 @@ async def test_nonce_reuse_is_refused():
 
 @scenario
 async def test_revoked_key_and_missing_scope():
-    from apikeys.services import apikey_revoke
     from channels.db import database_sync_to_async
+
+    from apikeys.services import apikey_revoke
 
     no_read = await make_key(scopes=("trade",))
     revoked = await make_key()

@@ -166,7 +166,7 @@ async def test_privacy_another_account_never_receives_them(market, runner):
     async with connected() as a, connected() as b:
         await authed(a, alice, ["orders", "fills", "balances"])
         await authed(b, bob, ["orders", "fills", "balances", f"trades:{market.symbol}"])
-        for i in range(3):
+        for _i in range(3):
             await db(submit)(alice.account, market, "buy", "100.00", "0.1")
             await db(submit)(carol, market, "sell", "100.00", "0.1")
         await db(runner.step)()
@@ -229,9 +229,11 @@ async def test_resume_with_since_replays_exactly_the_missed_events(market, runne
 
 @scenario
 async def test_since_older_than_retention_asks_for_a_rest_resync(market, runner):
-    from trading.ws.outbox import outbox_prune
-    from django.utils import timezone
     from datetime import timedelta
+
+    from django.utils import timezone
+
+    from trading.outbox.services import outbox_prune
 
     key = await make_key()
     await db(fund)(key.account, USD="1000")
@@ -249,7 +251,7 @@ async def test_since_older_than_retention_asks_for_a_rest_resync(market, runner)
 
 @scenario
 async def test_a_lost_announcement_is_recovered_by_the_poll(market, runner, settings, monkeypatch):
-    from trading.ws import signal
+    from trading.outbox import signal
 
     settings.BOURSE_WS_POLL_S = 0.2
     maker = await db(trader)()

@@ -2,7 +2,7 @@
 the commit signal."""
 import pytest
 
-from trading.ws import signal
+from trading.outbox import signal
 from trading.ws.relay import ws_text_frame
 
 

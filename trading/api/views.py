@@ -149,7 +149,10 @@ class OrderListSubmitApi(PrivateApi):
         responses={
             201: OpenApiResponse(OrderSerializer, description="The order as the matching engine left it."),
             200: OpenApiResponse(OrderSerializer, description="An identical earlier submission with this `client_order_id`."),
-            202: OpenApiResponse(OrderSerializer, description="The engine did not answer within 2 s: the order is kept (status `pending`) and its funds stay held."),
+            202: OpenApiResponse(
+                OrderSerializer,
+                description="The engine did not answer within 2 s: the order is kept (status `pending`) and its funds stay held.",
+            ),
             **problem_responses(400, *PRIVATE_ERRORS, 409, 413, 422),
         },
         examples=[*AUTH_ERROR_EXAMPLES,

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from exchange import errors, ratelimit
-from exchange.syntax import parse_id
-from trading.models import Order
 from trading.representations import order_to_wire
+from trading.selectors import order_get
 from trading.services import order_cancel, order_submit
 
 from . import reports
 from .codec import FieldError, Message
+
+if TYPE_CHECKING:
+    from trading.models import Order
 
 DECIMAL = re.compile(r"\A[0-9]{1,20}(\.[0-9]{0,18})?\Z")
 
@@ -90,13 +93,15 @@ def new_order_single(account, message: Message, cancel_ids: dict | None = None) 
 
 
 def _find(account, message: Message, cl_tag: int) -> Order | None:
+    """The order a message names: OrderID(37) when given, else the ClOrdID in ``cl_tag``."""
     order_id = message.get(37)
-    queryset = Order.objects.select_related("market", "market__base", "market__quote").filter(account=account)
-    if order_id and order_id != "NONE":
-        pk = parse_id(order_id)
-        return None if pk is None else queryset.filter(pk=pk).first()
-    cl = message.get(cl_tag)
-    return queryset.filter(client_order_id=cl).first() if cl else None
+    try:
+        if order_id and order_id != "NONE":
+            return order_get(account_id=account.pk, order_id=order_id)
+        cl = message.get(cl_tag)
+        return order_get(account_id=account.pk, client_order_id=cl) if cl else None
+    except errors.NotFound:
+        return None
 
 
 def order_cancel_request(account, message: Message, cancel_ids: dict | None = None) -> Outcome:
@@ -121,7 +126,7 @@ def order_cancel_request(account, message: Message, cancel_ids: dict | None = No
             pending.pop(str(order.pk), None)
         else:
             pending[str(order.pk)] = previous
-        order.refresh_from_db()
+        order = order_get(account_id=account.pk, order_id=order.pk)
         reason = "0" if error.code == "order_closed" else "99"
         return Outcome([("9", reports.cancel_reject(account_id=account.pk, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig,
                                                     order=order_to_wire(order), reason=reason, code=error.code, message=str(error)))])

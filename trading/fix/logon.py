@@ -3,12 +3,12 @@
 The signed string is ``SendingTime ␁ MsgType ␁ MsgSeqNum ␁ SenderCompID ␁ TargetCompID``
 (the field values exactly as sent, joined by SOH), signed like a REST request with the
 key's HMAC secret or Ed25519 private key and sent base64-encoded in ``RawData(96)`` with
-``RawDataLength(95)``. The checks run in the verifier's order (``apikeys.verifier``) and use
-its primitives, so nothing here decides differently from REST:
+``RawDataLength(95)``. The decision is the verifier's (``apikeys.verifier``), the same
+functions REST and WebSocket call, so nothing here decides differently:
 
-throttled source -> missing RawData -> malformed RawData -> SendingTime outside the window
--> unknown key or wrong signature (indistinguishable) -> revoked -> expired -> source IP
--> replayed Logon -> scope ``trade``.
+throttled source -> missing RawData -> malformed RawData or SendingTime -> SendingTime
+outside the window -> unknown key or wrong signature (indistinguishable, with the same
+decoy work) -> revoked -> expired -> source IP -> replayed Logon -> scope ``trade``.
 
 Every refusal raises a ``BourseError`` whose ``code`` and message become the Logout's
 ``Text``, and is audited (``audit_auth_failure`` channel ``fix``).
@@ -17,20 +17,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from apikeys import verifier
-from apikeys.models import ApiKey
-from apikeys.replay import FUTURE_SKEW_MS, nonce_claim
-from exchange import errors, ratelimit, wire
+from audit.services import audit_auth_failure
+from exchange import errors
 from exchange.syntax import ascii_digits
+
+if TYPE_CHECKING:
+    from apikeys.models import ApiKey
 
 log = logging.getLogger("bourse.fix")
 
 SOH = "\x01"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def signed_string(sending_time: str, msg_type: str, seq: str, sender: str, target: str) -> str:
@@ -41,7 +44,7 @@ def parse_utc_timestamp(text: str) -> datetime | None:
     """FIX UTCTimestamp ``YYYYMMDD-HH:MM:SS[.sss|.ssssss|.sssssssss]`` -> aware datetime."""
     base, _, fraction = text.partition(".")
     try:
-        moment = datetime.strptime(base, "%Y%m%d-%H:%M:%S").replace(tzinfo=timezone.utc)
+        moment = datetime.strptime(base, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
     except ValueError:
         return None
     if fraction:
@@ -55,65 +58,51 @@ def format_utc_timestamp(moment: datetime) -> str:
     return moment.strftime("%Y%m%d-%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
-def _fail(source_ip, key_id, error: errors.BourseError, *, count: bool = True) -> errors.BourseError:
-    if count and source_ip:
-        ratelimit.hit(ratelimit.AUTH_FAILURES, source_ip)
+def _audited(source_ip: str | None, key_id: str | None, error: errors.BourseError) -> None:
+    """Audit a refused Logon (channel ``fix``)."""
     try:
-        from audit.services import audit_auth_failure
-
         audit_auth_failure(source_ip, key_id, error.code, channel="fix")
-    except Exception:  # an audit outage must not turn a refusal into a crash
+    except Exception:  # noqa: BLE001 -- an audit outage must not turn a refusal into a crash
         log.exception("could not audit a FIX logon failure")
     log.info("FIX logon refused: %s", error.code, extra={"source_ip": source_ip, "key_id": key_id})
-    return error
 
 
 def logon_verify(*, sender: str, target: str, seq: str, sending_time: str, raw_data: str | None, source_ip: str | None) -> ApiKey:
-    """Authenticate a Logon; return the key (with its account) or raise a ``BourseError``."""
-    if source_ip:
-        failures = ratelimit.hit(ratelimit.AUTH_FAILURES, source_ip, increment=False)
-        if failures.count >= failures.policy.quota:
-            raise _fail(source_ip, sender, ratelimit.refusal(failures), count=False)
+    """Authenticate a Logon; return the key (with its account) or raise a ``BourseError``.
+
+    The same verifier functions as REST and WebSocket decide (``check_failure_budget``,
+    ``verify_signed_message``, ``require_scope``); this adds only the FIX-specific parsing.
+    """
+    try:
+        return _verify(sender=sender, target=target, seq=seq, sending_time=sending_time, raw_data=raw_data, source_ip=source_ip)
+    except errors.BourseError as error:
+        if error.status in (401, 403):  # as on REST: a throttled source (429) is already counted
+            _audited(source_ip, sender, error)
+        raise
+
+
+def _verify(*, sender: str, target: str, seq: str, sending_time: str, raw_data: str | None, source_ip: str | None) -> ApiKey:
+    verifier.check_failure_budget(source_ip)
     if not raw_data:
-        raise _fail(source_ip, sender, errors.MissingCredentials("Logon needs RawData(96) with the signature and RawDataLength(95)."), count=False)
+        raise errors.MissingCredentials("Logon needs RawData(96) with the signature and RawDataLength(95).")
     signature = verifier.decode_signature(raw_data)
     if signature is None:
-        raise _fail(source_ip, sender, errors.InvalidCredentials("RawData(96) must be the base64 signature."))
-
+        raise verifier.count_failure(source_ip, errors.InvalidCredentials("RawData(96) must be the base64 signature."))
     moment = parse_utc_timestamp(sending_time)
-    window_ms = settings.BOURSE_FIX_LOGON_WINDOW_MS
-    server_ms = verifier.now_ms()
     if moment is None:
-        raise _fail(source_ip, sender, errors.InvalidCredentials("SendingTime(52) is not a UTCTimestamp."))
-    sent_ms = int((moment - _EPOCH).total_seconds() * 1000)
-    if not server_ms - window_ms <= sent_ms <= server_ms + FUTURE_SKEW_MS:
-        raise _fail(
-            source_ip,
-            sender,
-            errors.TimestampOutOfWindow(
-                f"SendingTime {sending_time} is outside the {window_ms} ms logon window; server time is "
-                f"{wire.timestamp(_EPOCH + timedelta(milliseconds=server_ms))}. Check the client clock.",
-                server_epoch_ms=server_ms,
-            ),
-        )
-
-    key = None
-    if verifier.KEY_ID.match(sender or ""):
-        key = ApiKey.objects.select_related("account").filter(key_id=sender).first()
-    message = signed_string(sending_time, "A", seq, sender, target).encode("latin-1")
-    if key is None or not verifier.signature_valid(key, message, signature):
-        raise _fail(source_ip, sender, errors.InvalidCredentials("Unknown API key or wrong signature."))
-    if key.status == ApiKey.Status.REVOKED:
-        raise _fail(source_ip, sender, errors.KeyRevoked(f"API key {key.key_id} was revoked."), count=False)
-    if key.is_expired:
-        raise _fail(source_ip, sender, errors.KeyExpired(f"API key {key.key_id} expired at {wire.timestamp(key.expires_at)}."), count=False)
-    if not verifier.ip_allowed(key, source_ip):
-        raise _fail(source_ip, sender, errors.IpNotAllowed(f"Connections from {source_ip} are not allowed for this key."), count=False)
-    # A captured Logon replayed inside the window is refused: its signature is its nonce.
-    if not nonce_claim(key.key_id, "fix-" + hashlib.sha256(signature).hexdigest()[:40]):
-        raise _fail(source_ip, sender, errors.NonceReused("This Logon was already used; sign a fresh SendingTime."))
+        raise verifier.count_failure(source_ip, errors.InvalidCredentials("SendingTime(52) is not a UTCTimestamp."))
+    key = verifier.verify_signed_message(
+        key_id=sender,
+        message=signed_string(sending_time, "A", seq, sender, target).encode("latin-1"),
+        signature=signature,
+        timestamp_ms=int((moment - _EPOCH).total_seconds() * 1000),
+        window_ms=settings.BOURSE_FIX_LOGON_WINDOW_MS,
+        # A captured Logon replayed inside the window is refused: its signature is its nonce.
+        replay_token="fix-" + hashlib.sha256(signature).hexdigest()[:40],
+        source_ip=source_ip,
+    )
     try:
         verifier.require_scope(key, "trade")
     except errors.PermissionDenied as error:
-        raise _fail(source_ip, sender, errors.PermissionDenied("FIX order entry needs the 'trade' scope.", required_scope="trade"), count=False) from error
+        raise errors.PermissionDenied("FIX order entry needs the 'trade' scope.", required_scope="trade") from error
     return key

@@ -9,7 +9,7 @@ its own immediate fills), one ``Trade`` per fill with ``LastPx``/``LastQty`` and
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from .logon import format_utc_timestamp
@@ -35,7 +35,7 @@ _status_ids = itertools.count(1)
 
 
 def now_fix() -> str:
-    return format_utc_timestamp(datetime.now(timezone.utc))
+    return format_utc_timestamp(datetime.now(UTC))
 
 
 def _d(text) -> Decimal:

@@ -13,7 +13,6 @@ from exchange import errors
 
 from ..models import Market
 
-
 ASSET_CODE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
 
 

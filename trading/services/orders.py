@@ -25,7 +25,7 @@ from exchange.syntax import parse_id
 
 from .. import filters, notify, pricing
 from ..models import Command, Market, Order
-from ..ws.outbox import balances_publish
+from ..outbox.services import balances_publish
 
 CLIENT_ORDER_ID = re.compile(r"\A[A-Za-z0-9_-]{1,36}\Z")
 VERDICT_RECHECK_S = 0.05  # waiters re-read the order this often even without a signal

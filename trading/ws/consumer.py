@@ -23,6 +23,7 @@ from django.conf import settings
 from apikeys.verifier import require_scope, verify_request
 from exchange import clientip, errors
 from exchange.syntax import json_loads
+from trading.outbox import selectors as outbox
 
 from . import selectors
 from .relay import PRIVATE_TYPES, Relay, Subscription, dumps, render
@@ -363,9 +364,9 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
             elif kind == "trades":
                 starts[name] = (None, [])
             elif name in since:
-                last, rows = selectors.private_replay(ident, kind, since[name])
+                last, rows = outbox.private_replay(ident, kind, since[name])
                 frames = [render(row) for row in rows]
                 starts[name] = (max([last, *(seq for seq, _ in frames)]), [text for _, text in frames])
             else:
-                starts[name] = (selectors.private_last(ident, kind), [])
+                starts[name] = (outbox.private_last(ident, kind), [])
         return starts

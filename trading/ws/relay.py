@@ -3,7 +3,7 @@
 Why not a Channels group per channel: ``channels_redis`` ``group_send`` costs one Redis
 round trip per member channel and drops messages past a group's capacity
 (ARCHITECTURE.md "Known traps"; ``bench/ws_fanout.py`` measures it). Here a writer
-announces each committed transaction once (``trading.ws.signal``); every WebSocket
+announces each committed transaction once (``trading.outbox.signal``); every WebSocket
 process's relay reads those rows back with ONE query, renders each event's frame ONCE, and
 writes that text to each local subscriber. Redis (or a unix datagram in the embedded mode)
 carries one small message per transaction whatever the number of subscribers.
@@ -27,13 +27,15 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from . import selectors, signal
+from trading.outbox import selectors as outbox
+from trading.outbox import signal
+
+from . import selectors
 
 log = logging.getLogger("bourse.ws")
 
@@ -101,9 +103,9 @@ def render(row: dict) -> tuple[int | None, str]:
 async def fetch_gap(stream: tuple[str, int], after: int, before: int | None) -> list[tuple[int, str]]:
     kind, ident = stream
     if kind == "book":
-        rows = await relay_db(selectors.book_events, ident, after, before)
+        rows = await relay_db(outbox.book_events, ident, after, before)
     else:
-        rows = await relay_db(selectors.private_events, ident, kind, after, before)
+        rows = await relay_db(outbox.private_events, ident, kind, after, before)
     return [render(row) for row in rows]
 
 
@@ -179,10 +181,10 @@ class Relay:
     """The per-process (per event loop) fan-out. ``Relay.get()`` starts it with the first
     subscription; it stops when the last one leaves."""
 
-    _instances: dict[int, "Relay"] = {}
+    _instances: dict[int, Relay] = {}
 
     @classmethod
-    def get(cls) -> "Relay":
+    def get(cls) -> Relay:
         loop = asyncio.get_running_loop()
         relay = cls._instances.get(id(loop))
         if relay is None or relay.stopped:
@@ -225,7 +227,7 @@ class Relay:
     # -- lifecycle ---------------------------------------------------------------------------
     async def _start(self) -> None:
         self._started = True
-        self._max_seen = self._poll_from = await relay_db(selectors.latest_event_id)
+        self._max_seen = self._poll_from = await relay_db(outbox.latest_event_id)
         if signal.uses_redis():
             threading.Thread(target=self._listen_redis, name="bourse-ws-outbox", daemon=True).start()
         else:
@@ -296,7 +298,7 @@ class Relay:
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=settings.BOURSE_WS_POLL_S)
                 polled = False
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 polled = True
             self.wake.clear()
             try:
@@ -304,7 +306,7 @@ class Relay:
                     rows = await self._poll()
                 else:
                     ids, self.pending = self.pending, set()
-                    rows = await relay_db(selectors.events_by_id, ids)
+                    rows = await relay_db(outbox.events_by_id, ids)
                 await self.dispatch(rows)
             except asyncio.CancelledError:
                 raise
@@ -317,7 +319,7 @@ class Relay:
         start, self._poll_from = self._poll_from, self._max_seen
         if not markets and not accounts:
             return []
-        return await relay_db(selectors.events_after_id, start, markets, accounts)
+        return await relay_db(outbox.events_after_id, start, markets, accounts)
 
     # -- delivery ----------------------------------------------------------------------------
     async def dispatch(self, rows: list[dict]) -> None:
@@ -394,7 +396,5 @@ class Relay:
 
 
 def ticker_frame(market_id: int) -> str:
-    from ..models import Market
-
-    market = Market.objects.select_related("base", "quote").get(pk=market_id)
+    market = selectors.market_by_id(market_id)
     return dumps({"channel": f"ticker:{market.symbol}", "type": "ticker", "data": selectors.ticker(market)})

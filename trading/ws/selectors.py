@@ -1,19 +1,24 @@
-"""Read-side queries of the WebSocket streams: snapshots, stream starts, replays, gap fills."""
+"""What the WebSocket transport renders from the trading selectors: book snapshots and tickers
+in their frame shapes. Stream replays and gap fills read the outbox (``trading.outbox.selectors``)."""
 from __future__ import annotations
 
-from django.conf import settings
+from typing import TYPE_CHECKING
 
-from exchange import errors, wire
+from exchange import wire
 
 from .. import selectors as trading_selectors
-from ..representations import ticker_to_wire
-from ..models import AccountSequence, Market, OutboxEvent
 
-EVENT_FIELDS = ("id", "market_id", "account_id", "channel", "sequence", "payload")
+if TYPE_CHECKING:
+    from ..models import Market
+from ..representations import ticker_to_wire
 
 
 def market_by_symbol(symbol: str) -> Market | None:
-    return Market.objects.select_related("base", "quote").filter(symbol=symbol).first()
+    return trading_selectors.market_find(symbol)
+
+
+def market_by_id(market_id: int) -> Market:
+    return trading_selectors.market_by_id(market_id)
 
 
 def book_snapshot(market: Market) -> dict:
@@ -33,64 +38,3 @@ def ticker(market: Market) -> dict:
     return ticker_to_wire(market, trading_selectors.ticker(market))
 
 
-def private_last(account_id: int, channel: str) -> int:
-    """The sequence of the account's latest event on ``channel`` (0 before the first)."""
-    row = AccountSequence.objects.filter(account_id=account_id, channel=channel).values_list("last", flat=True).first()
-    return row or 0
-
-
-def events_by_id(ids) -> list[dict]:
-    return list(OutboxEvent.objects.filter(pk__in=list(ids)).order_by("id").values(*EVENT_FIELDS))
-
-
-def events_after_id(after_id: int, market_ids, account_ids, limit: int = 5000) -> list[dict]:
-    """The relay's periodic re-read: events of watched streams with ``id > after_id``."""
-    from django.db.models import Q
-
-    where = Q(pk__in=[])
-    if market_ids:
-        where |= Q(account__isnull=True, market_id__in=list(market_ids))
-    if account_ids:
-        where |= Q(account_id__in=list(account_ids))
-    return list(OutboxEvent.objects.filter(where, id__gt=after_id).order_by("id").values(*EVENT_FIELDS)[:limit])
-
-
-def latest_event_id() -> int:
-    return OutboxEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
-
-
-def book_events(market_id: int, after: int, before: int | None = None) -> list[dict]:
-    """Book updates with ``after < sequence < before``, in sequence order (gap fill)."""
-    rows = OutboxEvent.objects.filter(market_id=market_id, channel="book", sequence__gt=after)
-    if before is not None:
-        rows = rows.filter(sequence__lt=before)
-    return list(rows.order_by("sequence").values(*EVENT_FIELDS)[: settings.BOURSE_WS_MAX_REPLAY])
-
-
-def private_events(account_id: int, channel: str, after: int, before: int | None = None) -> list[dict]:
-    """The account's events on ``channel`` with ``after < sequence < before``, in order."""
-    rows = OutboxEvent.objects.filter(account_id=account_id, channel=channel, sequence__gt=after)
-    if before is not None:
-        rows = rows.filter(sequence__lt=before)
-    return list(rows.order_by("sequence").values(*EVENT_FIELDS)[: settings.BOURSE_WS_MAX_REPLAY + 1])
-
-
-def private_replay(account_id: int, channel: str, since: int) -> tuple[int, list[dict]]:
-    """``(last, events after since)`` for a resuming subscriber, or ``ResyncRequired`` when
-    part of what it missed was pruned (or it is more than one replay behind)."""
-    last = private_last(account_id, channel)
-    if since > last:
-        raise errors.ValidationError.field(
-            "since", "ahead", f"since {since} is ahead of the {channel} stream, which is at {last}.", last=last
-        )
-    if since == last:
-        return last, []
-    rows = private_events(account_id, channel, since)
-    if not rows or rows[0]["sequence"] != since + 1 or len(rows) > settings.BOURSE_WS_MAX_REPLAY:
-        raise errors.ResyncRequired(
-            f"{channel} events after {since} are no longer all retained (retention "
-            f"{settings.BOURSE_WS_RETENTION_S} s, at most {settings.BOURSE_WS_MAX_REPLAY} replayed); "
-            f"read the current state over REST and subscribe without since.",
-            channel=channel, last=last,
-        )
-    return last, rows

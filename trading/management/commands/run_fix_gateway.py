@@ -11,7 +11,7 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from trading.fix.gateway import Gateway
+from trading.fix.server import Gateway
 
 
 class Command(BaseCommand):

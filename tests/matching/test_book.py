@@ -1,4 +1,4 @@
-"""Unit tests for trading.engine.book.OrderBook: one behaviour per test.
+"""Unit tests for matching.book.OrderBook: one behaviour per test.
 
 Every command goes through ``step``/``run``, which call check_invariants()
 before and after it.
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from trading.engine import (
+from matching import (
     BUY,
     CANCEL_BOTH,
     CANCEL_OLDEST,
@@ -29,8 +29,8 @@ from trading.engine import (
     Reduce,
     Reduced,
     Rejected,
-    RestingOrder,
     Rested,
+    RestingOrder,
     Trade,
 )
 
@@ -600,7 +600,7 @@ def test_check_invariants_detects_corruption():
 
 
 def test_engine_package_imports_no_django():
-    code = "import sys, trading.engine.replay, trading.engine.workload; print([m for m in sys.modules if m.startswith('django')])"
-    root = Path(__file__).resolve().parents[3]
+    code = "import sys, matching.replay, matching.workload; print([m for m in sys.modules if m.startswith('django')])"
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "[]"

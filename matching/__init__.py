@@ -29,7 +29,7 @@ Book
 * ``check_invariants()``: raises ``InvariantError`` (an AssertionError) if the
   book is inconsistent.  O(book); for tests and debugging.
 
-Commands (named tuples, ``trading.engine.messages``)
+Commands (named tuples, ``matching.messages``)
 ----------------------------------------------------
 * ``NewOrder(order_id, account, side, order_type=LIMIT, price=0, size=None,
   tif=GTC, post_only=False, stp=CANCEL_NEWEST, quote_budget=None)``.
@@ -96,7 +96,7 @@ account: cancel_newest cancels the taker's remainder, cancel_oldest cancels the
 resting order and continues, cancel_both cancels both.  A failed FOK changes
 nothing, including no STP cancellations.
 
-See ``trading.engine.replay`` for the command-file harness.
+See ``matching.replay`` for the command-file harness.
 """
 
 from .book import InvariantError, OrderBook
@@ -135,8 +135,8 @@ from .messages import (
     Reduce,
     Reduced,
     Rejected,
-    RestingOrder,
     Rested,
+    RestingOrder,
     Trade,
 )
 

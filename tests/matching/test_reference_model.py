@@ -1,4 +1,4 @@
-"""OrderBook against the reference model (tests/trading/engine/reference.py).
+"""OrderBook against the reference model (tests/matching/reference.py).
 
 A Hypothesis state machine sends the same random commands to both and checks,
 after every step: identical events (trades, cancels, rejections, ...),
@@ -11,7 +11,7 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from trading.engine import (
+from matching import (
     BUY,
     CANCEL_BOTH,
     CANCEL_NEWEST,

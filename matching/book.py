@@ -57,8 +57,8 @@ from .messages import (
     Reduce,
     Reduced,
     Rejected,
-    RestingOrder,
     Rested,
+    RestingOrder,
     Trade,
 )
 

@@ -1,6 +1,6 @@
 """Small helpers shared by the engine tests."""
 
-from trading.engine import LevelUpdate, OrderBook
+from matching import LevelUpdate, OrderBook
 
 
 def step(book, command):

@@ -1,6 +1,6 @@
 """Deterministic mixed-workload generator for the replay harness.
 
-Produces lines in the ``trading.engine.replay`` file format with roughly:
+Produces lines in the ``matching.replay`` file format with roughly:
 55% passive limit orders near the mid, 25% cancels, 15% marketable limit
 orders, 5% IOC / FOK / market orders, around a steady book of
 ``target_orders`` resting orders.

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from trading.engine import BUY, CANCEL_NEWEST, FOK, LIMIT, MARKET, SELL, Cancel, NewOrder, OrderBook, Trade
-from trading.engine import replay, workload
+from matching import BUY, CANCEL_NEWEST, FOK, LIMIT, MARKET, SELL, Cancel, NewOrder, OrderBook, Trade, replay, workload
 
 from .reference import ReferenceBook
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def reference_trade_lines(commands):
@@ -75,7 +74,7 @@ def test_replay_cli_small_file(tmp_path):
     )
     out = tmp_path / "trades.csv"
     proc = subprocess.run(
-        [sys.executable, "-m", "trading.engine.replay", str(f), "--trades", str(out)],
+        [sys.executable, "-m", "matching.replay", str(f), "--trades", str(out)],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )
     assert re.fullmatch(r"\d+ commands/s\n", proc.stdout)
@@ -85,7 +84,7 @@ def test_replay_cli_small_file(tmp_path):
 def test_replay_cli_reports_bad_file(tmp_path):
     f = tmp_path / "cmds.csv"
     f.write_text("N,1,B,L,100\n")
-    proc = subprocess.run([sys.executable, "-m", "trading.engine.replay", str(f)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "matching.replay", str(f)], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "cmds.csv:1" in proc.stderr
 
@@ -99,7 +98,7 @@ def test_generated_workload_trades_match_reference_model(tmp_path):
     # when the harness replays it
     out = tmp_path / "trades.csv"
     proc = subprocess.run(
-        [sys.executable, "-m", "trading.engine.replay", str(f), "--trades", str(out)],
+        [sys.executable, "-m", "matching.replay", str(f), "--trades", str(out)],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )
     assert proc.stdout.endswith(" commands/s\n")

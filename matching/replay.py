@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m trading.engine.replay FILE [--trades OUT]
+    python -m matching.replay FILE [--trades OUT]
 
 FILE has one command per line::
 
@@ -17,6 +17,7 @@ it writes every trade, in order, as ``taker_id,maker_id,price_ticks,size_lots``.
 """
 
 import argparse
+import contextlib
 import gc
 import sys
 import time
@@ -125,7 +126,7 @@ def trade_lines(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m trading.engine.replay", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m matching.replay", description=__doc__.split("\n")[0])
     parser.add_argument("file", help="command file")
     parser.add_argument("--trades", metavar="OUT", help="write trades as taker_id,maker_id,price_ticks,size_lots")
     args = parser.parse_args(argv)
@@ -136,13 +137,10 @@ def main(argv=None):
     gc.collect()
     gc.freeze()
     book = OrderBook()
-    out = open(args.trades, "w", encoding="ascii") if args.trades else None
-    try:
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(args.trades, "w", encoding="ascii")) if args.trades else None
         on_events = (lambda results: out.writelines(trade_lines(results))) if out else None
         elapsed, n_events, cpu_elapsed = run(commands, book, on_events)
-    finally:
-        if out is not None:
-            out.close()
     n = len(commands)
     rate = int(n / elapsed) if elapsed > 0 else 0
     print(f"{rate} commands/s")

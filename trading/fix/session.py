@@ -1,38 +1,30 @@
-"""The FIX 4.4 acceptor: one asyncio task per TCP connection, one live session per API key.
+"""One FIX 4.4 session: Logon, sequence numbers, heartbeats, resends, and the application
+messages handed to ``application``.
 
-Threads: the event loop owns the sockets and all session state; Django work (the logon
-check, order services, store reads) runs on a small thread pool (``Gateway.call``), each
-session's application messages one at a time and in sequence order, so a cancel never
-overtakes the order it cancels. Outgoing messages are written the moment they are built
-and recorded by ``store.StoreWriter`` behind them.
-
-Execution reports come from the outbox the engine writes in each batch (``OutboxTail``): one
-tail per process reads the ``orders``/``fills`` events of the accounts with a live session,
-woken by the engine's verdict signal (``trading.notify``), with a slow re-check besides. So
-a session sees its account's orders whichever transport entered them, and nothing else.
+A ``Session`` lives on the gateway's event loop and owns its connection's state; the Django
+work it needs (the logon check, order services, the session store) runs on the server's
+thread pool through ``SessionHost.call``. Outgoing messages are written the moment they are
+built and recorded by ``store.StoreWriter`` behind them.
 """
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
-from django.db import close_old_connections, connections
-from django.db.models import Max, Q
 from django.utils import timezone as dj_timezone
 
 from exchange import errors, wire
 from exchange.syntax import MAX_ID_DIGITS, ascii_digits
-from trading import notify
-from trading.models import OutboxEvent
+from trading.outbox import selectors as outbox
 from trading.services import order_cancel_all
 
-from . import application, reports, store
+from . import application, store
 from .codec import FieldError, FrameReader, Message, encode, encode_fields
 from .logon import format_utc_timestamp, logon_verify, parse_utc_timestamp
 
@@ -49,22 +41,37 @@ _test_ids = itertools.count(1)
 
 
 def _now_fix() -> str:
-    return format_utc_timestamp(datetime.now(timezone.utc))
+    return format_utc_timestamp(datetime.now(UTC))
 
 
 class SessionClosed(Exception):
     pass
 
 
+class SessionHost(Protocol):
+    """What a session needs from the server that accepted it."""
+
+    pipeline: int
+    store: store.StoreWriter
+    live_keys: dict[str, Session]
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
+
+    def register(self, session: Session) -> None: ...
+
+    def unregister(self, session: Session) -> None: ...
+
+
 class Session:
     """One connection: logon, sequence numbers, heartbeats, and the application messages."""
 
-    def __init__(self, gateway: "Gateway", reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(self, gateway: SessionHost, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.gateway = gateway
         self.reader, self.writer = reader, writer
         peer = writer.get_extra_info("peername") or ("", 0)
         self.source_ip = peer[0] if peer else None
         self.frames = FrameReader()
+        self.claimed_sender: str | None = None  # SenderCompID of the Logon, before it is verified
         self.key = None
         self.account = None
         self.store_pk = None
@@ -80,6 +87,7 @@ class Session:
         self.test_request: tuple[str, float] | None = None
         self.queued: dict[int, Message] = {}
         self.resend_requested = False
+        self.resends_answered: set[int] = set()  # ResendRequests answered across a gap
         self.cancel_ids: dict[str, str] = {}
         self.min_event_id = 0
         self.timer: asyncio.Task | None = None
@@ -129,7 +137,7 @@ class Session:
             if self.logged_on:
                 self.send("5", [(58, text)])
             else:
-                self._send_unsessioned("5", [(58, text)], getattr(self, "claimed_sender", None))
+                self._send_unsessioned("5", [(58, text)], self.claimed_sender)
         raise SessionClosed(text)
 
     # --- the connection ------------------------------------------------------------------
@@ -138,7 +146,7 @@ class Session:
         try:
             await self._read_loop()
         except SessionClosed as closed:
-            log.info("FIX session closed: %s", closed, extra={"key_id": getattr(self.key, "key_id", None)})
+            log.info("FIX session closed: %s", closed, extra={"key_id": self.key.key_id if self.key is not None else None})
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except Exception:
@@ -152,7 +160,7 @@ class Session:
             timeout = max(0.0, logon_deadline - time.monotonic()) if not self.logged_on else None
             try:
                 data = await asyncio.wait_for(self.reader.read(65536), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self.logout(f"No Logon within {LOGON_TIMEOUT_S} s.")
             if not data:
                 return
@@ -232,7 +240,7 @@ class Session:
             self.cancel_on_disconnect = claimed.cancel_on_disconnect
         self.logged_on = True
         # Reports start with what the engine commits from now on (older state: H or REST).
-        self.min_event_id = await self.gateway.call(OutboxTail.top_id)
+        self.min_event_id = await self.gateway.call(outbox.latest_event_id)
         self.logon_at = wire.timestamp(dj_timezone.now())
         self.gateway.register(self)
         self.send("A", [(98, "0"), (108, self.heartbeat), (141, "Y" if reset else None)])
@@ -265,7 +273,7 @@ class Session:
                 return
             if msg_type == "2":
                 await self._resend(message)  # answered at once, even across a gap ...
-                message.answered = True  # ... and only counted when its turn comes
+                self.resends_answered.add(seq)  # ... and only counted when its turn comes
             if len(self.queued) >= MAX_QUEUED:
                 await self.logout("Too many messages held while waiting for a resend.")
             self.queued[seq] = message
@@ -298,7 +306,7 @@ class Session:
             problem = FieldError("SendingTime(52) missing or not a UTCTimestamp", 1 if 52 not in message else 6, 52)
         elif message.get(43) == "Y" and 122 not in message and message.msg_type != "4":
             problem = FieldError("OrigSendingTime(122) required when PossDupFlag=Y", 1, 122)
-        elif message.get(43) != "Y" and abs((datetime.now(timezone.utc) - sent).total_seconds()) > SENDING_TIME_ACCURACY_S:
+        elif message.get(43) != "Y" and abs((datetime.now(UTC) - sent).total_seconds()) > SENDING_TIME_ACCURACY_S:
             self.reject(seq, FieldError("SendingTime accuracy problem", 10, 52), message.msg_type)
             await self.logout(f"SendingTime(52) is more than {SENDING_TIME_ACCURACY_S} s from server time.")
         if problem is not None:
@@ -325,7 +333,9 @@ class Session:
             else:
                 self.send("0", [(112, message.get(112))])
         elif msg_type == "2":
-            if not getattr(message, "answered", False):
+            if seq in self.resends_answered:
+                self.resends_answered.discard(seq)
+            else:
                 await self._resend(message)
         elif msg_type == "3":
             log.info("FIX client rejected our message %s: %s", message.get(45), message.get(58))
@@ -468,205 +478,6 @@ class Session:
         finally:
             try:
                 await self.writer.drain()
-            except Exception:
+            except Exception:  # noqa: BLE001 -- the peer may be gone in any way; we close regardless
                 pass
             self.writer.close()
-
-
-class _Wake(notify.VerdictWaiter):
-    """The engine's verdict signal, as a wake-up for the outbox tail."""
-
-    def __init__(self, callback):
-        self._callback = callback
-        super().__init__()
-
-    def _deliver(self, payload: str) -> None:
-        self._callback()
-
-
-class OutboxTail:
-    """Reads the ``orders``/``fills`` outbox events of accounts with a live session.
-
-    One engine owns a market and commits its batches one after another, so within a market
-    the event ids become visible in increasing order: a floor per market is exact. A market
-    that has been quiet keeps a floor that follows the highest id seen a few seconds ago
-    (a batch is never in flight that long), so the query stays a short range scan.
-    """
-
-    SETTLE_S = 5.0
-    POLL_S = 0.25
-
-    def __init__(self, gateway: "Gateway"):
-        self.gateway = gateway
-        self.floors: dict[int, int] = {}
-        self.default_floor = 0
-        self.high_water = 0
-        self.samples: list[tuple[float, int]] = []
-        self.wake = asyncio.Event()
-
-    @staticmethod
-    def top_id() -> int:
-        return OutboxEvent.objects.aggregate(top=Max("id"))["top"] or 0
-
-    def _fetch(self, accounts, floors, default_floor):
-        condition = Q(id__gt=default_floor) & ~Q(market_id__in=list(floors))
-        for market_id, floor in floors.items():
-            condition |= Q(market_id=market_id, id__gt=floor)
-        return list(
-            OutboxEvent.objects.filter(condition, channel__in=("orders", "fills"), account_id__in=accounts)
-            .order_by("id").values("id", "market_id", "account_id", "channel", "payload")
-        )
-
-    async def run(self) -> None:
-        self.default_floor = self.high_water = await self.gateway.call(self.top_id)
-        loop = asyncio.get_running_loop()
-        self.waker = await self.gateway.call(_Wake, lambda: loop.call_soon_threadsafe(self.wake.set))
-        while True:
-            try:
-                await asyncio.wait_for(self.wake.wait(), self.POLL_S)
-            except asyncio.TimeoutError:
-                pass
-            self.wake.clear()
-            try:
-                while await self._poll():
-                    pass
-            except Exception:
-                log.exception("FIX outbox tail failed; retrying")
-                await asyncio.sleep(0.5)
-
-    def _batches(self, events):
-        """Split the events into engine batches per (market, account), in id order.
-
-        A batch writes its ``orders`` events (each order at most once) and then its
-        ``fills``, contiguously; so an order event after a fill, or an order seen twice,
-        starts the next batch. Two batches without fills may merge, which changes nothing:
-        each order's report depends only on its own event and its own fills.
-        """
-        current: dict[tuple, dict] = {}
-        for event in events:
-            self.floors[event["market_id"]] = max(self.floors.get(event["market_id"], 0), event["id"])
-            self.high_water = max(self.high_water, event["id"])
-            key = (event["market_id"], event["account_id"])
-            batch = current.get(key)
-            payload = event["payload"]
-            if event["channel"] == "orders" and batch is not None and (
-                batch["fills"] or payload["order_id"] in batch["order_ids"]
-            ):
-                yield key[1], batch
-                batch = None
-            if batch is None:
-                batch = current[key] = {"orders": [], "fills": [], "order_ids": set(), "first": event["id"]}
-            batch[event["channel"]].append(payload)
-            if event["channel"] == "orders":
-                batch["order_ids"].add(payload["order_id"])
-        # the last batch of each stream is complete: a batch commits (and shows) whole
-        for key, batch in sorted(current.items(), key=lambda item: item[1]["first"]):
-            yield key[1], batch
-
-    async def _poll(self) -> bool:
-        """Deliver what is new. No row limit: a batch must be read whole, and the backlog
-        is bounded by what the engine commits between two polls."""
-        now = time.monotonic()
-        accounts = list(self.gateway.by_account)
-        settled = max((mark for at, mark in self.samples if now - at >= self.SETTLE_S), default=None)
-        self.samples = [(at, mark) for at, mark in self.samples if now - at < self.SETTLE_S] + (
-            [(now, self.high_water)] if not self.samples or self.samples[-1][1] != self.high_water else []
-        )
-        if settled is not None:
-            self.default_floor = max(self.default_floor, settled)
-            for market_id in self.floors:
-                self.floors[market_id] = max(self.floors[market_id], settled)
-        if not accounts:
-            top = await self.gateway.call(self.top_id)
-            self.default_floor = self.high_water = max(self.high_water, top)
-            self.floors = {}
-            return False
-        events = await self.gateway.call(self._fetch, accounts, dict(self.floors), self.default_floor)
-        for account_id, batch in self._batches(events):
-            for session in list(self.gateway.by_account.get(account_id, ())):
-                if batch["first"] <= session.min_event_id or session.closing:
-                    continue
-                try:
-                    session.send_reports(reports.batch_reports(batch["orders"], batch["fills"], account_id=account_id,
-                                                               cancel_ids=session.cancel_ids, acked=session.acked,
-                                                               since=session.logon_at))
-                except Exception:
-                    log.exception("FIX execution reports failed", extra={"key_id": session.key.key_id})
-        return False
-
-
-class Gateway:
-    def __init__(self, host: str, port: int, *, workers: int = 8, pipeline: int = 1):
-        self.host, self.port = host, port
-        self.pipeline = max(1, pipeline)
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fix-db")
-        self.store = store.StoreWriter()
-        self.live_keys: dict[str, Session] = {}
-        self.by_account: dict[int, set[Session]] = {}
-        self.sessions: set[Session] = set()
-        self.tail = OutboxTail(self)
-        self.server: asyncio.base_events.Server | None = None
-
-    async def call(self, fn, *args, **kwargs):
-        """Run Django code on the pool (a thread keeps its connection between calls)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, functools.partial(_db_call, fn, *args, **kwargs))
-
-    def register(self, session: Session) -> None:
-        self.by_account.setdefault(session.account.pk, set()).add(session)
-        self.tail.wake.set()
-
-    def unregister(self, session: Session) -> None:
-        if self.live_keys.get(session.key.key_id) is session:
-            del self.live_keys[session.key.key_id]
-        sessions = self.by_account.get(session.account.pk)
-        if sessions is not None:
-            sessions.discard(session)
-            if not sessions:
-                del self.by_account[session.account.pk]
-
-    async def _connection(self, reader, writer) -> None:
-        session = Session(self, reader, writer)
-        self.sessions.add(session)
-        try:
-            await session.run()
-        finally:
-            self.sessions.discard(session)
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._connection, self.host, self.port, limit=1 << 20)
-        self.port = self.server.sockets[0].getsockname()[1]
-        self.tail_task = asyncio.create_task(self.tail.run())
-
-    async def stop(self) -> None:
-        """Log every session out, flush the store, stop."""
-        if self.server is not None:
-            self.server.close()
-        for session in list(self.sessions):
-            if session.logged_on and not session.logout_sent:
-                session.logout_sent = True
-                session.send("5", [(58, "Gateway shutting down.")])
-            session.reader.feed_eof()
-        for _ in range(50):
-            if not self.sessions:
-                break
-            await asyncio.sleep(0.1)
-        self.tail_task.cancel()
-        await self.call(self.store.flush)
-        waker = getattr(self.tail, "waker", None)
-        if waker is not None:
-            waker._stopping.set()
-        self.pool.submit(_close_connections).result(timeout=5)
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _db_call(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except Exception:
-        close_old_connections()  # a broken connection is replaced on this thread's next call
-        raise
-
-
-def _close_connections():
-    connections.close_all()

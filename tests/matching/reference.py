@@ -2,7 +2,7 @@
 
 One flat list of resting orders in arrival order; every decision is a linear
 scan.  No heaps, no levels, no lazy deletion, no cleverness: it is meant to
-be obviously right, slow, and independent of ``trading.engine.book``.
+be obviously right, slow, and independent of ``matching.book``.
 
 FOK is defined here in the most literal way: run the order against a copy of
 the book and keep the result only if it filled completely.
@@ -14,7 +14,7 @@ after the command.
 
 import copy
 
-from trading.engine.messages import (
+from matching.messages import (
     BUY,
     CANCEL_BOTH,
     CANCEL_BUDGET,
@@ -44,8 +44,8 @@ from trading.engine.messages import (
     Reduce,
     Reduced,
     Rejected,
-    RestingOrder,
     Rested,
+    RestingOrder,
     Trade,
 )
 
@@ -185,11 +185,7 @@ class ReferenceBook:
                     continue
                 if c.side == SELL and o.price < c.price:
                     continue
-            if best is None:
-                best = o
-            elif c.side == BUY and o.price < best.price:
-                best = o
-            elif c.side == SELL and o.price > best.price:
+            if best is None or c.side == BUY and o.price < best.price or c.side == SELL and o.price > best.price:
                 best = o
         return best
 

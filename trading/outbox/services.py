@@ -1,13 +1,14 @@
-"""The write side of the WebSocket streams: sequencing, persisting and announcing outbox events.
+"""The write side of the outbox: sequencing, persisting and announcing events.
 
 Every transaction that publishes events calls ``outbox_write`` with them, inside the
 transaction: private events (``account`` set) get their account's next sequence on their
 channel from ``AccountSequence`` (one ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` with
 the rows in key order, so two writers never deadlock, and the row stays locked until commit,
 so sequence N+1 cannot commit before N); all events are inserted; after commit their ids are
-announced to the WebSocket processes (``trading.ws.signal``), which read them back and fan
-them out. The announcement is a hint: the relay also re-reads the outbox periodically and
-fills any sequence gap from it, so a lost hint delays an event, never loses it.
+announced (``trading.outbox.signal``) to the processes that read them back: the WebSocket
+relays fan them out, the FIX gateways turn them into execution reports. The announcement is
+a hint: readers also re-read the outbox periodically and fill any sequence gap from it, so a
+lost hint delays an event, never loses it.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The commit signal from writers (engine, settlement, order services) to WebSocket processes.
+"""The commit signal from writers (engine, settlement, order services) to the readers of the
+outbox (WebSocket relays; the FIX gateway reads on the engine's verdict signal).
 
 After a transaction that wrote outbox events commits, its writer announces the events' ids
 once — one message per transaction, however many subscribers there are. With ``REDIS_URL``
@@ -7,7 +8,8 @@ machine subscribes); in the embedded mode it is a unix datagram to each WebSocke
 socket under the data folder (``run/ws-*.sock``), like the engine's verdict signal.
 
 Ids travel as ranges (``"17-420,431"``): a batch's rows are nearly always consecutive.
-A signal is only a hint; see ``trading.ws.relay`` for what happens when one is lost.
+A signal is only a hint: a reader re-reads the outbox periodically, so a lost one delays an
+event, never loses it.
 """
 from __future__ import annotations
 

@@ -1,0 +1,87 @@
+"""The read side of the outbox: what a transport reads back after an announcement, to replay
+a stream from a sequence, to fill a gap, or to tail the events of some accounts."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Q
+
+from exchange import errors
+
+from ..models import AccountSequence, OutboxEvent
+
+EVENT_FIELDS = ("id", "market_id", "account_id", "channel", "sequence", "payload")
+
+
+def private_last(account_id: int, channel: str) -> int:
+    """The sequence of the account's latest event on ``channel`` (0 before the first)."""
+    row = AccountSequence.objects.filter(account_id=account_id, channel=channel).values_list("last", flat=True).first()
+    return row or 0
+
+
+def events_by_id(ids) -> list[dict]:
+    return list(OutboxEvent.objects.filter(pk__in=list(ids)).order_by("id").values(*EVENT_FIELDS))
+
+
+def events_after_id(after_id: int, market_ids, account_ids, limit: int = 5000) -> list[dict]:
+    """The relay's periodic re-read: events of watched streams with ``id > after_id``."""
+    where = Q(pk__in=[])
+    if market_ids:
+        where |= Q(account__isnull=True, market_id__in=list(market_ids))
+    if account_ids:
+        where |= Q(account_id__in=list(account_ids))
+    return list(OutboxEvent.objects.filter(where, id__gt=after_id).order_by("id").values(*EVENT_FIELDS)[:limit])
+
+
+def latest_event_id() -> int:
+    """The highest event id written so far (0 before the first)."""
+    return OutboxEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def book_events(market_id: int, after: int, before: int | None = None) -> list[dict]:
+    """Book updates with ``after < sequence < before``, in sequence order (gap fill)."""
+    rows = OutboxEvent.objects.filter(market_id=market_id, channel="book", sequence__gt=after)
+    if before is not None:
+        rows = rows.filter(sequence__lt=before)
+    return list(rows.order_by("sequence").values(*EVENT_FIELDS)[: settings.BOURSE_WS_MAX_REPLAY])
+
+
+def private_events(account_id: int, channel: str, after: int, before: int | None = None) -> list[dict]:
+    """The account's events on ``channel`` with ``after < sequence < before``, in order."""
+    rows = OutboxEvent.objects.filter(account_id=account_id, channel=channel, sequence__gt=after)
+    if before is not None:
+        rows = rows.filter(sequence__lt=before)
+    return list(rows.order_by("sequence").values(*EVENT_FIELDS)[: settings.BOURSE_WS_MAX_REPLAY + 1])
+
+
+def private_replay(account_id: int, channel: str, since: int) -> tuple[int, list[dict]]:
+    """``(last, events after since)`` for a resuming subscriber, or ``ResyncRequired`` when
+    part of what it missed was pruned (or it is more than one replay behind)."""
+    last = private_last(account_id, channel)
+    if since > last:
+        raise errors.ValidationError.field(
+            "since", "ahead", f"since {since} is ahead of the {channel} stream, which is at {last}.", last=last
+        )
+    if since == last:
+        return last, []
+    rows = private_events(account_id, channel, since)
+    if not rows or rows[0]["sequence"] != since + 1 or len(rows) > settings.BOURSE_WS_MAX_REPLAY:
+        raise errors.ResyncRequired(
+            f"{channel} events after {since} are no longer all retained (retention "
+            f"{settings.BOURSE_WS_RETENTION_S} s, at most {settings.BOURSE_WS_MAX_REPLAY} replayed); "
+            f"read the current state over REST and subscribe without since.",
+            channel=channel, last=last,
+        )
+    return last, rows
+
+
+def account_events_after(accounts, floors: dict[int, int], default_floor: int, channels=("orders", "fills")) -> list[dict]:
+    """Events on ``channels`` of ``accounts`` above a per-market floor (``floors``; any other
+    market: ``default_floor``), in id order: the FIX report reader's tail."""
+    condition = Q(id__gt=default_floor) & ~Q(market_id__in=list(floors))
+    for market_id, floor in floors.items():
+        condition |= Q(market_id=market_id, id__gt=floor)
+    return list(
+        OutboxEvent.objects.filter(condition, channel__in=channels, account_id__in=list(accounts))
+        .order_by("id").values("id", "market_id", "account_id", "channel", "payload")
+    )
+
