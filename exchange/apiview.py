@@ -17,7 +17,10 @@ class BourseApi(APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        allowed = self.query_parameters.get(request.method.lower(), ())
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            return  # 405 method_not_allowed, whatever the query says
+        allowed = self.query_parameters.get(method, ())
         unknown = sorted(name for name in request.query_params if name not in allowed)
         if unknown:
             shown = [name[:64] for name in unknown[:10]]
