@@ -303,7 +303,7 @@ class TooManyConnections(BourseError):
     title = "Too many connections"
     description = (
         "The API key or the source address already holds the most WebSocket connections allowed "
-        "(`limit` names it); the connection is closed with code 1008."
+        "(`limit` names it); the connection is closed with code 4001."
     )
 
 

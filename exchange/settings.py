@@ -257,8 +257,10 @@ BOURSE_WS_RETENTION_S = env_int("BOURSE_WS_RETENTION_S", 24 * 3600)
 BOURSE_WS_MAX_CONNECTIONS_PER_KEY = env_int("BOURSE_WS_MAX_CONNECTIONS_PER_KEY", 20)
 BOURSE_WS_MAX_CONNECTIONS_PER_IP = env_int("BOURSE_WS_MAX_CONNECTIONS_PER_IP", 200)
 BOURSE_WS_MAX_SUBSCRIPTIONS = env_int("BOURSE_WS_MAX_SUBSCRIPTIONS", 50)
-# Inbound messages per second per connection; past it the connection is closed with 1008.
+# Inbound messages per second per connection; past it the connection is closed with 4029.
 BOURSE_WS_MAX_MESSAGES_PER_S = env_int("BOURSE_WS_MAX_MESSAGES_PER_S", 20)
+# Work per connection per second: an operation costs 1 plus 1 per channel it names.
+BOURSE_WS_MAX_WORK_PER_S = env_int("BOURSE_WS_MAX_WORK_PER_S", 200)
 BOURSE_WS_MAX_FRAME_BYTES = env_int("BOURSE_WS_MAX_FRAME_BYTES", 16 * 1024)
 # Most events one `since` replays; further behind, the client resyncs over REST.
 BOURSE_WS_MAX_REPLAY = env_int("BOURSE_WS_MAX_REPLAY", 10_000)
