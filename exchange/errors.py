@@ -94,7 +94,21 @@ class PayloadTooLarge(BourseError):
     code = "payload_too_large"
     status = 413
     title = "Payload too large"
-    description = "The request body is over the size limit."
+    description = (
+        "The request body is over the size limit (`BOURSE_MAX_BODY_BYTES`, 64 KiB). A declared "
+        "`Content-Length` over it is refused before any of the body is read, a chunked body as "
+        "soon as it passes it; the connection is then closed."
+    )
+
+
+class RequestTimeout(BourseError):
+    code = "request_timeout"
+    status = 408
+    title = "Request timeout"
+    description = (
+        "The request did not arrive whole (headers and body) within `BOURSE_HTTP_REQUEST_TIMEOUT_S` "
+        "(10 s) of the connection opening or of the previous response; the connection is closed."
+    )
 
 
 class InsufficientBalance(BourseError):

@@ -249,6 +249,9 @@ BOURSE_FIX_LOGON_WINDOW_MS = env_int("BOURSE_FIX_LOGON_WINDOW_MS", 5000)
 BOURSE_FIX_PIPELINE = env_int("BOURSE_FIX_PIPELINE", 1)
 # Largest accepted request body, in bytes (413 payload_too_large beyond it).
 BOURSE_MAX_BODY_BYTES = env_int("BOURSE_MAX_BODY_BYTES", 64 * 1024)
+# daphne: every HTTP request must arrive whole (headers and body) within this many seconds of
+# the connection opening or of the previous response (slow clients get 408; 0: no limit).
+BOURSE_HTTP_REQUEST_TIMEOUT_S = float(os.environ.get("BOURSE_HTTP_REQUEST_TIMEOUT_S", "10"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(BOURSE_MAX_BODY_BYTES, 2_621_440)
 
 # --- WebSocket API (trading/ws; docs/websocket.md) ---------------------------------------

@@ -36,7 +36,7 @@ EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
 # library under daphne refuses to send 1008 from a server, which used to crash the consumer
 # and leak the connection's slot.
 CLOSE_TOO_MANY_CONNECTIONS = 4001
-CLOSE_PAYLOAD_TOO_LARGE = 4009  # sent by trading.ws.serverlimits for frames over daphne's maximum
+CLOSE_PAYLOAD_TOO_LARGE = 4009  # sent by exchange.serverlimits for frames over daphne's maximum
 CLOSE_RATE_LIMITED = 4029
 SLOW_CLIENT_BYTES = 8 * 1024 * 1024  # frames queued for one client beyond this: it is dropped
 MARKET_CHANNELS = ("book", "trades", "ticker")

@@ -324,6 +324,7 @@ export interface components {
          *     * `payload_too_large` - payload_too_large
          *     * `permission_denied` - permission_denied
          *     * `rate_limited` - rate_limited
+         *     * `request_timeout` - request_timeout
          *     * `resync_required` - resync_required
          *     * `service_unavailable` - service_unavailable
          *     * `timestamp_out_of_window` - timestamp_out_of_window
@@ -335,7 +336,7 @@ export interface components {
          *     * `validation_error` - validation_error
          * @enum {string}
          */
-        CodeEnum: "already_authenticated" | "asset_not_found" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "invalid_message" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_authenticated" | "not_found" | "order_closed" | "payload_too_large" | "permission_denied" | "rate_limited" | "resync_required" | "service_unavailable" | "timestamp_out_of_window" | "too_many_connections" | "too_many_subscriptions" | "unknown_channel" | "unknown_op" | "unsupported_media_type" | "validation_error";
+        CodeEnum: "already_authenticated" | "asset_not_found" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "invalid_message" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_authenticated" | "not_found" | "order_closed" | "payload_too_large" | "permission_denied" | "rate_limited" | "request_timeout" | "resync_required" | "service_unavailable" | "timestamp_out_of_window" | "too_many_connections" | "too_many_subscriptions" | "unknown_channel" | "unknown_op" | "unsupported_media_type" | "validation_error";
         FieldError: {
             field: string | null;
             code: string;
