@@ -247,6 +247,12 @@ BOURSE_FIX_PORT = env_int("BOURSE_FIX_PORT", 9878)
 BOURSE_FIX_LOGON_WINDOW_MS = env_int("BOURSE_FIX_LOGON_WINDOW_MS", 5000)
 # NewOrderSingles of one session in flight at once; 1 keeps them strictly in sequence.
 BOURSE_FIX_PIPELINE = env_int("BOURSE_FIX_PIPELINE", 1)
+# Bytes of out-of-order messages one session may hold while a gap is resent (and 10,000 of
+# them at most); past either the session is logged out.
+BOURSE_FIX_MAX_QUEUED_BYTES = env_int("BOURSE_FIX_MAX_QUEUED_BYTES", 4 * 1024 * 1024)
+# Connections refused before Logon (garbage, wrong first message) are logged once per source
+# address per this many seconds, with the count of those not logged.
+BOURSE_FIX_REFUSAL_LOG_INTERVAL_S = env_int("BOURSE_FIX_REFUSAL_LOG_INTERVAL_S", 60)
 # Largest accepted request body, in bytes (413 payload_too_large beyond it).
 BOURSE_MAX_BODY_BYTES = env_int("BOURSE_MAX_BODY_BYTES", 64 * 1024)
 # daphne: every HTTP request must arrive whole (headers and body) within this many seconds of

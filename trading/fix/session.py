@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from django.conf import settings
 from django.utils import timezone as dj_timezone
 
 from exchange import errors, wire
@@ -46,6 +47,29 @@ def _now_fix() -> str:
 
 class SessionClosed(Exception):
     pass
+
+
+# Source address -> (start of its log interval, connections refused since, not logged).
+_refusals: dict[str, tuple[float, int]] = {}
+_REFUSALS_MAX_SOURCES = 10_000
+
+
+def _log_refusal(source_ip: str | None, reason: str) -> None:
+    """Log a connection refused before Logon once per source per interval: a scanner or a
+    misconfigured client opening connection after connection cannot flood the log. The next
+    line after an interval says how many were not logged."""
+    now = time.monotonic()
+    key = source_ip or "?"
+    started, suppressed = _refusals.get(key, (None, 0))
+    if started is not None and now - started < settings.BOURSE_FIX_REFUSAL_LOG_INTERVAL_S:
+        _refusals[key] = (started, suppressed + 1)
+        return
+    if len(_refusals) >= _REFUSALS_MAX_SOURCES:
+        _refusals.clear()
+    _refusals[key] = (now, 0)
+    log.info("FIX connection refused before logon: %s", reason,
+             extra={"source_ip": source_ip, "not_logged_since": suppressed,
+                    "interval_s": settings.BOURSE_FIX_REFUSAL_LOG_INTERVAL_S})
 
 
 class SessionHost(Protocol):
@@ -86,6 +110,7 @@ class Session:
         self.last_recv = self.last_sent = time.monotonic()
         self.test_request: tuple[str, float] | None = None
         self.queued: dict[int, Message] = {}
+        self.queued_bytes = 0  # their raw size: bounded as well as their number
         self.resend_requested = False
         self.resends_answered: set[int] = set()  # ResendRequests answered across a gap
         self.cancel_ids: dict[str, str] = {}
@@ -146,7 +171,10 @@ class Session:
         try:
             await self._read_loop()
         except SessionClosed as closed:
-            log.info("FIX session closed: %s", closed, extra={"key_id": self.key.key_id if self.key is not None else None})
+            if self.logged_on:
+                log.info("FIX session closed: %s", closed, extra={"key_id": self.key.key_id})
+            else:
+                _log_refusal(self.source_ip, str(closed))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except Exception:
@@ -274,9 +302,13 @@ class Session:
             if msg_type == "2":
                 await self._resend(message)  # answered at once, even across a gap ...
                 self.resends_answered.add(seq)  # ... and only counted when its turn comes
-            if len(self.queued) >= MAX_QUEUED:
-                await self.logout("Too many messages held while waiting for a resend.")
+            if len(self.queued) >= MAX_QUEUED or self.queued_bytes + len(message.raw) > settings.BOURSE_FIX_MAX_QUEUED_BYTES:
+                await self.logout("Too many messages held while waiting for a resend "
+                                  f"(at most {MAX_QUEUED} and {settings.BOURSE_FIX_MAX_QUEUED_BYTES} bytes).")
+            if seq in self.queued:
+                self.queued_bytes -= len(self.queued[seq].raw)
             self.queued[seq] = message
+            self.queued_bytes += len(message.raw)
             self._request_resend()
             return
         if seq < self.next_in:
@@ -285,7 +317,7 @@ class Session:
             await self.logout(f"MsgSeqNum too low, expecting {self.next_in} but received {seq}.")
         await self._process(message)
         while self.next_in in self.queued:
-            await self._process(self.queued.pop(self.next_in))
+            await self._process(self._unqueue(self.next_in))
         if not self.queued:
             self.resend_requested = False
         self.gateway.store.sequences(self.store_pk, self.next_out, self.next_in)
@@ -361,14 +393,19 @@ class Session:
         else:
             self.send("j", [(45, seq), (372, msg_type), (380, "3"), (58, f"Unsupported message type {msg_type}")])
 
+    def _unqueue(self, seq: int) -> Message:
+        message = self.queued.pop(seq)
+        self.queued_bytes -= len(message.raw)
+        return message
+
     async def _drain_inflight(self) -> None:
         if self.inflight:
             await asyncio.wait(set(self.inflight))
 
     async def _application(self, message: Message, seq: int) -> None:
-        handler = application.HANDLERS[message.msg_type]
         try:
-            outcome = await self.gateway.call(handler, self.account, message, self.cancel_ids)
+            outcome = await self.gateway.call(
+                application.application_handle, self.key.key_id, self.account, message, self.cancel_ids)
         except FieldError as error:
             self.reject(seq, error, message.msg_type)
             return
@@ -394,9 +431,10 @@ class Session:
             return
         self.next_in = new_seq
         self.queued = {k: v for k, v in self.queued.items() if k >= new_seq}
+        self.queued_bytes = sum(len(m.raw) for m in self.queued.values())
         if not gap_fill:
             while self.next_in in self.queued:
-                await self._process(self.queued.pop(self.next_in))
+                await self._process(self._unqueue(self.next_in))
             self.gateway.store.sequences(self.store_pk, self.next_out, self.next_in)
 
     async def _resend(self, message: Message) -> None:
