@@ -23,9 +23,10 @@ class ProblemSerializer(serializers.Serializer):
 
 
 def problem_responses(*statuses: int) -> dict:
-    """``responses`` entries for the given error statuses, listing the codes each may carry."""
+    """``responses`` entries for the given error statuses, listing the codes each may carry.
+    400 is always among them: every operation refuses a query parameter it does not take."""
     out = {}
-    for status in statuses:
+    for status in sorted({400, *statuses}):
         codes = sorted(code for code, cls in errors.CATALOGUE.items() if cls.status == status and cls.rest)
         out[(status, "application/problem+json")] = OpenApiResponse(
             ProblemSerializer, description="Problem details; `code` one of: " + ", ".join(f"`{c}`" for c in codes)

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from . import wire
 from .apiview import BourseApi
+from .schema import problem_responses
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -23,7 +24,8 @@ class TimeApi(BourseApi):
         responses={
             200: inline_serializer(
                 "ServerTime", {"server_time": serializers.CharField(), "epoch_ms": serializers.IntegerField()}
-            )
+            ),
+            **problem_responses(),
         },
     )
     def get(self, request):

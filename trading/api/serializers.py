@@ -53,6 +53,15 @@ class MarketSerializer(serializers.Serializer):
 CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,36}$"  # as published; the service anchors it at the true end
 
 
+class StrictRegexField(serializers.RegexField):
+    """A string field that takes only a JSON string (DRF would turn the number 0 into "0")."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class OrderSubmitSerializer(serializers.Serializer):
     """The body of POST /orders. Shapes only; the service checks the market's rules."""
 
@@ -65,7 +74,7 @@ class OrderSubmitSerializer(serializers.Serializer):
     time_in_force = serializers.ChoiceField(choices=["gtc", "ioc", "fok"], default="gtc")
     post_only = serializers.BooleanField(default=False)
     # Not trimmed: "abc\n" is refused (the pattern is anchored at the true end), never read as "abc".
-    client_order_id = serializers.RegexField(
+    client_order_id = StrictRegexField(
         CLIENT_ORDER_ID_PATTERN, required=False, allow_null=True, trim_whitespace=False
     )
     stp = serializers.ChoiceField(choices=["cancel_newest", "cancel_oldest", "cancel_both"], default="cancel_newest")

@@ -594,6 +594,19 @@ export interface operations {
                     "application/json": components["schemas"]["Account"];
                 };
             };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
             401: {
                 headers: {
@@ -951,6 +964,15 @@ export interface operations {
                     "application/json": components["schemas"]["Market"];
                 };
             };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Problem details; `code` one of: `not_found` */
             404: {
                 headers: {
@@ -1021,6 +1043,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Ticker"];
+                };
+            };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Problem details; `code` one of: `not_found` */
@@ -1336,6 +1367,19 @@ export interface operations {
                     "application/json": components["schemas"]["CancelAll"];
                 };
             };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
             401: {
                 headers: {
@@ -1409,6 +1453,19 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Order"];
+                };
+            };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
@@ -1500,6 +1557,19 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
             401: {
                 headers: {
@@ -1588,6 +1658,19 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
             401: {
                 headers: {
@@ -1661,6 +1744,19 @@ export interface operations {
                     "application/json": components["schemas"]["PositionList"];
                 };
             };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
             401: {
                 headers: {
@@ -1715,6 +1811,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ServerTime"];
+                };
+            };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
