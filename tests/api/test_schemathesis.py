@@ -87,3 +87,23 @@ def test_api_conforms_to_its_spec(case, session, live_server):
     if any(isinstance(value, (dict, list)) for value in (case.query or {}).values()):
         reject()
     case.call_and_validate(base_url=live_server.url, session=session, excluded_checks=EXCLUDED_CHECKS)
+
+
+APIWorkflow = schema.as_state_machine()
+
+
+def test_stateful_create_get_cancel_links(session, live_server):
+    """Follows the documented links (create -> get -> cancel) with generated data: no server
+    error, every response as documented."""
+
+    class Workflow(APIWorkflow):
+        def get_call_kwargs(self, case):
+            return {"base_url": live_server.url, "session": session}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, excluded_checks=EXCLUDED_CHECKS)
+
+    Workflow.run(settings=hypothesis_settings(
+        max_examples=int(os.environ.get("BOURSE_FUZZ_EXAMPLES", "15")), stateful_step_count=5, deadline=None,
+        derandomize=bool(os.environ.get("CI")),
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much]))
