@@ -7,17 +7,22 @@ export PORT
 # Tests get their own data folder, so they never touch the `make run` database or secrets.
 TEST_DATA_DIR ?= $(CURDIR)/var/test
 
-.PHONY: run test install install-test migrate seed openapi clean sdk sdk-install sdk-generate
+.PHONY: run test lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
-	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+# Installs come from the lock files: every package, transitive ones included, at the version
+# CI tested (--no-deps: nothing is resolved at install time). `make lock` regenerates them
+# after a change to requirements*.txt; tests/exchange/test_requirements.py catches a lock that
+# was not regenerated.
+PIP := $(BIN)/pip install --disable-pip-version-check -q --no-deps
+$(VENV)/.runtime-installed: requirements.lock | $(BIN)/python
+	$(PIP) -r requirements.lock
 	touch $@
 
-$(VENV)/.test-installed: requirements.txt requirements-test.txt | $(BIN)/python
-	$(BIN)/pip install --disable-pip-version-check -q -r requirements-test.txt
+$(VENV)/.test-installed: requirements-test.lock | $(BIN)/python
+	$(PIP) -r requirements-test.lock
 	touch $@
 
 install: $(VENV)/.runtime-installed
@@ -52,6 +57,19 @@ run: seed
 ## test: install test dependencies and run the whole suite (DATABASE_URL/REDIS_URL honoured)
 test: install-test sdk-install
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff, the import-layer contracts, mypy, and ESLint on the TypeScript SDK
+lint: install-test sdk-install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/mypy
+	cd $(SDK_TS) && npm run --silent lint
+
+## lock: regenerate requirements.lock and requirements-test.lock from requirements*.txt
+lock: | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check -q pip-tools==7.7.0
+	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe -o requirements.lock requirements.txt
+	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe -o requirements-test.lock requirements-test.txt
 
 ## openapi: regenerate the committed docs/openapi.yaml, docs/errors.md and the SDK types from the code
 openapi: install sdk-install

@@ -1,8 +1,9 @@
 """The posting core of the double-entry ledger.
 
-``post`` is the only code that writes ``LedgerEntry`` rows or moves ``Balance`` columns.
+``post`` (one journal) and ``post_many`` (a chunk of them, in a constant number of
+statements) are the only code that writes ``LedgerEntry`` rows or moves ``Balance`` columns.
 It runs inside the caller's transaction (services open exactly one), validates that the
-legs balance per asset, locks the touched balance rows in primary-key order (so two
+legs balance per asset, locks the touched balance rows in primary-key order (``lock_balances``; so two
 postings over the same rows can never deadlock), checks that no bucket would go negative,
 then writes. A refusal raises before anything is written.
 """
@@ -104,27 +105,14 @@ def post(
     """Write one balanced journal. Must run inside a transaction (the calling service's)."""
     if not connection.in_atomic_block:
         raise RuntimeError("ledger.post must run inside the calling service's transaction")
-    if kind not in EntryKind.values:
-        raise ValueError(f"unknown journal kind {kind!r}")
-    if not legs:
-        raise ValueError("a journal needs legs")
-    per_asset: dict[str, Decimal] = defaultdict(Decimal)
-    for leg in legs:
-        if leg.amount == 0:
-            raise ValueError(f"zero-amount leg {leg}")
-        if leg.bucket not in Bucket.values:
-            raise ValueError(f"unknown bucket {leg.bucket!r}")
-        per_asset[leg.asset] += leg.amount
-    unbalanced = {asset: total for asset, total in per_asset.items() if total != 0}
-    if unbalanced:
-        raise ValueError(f"journal does not balance: {unbalanced}")
+    _check_legs(kind, legs)
 
     deltas: dict[tuple[int, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for leg in legs:
         if not leg.external:
             deltas[(leg.account_id, leg.asset)][leg.bucket] += leg.amount
 
-    balances = _lock_balances(deltas.keys())
+    balances = lock_balances(deltas.keys())
     for key, change in deltas.items():
         balance = balances[key]
         for bucket, delta in change.items():
@@ -162,6 +150,96 @@ def post(
     return journal
 
 
+@dataclass(frozen=True)
+class Posting:
+    """One journal for ``post_many``: its kind, legs, reference and idempotency key."""
+
+    kind: str
+    legs: list[Leg]
+    reference: str = ""
+    idempotency_key: str | None = None
+
+
+def post_many(postings: list[Posting]) -> list[Journal]:
+    """Write many balanced journals with a constant number of statements, whatever their
+    number: the balance rows of all of them locked at once in primary-key order, one INSERT
+    of the journals, one of their entries, one UPDATE of the balances (PostgreSQL). For
+    settlement's chunks, where posting trade by trade cost ten statements each.
+
+    Each journal must balance per asset; every bucket's final amount must not be negative
+    (one refusal refuses all: raise before anything is written). A duplicate idempotency key
+    raises ``IntegrityError`` and the caller's transaction is lost: ``post_many`` is for
+    writers that cannot post twice (settlement flips its rows' flags in the same
+    transaction); ``post`` is the forgiving one.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("ledger.post_many must run inside the calling service's transaction")
+    if not postings:
+        return []
+    deltas: dict[tuple[int, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for posting in postings:
+        _check_legs(posting.kind, posting.legs)
+        for leg in posting.legs:
+            if not leg.external:
+                deltas[(leg.account_id, leg.asset)][leg.bucket] += leg.amount
+    balances = lock_balances(deltas.keys())
+    for key, change in deltas.items():
+        for bucket, delta in change.items():
+            if getattr(balances[key], bucket) + delta < 0:
+                raise _insufficient(balances[key], bucket, -delta)
+            if not money_storable(getattr(balances[key], bucket) + delta):
+                raise MoneyNotStorable(getattr(balances[key], bucket) + delta, f"{balances[key].asset_id} {bucket} balance")
+    journals = Journal.objects.bulk_create(
+        [Journal(kind=p.kind, reference=p.reference, idempotency_key=p.idempotency_key) for p in postings]
+    )
+    LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(journal=journal, account_id=leg.account_id, asset_id=leg.asset, bucket=leg.bucket,
+                        kind=leg.kind or posting.kind, amount=leg.amount, reference=posting.reference)
+            for journal, posting in zip(journals, postings, strict=True)
+            for leg in posting.legs
+        ],
+        batch_size=1000,
+    )
+    changed = [(balances[key], change) for key, change in deltas.items() if any(change.values())]
+    if connection.vendor == "postgresql":
+        rows = ", ".join(["(%s::bigint, %s::numeric, %s::numeric)"] * len(changed))
+        params = [value for balance, change in changed
+                  for value in (balance.pk, change.get(Bucket.AVAILABLE, 0), change.get(Bucket.LOCKED, 0))]
+        table = Balance._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS b SET available = b.available + v.da, locked = b.locked + v.dl "
+                f"FROM (VALUES {rows}) AS v(id, da, dl) WHERE b.id = v.id",
+                params,
+            )
+    else:
+        # SQLite computes `col + x` in binary floating point; the rows are locked (the whole
+        # database), so the exact Decimal results are written.
+        for balance, change in changed:
+            Balance.objects.filter(pk=balance.pk).update(
+                **{bucket: getattr(balance, bucket) + delta for bucket, delta in change.items() if delta}
+            )
+    return journals
+
+
+def _check_legs(kind: str, legs: list[Leg]) -> None:
+    if kind not in EntryKind.values:
+        raise ValueError(f"unknown journal kind {kind!r}")
+    if not legs:
+        raise ValueError("a journal needs legs")
+    per_asset: dict[str, Decimal] = defaultdict(Decimal)
+    for leg in legs:
+        if leg.amount == 0:
+            raise ValueError(f"zero-amount leg {leg}")
+        if leg.bucket not in Bucket.values:
+            raise ValueError(f"unknown bucket {leg.bucket!r}")
+        per_asset[leg.asset] += leg.amount
+    unbalanced = {asset: total for asset, total in per_asset.items() if total != 0}
+    if unbalanced:
+        raise ValueError(f"journal does not balance: {unbalanced}")
+
+
 def _insufficient(balance: Balance, bucket: str, needed: Decimal) -> errors.InsufficientBalance:
     scale = Asset.objects.only("scale").get(pk=balance.asset_id).scale  # refusal path only
     have = format(getattr(balance, bucket).quantize(Decimal(1).scaleb(-scale)), "f")
@@ -185,8 +263,18 @@ def _create_journal(kind, reference, reason, idempotency_key, created_by) -> Jou
         raise
 
 
-def _lock_balances(keys) -> dict[tuple[int, str], Balance]:
-    """Create missing balance rows, then lock all of them in primary-key order."""
+def lock_balances(keys) -> dict[tuple[int, str], Balance]:
+    """Create missing balance rows for ``(account_id, asset)`` keys, then lock all of them in
+    primary-key order, to the end of the transaction.
+
+    ``post`` calls it for its own rows. A transaction that posts several journals (a
+    settlement chunk) calls it first with every row any of them will touch: locking journal
+    by journal would take rows in an order that is global only within each journal, and two
+    such transactions over the same accounts could each hold what the other's next journal
+    needs (a deadlock). Locked up front in one primary-key order, the second simply waits.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("lock_balances must run inside the calling service's transaction")
     keys = list(keys)
     if not keys:
         return {}

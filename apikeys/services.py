@@ -19,7 +19,7 @@ from accounts.models import Account, EntryKind
 from audit.services import audit_record
 from exchange import errors
 
-from . import crypto
+from . import crypto, keycache
 from .models import ApiKey, Scope
 
 MAX_ALLOWLIST_ENTRIES = 100
@@ -190,12 +190,21 @@ def apikey_update(*, key, scopes=_UNSET, ip_allowlist=_UNSET, expires_at=_UNSET,
             setattr(locked, field, value)
         if changes:
             locked.save(update_fields=list(changes))
+            _forget_cached(locked.key_id)
             after = _key_audit(locked)
             if after != before:
                 changed = [name for name in after if after[name] != before[name]]
                 audit_record("apikey.scopes_changed", target=locked, account=locked.account_id,
                              before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
     return locked
+
+
+def _forget_cached(key_id: str) -> None:
+    """This process's cached copy of the key goes now and again at commit (a request read
+    in between could have cached the old state); other processes' copies expire within
+    BOURSE_KEY_CACHE_S."""
+    keycache.forget(key_id)
+    transaction.on_commit(lambda: keycache.forget(key_id))
 
 
 def apikey_revoke(*, key) -> ApiKey:
@@ -206,6 +215,7 @@ def apikey_revoke(*, key) -> ApiKey:
             locked.status = ApiKey.Status.REVOKED
             locked.revoked_at = timezone.now()
             locked.save(update_fields=["status", "revoked_at"])
+            _forget_cached(locked.key_id)
             audit_record("apikey.revoked", target=locked, account=locked.account_id, after={"key_id": locked.key_id})
     return locked
 

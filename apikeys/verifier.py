@@ -39,7 +39,7 @@ from django.utils import timezone as dj_timezone
 
 from exchange import errors, ratelimit, wire
 
-from . import crypto, signing
+from . import crypto, keycache, signing
 from .models import ApiKey
 from .replay import FUTURE_SKEW_MS, MAX_WINDOW_MS, nonce_claim
 
@@ -204,12 +204,15 @@ def verify_signed_message(
             ),
         )
 
-    key = None
-    if KEY_ID.match(key_id or ""):
-        key = ApiKey.objects.select_related("account").filter(key_id=key_id).first()
-    # An unknown key still pays for a decryption and an HMAC, so that response time does
-    # not tell a prober which key ids exist.
-    valid = signature_valid(key if key is not None else _decoy_key(), message, signature)
+    # The key from the process's cache (``keycache``: at most BOURSE_KEY_CACHE_S old). An
+    # unknown key id still pays for an HMAC (and, when not cached, a look-up and a
+    # decryption), so that response time does not tell a prober which key ids exist.
+    entry = keycache.key_get(key_id) if KEY_ID.match(key_id or "") else keycache.unknown()
+    key = entry.key
+    if entry.secret is not None:
+        valid = hmac.compare_digest(hmac.new(entry.secret, message, hashlib.sha256).digest(), signature)
+    else:
+        valid = crypto.ed25519_verify(key.public_key, message, signature)
     if key is None or not valid:
         raise count_failure(source_ip, errors.InvalidCredentials("Unknown API key or wrong signature."))
 
@@ -224,19 +227,6 @@ def verify_signed_message(
 
     _touch(key)
     return key
-
-
-_DECOYS: dict[tuple[str, ...], ApiKey] = {}
-
-
-def _decoy_key() -> ApiKey:
-    """An unsaved HMAC key with a random secret, encrypted under the current keys."""
-    from django.conf import settings
-
-    ring = tuple(settings.BOURSE_ENCRYPTION_KEYS)
-    if ring not in _DECOYS:
-        _DECOYS[ring] = ApiKey(scheme=ApiKey.Scheme.HMAC, secret_encrypted=crypto.encrypt_secret(crypto.new_hmac_secret()))
-    return _DECOYS[ring]
 
 
 def _touch(key: ApiKey) -> None:

@@ -26,6 +26,7 @@ ACTIONS: dict[str, str] = {
     "engine.command_quarantined": "The engine could not process a command: it was set aside (a new order rejected with engine_error) and the market went on.",
     # Markets (trading.services.markets)
     "market.created": "A market was created.",
+    "market.updated": "A market's filters (tick or lot size, minimums, fee rates) were changed.",
     "market.halted": "A market was halted: it accepts no new orders.",
     "market.resumed": "A halted market was opened again.",
     # The admin console

@@ -126,6 +126,18 @@ def audit_record(
     return event
 
 
+def audit_event_build(action: str, *, target=None, account=None, after=None) -> AuditEvent:
+    """An unsaved event, checked and stamped like ``audit_record``'s, for a service that
+    inserts it within a statement of its own (the order fast path writes it in the same
+    statement as the order). The caller must call ``audit_events_written`` after commit."""
+    return _event(action, target=target, account=account, after=after)
+
+
+def audit_events_written() -> None:
+    """Tell the sealer that events were committed outside ``audit_record``."""
+    sealer.seal_soon()
+
+
 def audit_record_many(action: str, targets, *, actor=None, after=None) -> list[AuditEvent]:
     """Record one event per target in one INSERT, inside the caller's transaction (for
     services that act on many objects at once, e.g. settlement's fills). ``after`` may be

@@ -1,21 +1,34 @@
-"""REST load benchmark (issue: public REST API): signed order placements per second and
-their latency, against a production-configured server, with a signed no-op endpoint
-(`GET /api/v1/account`) measured in the same run as the baseline.
+"""Order-path load benchmark: signed order placements per second over REST against the
+production roles (gunicorn for REST, an engine process, a Celery worker settling), with the
+signed no-op `GET /api/v1/account` measured in the same run as the baseline.
 
-It starts the server itself (gunicorn, WSGI, `--workers`/`--threads`) and an engine process
-on 127.0.0.1, against DATABASE_URL/REDIS_URL, creates traders with `trader_create`, and
-drives them with a small asyncio HTTP/1.1 client over keep-alive connections (no third-
-party client), each request signed exactly as docs/signing.md says.
-
-Phases: (1) closed loop, `--connections` concurrent clients for `--seconds`: the highest
-rate of GET /account and of POST /orders (crossing limit orders, so the engine matches and
-settlement runs); (2) open loop at `--rate` orders/s: p50/p99 latency of POST /orders.
-
+    createdb -h 127.0.0.1 -U postgres bourse_bench   # once
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bourse_bench REDIS_URL=redis://127.0.0.1:6379/5 \\
-    BOURSE_ALLOW_GENERATED_SECRETS=1 .venv/bin/python bench/rest_load.py [--workers 3 --threads 8]
+    BOURSE_ALLOW_GENERATED_SECRETS=1 BOURSE_DATA_DIR=/tmp/benchdata LOG_LEVEL=WARNING \\
+    .venv/bin/python bench/rest_load.py --seconds 10 --sustain 30 --rate 500 --report bench/reports/order_path
 
-Rate limits are raised for the run (env of the server process) so they do not cap it.
+Phases, each after a warm-up that touches every server thread (cold workers would sign
+nothing wrong, but their first requests are slow and the run must not measure imports):
+1. closed loop, `--connections` clients: GET /account (the baseline), then POST /orders
+   (crossing limit orders, so the engine matches and settlement runs); their ratio;
+2. sustained closed loop of POST /orders for `--sustain` seconds: throughput and latency per
+   second, settlement lag sampled every second, and at the end every accepted order must
+   have its verdict (none left `pending`) — what "keeps up" means;
+3. open loop at `--rate` orders/s: p50/p99 of POST /orders as a client sees it (queueing
+   included), and commit -> verdict from the engine's timestamps;
+4. one account alone (`--single-account`): the closed-loop rate of one trader's orders.
+
+CPU per placement: the CPU time the server processes (gunicorn, engine, worker) and every
+PostgreSQL backend used during phase 2, divided by the orders placed. The load average is
+printed with every figure; the machine is shared, so compare ratios from the same run.
+With `--report DIR` it writes `report.md` and PNG plots (throughput and latency percentiles
+per second, settlement lag) there.
+
+Rate limits and the authentication-failure budget are lifted for the run (environment of
+the server processes) so they do not cap it.
 """
+from __future__ import annotations
+
 import argparse
 import asyncio
 import json
@@ -25,6 +38,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -37,15 +51,18 @@ import django  # noqa: E402
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
 
 from apikeys.services import trader_create  # noqa: E402
 from apikeys.signing import signed_headers  # noqa: E402
+from trading.models import Fill, Order  # noqa: E402
 from trading.services import market_create  # noqa: E402
 
 SERVER_ENV = {
     "BOURSE_RATE_LIMIT_KEY": "100000000/60",
     "BOURSE_RATE_LIMIT_ORDERS": "100000000/10",
     "BOURSE_RATE_LIMIT_IP": "100000000/60",
+    "BOURSE_RATE_LIMIT_AUTH_FAILURES": "100000000/60",
     "LOG_LEVEL": "WARNING",
 }
 
@@ -61,6 +78,78 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+def loadavg() -> str:
+    return "/".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+# --- CPU accounting from /proc -------------------------------------------------------------
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        todo += _children(current)
+    return pids
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds used by the server roles and by PostgreSQL between start() and stop().
+    PostgreSQL backends are counted whole (the database serves only this benchmark's
+    connections unless someone else uses the same server)."""
+
+    def __init__(self, roles: dict[str, subprocess.Popen]):
+        self.roles = roles
+
+    def sample(self) -> dict[str, float]:
+        out = {name: sum(_cpu_of(p) for p in _tree(proc.pid)) for name, proc in self.roles.items()}
+        out["postgresql"] = sum(_cpu_of(p) for p in _postgres_pids()) if connection.vendor == "postgresql" else 0.0
+        return out
+
+    def start(self):
+        self.before = self.sample()
+
+    def stop(self) -> dict[str, float]:
+        after = self.sample()
+        return {name: after[name] - self.before.get(name, 0.0) for name in after}
+
+
+# --- the client ----------------------------------------------------------------------------
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection; one request at a time."""
 
@@ -73,7 +162,7 @@ class Connection:
     async def request(self, method, path, body=b""):
         headers = signed_headers(key_id=self.key_id, timestamp=int(time.time() * 1000),
                                  nonce=secrets.token_urlsafe(18), method=method, path=path, body=body,
-                                 secret=self.secret)
+                                 secret=self.secret, window=30000)  # queueing in an overloaded server is measured, not refused
         lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}", "Content-Type: application/json",
                  f"Content-Length: {len(body)}"] + [f"{k}: {v}" for k, v in headers.items()]
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
@@ -97,12 +186,38 @@ def order_body(rng, symbol):
                        "quantity": f"{rng.randint(200, 900) / 10000:.4f}"}).encode()
 
 
-async def closed_loop(port, traders, connections, seconds, make_request):
-    done, latencies, statuses = 0, [], {}
+class Series:
+    """Each request's completion time, latency and status, for rates and percentiles."""
+
+    def __init__(self, name):
+        self.name, self.samples, self.started = name, [], time.perf_counter()
+
+    def add(self, latency, status):
+        self.samples.append((time.perf_counter() - self.started, latency, status))
+
+    @property
+    def latencies(self):
+        return [lat for _, lat, _ in self.samples]
+
+    @property
+    def statuses(self):
+        counts = {}
+        for _, _, status in self.samples:
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    def per_second(self):
+        buckets = {}
+        for at, lat, _ in self.samples:
+            buckets.setdefault(int(at), []).append(lat)
+        return [(second, len(lats), percentile(lats, .5), percentile(lats, .99)) for second, lats in sorted(buckets.items())]
+
+
+async def closed_loop(port, traders, connections, seconds, make_request, name):
+    series = Series(name)
     deadline = time.perf_counter() + seconds
 
     async def worker(index):
-        nonlocal done
         conn = Connection(port, traders[index % len(traders)])
         await conn.open()
         rng = random.Random(index)
@@ -110,17 +225,15 @@ async def closed_loop(port, traders, connections, seconds, make_request):
             method, path, body = make_request(rng)
             started = time.perf_counter()
             status, _ = await conn.request(method, path, body)
-            latencies.append(time.perf_counter() - started)
-            statuses[status] = statuses.get(status, 0) + 1
-            done += 1
+            series.add(time.perf_counter() - started, status)
         conn.writer.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(connections)))
-    return done / (time.perf_counter() - started), latencies, statuses
+    return len(series.samples) / (time.perf_counter() - started), series
 
 
-async def open_loop(port, traders, rate, seconds, make_request, connections=64):
+async def open_loop(port, traders, rate, seconds, make_request, name, connections=64):
     """Requests start on a fixed schedule; each waits for a free connection (queueing time
     counts: that is what a client sees)."""
     pool = asyncio.Queue()
@@ -128,15 +241,14 @@ async def open_loop(port, traders, rate, seconds, make_request, connections=64):
         conn = Connection(port, traders[i % len(traders)])
         await conn.open()
         pool.put_nowait(conn)
-    latencies, statuses, tasks = [], {}, []
+    series, tasks = Series(name), []
     rng = random.Random(7)
 
     async def one(scheduled):
         conn = await pool.get()
         method, path, body = make_request(rng)
         status, _ = await conn.request(method, path, body)
-        latencies.append(time.perf_counter() - scheduled)
-        statuses[status] = statuses.get(status, 0) + 1
+        series.add(time.perf_counter() - scheduled, status)
         pool.put_nowait(conn)
 
     start = time.perf_counter()
@@ -147,16 +259,90 @@ async def open_loop(port, traders, rate, seconds, make_request, connections=64):
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(scheduled)))
     await asyncio.gather(*tasks)
-    return latencies, statuses
+    return series
+
+
+class LagSampler(threading.Thread):
+    """Every second: the age of the oldest unsettled fill of the market (settlement lag)."""
+
+    def __init__(self, market_symbol):
+        super().__init__(daemon=True)
+        self.symbol, self.samples, self.stopping = market_symbol, [], threading.Event()
+        self.started = time.perf_counter()
+
+    def run(self):
+        from django.utils import timezone
+
+        try:
+            while not self.stopping.wait(1.0):
+                oldest = (Fill.objects.filter(market__symbol=self.symbol, settled=False)
+                          .order_by("id").values_list("created_at", flat=True).first())
+                lag = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+                self.samples.append((time.perf_counter() - self.started, lag))
+        finally:
+            connection.close()
+
+
+def start_roles(symbol, args, env):
+    port = free_port()
+    roles = {
+        "gunicorn": subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "exchange.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
+             "-k", "gthread", "--threads", str(args.threads), "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        "engine": subprocess.Popen([sys.executable, "manage.py", "run_engine", "--markets", symbol], cwd=ROOT, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    }
+    if os.environ.get("REDIS_URL"):
+        roles["worker"] = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "exchange", "worker", "--pool=solo", "--loglevel=WARNING",
+             "--without-gossip", "--without-mingle"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return port, roles
+
+
+def plot(report_dir: Path, phases, lag_samples):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(phases) + 1, 1, figsize=(10, 3.2 * (len(phases) + 1)), constrained_layout=True)
+    for ax, series in zip(axes, phases, strict=False):
+        rows = series.per_second()
+        seconds = [r[0] for r in rows]
+        ax.bar(seconds, [r[1] for r in rows], color="#9bb7d4", label="completed / s")
+        ax.set_ylabel("requests / s")
+        ax.set_title(series.name)
+        twin = ax.twinx()
+        twin.plot(seconds, [r[2] * 1000 for r in rows], color="#1f5f99", label="p50")
+        twin.plot(seconds, [r[3] * 1000 for r in rows], color="#c0392b", label="p99")
+        twin.set_ylabel("latency (ms)")
+        twin.legend(loc="upper right")
+    ax = axes[-1]
+    ax.plot([s for s, _ in lag_samples], [lag for _, lag in lag_samples], color="#6c3483")
+    ax.set_title("settlement lag during the sustained phase (oldest unsettled fill)")
+    ax.set_xlabel("seconds into the phase")
+    ax.set_ylabel("seconds")
+    fig.savefig(report_dir / "order_path.png", dpi=90)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--sustain", type=int, default=30)
     parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--report", type=Path, default=None)
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
@@ -169,47 +355,95 @@ def main():
         created = trader_create(name=f"rest-{tag}-{i}", deposits=[("USD", "100000000"), (f"R{tag}", "1000000")])
         traders.append({"key_id": created.credentials.key.key_id, "secret": created.credentials.secret})
 
-    port = free_port()
     env = {**os.environ, **SERVER_ENV}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "exchange.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
-         "-k", "gthread", "--threads", str(args.threads), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    engine = subprocess.Popen([sys.executable, "manage.py", "run_engine", "--markets", symbol], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        time.sleep(2)  # the engine owns the market
+    port, roles = start_roles(symbol, args, env)
+    lines = []
 
-        def account(rng):
-            return "GET", "/api/v1/account", b""
+    def say(text):
+        print(text, flush=True)
+        lines.append(text)
 
-        def order(rng):
-            return "POST", "/api/v1/orders", order_body(rng, symbol)
+    def account(rng):
+        return "GET", "/api/v1/account", b""
 
-        noop_rate, noop_lat, noop_status = asyncio.run(closed_loop(port, traders, args.connections, args.seconds, account))
-        order_rate, order_lat, order_status = asyncio.run(closed_loop(port, traders, args.connections, args.seconds, order))
-        fixed_lat, fixed_status = asyncio.run(open_loop(port, traders, args.rate, args.seconds, order))
-    finally:
-        for process in (server, engine):
-            process.terminate()
-            process.wait(15)
+    def order(rng):
+        return "POST", "/api/v1/orders", order_body(rng, symbol)
 
     ms = lambda v: f"{v * 1000:.1f} ms"  # noqa: E731
-    print(f"server: gunicorn gthread {args.workers}x{args.threads}, engine process, {django.db.connection.vendor}"
-          f"{' + Redis' if os.environ.get('REDIS_URL') else ''}; client: {args.connections} keep-alive connections")
-    print(f"GET /api/v1/account (signed no-op): {noop_rate:,.0f} req/s, p50 {ms(percentile(noop_lat, .5))}, "
-          f"p99 {ms(percentile(noop_lat, .99))}, statuses {noop_status}")
-    print(f"POST /api/v1/orders (signed, engine verdict): {order_rate:,.0f} orders/s, p50 {ms(percentile(order_lat, .5))}, "
-          f"p99 {ms(percentile(order_lat, .99))}, statuses {order_status}")
-    print(f"ratio orders/no-op: {order_rate / noop_rate:.2f}")
-    print(f"at {args.rate} orders/s (open loop): p50 {ms(percentile(fixed_lat, .5))}, p99 {ms(percentile(fixed_lat, .99))}, "
-          f"statuses {fixed_status}")
+    try:
+        time.sleep(2)  # the engine owns the market
+        # Warm-up: every worker thread imports, connects and serves a few requests of each kind.
+        warm = max(args.workers * args.threads, args.connections)
+        asyncio.run(closed_loop(port, traders, warm, args.warmup, account, "warm-up"))
+        asyncio.run(closed_loop(port, traders, warm, args.warmup, order, "warm-up"))
+
+        say(f"server: gunicorn gthread {args.workers}x{args.threads}, engine process"
+            f"{', Celery worker' if 'worker' in roles else ''}; {connection.vendor}"
+            f"{' + Redis' if os.environ.get('REDIS_URL') else ''}; client: {args.connections} keep-alive connections")
+        noop_rate, noop = asyncio.run(closed_loop(port, traders, args.connections, args.seconds, account,
+                                                  "GET /account, closed loop"))
+        say(f"[load {loadavg()}] GET /api/v1/account (signed no-op): {noop_rate:,.0f} req/s, "
+            f"p50 {ms(percentile(noop.latencies, .5))}, p99 {ms(percentile(noop.latencies, .99))}, {noop.statuses}")
+        order_rate, orders = asyncio.run(closed_loop(port, traders, args.connections, args.seconds, order,
+                                                     "POST /orders, closed loop"))
+        say(f"[load {loadavg()}] POST /api/v1/orders (signed, engine verdict): {order_rate:,.0f} orders/s, "
+            f"p50 {ms(percentile(orders.latencies, .5))}, p99 {ms(percentile(orders.latencies, .99))}, {orders.statuses}")
+        say(f"ratio placements / signed no-op: {order_rate / noop_rate:.2f} (target >= 0.6)")
+
+        phases = [noop, orders]
+        lag = LagSampler(symbol)
+        if args.sustain:
+            meter = CpuMeter(roles)
+            lag.start()
+            meter.start()
+            sustain_rate, sustained = asyncio.run(closed_loop(port, traders, args.connections, args.sustain, order,
+                                                              f"POST /orders sustained {args.sustain} s"))
+            cpu = meter.stop()
+            lag.stopping.set()
+            lag.join()
+            placed = sustained.statuses.get(201, 0) + sustained.statuses.get(202, 0) + sustained.statuses.get(200, 0)
+            phases.append(sustained)
+            say(f"[load {loadavg()}] sustained {args.sustain} s: {sustain_rate:,.0f} orders/s (target >= 1,000), "
+                f"p50 {ms(percentile(sustained.latencies, .5))}, p99 {ms(percentile(sustained.latencies, .99))}, "
+                f"{sustained.statuses}")
+            per_order = {name: seconds * 1000 / max(placed, 1) for name, seconds in cpu.items()}
+            say("CPU per placement: " + ", ".join(f"{name} {value:.2f} ms" for name, value in per_order.items())
+                + f"; total {sum(per_order.values()):.2f} ms")
+            say(f"settlement lag during the phase: max {max((s for _, s in lag.samples), default=0):.1f} s")
+        # Every accepted order reaches its verdict: wait for the engine to drain.
+        deadline = time.monotonic() + 60
+        while (pending := Order.objects.filter(market__symbol=symbol, status=Order.Status.PENDING).count()) and \
+                time.monotonic() < deadline:
+            time.sleep(0.5)
+        say(f"orders still pending after the run: {pending} (target 0)")
+
+        fixed = asyncio.run(open_loop(port, traders, args.rate, args.seconds, order, f"POST /orders at {args.rate}/s"))
+        phases.append(fixed)
+        say(f"[load {loadavg()}] at {args.rate} orders/s (open loop): p50 {ms(percentile(fixed.latencies, .5))}, "
+            f"p99 {ms(percentile(fixed.latencies, .99))} (target p99 <= 15 ms), {fixed.statuses}")
+
+        single_rate, single = asyncio.run(closed_loop(port, traders[:1], max(4, args.connections // 4), args.seconds,
+                                                      order, "one account, closed loop"))
+        say(f"[load {loadavg()}] one account alone: {single_rate:,.0f} orders/s (target >= 300), "
+            f"p50 {ms(percentile(single.latencies, .5))}, {single.statuses}")
+        phases.append(single)
+    finally:
+        for process in roles.values():
+            process.terminate()
+        for process in roles.values():
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    if args.report:
+        args.report.mkdir(parents=True, exist_ok=True)
+        plot(args.report, phases, lag.samples)
+        command = " ".join(["bench/rest_load.py", *sys.argv[1:]])
+        (args.report / "report.md").write_text(
+            "# Order path under load\n\n"
+            f"`{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n\n```\n" + "\n".join(lines)
+            + "\n```\n\n![throughput and latency per second](order_path.png)\n")
 
 
 if __name__ == "__main__":

@@ -52,10 +52,13 @@ def resolve(peer: str, forwarded_for: str | None) -> str:
     return str(peer_ip)
 
 
+META_KEY = "bourse.client_ip"  # a WSGI-style extension key: resolved once per request
+
+
 def client_ip(request) -> str:
     """The client address of a Django (or DRF) request."""
-    cached = getattr(request, "_bourse_client_ip", None)
+    meta = request.META
+    cached = meta.get(META_KEY)
     if cached is None:
-        cached = resolve(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR"))
-        request._bourse_client_ip = cached
+        cached = meta[META_KEY] = resolve(meta.get("REMOTE_ADDR", ""), meta.get("HTTP_X_FORWARDED_FOR"))
     return cached

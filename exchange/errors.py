@@ -157,7 +157,35 @@ class ServiceUnavailable(BourseError):
     code = "service_unavailable"
     status = 503
     title = "Service unavailable"
-    description = "A dependency (database, Redis) is not reachable."
+    description = (
+        "A dependency (database, Redis) is not reachable; nothing was changed. Retry after "
+        "`Retry-After` seconds (the same request, with a new nonce). A change that was committed "
+        "before a dependency failed is never answered this way: an order or cancel is answered "
+        "202 with the order, as when the engine has not answered yet."
+    )
+    RETRY_AFTER_S = 1
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = RETRY_AFTER_S, **extra):
+        super().__init__(detail, **extra)
+        self.wait = max(1, int(retry_after))  # the problem handler turns ``wait`` into Retry-After
+
+
+def dependency_failure(exc: BaseException) -> ServiceUnavailable | None:
+    """``ServiceUnavailable`` for an exception that means a dependency is down (the database
+    refusing or dropping connections, Redis unreachable); None for anything else (a bug stays
+    a 500 with its traceback in the log)."""
+    from django.db import InterfaceError, OperationalError
+
+    kinds: tuple = (OperationalError, InterfaceError)
+    try:
+        import redis
+
+        kinds += (redis.ConnectionError, redis.TimeoutError)
+    except ImportError:  # pragma: no cover - redis is a requirement
+        pass
+    if isinstance(exc, kinds):
+        return ServiceUnavailable("A dependency (database or Redis) is not reachable; retry shortly.")
+    return None
 
 
 # --- Authentication, authorisation and rate limits (raised by ``apikeys`` and

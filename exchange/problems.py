@@ -5,6 +5,7 @@
 errors exactly once, so every refusal has the same shape and a stable ``code``.
 """
 import logging
+import sys
 
 from django.http import JsonResponse
 from rest_framework import exceptions as drf
@@ -52,6 +53,10 @@ def to_bourse_error(exc) -> errors.BourseError | None:
     """Translate DRF/Django exceptions into domain errors (None: not ours to handle)."""
     if isinstance(exc, errors.BourseError):
         return exc
+    unavailable = errors.dependency_failure(exc)
+    if unavailable is not None:
+        log.warning("dependency unavailable: %s", exc)
+        return unavailable
     if isinstance(exc, drf.ValidationError):
         field_errors = _field_errors(exc.detail)
         summary = "; ".join(
@@ -85,8 +90,9 @@ def exception_handler(exc, context):
         else:
             return None  # unexpected: Django's handler500 renders it (and logs it)
     headers = {}
-    if getattr(exc, "wait", None):
-        headers["Retry-After"] = str(int(exc.wait + 0.999))
+    wait = getattr(error, "wait", None) or getattr(exc, "wait", None)
+    if wait:
+        headers["Retry-After"] = str(int(wait + 0.999))
     return problem_response(error, headers)
 
 
@@ -107,4 +113,10 @@ def handler500(request):
         from django.views.defaults import server_error
 
         return server_error(request)
+    # Django calls this while handling the exception (outside DRF: middleware, the verifier
+    # in a middleware), so the exception is still at hand: a dependency that is down is a
+    # 503 to retry, not a 500.
+    unavailable = errors.dependency_failure(sys.exc_info()[1]) if sys.exc_info()[1] is not None else None
+    if unavailable is not None:
+        return problem_response(unavailable, {"Retry-After": str(unavailable.wait)})
     return problem_response(errors.ServerError("An unexpected error occurred."))

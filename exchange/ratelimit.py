@@ -21,7 +21,10 @@ refusals included, carries them.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import time
+import zlib
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -79,10 +82,59 @@ def policy(name: str) -> Policy:
     return parse_rate(name, settings.BOURSE_RATE_LIMITS[name])
 
 
+# With Redis, one round trip per count: INCRBY and, for a new window's key, its expiry, in one
+# script. The key and window are django-ratelimit's (``_window_key``), so both ways of
+# counting meet on the same keys; integers are stored raw by django-redis, so INCRBY and
+# django-ratelimit's add/incr read each other's values.
+_COUNT = """
+local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return count
+"""
+_EXPIRATION_FUDGE = 5  # seconds a window's key outlives it (django-ratelimit's)
+_scripts: dict[int, object] = {}
+
+
+def _window_key(group: str, pol: Policy, value: str) -> tuple[str, int]:
+    """django-ratelimit's cache key and window end for ``value`` (fixed windows whose edges
+    are jittered per identity by a CRC of it)."""
+    now = int(time.time())
+    if pol.window == 1:
+        window = now
+    else:
+        window = now - (now % pol.window) + (zlib.crc32(value.encode()) % pol.window)
+        if window < now:
+            window += pol.window
+    parts = f"{group}{pol.quota}/{pol.window}s{value}{window}"
+    return "rl:" + hashlib.sha256(parts.encode()).hexdigest(), window
+
+
+def _redis_count(name: str, pol: Policy, identity: str, increment: bool) -> Usage:
+    from django.core.cache import cache
+
+    client = cache.client.get_client(write=True)
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_COUNT)
+    key, window = _window_key(f"bourse:{name}", pol, identity)
+    count = int(script(keys=[cache.make_key(key)], args=[1 if increment else 0, pol.window + _EXPIRATION_FUDGE]))
+    return Usage(pol, count, max(0, window - int(time.time())))
+
+
+def _uses_redis_cache() -> bool:
+    return bool(settings.REDIS_URL) and settings.CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache"
+
+
 def hit(name: str, identity: str | int, *, increment: bool = True) -> Usage:
     """Count one event of ``identity`` against policy ``name`` (or just read, with
     ``increment=False``) and return the usage; never raises for an exceeded budget."""
     pol = policy(name)
+    if _uses_redis_cache():
+        try:
+            return _redis_count(name, pol, str(identity), increment)
+        except Exception as exc:  # the cache is down: refuse rather than run unlimited
+            log.error("rate-limit store unreachable: %s", exc.__class__.__name__)
+            raise errors.ServiceUnavailable("The rate-limit store is unreachable; retry shortly.") from exc
     try:
         usage = get_usage(
             None,  # the core only reads the request for method matching, which we do not use

@@ -1,7 +1,7 @@
 """Bourse settings, read from the environment.
 
 Without ``DATABASE_URL`` and ``REDIS_URL`` Bourse runs embedded: SQLite in WAL mode under
-the data folder, an in-process channel layer, kombu's filesystem transport for Celery and a
+the data folder, kombu's filesystem transport for Celery and a
 file cache. With them set, every part switches to PostgreSQL and Redis. The README lists
 every variable.
 """
@@ -88,6 +88,10 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "exchange.wsgi.application"
 ASGI_APPLICATION = "exchange.asgi.application"
+# No Channels layer: WebSocket fan-out goes through each process's relay (trading/ws/relay.py),
+# which reads the outbox once per announcement; group_send would cost a Redis round trip per
+# member (bench/ws_fanout.py measures it).
+CHANNEL_LAYERS: dict = {}
 
 # --- Database -------------------------------------------------------------------------
 if not EMBEDDED:
@@ -123,9 +127,6 @@ if REDIS_URL:
             "KEY_PREFIX": "bourse",
         }
     }
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
-    }
     CELERY_BROKER_URL = REDIS_URL
 else:
     # Rate limits and the replay guard need a cache shared by all processes with atomic
@@ -136,7 +137,6 @@ else:
             "LOCATION": str(DATA_DIR / "cache.sqlite3"),
         }
     }
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CELERY_BROKER_URL = "filesystem://"
     _queue_dir = DATA_DIR / "celery-queue"
     for _folder in (_queue_dir, DATA_DIR / "celery-control"):
@@ -242,6 +242,12 @@ BOURSE_SETTLEMENT_LAG_BUDGET_S = env_int("BOURSE_SETTLEMENT_LAG_BUDGET_S", 30)
 BOURSE_ENGINE_BATCH = env_int("BOURSE_ENGINE_BATCH", 500)
 # How long transports wait for the engine's verdict before answering `pending` (202).
 BOURSE_ENGINE_WAIT_S = float(os.environ.get("BOURSE_ENGINE_WAIT_S", "2.0"))
+# How long the engine lets commands gather after a wake-up or a partial batch, so that a batch
+# under load holds many orders (its commit costs the same for one as for hundreds).
+BOURSE_ENGINE_LINGER_MS = float(os.environ.get("BOURSE_ENGINE_LINGER_MS", "2"))
+# How long a process trusts its cached copy of an API key (apikeys/keycache.py): the bound on
+# how late a key change made by another process bites. 0 disables the cache.
+BOURSE_KEY_CACHE_S = float(os.environ.get("BOURSE_KEY_CACHE_S", "1.0"))
 # FIX 4.4 order-entry gateway (``manage.py run_fix_gateway``; docs/fix.md).
 BOURSE_FIX_HOST = os.environ.get("BOURSE_FIX_HOST", "127.0.0.1")
 BOURSE_FIX_PORT = env_int("BOURSE_FIX_PORT", 9878)

@@ -3,6 +3,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 
+from apikeys import keycache
 from exchange.celery import app as celery_app
 from tests.factories import AccountFactory, AssetFactory, MarketFactory
 
@@ -25,6 +26,7 @@ def _stop_verdict_listener(django_db_setup, django_db_blocker):
 def _clear_cache():
     """Rate-limit and replay caches must not leak between tests."""
     cache.clear()
+    keycache.forget_all()  # a test that changes a key with the ORM must not meet its cached record
     yield
 
 

@@ -1,24 +1,84 @@
-"""Admin for markets: filters are editable, status changes go through the service."""
+"""Admin for markets: filter edits and status changes go through the market services."""
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 
 from accounts.admin import ReadOnlyAdmin  # orders, trades, fills change only through the services
-from audit.adminmixins import AuditedModelAdmin
+from exchange import errors
+from exchange.errors import BourseError
 
 from . import services
 from .models import Fill, Market, Order, ReconciliationReport, Trade
 
 
+class MarketForm(forms.ModelForm):
+    """The console's market form: its checks are the services' (``market_changes_check`` on an
+    edit, the filter rules of ``market_create`` on an add), shown on the page as form errors."""
+
+    class Meta:
+        model = Market
+        fields = ("symbol",) + services.FILTER_FIELDS
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        values = {field: data[field] for field in services.FILTER_FIELDS if field in data}
+        try:
+            if self.instance.pk:
+                services.market_changes_check(self.instance, **values)
+            else:
+                services.market_create_check(symbol=data.get("symbol", ""), **values)
+        except BourseError as exc:
+            for problem in exc.errors or [{"field": None, "message": exc.detail}]:
+                field = problem.get("field")
+                self.add_error(field if field in self.fields else None, problem["message"])
+        return data
+
+
 @admin.register(Market)
-class MarketAdmin(AuditedModelAdmin):
+class MarketAdmin(admin.ModelAdmin):
     list_display = ("symbol", "base", "quote", "status", "tick_size", "lot_size", "min_notional", "max_price", "max_quantity", "max_notional", "maker_fee_rate", "taker_fee_rate")
     list_filter = ("status",)
     search_fields = ("symbol",)
+    form = MarketForm
     readonly_fields = ("status", "created_at")
     actions = ["halt", "resume"]
+    # Adds go through market_create and edits through market_update, which audit
+    # (`market.created`, `market.updated`) and make the checks the form shows.
+    audited_by_services = True
+
+    def get_fields(self, request, obj=None):
+        if obj is None:  # base and quote come from the symbol, as with `create_market`
+            return ("symbol",) + services.FILTER_FIELDS
+        return ("symbol", "base", "quote") + services.FILTER_FIELDS + self.readonly_fields
 
     def get_readonly_fields(self, request, obj=None):
         # Base and quote define what resting orders mean; they never change after creation.
         return self.readonly_fields + (("symbol", "base", "quote") if obj else ())
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # ModelAdmin wraps this in transaction.atomic; the market services open their own
+        # durable transaction, which must not nest, and are the only write the page makes.
+        return self._changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        values = {field: form.cleaned_data[field] for field in services.FILTER_FIELDS}
+        try:
+            if change:
+                market = services.market_update(symbol=obj.symbol, actor=request.user, **values)
+            else:
+                market, created = services.market_create(symbol=form.cleaned_data["symbol"], **values)
+                if not created:
+                    raise errors.ValidationError.field("symbol", "exists", f"{market.symbol} already exists.")
+        except BourseError as exc:  # lost a race with an order or another edit since the form's check
+            if obj.pk is None:  # nothing was created: no page to show it on
+                raise PermissionDenied(f"{exc.detail} ({exc.code})") from None
+            self.message_user(request, f"{exc.detail} ({exc.code})", messages.ERROR)
+            obj.refresh_from_db()
+            return
+        obj.pk = market.pk
+        obj.refresh_from_db()
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -55,8 +115,6 @@ class OrderAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Cancel selected orders (through the engine)", permissions=["cancel"])
     def cancel_orders(self, request, queryset):
-        from exchange.errors import BourseError
-
         queued = 0
         for order in queryset.select_related("account"):
             try:

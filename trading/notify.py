@@ -188,7 +188,7 @@ class VerdictWaiter:
         such as the FIX gateway's report reader, which reads what the batch wrote."""
         self._on_signal = on_signal
         self._pid = os.getpid()
-        self._events: dict[int, threading.Event] = {}
+        self._events: dict[int, set[threading.Event]] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._stopping = threading.Event()
@@ -198,15 +198,27 @@ class VerdictWaiter:
         self._thread.start()
         self._ready.wait(2.0)
 
-    def register(self, order_id: int) -> threading.Event:
-        event = threading.Event()
+    def register(self, order_id: int, event: threading.Event | None = None) -> threading.Event:
+        """Set ``event`` (a new one unless given) when a verdict for ``order_id`` arrives.
+        Several waiters may register one order id, and one event may serve several ids
+        (``order_cancel_all`` waits for all its orders on one event)."""
+        event = event or threading.Event()
         with self._lock:
-            self._events[order_id] = event
+            self._events.setdefault(order_id, set()).add(event)
         return event
 
-    def unregister(self, order_id: int) -> None:
+    def unregister(self, order_id: int, event: threading.Event | None = None) -> None:
+        """Forget ``event`` (every event when None) for ``order_id``."""
         with self._lock:
-            self._events.pop(order_id, None)
+            events = self._events.get(order_id)
+            if events is None:
+                return
+            if event is None:
+                events.clear()
+            else:
+                events.discard(event)
+            if not events:
+                del self._events[order_id]
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop listening and wait for the listener thread to finish."""
@@ -219,8 +231,7 @@ class VerdictWaiter:
             return
         with self._lock:
             for text in payload.split(","):
-                event = self._events.get(int(text)) if text else None
-                if event is not None:
+                for event in self._events.get(int(text), ()) if text else ():
                     event.set()
 
     def _run(self):

@@ -9,15 +9,22 @@ Checks:
 5. ``locked_matches_orders`` — each account's locked amount equals what its orders still
    hold, and every open order whose fills are settled holds exactly what its remaining
    quantity needs.
+
+All checks read ONE consistent snapshot of the database (``_snapshot``): a hold, a trade's
+settlement or a deposit committing between two of their reads would otherwise make the
+ledger look wrong when it is not (entries read before a journal, balances after it), and a
+report must mean a real fault. The report is written after the snapshot is released.
 """
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -118,15 +125,47 @@ def _locked_matches_orders() -> dict:
 CHECKS = (_balances_match_entries, _assets_conserved, _nothing_negative, _settlement_lag, _locked_matches_orders)
 
 
+@contextmanager
+def _snapshot():
+    """Every query inside reads the same committed state, taking no lock and blocking no
+    writer. PostgreSQL: one ``REPEATABLE READ, READ ONLY`` transaction (its snapshot is taken
+    at the first query). SQLite (WAL): one deferred read transaction, whose snapshot likewise
+    lasts until it ends — opened by hand, since Django's transactions there are IMMEDIATE and
+    would take the database's write lock for the whole run."""
+    if connection.vendor == "postgresql":
+        with transaction.atomic(durable=True):
+            if len(connection.atomic_blocks) == 1:  # our own transaction (a test may wrap us)
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+        return
+    if connection.in_atomic_block:  # a test's wrapping transaction: already one snapshot
+        yield
+        return
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN DEFERRED")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("COMMIT")  # nothing was written: this only ends the snapshot
+
+
 def reconciliation_run() -> ReconciliationReport:
-    """Run every check, store the report, and log an error for each failed check."""
+    """Run every check on one consistent snapshot, store the report, and log an error for
+    each failed check."""
+    started_at = timezone.now()
+    with _snapshot():
+        results = [check() for check in CHECKS]
     report = ReconciliationReport.objects.create()
-    results = [check() for check in CHECKS]
+    ReconciliationReport.objects.filter(pk=report.pk).update(started_at=started_at)
+    report.started_at = started_at
     report.checks = results
     report.mismatches = sum(r["count"] for r in results)
     report.ok = report.mismatches == 0
     report.finished_at = timezone.now()
-    report.save()
+    report.save(update_fields=["checks", "mismatches", "ok", "finished_at"])
     for result in results:
         if not result["ok"]:
             log.error(

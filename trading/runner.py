@@ -62,7 +62,7 @@ def _update_orders(orders) -> None:
     rows = [
         [o.status, ops.adapt_decimalfield_value(o.filled_quantity), ops.adapt_decimalfield_value(o.filled_quote),
          o.sequence, o.cancel_reason, o.reject_reason, ops.adapt_datetimefield_value(o.updated_at), o.pk]
-        for o in orders
+        for o in sorted(orders, key=lambda o: o.pk)  # primary-key order, as settlement locks them
     ]
     if rows:
         with connection.cursor() as cursor:
@@ -91,6 +91,15 @@ def engine_new_order(order: Order, market: Market) -> m.NewOrder:
     )
 
 
+def _fits_units(order: Order, market: Market) -> bool:
+    """Whether a live order's price and sizes are whole numbers of the market's tick and lot."""
+    if order.price is not None and order.price % market.tick_size:
+        return False
+    if order.quantity is not None and (order.quantity % market.lot_size or order.filled_quantity % market.lot_size):
+        return False
+    return True
+
+
 class LostOwnership(Exception):
     """Another engine process took this market over; this one must stop writing to it."""
 
@@ -117,12 +126,31 @@ class MarketRunner:
         self.resting: dict[int, Order] = {}  # open orders by id, as last persisted
         self.command_sequence = 0
         self._market_read_at = 0.0
+        self.units: tuple | None = None  # (tick_size, lot_size) the book's integers count in
+        self.refused: str | None = None  # why this market's book cannot run (never misprice)
 
     # -- start -----------------------------------------------------------------------------
     def rebuild(self) -> None:
         """Load the book from the open orders, in the sequence they were taken."""
         market = self.market = Market.objects.select_related("base", "quote").get(pk=self.market.pk)
         self._market_read_at = time.monotonic()
+        self.units = (market.tick_size, market.lot_size)
+        misfits = [o.pk for o in Order.objects.filter(market=market, status__in=Order.LIVE_STATUSES)
+                   if not _fits_units(o, market)]
+        if misfits:
+            # Tick or lot size changed under live orders (market_update refuses that, so
+            # something bypassed it): counting these orders in the new units would trade them
+            # at other prices and sizes than were accepted. Refuse the book, process nothing,
+            # until an operator puts the market back (re-checked every MARKET_REFRESH_S).
+            self.book = engine.OrderBook()
+            self.resting = {}
+            self.refused = (
+                f"tick_size {market.tick_size} / lot_size {market.lot_size} do not fit live order(s) "
+                f"{', '.join(map(str, misfits[:10]))}"
+            )
+            log.error("engine refuses the market's book", extra={"market": market.symbol, "reason": self.refused})
+            return
+        self.refused = None
         state, _ = EngineState.objects.get_or_create(market=market)
         opened = list(
             Order.objects.filter(market=market, status__in=Order.OPEN_STATUSES).order_by("sequence", "id")
@@ -161,6 +189,10 @@ class MarketRunner:
         if time.monotonic() - self._market_read_at > MARKET_REFRESH_S:  # fee changes apply within a second
             self.market = Market.objects.select_related("base", "quote").get(pk=self.market.pk)
             self._market_read_at = time.monotonic()
+            if self.refused or (self.market.tick_size, self.market.lot_size) != self.units:
+                self.rebuild()  # the book's integers are in the old units: recount (or refuse)
+        if self.refused:
+            return 0
         try:
             self._run_batch(commands)
             return len(commands)
@@ -529,11 +561,18 @@ class EngineProcess:
 
     def run(self) -> None:
         self.acquire()
+        linger = settings.BOURSE_ENGINE_LINGER_MS / 1000
         while not self.stopping:
             if time.monotonic() - self._last_acquire > self.ACQUIRE_EVERY_S:
                 self.acquire()
-            if self.run_once() == 0:
-                self.listener.wait(self.IDLE_WAIT_S if self.runners else 0.5)
+            done = self.run_once()
+            if done == 0:
+                if self.listener.wait(self.IDLE_WAIT_S if self.runners else 0.5) and linger:
+                    time.sleep(linger)  # let the submissions arriving with this one join its batch
+            elif done < settings.BOURSE_ENGINE_BATCH and linger:
+                # A partial batch: more are arriving one by one. A batch's commit costs the same
+                # for one order as for hundreds, so waiting a moment buys a larger one.
+                time.sleep(linger)
         self.close()
 
     def close(self) -> None:

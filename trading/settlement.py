@@ -7,7 +7,10 @@ gets back at once what its remaining quantity no longer needs (price improvement
 fee below the taker rate). Per closed order (key ``close:{id}``): whatever is still locked
 for it is released. Work is taken in engine order per market — a closure only after all of
 its order's fills — under a per-market lock, so concurrent workers and the periodic sweep
-cannot interleave. Each chunk is one transaction that also flips the ``settled`` flags.
+cannot interleave. Each chunk is one transaction that also flips the ``settled`` flags, posts
+all its journals with a constant number of statements (``ledger.post_many``), and
+locks every balance row it will post to up front, in one global order (``ledger.lock_balances``),
+so chunks of different markets over the same accounts cannot deadlock.
 """
 from __future__ import annotations
 
@@ -88,8 +91,15 @@ def _settle_trades(market_id: int) -> int:
         market = trades[0].market
         for order in orders.values():
             order.market = market  # one market per run: no query per order for its filters
-        for trade in trades:
-            _settle_trade(trade, fills[trade.pk], orders, market, fees_account.pk)
+        # Every balance row the chunk's journals touch, locked now in one global order: locked
+        # journal by journal, two markets' chunks over the same accounts could deadlock.
+        ledger.lock_balances(
+            {(f.account_id, asset) for pair in fills.values() for f in pair.values()
+             for asset in (market.base_id, market.quote_id)}
+            | ({(fees_account.pk, market.quote_id)} if any(f.fee for pair in fills.values() for f in pair.values()) else set())
+        )
+        # One journal per trade, all written by a constant number of statements.
+        ledger.post_many([_settle_trade(trade, fills[trade.pk], orders, market, fees_account.pk) for trade in trades])
         Order.objects.bulk_update(orders.values(), ["hold_remaining"])
         balances_publish(  # the `balances` WebSocket events of every account the chunk moved
             {(f.account_id, a) for pair in fills.values() for f in pair.values() for a in (market.base_id, market.quote_id)},
@@ -104,7 +114,8 @@ def _settle_trades(market_id: int) -> int:
         return len(trades)
 
 
-def _settle_trade(trade: Trade, fills: dict, orders: dict[int, Order], market: Market, fees_id: int) -> None:
+def _settle_trade(trade: Trade, fills: dict, orders: dict[int, Order], market: Market, fees_id: int) -> ledger.Posting:
+    """The trade's journal (its orders' remaining holds updated in memory)."""
     taker, maker = fills[Fill.Liquidity.TAKER], fills[Fill.Liquidity.MAKER]
     buy, sell = (taker, maker) if taker.side == Order.Side.BUY else (maker, taker)
     buy_order, sell_order = orders[buy.order_id], orders[sell.order_id]
@@ -129,7 +140,7 @@ def _settle_trade(trade: Trade, fills: dict, orders: dict[int, Order], market: M
         if excess:
             legs += ledger.release_legs(order.account_id, order.hold_asset_id, excess)
             order.hold_remaining -= excess
-    ledger.post(EntryKind.TRADE, legs, reference=f"trade:{trade.pk}", idempotency_key=f"trade:{trade.pk}")
+    return ledger.Posting(EntryKind.TRADE, legs, reference=f"trade:{trade.pk}", idempotency_key=f"trade:{trade.pk}")
 
 
 def _excess(order: Order, fill: Fill) -> Decimal:
@@ -153,18 +164,21 @@ def _settle_closures(market_id: int) -> int:
             .exclude(Exists(unsettled_fill))
             .order_by("pk")[:CHUNK]
         )
-        released = set()
+        # All rows the chunk's releases touch, up front in one order (see _settle_trades).
+        ledger.lock_balances({(o.account_id, o.hold_asset_id) for o in orders if o.hold_remaining})
+        released, postings = set(), []
         for order in orders:
             if order.hold_remaining:
                 released.add((order.account_id, order.hold_asset_id))
-                ledger.post(
+                postings.append(ledger.Posting(
                     EntryKind.RELEASE,
                     ledger.release_legs(order.account_id, order.hold_asset_id, order.hold_remaining),
                     reference=f"order:{order.pk}",
                     idempotency_key=f"close:{order.pk}",
-                )
+                ))
                 order.hold_remaining = Decimal(0)
             order.close_settled = True
+        ledger.post_many(postings)
         Order.objects.bulk_update(orders, ["hold_remaining", "close_settled"])
         balances_publish(released, market_id)  # the `balances` WebSocket events
         return len(orders)

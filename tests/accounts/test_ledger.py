@@ -155,3 +155,36 @@ def test_database_refuses_negative_balance_even_bypassing_services(trader, usd):
     services.balance_deposit(account=trader, asset="USD", amount="1")
     with pytest.raises(IntegrityError), transaction.atomic():
         Balance.objects.filter(account=trader).update(available=Decimal("-1"))
+
+
+def test_post_many_writes_what_post_writes_in_a_constant_number_of_statements(trader, other_trader, usd):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    services.balance_deposit(account=trader, asset="USD", amount="1000")
+    services.balance_deposit(account=other_trader, asset="USD", amount="1000")
+
+    def postings(n):
+        return [ledger.Posting("hold", ledger.hold_legs(trader.pk, "USD", Decimal("1.5")), reference=f"r{i}")
+                for i in range(n)] + [
+            ledger.Posting("trade", ledger.transfer_legs(other_trader.pk, trader.pk, "USD", Decimal("2")), reference="t")]
+
+    counts = []
+    for n in (1, 40):
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            journals = ledger.post_many(postings(n))
+        counts.append(len(queries))
+        assert len(journals) == n + 1 and all(j.pk for j in journals)
+    assert counts[0] == counts[1], counts  # statements do not grow with the number of journals
+    assert balance(trader, "USD") == (Decimal("1000") + 4 - Decimal("1.5") * 41, Decimal("1.5") * 41)
+    assert balance(other_trader, "USD") == (Decimal("996"), 0)
+    assert LedgerEntry.objects.filter(reference="r39").count() == 2
+    assert_all_journals_balance()
+
+
+def test_post_many_refuses_all_when_a_bucket_would_go_negative(trader, usd):
+    services.balance_deposit(account=trader, asset="USD", amount="10")
+    before = snapshot()
+    with pytest.raises(errors.InsufficientBalance), transaction.atomic():
+        ledger.post_many([ledger.Posting("hold", ledger.hold_legs(trader.pk, "USD", Decimal("6"))) for _ in range(2)])
+    assert snapshot() == before

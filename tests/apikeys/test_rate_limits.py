@@ -28,6 +28,7 @@ def limits(settings, monkeypatch):
 
     frozen = int(core.time.time())
     monkeypatch.setattr(core, "time", types.SimpleNamespace(time=lambda: frozen))
+    monkeypatch.setattr(ratelimit, "time", types.SimpleNamespace(time=lambda: frozen))  # the Redis path's clock
     return settings.BOURSE_RATE_LIMITS
 
 
@@ -141,6 +142,7 @@ def test_bad_rate_settings_are_refused(raw):
 
 def test_window_edge_is_not_mistaken_for_a_store_failure(monkeypatch):
     # At the window's last second django-ratelimit can report time_left -1 for a healthy count.
+    monkeypatch.setattr(ratelimit, "_uses_redis_cache", lambda: False)  # django-ratelimit's answers, as read
     monkeypatch.setattr(ratelimit, "get_usage", lambda *a, **k: {"count": 3, "limit": 1200, "should_limit": False,
                                                                   "time_left": -1})
     usage = ratelimit.hit("key", "k1")
@@ -148,6 +150,7 @@ def test_window_edge_is_not_mistaken_for_a_store_failure(monkeypatch):
 
 
 def test_unreachable_store_refuses_with_503(monkeypatch):
+    monkeypatch.setattr(ratelimit, "_uses_redis_cache", lambda: False)
     monkeypatch.setattr(ratelimit, "get_usage", lambda *a, **k: {"count": 0, "limit": 0, "should_limit": True,
                                                                   "time_left": -1})
     with pytest.raises(errors.ServiceUnavailable):
@@ -157,5 +160,15 @@ def test_unreachable_store_refuses_with_503(monkeypatch):
         raise ConnectionError("redis down")
 
     monkeypatch.setattr(ratelimit, "get_usage", broken)
+    with pytest.raises(errors.ServiceUnavailable):
+        ratelimit.consume("key", "k1")
+
+
+def test_unreachable_redis_refuses_with_503(monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr(ratelimit, "_uses_redis_cache", lambda: True)
+    monkeypatch.setattr(ratelimit, "_redis_count", down)
     with pytest.raises(errors.ServiceUnavailable):
         ratelimit.consume("key", "k1")

@@ -409,9 +409,14 @@ class Session:
         except FieldError as error:
             self.reject(seq, error, message.msg_type)
             return
-        except Exception:
-            log.exception("FIX %s failed", message.msg_type)
-            self.send("j", [(45, seq), (372, message.msg_type), (380, "0"), (58, "internal_error: the request failed; retry later")])
+        except Exception as exc:
+            if errors.dependency_failure(exc) is not None:  # as REST's 503: nothing was changed, retry
+                log.warning("FIX %s failed: dependency unavailable", message.msg_type)
+                text = "service_unavailable: a dependency is not reachable; nothing was changed, retry shortly"
+            else:
+                log.exception("FIX %s failed", message.msg_type)
+                text = "internal_error: the request failed; retry later"
+            self.send("j", [(45, seq), (372, message.msg_type), (380, "0"), (58, text)])
             return
         self.send_reports(outcome.messages)
 

@@ -1,9 +1,16 @@
 """Trading services: every state change of markets, orders and fills goes through here.
 
-Split by entity: ``markets`` (create, halt/resume), ``orders`` (submit, cancel), with the
+Split by entity: ``markets`` (create, change filters, halt/resume), ``orders`` (submit, cancel), with the
 public names re-exported so callers write ``from trading.services import order_submit``.
 """
-from .markets import market_create, market_set_status
+from .markets import (
+    FILTER_FIELDS,
+    market_changes_check,
+    market_create,
+    market_create_check,
+    market_set_status,
+    market_update,
+)
 from .orders import (
     DuplicateClientOrderId,
     OrderClosed,
@@ -17,8 +24,12 @@ from .orders import (
 __all__ = [
     "DuplicateClientOrderId",
     "OrderClosed",
+    "FILTER_FIELDS",
+    "market_changes_check",
     "market_create",
+    "market_create_check",
     "market_set_status",
+    "market_update",
     "order_cancel",
     "order_cancel_all",
     "order_submit",

@@ -9,12 +9,14 @@ order as the engine left it, or still ``pending`` when the engine did not answer
 """
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from accounts import ledger
 from accounts.models import Account, EntryKind
@@ -26,9 +28,15 @@ from exchange.syntax import parse_id
 from .. import filters, notify, pricing
 from ..models import Command, Market, Order
 from ..outbox.services import balances_publish
+from . import order_write
+
+log = logging.getLogger("bourse.orders")
 
 CLIENT_ORDER_ID = re.compile(r"\A[A-Za-z0-9_-]{1,36}\Z")
-VERDICT_RECHECK_S = 0.05  # waiters re-read the order this often even without a signal
+# Waiters sleep on the verdict signal and read the database when it comes. Signals are hints
+# (a lost one must not strand a caller), so a waiter also re-reads this often without one:
+# a safety net, not the hot path, which never polls.
+VERDICT_RECHECK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -204,8 +212,22 @@ def order_submit(*, account: Account, wait: float = 0.0, **params) -> SubmitResu
                 raise
             return SubmitResult(_same_or_refuse(request, existing), created=False)
     if waiter is not None:
-        order = order_wait(order, wait, waiter)
+        order = _after_commit(order_wait, order, wait, waiter, default=order)
     return SubmitResult(order, created=True)
+
+
+def _after_commit(wait_for, *args, default, **kwargs):
+    """Wait for the engine after a committed write. The write stands whatever happens now:
+    if waiting fails (the database restarting while the caller waits, a broken connection),
+    the caller gets ``default`` — what was committed, answered as "the engine has not
+    answered yet" (REST 202) — never an error for a change that was made."""
+    try:
+        return wait_for(*args, **kwargs)
+    except errors.BourseError:  # a verdict (the cancel found the order closed), not a failure
+        raise
+    except Exception:
+        log.warning("waiting for the engine failed after commit; answering as not yet answered", exc_info=True)
+        return default
 
 
 def _audit_params(params: dict) -> dict:
@@ -231,9 +253,24 @@ def _insert(account: Account, request: OrderRequest) -> Order:
         quantity=request.quantity,
         quote_quantity=request.quote_quantity,
     )
+    if order_write.available():
+        # PostgreSQL: the same rows in one statement; anything it cannot decide alone (a halt,
+        # a missing balance row, a short balance) falls through to the general path below,
+        # which refuses precisely or creates the row.
+        unsaved = Order(
+            account=account, market=market, client_order_id=request.client_order_id, side=request.side,
+            type=request.type, time_in_force=request.time_in_force, post_only=request.post_only, stp=request.stp,
+            price=request.price, quantity=request.quantity, quote_quantity=request.quote_quantity,
+            hold_asset_id=asset, hold_amount=amount, hold_remaining=amount,
+        )
+        written = order_write.order_insert_one_statement(account.pk, market, unsaved, _order_audit(unsaved))
+        if written is not None:
+            return written
     with transaction.atomic(durable=True):
-        # Re-read the status inside the transaction: a halt committed meanwhile wins.
-        if Market.objects.filter(pk=market.pk, status=Market.Status.OPEN).count() == 0:
+        # Re-read the market under a shared row lock: a halt (or a filter edit) takes the row
+        # exclusively, so it either commits before this read (and the order is refused) or
+        # waits until this order is committed — an order is never accepted after a halt.
+        if not _market_open_locked(market):
             raise errors.MarketHalted(f"Market {market.symbol} is halted.")
         order = Order.objects.create(
             account=account,
@@ -259,6 +296,18 @@ def _insert(account: Account, request: OrderRequest) -> Order:
     return order
 
 
+def _market_open_locked(market: Market) -> bool:
+    """Whether ``market`` is open, read under a shared lock held to the end of the transaction
+    (PostgreSQL ``FOR SHARE``: submissions do not wait for each other, only for a halt or an
+    edit; SQLite's immediate transactions already hold the database's one write lock)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT status FROM {Market._meta.db_table} WHERE id = %s FOR SHARE", [market.pk])
+            row = cursor.fetchone()
+        return row is not None and row[0] == Market.Status.OPEN
+    return Market.objects.filter(pk=market.pk, status=Market.Status.OPEN).exists()
+
+
 def _order_audit(order: Order) -> dict:
     return {
         "market": order.market.symbol, "side": order.side, "type": order.type, "price": order.price,
@@ -281,10 +330,12 @@ def order_wait(order: Order, timeout: float, waiter=None, *, until=None) -> Orde
             remaining = deadline - time.monotonic()
             if until(order) or remaining <= 0:
                 return order
+            # Sleep until the engine's verdict signal for this order (cleared before the
+            # re-read, so a verdict landing in between is seen by that read).
             event.wait(min(remaining, VERDICT_RECHECK_S))
             event.clear()
     finally:
-        waiter.unregister(order.pk)
+        waiter.unregister(order.pk, event)
 
 
 def _owned_order(account: Account, order_id) -> Order:
@@ -314,11 +365,21 @@ def order_cancel(*, account: Account, order_id, wait: float = 0.0) -> tuple[Orde
             notify.wake_engine(order.market_id)
     if wait <= 0:
         return order, False
+    return _after_commit(_cancel_verdict, order, command, wait, default=(order, False))
+
+
+def _cancel_verdict(order: Order, command: Command, wait: float) -> tuple[Order, bool]:
     order = order_wait(order, wait, until=lambda o: o.is_closed)
     command.refresh_from_db()
-    if command.processed and command.result != "cancelled":
+    if command.processed:
+        if command.result != "cancelled":  # the engine found the order closed already
+            raise OrderClosed(f"Order {order.pk} closed ({order.status}) before the cancel reached the engine.")
+        return order, True
+    if order.is_closed:
+        # It closed (filled, or cancelled by something else) in an earlier batch than the one
+        # that will take this cancel: the cancel cannot apply, whatever it waits for.
         raise OrderClosed(f"Order {order.pk} closed ({order.status}) before the cancel reached the engine.")
-    return order, command.processed
+    return order, False
 
 
 def order_cancel_all(*, account: Account, market: str | None = None, wait: float = 0.0) -> list[int]:
@@ -340,16 +401,33 @@ def order_cancel_all(*, account: Account, market: str | None = None, wait: float
         for market_id in {o.market_id for o in orders}:
             notify.wake_engine(market_id)
     if wait > 0 and commands:
+        return _after_commit(_cancel_all_verdict, orders, commands, wait, default=[o.pk for o in orders])
+    return [o.pk for o in orders]
+
+
+def _cancel_all_verdict(orders: list[Order], commands: list[Command], wait: float) -> list[int]:
+    """Wait (on the verdict signal of any of ``orders``) until the engine took every cancel,
+    or ``wait`` s; the ids the cancels applied to (all not yet refused when time is up)."""
+    waiter = notify.VerdictWaiter.get()
+    event = threading.Event()
+    for order in orders:
+        waiter.register(order.pk, event)
+    try:
         deadline = time.monotonic() + wait
         pending = [c.pk for c in commands]
-        while pending and time.monotonic() < deadline:
+        while True:
             pending = list(Command.objects.filter(pk__in=pending, processed=False).values_list("pk", flat=True))
-            if pending:
-                time.sleep(VERDICT_RECHECK_S / 5)
-        refused = set(
-            Command.objects.filter(pk__in=[c.pk for c in commands], processed=True)
-            .exclude(result="cancelled")
-            .values_list("order_id", flat=True)
-        )
-        return [o.pk for o in orders if o.pk not in refused]
-    return [o.pk for o in orders]
+            remaining = deadline - time.monotonic()
+            if not pending or remaining <= 0:
+                break
+            event.wait(min(remaining, VERDICT_RECHECK_S))
+            event.clear()
+    finally:
+        for order in orders:
+            waiter.unregister(order.pk, event)
+    refused = set(
+        Command.objects.filter(pk__in=[c.pk for c in commands], processed=True)
+        .exclude(result="cancelled")
+        .values_list("order_id", flat=True)
+    )
+    return [o.pk for o in orders if o.pk not in refused]

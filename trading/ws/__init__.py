@@ -1,2 +1,2 @@
-"""The WebSocket transport (``/ws/v1``): consumer, routing, fan-out relay and the outbox
-write side that the engine, settlement and order services publish through."""
+"""The WebSocket transport (``/ws/v1``): the consumer, its routing, and the per-process relay
+that fans out the events of ``trading.outbox``."""

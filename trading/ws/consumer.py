@@ -46,6 +46,27 @@ MARKET_CHANNELS = ("book", "trades", "ticker")
 _per_ip: Counter = Counter()
 _per_key: Counter = Counter()
 
+# The fan-out's fast path relies on private attributes of daphne, autobahn and Twisted (pinned
+# in requirements.lock). Each process says once whether it is in use, so an upgrade that
+# breaks it shows in the log (and fails tests/ws/test_fast_path.py) instead of silently
+# costing the fan-out its speed.
+_fast_path_said: set[str] = set()
+
+
+def _say_fast_path(part: str, active: bool, detail: str) -> None:
+    if part in _fast_path_said:
+        return
+    _fast_path_said.add(part)
+    if active:
+        log.info("websocket fast path active: %s", part, extra={"detail": detail})
+    else:
+        log.warning("websocket fast path UNAVAILABLE: %s (%s); frames go the slow way", part, detail)
+
+
+def _under_daphne(send) -> bool:
+    func = getattr(send, "func", None)
+    return getattr(func, "__module__", "").startswith("daphne.")
+
 
 def _error_frame(error: errors.BourseError, message_id=None) -> str:
     frame = {"type": "error", "code": error.code, "message": error.detail, "id": message_id}
@@ -133,6 +154,8 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
                 and getattr(protocol, "_perMessageCompress", True) is None
             )
             self._raw = protocol if usable else None
+            if _under_daphne(send):  # elsewhere (the test communicator) there is no fast path to have
+                _say_fast_path("pre-rendered frames", usable, type(protocol).__name__)
         return self._raw
 
     def can_write_raw(self) -> bool:
@@ -151,6 +174,7 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
                 and hasattr(transport, "socket") and hasattr(transport, "dataBuffer")
                 and hasattr(transport, "_tempDataBuffer")
             )
+            _say_fast_path("direct socket writes", self._direct, f"{type(transport).__module__}.{type(transport).__name__}")
         if self._direct and not transport.dataBuffer and not transport._tempDataBuffer:
             try:
                 sent = transport.socket.send(wire)
@@ -232,7 +256,12 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
             await self._policy_close(error, CLOSE_TOO_MANY_CONNECTIONS, message_id)
         except errors.BourseError as error:
             await self.send_text(_error_frame(error, message_id))
-        except Exception:
+        except Exception as exc:
+            unavailable = errors.dependency_failure(exc)
+            if unavailable is not None:  # a dependency is down: retry, as REST's 503
+                log.warning("websocket op failed: dependency unavailable", extra={"op": message.get("op")})
+                await self.send_text(_error_frame(unavailable, message_id))
+                return
             log.exception("websocket op failed", extra={"op": message.get("op")})
             await self.send_text(_error_frame(errors.ServerError("Internal error."), message_id))
 

@@ -1,0 +1,100 @@
+"""The per-process cache of API key records the verifier authenticates from.
+
+Without it every signed request read the key and its owner from the database and decrypted
+the key's secret (two queries and a Fernet decryption, ~1 ms of CPU). An entry holds the
+key (with its account and owner), the decrypted HMAC secret, and when it was read. It is
+trusted for ``BOURSE_KEY_CACHE_S`` seconds (1 by default): so a revocation, expiry, scope,
+allowlist or owner change made anywhere bites within that bound even if nothing tells this
+process; ``forget`` drops an entry at once (the key services call it in their own process,
+and key-state events can call it in every other).
+
+Unknown key ids are cached too, as misses: a prober then pays the same on a hit (one HMAC
+with a decoy secret) as a client with a real key (one HMAC with its own), and on a miss the
+same query and decryption, so timing does not tell which key ids exist. The cache is bounded
+(``MAX_ENTRIES``, least recently used out), so random key ids cannot grow it without end.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from . import crypto
+from .models import ApiKey
+
+MAX_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class CachedKey:
+    key: ApiKey | None  # None: no such key id
+    secret: bytes | None  # the HMAC secret, decrypted (a decoy's for unknown ids); None for Ed25519
+    loaded_at: float
+
+
+_entries: OrderedDict[str, CachedKey] = OrderedDict()
+_lock = threading.Lock()
+_decoy: tuple[tuple[str, ...], bytes, bytes] | None = None  # (key ring, encrypted, decrypted)
+
+
+def _ttl() -> float:
+    return float(getattr(settings, "BOURSE_KEY_CACHE_S", 1.0))
+
+
+def _decoy_token() -> tuple[bytes, bytes]:
+    """A random secret, encrypted under the current key ring, and in clear: an unknown key id
+    is checked with it, after the same decryption a real key's first look-up costs."""
+    global _decoy
+    ring = tuple(settings.BOURSE_ENCRYPTION_KEYS)
+    if _decoy is None or _decoy[0] != ring:
+        secret = crypto.new_hmac_secret()
+        _decoy = (ring, crypto.encrypt_secret(secret), secret.encode())
+    return _decoy[1], _decoy[2]
+
+
+def unknown() -> CachedKey:
+    """The record of a key id that cannot exist (malformed): a decoy, without a look-up."""
+    return CachedKey(None, _decoy_token()[1], time.monotonic())
+
+
+def _load(key_id: str) -> CachedKey:
+    key = ApiKey.objects.select_related("account", "account__owner").filter(key_id=key_id).first()
+    if key is None:
+        token, secret = _decoy_token()
+        crypto.decrypt_secret(token)  # the same work as a real HMAC key's first look-up
+        return CachedKey(None, secret, time.monotonic())
+    secret = crypto.decrypt_secret(key.secret_encrypted).encode() if key.scheme == ApiKey.Scheme.HMAC else None
+    return CachedKey(key, secret, time.monotonic())
+
+
+def key_get(key_id: str) -> CachedKey:
+    """The cached record of ``key_id`` (``.key`` None when no such key exists), read from the
+    database when absent or older than the cache's lifetime."""
+    ttl = _ttl()
+    with _lock:
+        entry = _entries.get(key_id)
+        if entry is not None and time.monotonic() - entry.loaded_at < ttl:
+            _entries.move_to_end(key_id)
+            return entry
+    entry = _load(key_id)
+    if ttl > 0:
+        with _lock:
+            _entries[key_id] = entry
+            _entries.move_to_end(key_id)
+            while len(_entries) > MAX_ENTRIES:
+                _entries.popitem(last=False)
+    return entry
+
+
+def forget(key_id: str) -> None:
+    """Drop ``key_id``'s entry: the next request reads the key again."""
+    with _lock:
+        _entries.pop(key_id, None)
+
+
+def forget_all() -> None:
+    with _lock:
+        _entries.clear()

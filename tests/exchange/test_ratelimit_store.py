@@ -1,0 +1,34 @@
+"""Counting a rate-limit budget in Redis is one round trip (a script), on the same keys and
+windows as django-ratelimit's own counting, so the two agree on every count."""
+import pytest
+from django.conf import settings
+from django_ratelimit.core import _get_window, _make_cache_key, get_usage
+
+from exchange import ratelimit
+
+
+def test_window_keys_are_django_ratelimits():
+    pol = ratelimit.Policy("key", 1200, 60)
+    for value in ("bk_abc", "42", "198.51.100.7"):
+        window = _get_window(value, 60)
+        assert ratelimit._window_key("bourse:key", pol, value) == (
+            _make_cache_key("bourse:key", window, (1200, 60), value, None), window)
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the one-round-trip count is Redis's")
+def test_one_round_trip_and_the_same_count_as_django_ratelimit(monkeypatch):
+    import redis.connection
+
+    commands = []
+    original = redis.connection.AbstractConnection.send_command
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_command",
+                        lambda self, *a, **k: commands.append(a[0]) or original(self, *a, **k))
+    ratelimit.hit(ratelimit.ORDERS, 7)  # loads the script once
+    commands.clear()
+    usage = ratelimit.hit(ratelimit.ORDERS, 7)
+    assert usage.count == 2 and commands == ["EVALSHA"]
+    pol = ratelimit.policy(ratelimit.ORDERS)
+    theirs = get_usage(None, group="bourse:orders", key=lambda group, request: "7", rate=(pol.quota, pol.window),
+                       increment=True)
+    assert theirs["count"] == 3
+    assert ratelimit.hit(ratelimit.ORDERS, 7, increment=False).count == 3

@@ -1,0 +1,106 @@
+"""The one-statement order write (``trading.services.order_write``, PostgreSQL) writes exactly
+the rows of the general path, in one statement; what it cannot decide alone falls through
+to the general path, which refuses precisely."""
+from decimal import Decimal as D
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import Balance, Journal, LedgerEntry
+from audit.models import AuditEvent
+from exchange import errors
+from tests.factories import AccountFactory
+from tests.support import fund
+from trading.models import AccountSequence, Command, Market, Order, OutboxEvent
+from trading.services import order_submit, order_write
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+IGNORED = {"id", "created_at", "updated_at", "order", "journal", "target_id", "reference", "sequence", "hash",
+           "prev_hash", "seq", "sealed_at", "request_id", "payload"}
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement write is PostgreSQL's; SQLite takes the general path")
+
+
+def _row(instance, ignored=IGNORED):
+    return {f.name: getattr(instance, f.attname) for f in instance._meta.concrete_fields if f.name not in ignored}
+
+
+def _submit(trader, **extra):
+    return order_submit(account=trader, market="BTC-USD", side="buy", type="limit", price="100.00",
+                        quantity="0.5000", **extra).order
+
+
+def _written(order):
+    journal = Journal.objects.get(reference=f"order:{order.pk}")
+    return {
+        "order": _row(Order.objects.get(pk=order.pk)),
+        "journal": _row(journal),
+        "entries": sorted((_row(e) for e in LedgerEntry.objects.filter(journal=journal)), key=lambda r: r["bucket"]),
+        "command": _row(Command.objects.get(order_id=order.pk)),
+        "audit": _row(AuditEvent.objects.get(action="order.submitted", target_id=str(order.pk))),
+    }
+
+
+def test_the_one_statement_write_equals_the_general_path(market, monkeypatch):
+    trader = AccountFactory()
+    fund(trader, USD="1000")
+
+    fast = _submit(trader, client_order_id="fast-1")
+    fast_event = OutboxEvent.objects.filter(account=trader, channel="balances").order_by("-id").first()
+    monkeypatch.setattr(order_write, "available", lambda: False)
+    slow = _submit(trader, client_order_id="slow-1")
+    slow_event = OutboxEvent.objects.filter(account=trader, channel="balances").order_by("-id").first()
+
+    fast_rows, slow_rows = _written(fast), _written(slow)
+    for rows in (fast_rows, slow_rows):  # the one parameter that differs
+        rows["order"].pop("client_order_id")
+        rows["audit"]["after"].pop("client_order_id")
+    assert fast_rows == slow_rows
+    audit = AuditEvent.objects.get(action="order.submitted", target_id=str(fast.pk))
+    assert (audit.target_type, audit.account_id) == ("trading.order", trader.pk)
+    assert audit.after["client_order_id"] == "fast-1"
+    assert Journal.objects.get(reference=f"order:{fast.pk}").entries.count() == 2
+    # the balances events: consecutive sequences on the account's stream, the same shape
+    assert slow_event.sequence == fast_event.sequence + 1
+    assert fast_event.payload == {"asset": "USD", "total": "1000.000000", "available": "949.900000",
+                                  "locked": "50.100000"}
+    assert slow_event.payload["available"] == "899.800000"
+    assert AccountSequence.objects.get(account=trader, channel="balances").last == slow_event.sequence
+    balance = Balance.objects.get(account=trader, asset_id="USD")
+    assert (balance.available, balance.locked) == (D("899.8"), D("100.2"))
+
+
+def test_one_statement_and_the_engine_wake_up(market, settings):
+    settings.BOURSE_AUDIT_SEAL_MODE = "off"  # sealing runs after the request, not in it
+    trader = AccountFactory()
+    fund(trader, USD="1000")
+    _submit(trader)  # warm: the key and market caches of the process do not matter here
+    with CaptureQueriesContext(connection) as queries:
+        order = _submit(trader)
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    # the market look-up (validation), the write, the wake-up
+    assert statements == ["SELECT", "WITH", "SELECT"], [q["sql"][:80] for q in queries.captured_queries]
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PENDING
+
+
+def test_what_it_cannot_decide_is_refused_by_the_general_path(market):
+    trader = AccountFactory()
+    fund(trader, USD="10")
+    with pytest.raises(errors.InsufficientBalance) as refused:
+        _submit(trader)
+    assert refused.value.extra["needed"] == "50.100000"
+    broke = AccountFactory()  # no USD balance row at all
+    with pytest.raises(errors.InsufficientBalance):
+        _submit(broke)
+    Market.objects.filter(pk=market.pk).update(status=Market.Status.HALTED)
+    fund(trader, USD="1000")
+    with pytest.raises(errors.MarketHalted):
+        _submit(trader)
+    assert not Order.objects.exists() and not Command.objects.exists()
+    assert not Journal.objects.filter(kind="hold").exists()

@@ -1,0 +1,147 @@
+"""The order submission's write as ONE PostgreSQL statement.
+
+``order_submit`` used to write an order in eleven round trips inside one transaction (the
+market's halt check, the order, the balance rows locked, the hold journal, its entries, the
+balance update, a re-read for the ``balances`` event, the account's event sequence, the
+event, the engine's command, the audit event), holding the account's balance row locked
+across all of them while Python ran in between. Here the same rows are written by one
+statement of data-modifying CTEs, run in autocommit: the row locks live for one statement,
+and the order costs one round trip (plus the engine's wake-up NOTIFY after it).
+
+What decides is the balance ``UPDATE … WHERE available >= hold``: every other insert reads
+from its result, so when the market is halted (or its units changed), the balance row does
+not exist yet, or the balance is short, the statement writes nothing and says so; the caller
+then takes the general path (``orders._insert``), which refuses with the precise error or,
+for a missing balance row, creates it. The rows written are exactly those of the general
+path; ``tests/trading/test_order_write.py`` compares them column by column.
+
+Column lists come from the models (``_columns``), so a field added to a model with a default
+is written here too.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model
+from django.utils import timezone
+
+from accounts.models import Balance, Bucket, EntryKind, Journal, LedgerEntry
+from audit.models import AuditEvent
+from audit.services import audit_event_build, audit_events_written
+
+from .. import notify
+from ..models import AccountSequence, Command, Market, Order, OutboxEvent
+from ..outbox import signal
+
+
+def available() -> bool:
+    """Whether the one-statement write applies (PostgreSQL, outside any transaction)."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _columns(instance: Model, sql: dict[str, str | tuple[str, list[Any]]], params: list[Any]) -> tuple[str, str]:
+    """``(column list, value list)`` for inserting ``instance``: every concrete field but the
+    primary key, each as a parameter taken from the instance (Django's own conversion, so
+    defaults and auto-now times are applied) unless ``sql`` gives an SQL expression for it
+    (with its own parameters, as ``(expression, params)``)."""
+    names, values = [], []
+    for field in instance._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        names.append(connection.ops.quote_name(field.column))
+        if field.name in sql:
+            expression = sql[field.name]
+            if isinstance(expression, tuple):
+                expression, extra = expression
+                params.extend(extra)
+            values.append(expression)
+        else:
+            values.append("%s")
+            params.append(field.get_db_prep_save(field.pre_save(instance, add=True), connection))
+    return ", ".join(names), ", ".join(values)
+
+
+def _table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def order_insert_one_statement(account_id: int, market: Market, order: Order, audit_after: dict) -> Order | None:
+    """Write ``order`` (unsaved, fully populated) with its hold, command, ``balances`` event
+    and audit event in one statement. Returns the order with its id and times, or None when
+    nothing was written (halted or changed market, no balance row, insufficient balance)."""
+    now = timezone.now()
+    order.created_at = order.updated_at = now
+    amount, asset = order.hold_amount, order.hold_asset_id
+    params: list[Any] = []
+
+    # 1. the market, shared-locked: a halt or a filter edit (exclusive) waits for us, or we see it
+    market_sql = (
+        f"SELECT id FROM {_table(Market)} WHERE id = %s AND status = %s AND tick_size = %s AND lot_size = %s FOR SHARE"
+    )
+    params += [market.pk, Market.Status.OPEN, market.tick_size, market.lot_size]
+    # 2. the hold: the one row lock, for this statement only
+    balance_sql = (
+        f"UPDATE {_table(Balance)} SET available = available - %s, locked = locked + %s "
+        f"WHERE account_id = %s AND asset_id = %s AND available >= %s AND EXISTS (SELECT 1 FROM mkt) "
+        f"RETURNING available, locked"
+    )
+    params += [amount, amount, account_id, asset, amount]
+    # 3. the order
+    order_cols, order_vals = _columns(order, {}, params)
+    order_sql = f"INSERT INTO {_table(Order)} ({order_cols}) SELECT {order_vals} FROM bal RETURNING id"
+    # 4. the hold journal and its two entries (ledger.hold_legs)
+    reference = "'order:' || o.id"
+    journal = Journal(kind=EntryKind.HOLD, reason="", created_at=now)
+    journal_cols, journal_vals = _columns(journal, {"reference": reference}, params)
+    journal_sql = f"INSERT INTO {_table(Journal)} ({journal_cols}) SELECT {journal_vals} FROM ord o RETURNING id"
+    entries = []
+    for bucket, signed in ((Bucket.AVAILABLE, -amount), (Bucket.LOCKED, amount)):
+        entry = LedgerEntry(account_id=account_id, asset_id=asset, bucket=bucket, kind=EntryKind.HOLD, amount=signed,
+                            created_at=now)
+        cols, vals = _columns(entry, {"journal": "j.id", "reference": reference}, params)
+        entries.append(f"SELECT {vals} FROM jnl j, ord o")
+    entries_sql = f"INSERT INTO {_table(LedgerEntry)} ({cols}) " + " UNION ALL ".join(entries)
+    # 5. the engine's command
+    command = Command(market_id=market.pk, kind=Command.Kind.NEW, created_at=now)
+    command_cols, command_vals = _columns(command, {"order": "o.id"}, params)
+    command_sql = f"INSERT INTO {_table(Command)} ({command_cols}) SELECT {command_vals} FROM ord o"
+    # 6. the `balances` event, sequenced on the account's stream (outbox_write's rule)
+    sequence_sql = (
+        f"INSERT INTO {_table(AccountSequence)} (account_id, channel, last) SELECT %s, 'balances', 1 FROM bal "
+        f"ON CONFLICT (account_id, channel) DO UPDATE SET last = {_table(AccountSequence)}.last + 1 RETURNING last"
+    )
+    params.append(account_id)
+    scale = market.base.scale if asset == market.base_id else market.quote.scale
+    payload = (
+        "json_build_object('asset', %s::text, 'total', round(b.available + b.locked, %s)::text, "
+        "'available', round(b.available, %s)::text, 'locked', round(b.locked, %s)::text)::jsonb"
+    )
+    event = OutboxEvent(market_id=market.pk, account_id=account_id, channel="balances", payload={}, created_at=now)
+    event_cols, event_vals = _columns(
+        event, {"sequence": "s.last", "payload": (payload, [asset, scale, scale, scale])}, params
+    )
+    event_sql = f"INSERT INTO {_table(OutboxEvent)} ({event_cols}) SELECT {event_vals} FROM bal b, seq s RETURNING id"
+    # 7. the audit event
+    audit = audit_event_build("order.submitted", target=("trading.order", None), account=account_id, after=audit_after)
+    audit.created_at = now
+    audit_cols, audit_vals = _columns(audit, {"target_id": "o.id::text"}, params)
+    audit_sql = f"INSERT INTO {_table(AuditEvent)} ({audit_cols}) SELECT {audit_vals} FROM ord o"
+
+    sql = (
+        f"WITH mkt AS ({market_sql}), bal AS ({balance_sql}), ord AS ({order_sql}), jnl AS ({journal_sql}), "
+        f"ent AS ({entries_sql}), cmd AS ({command_sql}), seq AS ({sequence_sql}), evt AS ({event_sql}), "
+        f"aud AS ({audit_sql}) SELECT (SELECT id FROM ord), (SELECT id FROM evt)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        order_id, event_id = cursor.fetchone()
+    if order_id is None:
+        return None
+    order.pk = order_id
+    # After the commit (autocommit: it has happened): the engine, the WebSocket relays, the sealer.
+    notify.wake_engine(market.pk)
+    signal.announce([event_id])
+    audit_events_written()
+    return order
+
