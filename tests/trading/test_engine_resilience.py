@@ -7,7 +7,6 @@ import ast
 import logging
 import sys
 import time
-from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
@@ -38,11 +37,10 @@ def _buy(account, price, cid):
 
 
 def test_a_command_the_engine_cannot_process_is_quarantined_and_the_market_goes_on(runner, alice, market, caplog):
-    # Given three pending orders, the middle one priced off a tick size the operator has
-    # since changed (the engine cannot place it in the book)
+    # Given three pending orders, the middle one with a time in force this engine does not
+    # know (written by a newer release of the web role during a rolling upgrade)
     first, poisoned, last = _buy(alice, "100.00", "a"), _buy(alice, "100.01", "b"), _buy(alice, "100.05", "c")
-    Market.objects.filter(pk=market.pk).update(tick_size=D("0.05"))
-    runner._market_read_at = 0  # read the market again now
+    Order.objects.filter(pk=poisoned.pk).update(time_in_force="gtd")
     # When the engine runs
     with caplog.at_level(logging.CRITICAL, logger="bourse.engine"):
         processed = runner.step()
@@ -55,8 +53,8 @@ def test_a_command_the_engine_cannot_process_is_quarantined_and_the_market_goes_
     assert (command.processed, command.result) == (True, "quarantined")
     assert not Command.objects.filter(processed=False).exists()
     event = AuditEvent.objects.get(action="engine.command_quarantined")
-    assert event.outcome == "refused" and event.reason == "ValueError"
-    assert event.after["command"] == command.pk and "tick size" in event.after["error"]
+    assert event.outcome == "refused" and event.reason == "KeyError"
+    assert event.after["command"] == command.pk and "gtd" in event.after["error"]
     assert AuditEvent.objects.filter(action="order.rejected", after__reason="engine_error").count() == 1
     alerts = [r for r in caplog.records if getattr(r, "alert", None) == "engine_command_quarantined"]
     assert len(alerts) == 1 and alerts[0].order == poisoned.pk
@@ -72,9 +70,8 @@ def test_the_rejected_orders_hold_is_released_by_settlement(runner, alice, marke
     from trading.settlement import settlement_run
 
     before = balances(alice)["USD"]
-    _buy(alice, "100.01", "b")
-    Market.objects.filter(pk=market.pk).update(tick_size=D("0.05"))
-    runner._market_read_at = 0
+    poisoned = _buy(alice, "100.01", "b")
+    Order.objects.filter(pk=poisoned.pk).update(time_in_force="gtd")
     runner.step()
     settlement_run(market.pk)
     assert balances(alice)["USD"] == before
