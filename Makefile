@@ -7,7 +7,7 @@ export PORT
 # Tests get their own data folder, so they never touch the `make run` database or secrets.
 TEST_DATA_DIR ?= $(CURDIR)/var/test
 
-.PHONY: run test lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate
+.PHONY: run test lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate tools-install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ $(SDK_TS)/node_modules/.bourse-installed: $(SDK_TS)/package.json $(SDK_TS)/packa
 	touch $@
 sdk-install: $(SDK_TS)/node_modules/.bourse-installed
 
+# The contract tools (Redocly CLI, Spectral, the AsyncAPI parser), pinned in
+# tools/package-lock.json; the contract tests run them (docs/versioning.md).
+TOOLS := tools
+$(TOOLS)/node_modules/.bourse-installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json
+	cd $(TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+tools-install: $(TOOLS)/node_modules/.bourse-installed
+
 ## sdk: check the SDK's generated types against docs/openapi.yaml, type-check, unit-test, build
 sdk: sdk-install
 	cd $(SDK_TS) && node scripts/generate.mjs --check && npm run --silent typecheck && npm test && npm run --silent build
@@ -55,7 +63,7 @@ run: seed
 	$(BIN)/python manage.py run_embedded
 
 ## test: install test dependencies and run the whole suite (DATABASE_URL/REDIS_URL honoured)
-test: install-test sdk-install
+test: install-test sdk-install tools-install
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff, the import-layer contracts, mypy, and ESLint on the TypeScript SDK
@@ -71,10 +79,11 @@ lock: | $(BIN)/python
 	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe -o requirements.lock requirements.txt
 	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe -o requirements-test.lock requirements-test.txt
 
-## openapi: regenerate the committed docs/openapi.yaml, docs/errors.md and the SDK types from the code
+## openapi: regenerate docs/openapi.yaml, docs/asyncapi.yaml, docs/errors.md, docs/fix44-bourse.xml and the SDK types
 openapi: install sdk-install
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python manage.py generate_docs
+	$(BIN)/python tools/fix_dictionary.py
 	cd $(SDK_TS) && node scripts/generate.mjs
 
 clean:
-	rm -rf $(VENV) var $(SDK_TS)/node_modules $(SDK_TS)/dist $(SDK_TS)/.examples-out
+	rm -rf $(VENV) var $(TOOLS)/node_modules $(SDK_TS)/node_modules $(SDK_TS)/dist $(SDK_TS)/.examples-out

@@ -1,6 +1,7 @@
 """Admin for accounts and the ledger. Balances and entries are read-only: money moves only
 through the services, here via the fund/debit action that asks for a reason."""
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import Sum
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -100,7 +101,7 @@ class AccountAdmin(AuditedModelAdmin):
                 "form": form,
                 "accounts": queryset,
                 "opts": self.model._meta,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
         )
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
@@ -23,6 +25,9 @@ from .models import Account, Asset, Balance, Bucket, EntryKind, Journal, LedgerE
 
 
 _PLAIN_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 class AlreadyPosted(Exception):
@@ -41,7 +46,7 @@ class Leg:
     external: bool = False  # the leg of the `external` account, which keeps no balance rows
 
 
-def to_amount(value, field: str = "amount") -> Decimal:
+def to_amount(value: object, field: str = "amount") -> Decimal:
     """Parse a money value. Decimal, int and decimal strings are accepted; float never."""
     if isinstance(value, (bool, float)):
         raise errors.ValidationError.field(field, "invalid", f"{field} must be a decimal string, not a float.")
@@ -72,7 +77,7 @@ def get_asset(code: str) -> Asset:
         raise errors.AssetNotFound(f"Asset {code!r} does not exist.") from None
 
 
-def positive_amount(value, asset: Asset, field: str = "amount") -> Decimal:
+def positive_amount(value: object, asset: Asset, field: str = "amount") -> Decimal:
     """A strictly positive amount that fits the asset's scale."""
     amount = to_amount(value, field)
     if amount <= 0:
@@ -82,7 +87,7 @@ def positive_amount(value, asset: Asset, field: str = "amount") -> Decimal:
     return amount
 
 
-SYSTEM_ACCOUNT_NAMES = {Account.SystemRole.EXTERNAL: "External", Account.SystemRole.FEES: "Fees"}
+SYSTEM_ACCOUNT_NAMES: dict[str, str] = {Account.SystemRole.EXTERNAL: "External", Account.SystemRole.FEES: "Fees"}
 
 
 def system_account(role: str) -> Account:
@@ -100,7 +105,7 @@ def post(
     reference: str = "",
     reason: str = "",
     idempotency_key: str | None = None,
-    created_by=None,
+    created_by: User | None = None,
 ) -> Journal:
     """Write one balanced journal. Must run inside a transaction (the calling service's)."""
     if not connection.in_atomic_block:
@@ -244,12 +249,13 @@ def _insufficient(balance: Balance, bucket: str, needed: Decimal) -> errors.Insu
     scale = Asset.objects.only("scale").get(pk=balance.asset_id).scale  # refusal path only
     have = format(getattr(balance, bucket).quantize(Decimal(1).scaleb(-scale)), "f")
     need = format(needed.quantize(Decimal(1).scaleb(-scale)), "f")
-    return errors.InsufficientBalance(
-        f"Needs {need} {balance.asset_id}; {have} {bucket}.", asset=balance.asset_id, needed=need, **{bucket: have}
-    )
+    held: dict[str, Any] = {bucket: have}  # "available" or "locked": an extra member of the problem
+    return errors.InsufficientBalance(f"Needs {need} {balance.asset_id}; {have} {bucket}.", asset=balance.asset_id, needed=need, **held)
 
 
-def _create_journal(kind, reference, reason, idempotency_key, created_by) -> Journal:
+def _create_journal(
+    kind: str, reference: str, reason: str, idempotency_key: str | None, created_by: User | None
+) -> Journal:
     if idempotency_key is None:
         return Journal.objects.create(kind=kind, reference=reference, reason=reason, created_by=created_by)
     try:
@@ -263,7 +269,7 @@ def _create_journal(kind, reference, reason, idempotency_key, created_by) -> Jou
         raise
 
 
-def lock_balances(keys) -> dict[tuple[int, str], Balance]:
+def lock_balances(wanted: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Balance]:
     """Create missing balance rows for ``(account_id, asset)`` keys, then lock all of them in
     primary-key order, to the end of the transaction.
 
@@ -275,7 +281,7 @@ def lock_balances(keys) -> dict[tuple[int, str], Balance]:
     """
     if not connection.in_atomic_block:
         raise RuntimeError("lock_balances must run inside the calling service's transaction")
-    keys = list(keys)
+    keys = list(wanted)
     if not keys:
         return {}
     match = Q()

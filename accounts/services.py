@@ -7,6 +7,10 @@ the leg builders inside their own transaction instead.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -16,8 +20,11 @@ from exchange import errors
 from . import ledger
 from .models import Account, Bucket, EntryKind, Journal
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def account_create(*, name: str, owner=None, username: str | None = None) -> Account:
+
+def account_create(*, name: str, owner: User | None = None, username: str | None = None) -> Account:
     """Create a trader account, with a new owning user when ``username`` is given.
     Audited as ``account.created``."""
     with transaction.atomic(durable=True):
@@ -44,7 +51,9 @@ def _trader(account: Account | int) -> Account:
     return found
 
 
-def balance_deposit(*, account, asset: str, amount, reference: str = "", reason: str = "", actor=None) -> Journal:
+def balance_deposit(
+    *, account: Account | int, asset: str, amount: object, reference: str = "", reason: str = "", actor: User | None = None
+) -> Journal:
     """Credit ``amount`` of ``asset`` to the account's available balance, from ``external``.
     Audited as ``balance.deposited`` with the reason; an operator's (``actor``) refused
     attempt is audited too."""
@@ -54,7 +63,9 @@ def balance_deposit(*, account, asset: str, amount, reference: str = "", reason:
     )
 
 
-def balance_withdraw(*, account, asset: str, amount, reference: str = "", reason: str = "", actor=None) -> Journal:
+def balance_withdraw(
+    *, account: Account | int, asset: str, amount: object, reference: str = "", reason: str = "", actor: User | None = None
+) -> Journal:
     """Debit ``amount`` of ``asset`` from the account's available balance to ``external``.
     Audited as ``balance.withdrawn`` with the reason; an operator's (``actor``) refused
     attempt is audited too."""
@@ -64,7 +75,18 @@ def balance_withdraw(*, account, asset: str, amount, reference: str = "", reason
     )
 
 
-def _external_movement(action, kind, legs, *, account, asset, amount, reference, reason, actor) -> Journal:
+def _external_movement(
+    action: str,
+    kind: str,
+    legs: Callable[[int, int, str, Decimal], list[ledger.Leg]],
+    *,
+    account: Account | int,
+    asset: str,
+    amount: object,
+    reference: str,
+    reason: str,
+    actor: User | None,
+) -> Journal:
     """Money crossing the exchange's boundary (deposits, withdrawals): always audited, since
     it changes what the exchange owes its traders. Holds, releases, trades and fees are
     internal and recorded by the ledger alone."""
@@ -89,7 +111,7 @@ def _external_movement(action, kind, legs, *, account, asset, amount, reference,
         return journal
 
 
-def balance_hold(*, account, asset: str, amount, reference: str = "") -> Journal:
+def balance_hold(*, account: Account | int, asset: str, amount: object, reference: str = "") -> Journal:
     """Move ``amount`` from available to locked (funds reserved for an open obligation)."""
     with transaction.atomic(durable=True):
         target = _trader(account)
@@ -98,7 +120,7 @@ def balance_hold(*, account, asset: str, amount, reference: str = "") -> Journal
         return ledger.post(EntryKind.HOLD, ledger.hold_legs(target.pk, asset_obj.code, value), reference=reference)
 
 
-def balance_release(*, account, asset: str, amount, reference: str = "") -> Journal:
+def balance_release(*, account: Account | int, asset: str, amount: object, reference: str = "") -> Journal:
     """Move ``amount`` from locked back to available."""
     with transaction.atomic(durable=True):
         target = _trader(account)
@@ -109,15 +131,15 @@ def balance_release(*, account, asset: str, amount, reference: str = "") -> Jour
 
 def balance_transfer(
     *,
-    from_account,
-    to_account,
+    from_account: Account | int,
+    to_account: Account | int,
     asset: str,
-    amount,
+    amount: object,
     kind: str = EntryKind.ADJUSTMENT,
     from_bucket: str = Bucket.AVAILABLE,
     reference: str = "",
     reason: str = "",
-    actor=None,
+    actor: User | None = None,
 ) -> Journal:
     """Move ``amount`` from one account's bucket to another account's available balance.
     Manual adjustments (``kind="adjustment"``) are audited as ``balance.adjusted`` on the

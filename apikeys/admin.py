@@ -89,7 +89,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # ModelAdmin wraps this in transaction.atomic; apikey_update opens its own durable
         # transaction, which must not nest, and is the only write the page makes.
-        return self._changeform_view(request, object_id, form_url, extra_context)
+        return self._changeform_view(request, object_id, form_url, extra_context)  # type: ignore[attr-defined]  # ModelAdmin's private unwrapped view, absent from the stubs
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

@@ -71,4 +71,8 @@ class PrivateApi(BourseApi):
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasScope]
-    required_scope = Scope.READ
+
+    @property
+    def required_scope(self) -> str:
+        """The scope a key needs for this endpoint: ``read`` unless a view overrides it."""
+        return Scope.READ

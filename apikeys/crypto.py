@@ -47,11 +47,11 @@ def encrypt_secret(secret: str) -> bytes:
     return fernet().encrypt(secret.encode())
 
 
-def decrypt_secret(token: bytes) -> str:
+def decrypt_secret(token: bytes | memoryview) -> str:
     return fernet().decrypt(bytes(token)).decode()
 
 
-def reencrypt(token: bytes) -> bytes:
+def reencrypt(token: bytes | memoryview) -> bytes:
     """The token re-encrypted with the newest key (unchanged secret)."""
     return fernet().rotate(bytes(token))
 

@@ -63,10 +63,13 @@ def unknown() -> CachedKey:
 def _load(key_id: str) -> CachedKey:
     key = ApiKey.objects.select_related("account", "account__owner").filter(key_id=key_id).first()
     if key is None:
-        token, secret = _decoy_token()
+        token, decoy_secret = _decoy_token()
         crypto.decrypt_secret(token)  # the same work as a real HMAC key's first look-up
-        return CachedKey(None, secret, time.monotonic())
-    secret = crypto.decrypt_secret(key.secret_encrypted).encode() if key.scheme == ApiKey.Scheme.HMAC else None
+        return CachedKey(None, decoy_secret, time.monotonic())
+    secret: bytes | None = None
+    if key.scheme == ApiKey.Scheme.HMAC:
+        assert key.secret_encrypted is not None  # the database constraint: an HMAC key has its secret
+        secret = crypto.decrypt_secret(key.secret_encrypted).encode()
     return CachedKey(key, secret, time.monotonic())
 
 

@@ -7,8 +7,11 @@ anything is written. An HMAC secret exists in clear only in the return value of
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -38,7 +41,7 @@ class CreatedKey:
 # --- validation (pure; runs before any transaction) ------------------------------------
 
 
-def clean_scopes(scopes) -> list[str]:
+def clean_scopes(scopes: str | Iterable[str] | None) -> list[str]:
     if isinstance(scopes, str):
         scopes = [part.strip() for part in scopes.split(",") if part.strip()]
     scopes = list(scopes or [])
@@ -50,10 +53,11 @@ def clean_scopes(scopes) -> list[str]:
     return [scope for scope in Scope.values if scope in scopes]  # canonical order, no duplicates
 
 
-def clean_allowlist(entries) -> list[str]:
+def clean_allowlist(entries: str | Iterable[object] | None) -> list[str]:
     if isinstance(entries, str):
         entries = entries.replace(",", "\n").split()
-    cleaned, problems = [], []
+    cleaned: list[str] = []
+    problems: list[str] = []
     for entry in entries or []:
         try:
             network = ipaddress.ip_network(str(entry).strip(), strict=False)
@@ -89,10 +93,19 @@ def _clean_scheme(scheme: str) -> str:
     return scheme
 
 
-def _build_key(*, account: Account, scheme: str, scopes, label: str, ip_allowlist, expires_at, public_key):
+def _build_key(
+    *,
+    account: Account,
+    scheme: str,
+    scopes: str | Iterable[str] | None,
+    label: str,
+    ip_allowlist: str | Iterable[object] | None,
+    expires_at: datetime | None,
+    public_key: str | None,
+) -> tuple[ApiKey, str | None, str | None]:
     """An unsaved key plus its one-time credentials (validation done, nothing written)."""
     scheme = _clean_scheme(scheme)
-    fields = {
+    fields: dict[str, Any] = {
         "key_id": crypto.new_key_id(),
         "label": (label or "").strip()[:100],
         "account": account,
@@ -101,7 +114,8 @@ def _build_key(*, account: Account, scheme: str, scopes, label: str, ip_allowlis
         "ip_allowlist": clean_allowlist(ip_allowlist),
         "expires_at": clean_expiry(expires_at),
     }
-    secret = private_key = None
+    secret: str | None = None
+    private_key: str | None = None
     if scheme == ApiKey.Scheme.HMAC:
         if public_key:
             raise errors.ValidationError.field("public_key", "not_allowed", "HMAC keys have no public key.")
@@ -117,7 +131,7 @@ def _build_key(*, account: Account, scheme: str, scopes, label: str, ip_allowlis
     return ApiKey(**fields), secret, private_key
 
 
-def _trader_account(account) -> Account:
+def _trader_account(account: Account | int) -> Account:
     account_id = account.pk if isinstance(account, Account) else account
     found = Account.objects.filter(pk=account_id).first()
     if found is None:
@@ -132,11 +146,11 @@ def _trader_account(account) -> Account:
 
 def apikey_create(
     *,
-    account,
+    account: Account | int,
     scheme: str = ApiKey.Scheme.HMAC,
-    scopes=(Scope.READ,),
+    scopes: str | Iterable[str] | None = (Scope.READ,),
     label: str = "",
-    ip_allowlist=(),
+    ip_allowlist: str | Iterable[object] | None = (),
     expires_at: datetime | None = None,
     public_key: str | None = None,
 ) -> CreatedKey:
@@ -158,7 +172,7 @@ def apikey_create(
     return CreatedKey(key, secret, private_key)
 
 
-def _key_audit(key: ApiKey) -> dict:
+def _key_audit(key: ApiKey) -> dict[str, object]:
     """What the audit trail keeps of a key: metadata only, never the secret."""
     return {"key_id": key.key_id, "label": key.label, "scheme": key.scheme, "scopes": list(key.scopes),
             "ip_allowlist": list(key.ip_allowlist), "expires_at": key.expires_at}
@@ -167,12 +181,19 @@ def _key_audit(key: ApiKey) -> dict:
 _UNSET = object()
 
 
-def apikey_update(*, key, scopes=_UNSET, ip_allowlist=_UNSET, expires_at=_UNSET, label=_UNSET) -> ApiKey:
+def apikey_update(
+    *,
+    key: ApiKey | str,
+    scopes: Any = _UNSET,
+    ip_allowlist: Any = _UNSET,
+    expires_at: Any = _UNSET,
+    label: Any = _UNSET,
+) -> ApiKey:
     """Change a key's scopes, IP allowlist, expiry (``None`` clears it) or label.
 
     Takes effect on the key's next request. A revoked key cannot be changed.
     """
-    changes = {}
+    changes: dict[str, object] = {}
     if scopes is not _UNSET:
         changes["scopes"] = clean_scopes(scopes)
     if ip_allowlist is not _UNSET:
@@ -207,7 +228,7 @@ def _forget_cached(key_id: str) -> None:
     transaction.on_commit(lambda: keycache.forget(key_id))
 
 
-def apikey_revoke(*, key) -> ApiKey:
+def apikey_revoke(*, key: ApiKey | str) -> ApiKey:
     """Revoke a key: its next request is refused with ``key_revoked``. Idempotent."""
     with transaction.atomic(durable=True):
         locked = _locked(key)
@@ -235,6 +256,7 @@ def apikey_secrets_rotate(*, batch_size: int = 500) -> int:
                 .order_by("pk")[:batch_size]
             )
             for key in batch:
+                assert key.secret_encrypted is not None  # the database constraint: an HMAC key has its secret
                 key.secret_encrypted = crypto.reencrypt(key.secret_encrypted)
                 key.save(update_fields=["secret_encrypted"])
         if not batch:
@@ -243,8 +265,8 @@ def apikey_secrets_rotate(*, batch_size: int = 500) -> int:
         last_pk = batch[-1].pk
 
 
-def _locked(key) -> ApiKey:
-    lookup = {"pk": key.pk} if isinstance(key, ApiKey) else {"key_id": key}
+def _locked(key: ApiKey | str) -> ApiKey:
+    lookup: dict[str, object] = {"pk": key.pk} if isinstance(key, ApiKey) else {"key_id": key}
     found = ApiKey.objects.select_for_update().filter(**lookup).first()
     if found is None:
         raise errors.NotFound("No such API key.")
@@ -263,9 +285,9 @@ class CreatedTrader:
 def trader_create(
     *,
     name: str,
-    deposits: list[tuple[str, str]] = (),
+    deposits: Sequence[tuple[str, object]] = (),
     scheme: str = ApiKey.Scheme.HMAC,
-    scopes=(Scope.READ, Scope.TRADE),
+    scopes: str | Iterable[str] | None = (Scope.READ, Scope.TRADE),
     label: str = "",
 ) -> CreatedTrader:
     """A user, its trading account, an API key and opening deposits, all or nothing.
@@ -276,12 +298,13 @@ def trader_create(
     """
     name = (name or "").strip()
     User = get_user_model()
-    if not name or len(name) > User._meta.get_field("username").max_length:
+    max_length = User._meta.get_field("username").max_length
+    if not name or (max_length is not None and len(name) > max_length):
         raise errors.ValidationError.field("name", "invalid", "name must be 1-150 characters.")
     with transaction.atomic(durable=True):
         if User.objects.filter(username=name).exists():
             raise errors.ValidationError.field("name", "taken", f"User {name!r} already exists.")
-        planned = []
+        planned: list[tuple[str, Decimal]] = []
         for asset_code, amount in deposits:
             asset = ledger.get_asset(asset_code)
             planned.append((asset.code, ledger.positive_amount(amount, asset, field=f"deposit {asset.code}")))
@@ -297,13 +320,13 @@ def trader_create(
         audit_record("account.created", target=account, after={"name": name, "owner": name})
         audit_record("apikey.created", target=key, account=account, after=_key_audit(key))
         external = ledger.system_account(Account.SystemRole.EXTERNAL)
-        for asset_code, amount in planned:
+        for asset_code, value in planned:
             journal = ledger.post(
                 EntryKind.DEPOSIT,
-                ledger.deposit_legs(account.pk, external.pk, asset_code, amount),
+                ledger.deposit_legs(account.pk, external.pk, asset_code, value),
                 reference="create_trader",
                 reason="opening deposit",
             )
             audit_record("balance.deposited", target=account, reason="opening deposit",
-                         after={"asset": asset_code, "amount": amount, "journal_id": journal.pk})
+                         after={"asset": asset_code, "amount": value, "journal_id": journal.pk})
     return CreatedTrader(account, CreatedKey(key, secret, private_key))

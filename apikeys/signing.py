@@ -53,7 +53,12 @@ def signed_headers(
     """The four (or five) ``X-API-*`` headers for a request; give ``secret`` (HMAC) or
     ``private_key`` (Ed25519 seed, base64)."""
     message = signed_string(timestamp, nonce, method, path, query, body_sha256(body))
-    signature = sign_hmac(secret, message) if secret is not None else sign_ed25519(private_key, message)
+    if secret is not None:
+        signature = sign_hmac(secret, message)
+    elif private_key is not None:
+        signature = sign_ed25519(private_key, message)
+    else:
+        raise ValueError("give secret (HMAC) or private_key (Ed25519)")
     headers = {
         "X-API-Key": key_id,
         "X-API-Timestamp": str(timestamp),

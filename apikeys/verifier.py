@@ -72,6 +72,7 @@ def signature_valid(key: ApiKey, message: bytes, signature: bytes) -> bool:
     """Whether ``signature`` (raw bytes, already base64-decoded) signs ``message`` under the
     key. Constant-time for HMAC. The FIX Logon calls this with its own signed string."""
     if key.scheme == ApiKey.Scheme.HMAC:
+        assert key.secret_encrypted is not None  # the database constraint: an HMAC key has its secret
         secret = crypto.decrypt_secret(key.secret_encrypted)
         expected = hmac.new(secret.encode(), message, hashlib.sha256).digest()
         return hmac.compare_digest(expected, signature)
@@ -139,7 +140,7 @@ def verify_request(
 
     given = {"key_id": key_id, "timestamp": timestamp, "nonce": nonce, "signature": signature}
     missing = [HEADERS[name] for name, value in given.items() if value is None or value == ""]
-    if missing:
+    if missing or key_id is None or timestamp is None or nonce is None or signature is None:
         raise errors.MissingCredentials(
             f"Signed request headers missing: {', '.join(missing)}.",
             errors=[{"field": header, "code": "required", "message": f"{header} is required."} for header in missing],
@@ -212,6 +213,7 @@ def verify_signed_message(
     if entry.secret is not None:
         valid = hmac.compare_digest(hmac.new(entry.secret, message, hashlib.sha256).digest(), signature)
     else:
+        assert key is not None  # an unknown key id carries a decoy HMAC secret
         valid = crypto.ed25519_verify(key.public_key, message, signature)
     if key is None or not valid:
         raise count_failure(source_ip, errors.InvalidCredentials("Unknown API key or wrong signature."))

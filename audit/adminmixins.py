@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 
 from .services import audit_record, jsonable
+
+if TYPE_CHECKING:  # what the mixin is mixed into, for the type checker
+    _AdminBase = admin.ModelAdmin[Any]
+else:
+    _AdminBase = object
 
 SECRET_FIELD = re.compile(r"password|secret|private|token|encrypted", re.IGNORECASE)
 REDACTED = "[redacted]"
@@ -51,7 +57,7 @@ def _summary(message) -> str:
     return LogEntry(change_message=message or "").get_change_message()
 
 
-class AuditedAdminMixin:
+class AuditedAdminMixin(_AdminBase):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         diffs = getattr(request, _DIFFS, None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from django.db.models import Model
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -34,7 +35,7 @@ class AccountSection:
     permission: str
     columns: Sequence[str]
     rows: Callable[[object, int], Iterable[Sequence]]
-    more_url: Callable[[object], str] | None = None
+    more_url: Callable[[Model], str] | None = None
     order: int = 100
     limit: int = 50
 

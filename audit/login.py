@@ -27,6 +27,10 @@ from exchange.context import Actor
 
 from .services import audit_auth_failure, audit_record
 
+# Where a refused log-in leaves its wait for the admin site's Retry-After header (a
+# WSGI-style extension key in request.META, not an attribute added to the request).
+RETRY_AFTER_META_KEY = "bourse.login_retry_after"
+
 
 def _limits() -> tuple[int, int, int]:
     return (
@@ -83,7 +87,8 @@ class ThrottledAuthenticationForm(AdminAuthenticationForm):
         username = self.cleaned_data.get("username") or ""
         retry_after = login_retry_after(ip, username)
         if retry_after:
-            self.request.bourse_login_retry_after = retry_after
+            if self.request is not None:
+                self.request.META[RETRY_AFTER_META_KEY] = retry_after
             audit_auth_failure(ip or None, username, "rate_limited", channel="admin")
             minutes = math.ceil(retry_after / 60)
             raise ValidationError(

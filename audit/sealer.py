@@ -20,6 +20,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from datetime import datetime
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -92,7 +94,11 @@ def _seal_batch(limit: int) -> int | None:
     with transaction.atomic():
         if not _take_sealer_lock():
             return None
-        head = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("seq", "hash").first()
+        # A sealed event (seq not null) always has its hash.
+        head = cast(
+            "tuple[int, str] | None",
+            AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("seq", "hash").first(),
+        )
         seq, prev_hash = head or (0, chain.GENESIS)
         batch = list(AuditEvent.objects.filter(seq__isnull=True).order_by("id")[:limit])
         now = timezone.now()
@@ -105,7 +111,7 @@ def _seal_batch(limit: int) -> int | None:
         return len(batch)
 
 
-def _write_seals(batch: list[AuditEvent], sealed_at) -> None:
+def _write_seals(batch: list[AuditEvent], sealed_at: datetime) -> None:
     """One UPDATE joining a VALUES list (a hash join; Django's bulk_update builds CASE
     expressions that grow with the square of the batch)."""
     table = AuditEvent._meta.db_table
@@ -117,7 +123,7 @@ def _write_seals(batch: list[AuditEvent], sealed_at) -> None:
             f"UPDATE {table} SET seq = seal.seq, prev_hash = seal.prev_hash, hash = seal.hash, sealed_at = %s "
             f"FROM {seal} WHERE {table}.id = seal.id"
         )
-        params = [sealed_at, *columns]
+        params: list[Any] = [sealed_at, *columns]
     else:
         rows = ", ".join(["(%s, %s, %s, %s)"] * len(batch))
         sql = (

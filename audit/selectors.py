@@ -62,6 +62,7 @@ def audit_verify(*, anchors: dict[int, str] | None = None) -> VerifyReport:
             break
         for event in batch:
             if event.seq != expected_seq:
+                assert event.seq is not None  # only sealed events are read
                 broken = BrokenLink(
                     expected_seq, None, f"event(s) at positions {expected_seq}..{event.seq - 1} are missing (deleted)"
                 )
@@ -76,7 +77,9 @@ def audit_verify(*, anchors: dict[int, str] | None = None) -> VerifyReport:
                 broken = BrokenLink(event.seq, event.pk, "hash differs from the recorded anchor (the chain was rebuilt)")
                 break
             prev_hash, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
-        last_seq = batch[-1].seq
+        tail_seq = batch[-1].seq
+        assert tail_seq is not None  # only sealed events are read
+        last_seq = tail_seq
     if broken is None and anchors:
         missing = min(anchors)
         broken = BrokenLink(missing, None, "an anchored position is past the end of the chain (the trail was cut short)")

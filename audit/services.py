@@ -20,8 +20,10 @@ import datetime as dt
 import ipaddress
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from typing import Any, TypeAlias
 from uuid import UUID
 
 from django.conf import settings
@@ -35,17 +37,20 @@ from exchange.errors import BourseError
 from . import sealer
 from .actions import ACTIONS
 from .models import AuditEvent, AuthFailureWindow, Outcome
-from .sealer import audit_seal  # noqa: F401 -- the public service; sealing lives in audit.sealer
+from .sealer import audit_seal as audit_seal  # the public service (re-exported); sealing lives in audit.sealer
 
 log = logging.getLogger(__name__)
 
+#: What ``jsonable`` returns: plain JSON data.
+Json: TypeAlias = "None | bool | int | str | list[Json] | dict[str, Json]"
 
 
-def _setting(name: str, default):
+
+def _setting(name: str, default: object) -> Any:
     return getattr(settings, name, default)
 
 
-def jsonable(value):
+def jsonable(value: object) -> Json:
     """``value`` as plain JSON data with one spelling per value, so that it reads back from
     either database exactly as it was hashed: decimals and floats become strings, times
     RFC 3339 strings, model instances their primary key."""
@@ -67,7 +72,7 @@ def jsonable(value):
     return str(value)
 
 
-def _actor(actor) -> Actor:
+def _actor(actor: object) -> Actor:
     if actor is None:
         return actor_var.get() or Actor.system()
     if isinstance(actor, Actor):
@@ -77,7 +82,7 @@ def _actor(actor) -> Actor:
     raise TypeError(f"actor must be an Actor, a user or None, not {type(actor).__name__}")
 
 
-def _target(target) -> tuple[str, str, int | None]:
+def _target(target: models.Model | tuple[object, object] | None) -> tuple[str, str, int | None]:
     """(target_type, target_id, account_id implied by the target)."""
     if target is None:
         return "", "", None
@@ -94,11 +99,11 @@ def _target(target) -> tuple[str, str, int | None]:
 def audit_record(
     action: str,
     *,
-    target=None,
-    account=None,
-    actor=None,
-    before=None,
-    after=None,
+    target: models.Model | tuple[object, object] | None = None,
+    account: models.Model | int | None = None,
+    actor: object = None,
+    before: object = None,
+    after: object = None,
     outcome: str = Outcome.SUCCESS,
     reason: str = "",
     source_ip: str | None = None,
@@ -126,7 +131,13 @@ def audit_record(
     return event
 
 
-def audit_event_build(action: str, *, target=None, account=None, after=None) -> AuditEvent:
+def audit_event_build(
+    action: str,
+    *,
+    target: models.Model | tuple[object, object] | None = None,
+    account: models.Model | int | None = None,
+    after: object = None,
+) -> AuditEvent:
     """An unsaved event, checked and stamped like ``audit_record``'s, for a service that
     inserts it within a statement of its own (the order fast path writes it in the same
     statement as the order). The caller must call ``audit_events_written`` after commit."""
@@ -138,7 +149,9 @@ def audit_events_written() -> None:
     sealer.seal_soon()
 
 
-def audit_record_many(action: str, targets, *, actor=None, after=None) -> list[AuditEvent]:
+def audit_record_many(
+    action: str, targets: Iterable[models.Model], *, actor: object = None, after: object = None
+) -> list[AuditEvent]:
     """Record one event per target in one INSERT, inside the caller's transaction (for
     services that act on many objects at once, e.g. settlement's fills). ``after`` may be
     a callable ``target -> dict``."""
@@ -154,8 +167,19 @@ def audit_record_many(action: str, targets, *, actor=None, after=None) -> list[A
     return events
 
 
-def _event(action, *, target=None, account=None, actor=None, before=None, after=None,
-           outcome=Outcome.SUCCESS, reason="", source_ip=None, request_id=None) -> AuditEvent:
+def _event(
+    action: str,
+    *,
+    target: models.Model | tuple[object, object] | None = None,
+    account: models.Model | int | None = None,
+    actor: object = None,
+    before: object = None,
+    after: object = None,
+    outcome: str = Outcome.SUCCESS,
+    reason: str = "",
+    source_ip: str | None = None,
+    request_id: str | None = None,
+) -> AuditEvent:
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}: add it to audit.actions.ACTIONS")
     if outcome not in Outcome.values:
@@ -182,7 +206,15 @@ def _event(action, *, target=None, account=None, actor=None, before=None, after=
 
 
 @contextmanager
-def audit_refusals(action: str, *, target=None, account=None, actor=None, after=None, enabled: bool = True):
+def audit_refusals(
+    action: str,
+    *,
+    target: models.Model | tuple[object, object] | None = None,
+    account: models.Model | int | None = None,
+    actor: object = None,
+    after: object = None,
+    enabled: bool = True,
+) -> Iterator[None]:
     """Record a ``refused`` event when the wrapped service call raises a ``BourseError``
     (and re-raise it). Wrap the whole service, outside its transaction: the refusal is
     written after the failed transaction rolled back, so it survives it."""

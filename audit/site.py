@@ -5,7 +5,7 @@ INSTALLED_APPS in place of ``django.contrib.admin``), so every ``@admin.register
 """
 from django.contrib import admin
 
-from .login import ThrottledAuthenticationForm
+from .login import RETRY_AFTER_META_KEY, ThrottledAuthenticationForm
 
 
 class BourseAdminSite(admin.AdminSite):
@@ -16,7 +16,7 @@ class BourseAdminSite(admin.AdminSite):
 
     def login(self, request, extra_context=None):
         response = super().login(request, extra_context)
-        retry_after = getattr(request, "bourse_login_retry_after", 0)
+        retry_after = request.META.get(RETRY_AFTER_META_KEY, 0)
         if retry_after:
             response.status_code = 429
             response["Retry-After"] = str(retry_after)

@@ -10,6 +10,14 @@ from __future__ import annotations
 CATALOGUE: dict[str, type[BourseError]] = {}
 
 
+def type_uri(code: str) -> str:
+    """The problem ``type`` of ``code``: its section of the served error catalogue (docs/errors),
+    absolute when ``BOURSE_PUBLIC_URL`` names the public origin, else relative to the API's host."""
+    from django.conf import settings
+
+    return f"{getattr(settings, 'BOURSE_PUBLIC_URL', '')}/docs/errors#{code}"
+
+
 class BourseError(Exception):
     """A refusal with a stable machine-readable ``code`` and the data to explain it.
 
@@ -23,6 +31,9 @@ class BourseError(Exception):
     title = "Error"
     description = ""
     rest = True  # False: only a non-HTTP transport (WebSocket) raises it; not a REST response
+    # Members this code adds to the problem body (``extra``), as JSON Schemas: the OpenAPI
+    # ``Problem`` schema, the AsyncAPI error frame and docs/errors.md are generated from them.
+    extension_fields: dict[str, dict] = {}
 
     def __init__(self, detail: str | None = None, *, errors: list[dict] | None = None, **extra):
         self.detail = detail or self.title
@@ -39,7 +50,7 @@ class BourseError(Exception):
 
     def as_problem(self, request_id: str | None = None) -> dict:
         body = {
-            "type": f"/docs/errors#{self.code}",
+            "type": type_uri(self.code),
             "title": self.title,
             "status": self.status,
             "detail": self.detail,
@@ -116,6 +127,14 @@ class InsufficientBalance(BourseError):
     status = 422
     title = "Insufficient balance"
     description = "The account's available balance does not cover the operation."
+    extension_fields = {
+        "asset": {"type": "string", "description": "The asset that is short (e.g. `USD`)."},
+        "needed": {"type": "string", "description": "The amount the operation needs, a decimal string in the asset's scale."},
+        "available": {"type": "string", "description": "The available amount, a decimal string in the asset's scale "
+                      "(when the available bucket is short)."},
+        "locked": {"type": "string", "description": "The locked amount, a decimal string in the asset's scale "
+                   "(when releasing more than is locked)."},
+    }
 
 
 class AssetNotFound(BourseError):
@@ -221,6 +240,10 @@ class TimestampOutOfWindow(BourseError):
         "`X-API-Timestamp` is older than the window or more than 1 s ahead of the server clock; "
         "the body carries `server_time` and `server_epoch_ms` to resynchronise."
     )
+    extension_fields = {
+        "server_time": {"type": "string", "format": "date-time", "description": "The server's clock (RFC 3339, UTC)."},
+        "server_epoch_ms": {"type": "integer", "description": "The server's clock in Unix epoch milliseconds."},
+    }
 
 
 class NonceReused(BourseError):
@@ -249,6 +272,9 @@ class PermissionDenied(BourseError):
     status = 403
     title = "Permission denied"
     description = "The key lacks the scope the endpoint needs (`read` or `trade`); `required_scope` names it."
+    extension_fields = {
+        "required_scope": {"type": "string", "enum": ["read", "trade"], "description": "The scope the endpoint needs."},
+    }
 
 
 class IpNotAllowed(BourseError):
@@ -266,6 +292,10 @@ class RateLimited(BourseError):
         "A rate limit is exhausted (`policy` names it: `key`, `orders`, `ip`, or `auth_failures` "
         "after repeated authentication failures from one address); retry after `Retry-After` seconds."
     )
+    extension_fields = {
+        "policy": {"type": "string", "enum": ["key", "orders", "ip", "auth_failures", "ws_messages"],
+                   "description": "The exhausted budget (docs/rate-limits.md; `ws_messages`: WebSocket only)."},
+    }
 
     def __init__(self, detail: str | None = None, *, retry_after: int, **extra):
         super().__init__(detail, **extra)
@@ -336,6 +366,9 @@ class TooManySubscriptions(BourseError):
     rest = False
     title = "Too many subscriptions"
     description = "The subscription would exceed the per-connection limit (`limit` names it); nothing was subscribed."
+    extension_fields = {
+        "limit": {"type": "integer", "description": "The limit that was reached."},
+    }
 
 
 class TooManyConnections(BourseError):
@@ -347,6 +380,9 @@ class TooManyConnections(BourseError):
         "The API key or the source address already holds the most WebSocket connections allowed "
         "(`limit` names it); the connection is closed with code 4001."
     )
+    extension_fields = {
+        "limit": {"type": "integer", "description": "The limit that was reached."},
+    }
 
 
 class ResyncRequired(BourseError):
@@ -359,3 +395,7 @@ class ResyncRequired(BourseError):
         "sends): read the current state over REST (`GET /orders`, `/fills`, `/balances`) and subscribe "
         "again without `since`."
     )
+    extension_fields = {
+        "channel": {"type": "string", "description": "The channel concerned (its subscription was dropped)."},
+        "last": {"type": "integer", "description": "The channel's latest sequence."},
+    }

@@ -48,6 +48,7 @@ class DecimalStringField(serializers.Field):
         except InvalidOperation:  # pragma: no cover - the pattern already excludes these
             self.fail("invalid")
         exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)  # the pattern admits finite decimals only
         if -exponent > self.max_places:
             self.fail("max_places", max_places=self.max_places)
         if len(value.as_tuple().digits) > self.max_digits:
@@ -70,6 +71,7 @@ try:  # describe the field to drf-spectacular as a string with a decimal pattern
 
         def map_serializer_field(self, auto_schema, direction):
             schema = build_basic_type(OpenApiTypes.STR)
+            assert schema is not None  # STR is always a basic type
             schema["pattern"] = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
             schema["examples"] = ["0.0100"]
             return schema

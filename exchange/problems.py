@@ -116,7 +116,8 @@ def handler500(request):
     # Django calls this while handling the exception (outside DRF: middleware, the verifier
     # in a middleware), so the exception is still at hand: a dependency that is down is a
     # 503 to retry, not a 500.
-    unavailable = errors.dependency_failure(sys.exc_info()[1]) if sys.exc_info()[1] is not None else None
+    exc = sys.exc_info()[1]
+    unavailable = errors.dependency_failure(exc) if exc is not None else None
     if unavailable is not None:
         return problem_response(unavailable, {"Retry-After": str(unavailable.wait)})
     return problem_response(errors.ServerError("An unexpected error occurred."))

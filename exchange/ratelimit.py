@@ -26,6 +26,7 @@ import logging
 import time
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django_ratelimit.core import get_usage
@@ -92,7 +93,7 @@ if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) en
 return count
 """
 _EXPIRATION_FUDGE = 5  # seconds a window's key outlives it (django-ratelimit's)
-_scripts: dict[int, object] = {}
+_scripts: dict[int, Any] = {}  # redis-py Script objects, per client
 
 
 def _window_key(group: str, pol: Policy, value: str) -> tuple[str, int]:
@@ -110,8 +111,11 @@ def _window_key(group: str, pol: Policy, value: str) -> tuple[str, int]:
 
 
 def _redis_count(name: str, pol: Policy, identity: str, increment: bool) -> Usage:
-    from django.core.cache import cache
+    from django.core.cache import caches
+    from django_redis.cache import RedisCache
 
+    cache = caches["default"]
+    assert isinstance(cache, RedisCache)  # only called when _uses_redis_cache()
     client = cache.client.get_client(write=True)
     script = _scripts.get(id(client))
     if script is None:

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "exchange.middleware.RequestIdMiddleware",
     "exchange.ratelimit.RateLimitHeadersMiddleware",
+    "exchange.deprecation.DeprecationHeadersMiddleware",  # driven by docs/openapi.yaml
     "exchange.bodylimit.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -104,7 +105,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": dj_database_url.parse(DATABASE_URL)["NAME"] if DATABASE_URL else DATA_DIR / "bourse.sqlite3",
+            # Django takes a Path for SQLite's NAME (its own template does); the stubs say str only.
+            "NAME": dj_database_url.parse(DATABASE_URL)["NAME"] if DATABASE_URL else DATA_DIR / "bourse.sqlite3",  # type: ignore[typeddict-item]
             "OPTIONS": {
                 # IMMEDIATE takes the write lock at BEGIN, so a transaction that reads then
                 # writes never fails half-way with SQLITE_BUSY; the busy timeout queues
@@ -196,20 +198,36 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
 }
+# The public origin of this deployment (e.g. `https://api.example.net`, no trailing slash):
+# problem `type` URIs, the served OpenAPI `servers` and the docs' links become absolute with it.
+BOURSE_PUBLIC_URL = os.environ.get("BOURSE_PUBLIC_URL", "").strip().rstrip("/")
+# The API's version (semantic; docs/versioning.md): OpenAPI `info.version`, AsyncAPI, CHANGELOG.md.
+BOURSE_API_VERSION = "1.1.0"
 SPECTACULAR_SETTINGS = {
     "TITLE": "Bourse API",
     "DESCRIPTION": (
-        "The Bourse trading API. Signed requests: docs/signing.md; errors: docs/errors.md; "
-        "rate limits: docs/rate-limits.md; a first session: docs/quickstart.md."
+        "The Bourse trading API (REST; the WebSocket API is described by the AsyncAPI document "
+        "`/docs/asyncapi.yaml`). Guides are served under `/docs/`: signed requests (`/docs/signing`), "
+        "errors (`/docs/errors`), rate limits (`/docs/rate-limits`), a first session (`/docs/quickstart`), "
+        "versioning and the changelog (`/docs/versioning`, `/docs/changelog`)."
     ),
-    "VERSION": "1.0.0",
+    "VERSION": BOURSE_API_VERSION,
     "OAS_VERSION": "3.1.0",
+    "CONTACT": {"name": "Bourse integrator documentation", "url": "http://127.0.0.1:8000/docs/"},
+    "LICENSE": {"name": "MIT", "identifier": "MIT"},
+    "TAGS": [
+        {"name": "market data", "description": "Public market data and the server clock; no credentials needed."},
+        {"name": "orders", "description": "Submit, read and cancel the signed caller's orders, and read its fills."},
+        {"name": "account", "description": "The signed caller's account, API key, balances, ledger and positions."},
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"SideEnum": ["buy", "sell"]},
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "exchange.schema.add_order_links"],
+    # Common responses (429, 503, 413, 415), servers, `security: []`, the Problem schema.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "exchange.schema.contract_hook",
+                             "exchange.schema.add_order_links"],
 }
 
 # --- Logging: one JSON object per line, with the request id -----------------------------

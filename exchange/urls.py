@@ -1,12 +1,12 @@
-"""URL map: the API under /api/v1, docs, admin, health checks."""
+"""URL map: the API under /api/v1, the API explorer, the guides under /docs/, admin, health checks."""
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView, SpectacularYAMLAPIView
 
 from accounts.api import views as account_views
 from trading.api import views as trading_views
 
-from . import views
+from . import guides, views
 
 api_v1 = [
     path("time", views.TimeApi.as_view(), name="time"),
@@ -30,6 +30,13 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="v1:openapi"), name="api-docs"),
     path("api/docs/redoc", SpectacularRedocView.as_view(url_name="v1:openapi"), name="api-docs-redoc"),
+    # The integrator guides and the contracts (exchange.guides): problem `type` URIs land here.
+    path("docs/", guides.index, name="docs-index"),
+    path("docs/examples/", guides.examples, name="docs-examples"),
+    path("docs/examples/<str:name>", guides.examples, name="docs-example"),
+    re_path(r"^docs/(?P<name>[A-Za-z0-9_-]+\.(?:yaml|xml))$", guides.contract_file, name="docs-file"),
+    path("docs/releases/<str:version>/openapi.yaml", guides.released_openapi, name="docs-release"),
+    path("docs/<slug:slug>", guides.page, name="docs-page"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

@@ -19,6 +19,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class TimeApi(BourseApi):
     @extend_schema(
         operation_id="time_get",
+        summary="Get the server time",
+        description=(
+            "The server clock, as RFC 3339 UTC and as Unix epoch milliseconds (`epoch_ms`): sign requests "
+            "against it when the client clock drifts."
+        ),
         tags=["market data"],
         auth=[],
         responses={

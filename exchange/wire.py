@@ -2,8 +2,13 @@
 for time. Every transport renders through these so REST, WebSocket and FIX agree."""
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import overload
 
 
+@overload
+def money(value: Decimal, scale: int) -> str: ...
+@overload
+def money(value: Decimal | None, scale: int) -> str | None: ...
 def money(value: Decimal | None, scale: int) -> str | None:
     """``value`` as a decimal string with exactly ``scale`` places (``"0.0100"``)."""
     if value is None:
@@ -16,6 +21,10 @@ def rate(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+@overload
+def timestamp(moment: datetime) -> str: ...
+@overload
+def timestamp(moment: datetime | None) -> str | None: ...
 def timestamp(moment: datetime | None) -> str | None:
     if moment is None:
         return None

@@ -23,7 +23,9 @@ the single source of truth for what each index means.
 """
 
 from collections import deque
+from collections.abc import Hashable, Iterable, Sequence
 from heapq import heapify, heappop, heappush, nsmallest
+from typing import Any, NoReturn
 
 from .messages import (
     BUY,
@@ -52,6 +54,8 @@ from .messages import (
     Accepted,
     Cancel,
     Cancelled,
+    Command,
+    Event,
     LevelUpdate,
     NewOrder,
     Reduce,
@@ -63,6 +67,12 @@ from .messages import (
 )
 
 _tn = tuple.__new__
+
+# The list layouts described above.  Their items are heterogeneous (ids, accounts,
+# ints, a deque), so they are typed as plain lists.
+_Order = list[Any]  # [order_id, account, side, price, remaining, size]
+_Level = list[Any]  # [total, count, deque of _Order, price]
+_Levels = dict[int, _Level]  # key (price or -price) -> level
 
 # Key bound for market orders: larger than any key, so every level crosses.
 # Limit prices must stay below it (they are rejected otherwise).
@@ -83,25 +93,25 @@ class OrderBook:
 
     __slots__ = ("sequence", "_orders", "_bids", "_asks", "_bid_heap", "_ask_heap")
 
-    def __init__(self, sequence=0):
+    def __init__(self, sequence: int = 0) -> None:
         #: Level-2 sequence: +1 per ``process`` call that changed any level.
         self.sequence = sequence
-        self._orders = {}  # order_id -> order record (resting orders only)
-        self._bids = {}  # -price -> level
-        self._asks = {}  # price -> level
-        self._bid_heap = []  # keys of _bids (lazy deletion)
-        self._ask_heap = []  # keys of _asks (lazy deletion)
+        self._orders: dict[int, _Order] = {}  # order_id -> order record (resting orders only)
+        self._bids: _Levels = {}  # -price -> level
+        self._asks: _Levels = {}  # price -> level
+        self._bid_heap: list[int] = []  # keys of _bids (lazy deletion)
+        self._ask_heap: list[int] = []  # keys of _asks (lazy deletion)
 
     # -- construction -------------------------------------------------------
 
     @classmethod
-    def from_resting(cls, resting_orders, sequence=0):
+    def from_resting(cls, resting_orders: Iterable[Sequence[Any]], sequence: int = 0) -> "OrderBook":
         """Build a book from resting orders in time priority (see ``restore``)."""
         book = cls()
         book.restore(resting_orders, sequence)
         return book
 
-    def restore(self, resting_orders, sequence=0):
+    def restore(self, resting_orders: Iterable[Sequence[Any]], sequence: int = 0) -> None:
         """Replace the whole book with ``resting_orders`` and set ``sequence``.
 
         ``resting_orders`` is an iterable of ``RestingOrder`` (or any tuple
@@ -126,7 +136,7 @@ class OrderBook:
             self.restore((), sequence)
             raise
 
-    def _restore_one(self, item):
+    def _restore_one(self, item: tuple[Any, ...]) -> None:
         if len(item) == 5:
             oid, acct, side, price, rem = item
             size = rem
@@ -147,7 +157,7 @@ class OrderBook:
             raise ValueError(f"duplicate order id {oid!r}")
         self._add_resting(oid, acct, side, price, rem, size)
 
-    def _add_resting(self, oid, acct, side, price, rem, size):
+    def _add_resting(self, oid: int, acct: Hashable, side: str, price: int, rem: int, size: int) -> int:
         """Append an order to its level (creating it); return the level total."""
         if side == BUY:
             levels, heap, key = self._bids, self._bid_heap, -price
@@ -164,13 +174,13 @@ class OrderBook:
             return rem
         level[2].append(order)
         level[1] += 1
-        total = level[0] + rem
+        total: int = level[0] + rem
         level[0] = total
         return total
 
     # -- the one entry point ------------------------------------------------
 
-    def process(self, command):
+    def process(self, command: Command) -> list[Event]:
         """Apply one command; return its events as a list, in order.
 
         ``command`` is a ``NewOrder``, ``Cancel`` or ``Reduce``.  Invalid input
@@ -277,19 +287,35 @@ class OrderBook:
             _tn(LevelUpdate, (side, price, total, seq)),
         ]
 
-    def _take(self, oid, acct, side, otype, price, size, tif, stp, budget, lim, opp_levels, opp_heap):
+    def _take(
+        self,
+        oid: int,
+        acct: Hashable,
+        side: str,
+        otype: str,
+        price: int | None,
+        size: int | None,
+        tif: str,
+        stp: str,
+        budget: int | None,
+        lim: int,
+        opp_levels: _Levels,
+        opp_heap: list[int],
+    ) -> list[Event]:
         """Match an incoming order that crosses the opposite best; then rest/cancel."""
-        events = [_tn(Accepted, (oid, acct, side, otype, price, size))]
-        if tif == FOK and not _fok_fillable(size, acct, stp, budget, lim, opp_levels, opp_heap):
-            events.append(_tn(Cancelled, (oid, acct, side, price, size, CANCEL_FOK)))
-            return events
+        events: list[Event] = [_tn(Accepted, (oid, acct, side, otype, price, size))]
+        if tif == FOK:
+            assert size is not None  # process() rejects a FOK order without a size
+            if not _fok_fillable(size, acct, stp, budget, lim, opp_levels, opp_heap):
+                events.append(_tn(Cancelled, (oid, acct, side, price, size, CANCEL_FOK)))
+                return events
 
         orders = self._orders
         append = events.append
         bounded = size is not None
-        rem = size if bounded else _UNBOUNDED
+        rem = _UNBOUNDED if size is None else size
         stop = None  # why the taker stopped before running out of size or book
-        changed = []  # maker-side levels whose total changed, in the order reached
+        changed: list[_Level] = []  # maker-side levels whose total changed, in the order reached
 
         while opp_heap:
             key = opp_heap[0]
@@ -376,6 +402,7 @@ class OrderBook:
                 if price is None:
                     stop = CANCEL_BUDGET if budget == 0 else CANCEL_NO_LIQUIDITY
                 elif tif == GTC:
+                    assert size is not None  # a limit order always has a size
                     total = self._add_resting(oid, acct, side, price, rem, size)
                     append(_tn(Rested, (oid, acct, side, price, rem)))
                 else:
@@ -396,7 +423,7 @@ class OrderBook:
 
     # -- cancel and reduce ----------------------------------------------------
 
-    def _cancel(self, oid, reason):
+    def _cancel(self, oid: int, reason: str) -> list[Event]:
         order = self._orders.pop(oid, None)
         if order is None:
             return [_tn(Rejected, (oid, REJECT_UNKNOWN))]
@@ -429,7 +456,7 @@ class OrderBook:
             _tn(LevelUpdate, (side, price, total, seq)),
         ]
 
-    def _reduce(self, cmd):
+    def _reduce(self, cmd: Reduce) -> list[Event]:
         oid, new_size, reduce_by = cmd
         order = self._orders.get(oid)
         if order is None:
@@ -460,46 +487,46 @@ class OrderBook:
 
     # -- read-only views -----------------------------------------------------
 
-    def __len__(self):
+    def __len__(self) -> int:
         """Number of resting orders."""
         return len(self._orders)
 
-    def __contains__(self, order_id):
+    def __contains__(self, order_id: object) -> bool:
         return order_id in self._orders
 
     @property
-    def best_bid(self):
+    def best_bid(self) -> int | None:
         """Best bid price in ticks, or None."""
         return -self._bid_heap[0] if self._bid_heap else None
 
     @property
-    def best_ask(self):
+    def best_ask(self) -> int | None:
         """Best ask price in ticks, or None."""
         return self._ask_heap[0] if self._ask_heap else None
 
-    def get_order(self, order_id):
+    def get_order(self, order_id: int) -> RestingOrder | None:
         """The resting order ``order_id`` as a ``RestingOrder``, or None."""
         o = self._orders.get(order_id)
         return None if o is None else RestingOrder(o[0], o[1], o[2], o[3], o[4], o[5])
 
-    def depth(self, n=None):
+    def depth(self, n: int | None = None) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """Level-2 depth: ``(bids, asks)``, each a list of ``(price, total_lots)``, best first.
 
         ``n`` limits each side to its best ``n`` levels (None: all levels).
         """
-        out = []
+        out: list[list[tuple[int, int]]] = []
         for levels in (self._bids, self._asks):
             keys = sorted(levels) if n is None else nsmallest(n, levels)
             out.append([(levels[k][3], levels[k][0]) for k in keys])
         return out[0], out[1]
 
-    def resting_orders(self):
+    def resting_orders(self) -> list[RestingOrder]:
         """All resting orders as ``RestingOrder``: bids best price first, then asks.
 
         Within a level, in time priority.  Feeding this list to ``restore``
         rebuilds an identical book.
         """
-        out = []
+        out: list[RestingOrder] = []
         for levels in (self._bids, self._asks):
             for key in sorted(levels):
                 for o in levels[key][2]:
@@ -507,13 +534,13 @@ class OrderBook:
                         out.append(RestingOrder(o[0], o[1], o[2], o[3], o[4], o[5]))
         return out
 
-    def snapshot(self):
+    def snapshot(self) -> tuple[int, list[RestingOrder]]:
         """``(sequence, resting_orders())``: everything ``restore`` needs."""
         return self.sequence, self.resting_orders()
 
     # -- self-check ------------------------------------------------------------
 
-    def check_invariants(self):
+    def check_invariants(self) -> None:
         """Raise ``InvariantError`` unless the book is internally consistent.
 
         Checks: the book is not crossed; every level's total and count equal
@@ -523,12 +550,12 @@ class OrderBook:
         heap holding every level key, with a live level on top.  O(book).
         """
 
-        def fail(msg):
+        def fail(msg: str) -> NoReturn:
             raise InvariantError(msg)
 
         if type(self.sequence) is not int or self.sequence < 0:
             fail(f"bad sequence {self.sequence!r}")
-        seen = set()
+        seen: set[int] = set()
         for side, levels, heap, sign in (
             (BUY, self._bids, self._bid_heap, -1),
             (SELL, self._asks, self._ask_heap, 1),
@@ -537,7 +564,7 @@ class OrderBook:
                 total, count, queue, price = level
                 if type(price) is not int or price <= 0 or key != sign * price:
                     fail(f"{side} level key {key} does not match price {price!r}")
-                live = [o for o in queue if o[4]]
+                live: list[_Order] = [o for o in queue if o[4]]
                 if not live or count != len(live):
                     fail(f"{side} level {price}: count {count} but {len(live)} live orders")
                 if total != sum(o[4] for o in live):
@@ -568,13 +595,15 @@ class OrderBook:
             fail(f"book crossed: bid {-self._bid_heap[0]} >= ask {self._ask_heap[0]}")
 
 
-def _rebuild_heap(heap, levels):
+def _rebuild_heap(heap: list[int], levels: _Levels) -> None:
     """Drop stale keys, in place (callers hold references to the list)."""
     heap[:] = levels
     heapify(heap)
 
 
-def _fok_fillable(need, acct, stp, budget, lim, opp_levels, opp_heap):
+def _fok_fillable(
+    need: int, acct: Hashable, stp: str, budget: int | None, lim: int, opp_levels: _Levels, opp_heap: list[int]
+) -> bool:
     """Could a FOK taker fill ``need`` lots right now?  Changes nothing.
 
     Walks levels best first over a copy of the heap.  Counts only what the

@@ -10,7 +10,8 @@ Python-level ``__new__`` that ``namedtuple`` generates (about 80 ns instead of
 150 ns per event on the reference machine; see ``bench/engine.md``).
 
 Every event class has a ``kind`` class attribute (a short string) for
-serialisers that prefer a tag over ``type(event)``.
+serialisers that prefer a tag over ``type(event)``; each is a ``namedtuple``
+subclass with no instance dictionary (``__slots__ = ()``) that only adds it.
 
 Prices are integer ticks, sizes integer lots, quote budgets integer quote units
 (ticks * lots).  Nothing here is ever a float.
@@ -119,55 +120,84 @@ remaining, which only matters for a later ``Reduce(new_size=...)``.
 
 # -- events -----------------------------------------------------------------
 
-Accepted = namedtuple("Accepted", "order_id account side order_type price size")
-Accepted.__doc__ = """A NewOrder passed validation and will be processed.
 
-price is None for market orders; size is None for a budget-only market buy.
-Always the first event of a NewOrder that is not rejected.
-"""
-Accepted.kind = "accepted"
+class Accepted(namedtuple("Accepted", "order_id account side order_type price size")):
+    """A NewOrder passed validation and will be processed.
 
-Rested = namedtuple("Rested", "order_id account side price remaining")
-Rested.__doc__ = "The order's remainder now rests in the book at ``price``."
-Rested.kind = "rested"
+    price is None for market orders; size is None for a budget-only market buy.
+    Always the first event of a NewOrder that is not rejected.
+    """
 
-Trade = namedtuple(
-    "Trade",
-    "taker_id maker_id taker_account maker_account taker_side price size "
-    "taker_remaining maker_remaining",
-)
-Trade.__doc__ = """One fill, at the maker's price.
+    __slots__ = ()
+    kind = "accepted"
 
-taker_remaining is the taker's unfilled lots after this trade (None for a
-budget-only market buy); maker_remaining is the maker's after this trade
-(0 means the maker left the book, fully filled).
-"""
-Trade.kind = "trade"
 
-Cancelled = namedtuple("Cancelled", "order_id account side price remaining reason")
-Cancelled.__doc__ = """An order (taker remainder or resting order) was closed without filling.
+class Rested(namedtuple("Rested", "order_id account side price remaining")):
+    """The order's remainder now rests in the book at ``price``."""
 
-remaining is the number of lots cancelled (None for a budget-only market buy).
-price is None for market orders.  reason is one of CANCEL_REASONS.
-"""
-Cancelled.kind = "cancelled"
+    __slots__ = ()
+    kind = "rested"
 
-Reduced = namedtuple("Reduced", "order_id account side price remaining reduced_by")
-Reduced.__doc__ = "A resting order shrank in place (priority kept); remaining is the new size."
-Reduced.kind = "reduced"
 
-Rejected = namedtuple("Rejected", "order_id reason")
-Rejected.__doc__ = "The command was refused and changed nothing.  reason is one of REJECT_REASONS."
-Rejected.kind = "rejected"
+class Trade(
+    namedtuple(
+        "Trade",
+        "taker_id maker_id taker_account maker_account taker_side price size "
+        "taker_remaining maker_remaining",
+    )
+):
+    """One fill, at the maker's price.
 
-LevelUpdate = namedtuple("LevelUpdate", "side price total sequence")
-LevelUpdate.__doc__ = """Level-2 change: the level ``(side, price)`` now holds ``total`` lots.
+    taker_remaining is the taker's unfilled lots after this trade (None for a
+    budget-only market buy); maker_remaining is the maker's after this trade
+    (0 means the maker left the book, fully filled).
+    """
 
-total 0 means the level is gone.  All LevelUpdates of one ``process`` call
-share one sequence number, which is the previous one plus 1; they come last in
-the call's event list, maker-side levels first (in the order they were
-reached), then the taker's own level if it rested.
-"""
-LevelUpdate.kind = "level"
+    __slots__ = ()
+    kind = "trade"
+
+
+class Cancelled(namedtuple("Cancelled", "order_id account side price remaining reason")):
+    """An order (taker remainder or resting order) was closed without filling.
+
+    remaining is the number of lots cancelled (None for a budget-only market buy).
+    price is None for market orders.  reason is one of CANCEL_REASONS.
+    """
+
+    __slots__ = ()
+    kind = "cancelled"
+
+
+class Reduced(namedtuple("Reduced", "order_id account side price remaining reduced_by")):
+    """A resting order shrank in place (priority kept); remaining is the new size."""
+
+    __slots__ = ()
+    kind = "reduced"
+
+
+class Rejected(namedtuple("Rejected", "order_id reason")):
+    """The command was refused and changed nothing.  reason is one of REJECT_REASONS."""
+
+    __slots__ = ()
+    kind = "rejected"
+
+
+class LevelUpdate(namedtuple("LevelUpdate", "side price total sequence")):
+    """Level-2 change: the level ``(side, price)`` now holds ``total`` lots.
+
+    total 0 means the level is gone.  All LevelUpdates of one ``process`` call
+    share one sequence number, which is the previous one plus 1; they come last in
+    the call's event list, maker-side levels first (in the order they were
+    reached), then the taker's own level if it rested.
+    """
+
+    __slots__ = ()
+    kind = "level"
+
 
 EVENT_TYPES = (Accepted, Rested, Trade, Cancelled, Reduced, Rejected, LevelUpdate)
+
+#: Any event ``OrderBook.process`` emits.
+Event = Accepted | Rested | Trade | Cancelled | Reduced | Rejected | LevelUpdate
+#: Any command ``OrderBook.process`` accepts.
+Command = NewOrder | Cancel | Reduce

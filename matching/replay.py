@@ -21,9 +21,10 @@ import contextlib
 import gc
 import sys
 import time
+from collections.abc import Callable, Sequence
 
 from .book import OrderBook
-from .messages import CANCEL_NEWEST, LIMIT, MARKET, Cancel, NewOrder, Trade
+from .messages import CANCEL_NEWEST, LIMIT, MARKET, Cancel, Event, NewOrder, Trade
 
 _tn = tuple.__new__
 
@@ -39,7 +40,7 @@ class ReplayFormatError(ValueError):
     """A line of the command file is malformed."""
 
 
-def parse_line(line):
+def parse_line(line: str) -> NewOrder | Cancel:
     """Parse one command line into a ``NewOrder`` or ``Cancel``."""
     f = line.split(",")
     kind = f[0]
@@ -72,9 +73,9 @@ def parse_line(line):
     raise ReplayFormatError(f"{line!r}: expected N with 9 fields or C with 2")
 
 
-def load(path):
+def load(path: str) -> list[NewOrder | Cancel]:
     """Parse a command file into a list of commands."""
-    commands = []
+    commands: list[NewOrder | Cancel] = []
     with open(path, encoding="ascii") as fh:
         for lineno, raw in enumerate(fh, 1):
             line = raw.strip()
@@ -87,7 +88,11 @@ def load(path):
     return commands
 
 
-def run(commands, book=None, on_events=None):
+def run(
+    commands: Sequence[NewOrder | Cancel],
+    book: OrderBook | None = None,
+    on_events: Callable[[list[list[Event]]], object] | None = None,
+) -> tuple[float, int, float]:
     """Process ``commands`` through ``book.process``; return ``(seconds, n_events, cpu_seconds)``.
 
     ``seconds`` is wall-clock time of the ``process`` calls only;
@@ -118,14 +123,14 @@ def run(commands, book=None, on_events=None):
     return elapsed, n_events, cpu_elapsed
 
 
-def trade_lines(results):
+def trade_lines(results: list[list[Event]]) -> list[str]:
     """The ``taker_id,maker_id,price_ticks,size_lots`` lines of a chunk's trades."""
     return [
         f"{e[0]},{e[1]},{e[5]},{e[6]}\n" for events in results for e in events if type(e) is Trade
     ]
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m matching.replay", description=__doc__.split("\n")[0])
     parser.add_argument("file", help="command file")
     parser.add_argument("--trades", metavar="OUT", help="write trades as taker_id,maker_id,price_ticks,size_lots")

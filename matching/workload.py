@@ -13,23 +13,26 @@ target ids that already traded away, as real clients do.
 """
 
 import random
+from collections.abc import Iterator
 
 from .book import OrderBook
-from .messages import Trade
+from .messages import Cancelled, Rested, Trade
 from .replay import parse_line
 
 
-def generate(n, seed=1, target_orders=10_000, mid=10_000, accounts=1_000, spread_ticks=60):
+def generate(
+    n: int, seed: int = 1, target_orders: int = 10_000, mid: int = 10_000, accounts: int = 1_000, spread_ticks: int = 60
+) -> Iterator[str]:
     """Yield ``n`` command lines (without newline)."""
     rng = random.Random(seed)
     rand = rng.random
     randint = rng.randint
     book = OrderBook()
-    live = []  # ids the generator believes are resting
-    where = {}  # id -> index in live
+    live: list[int] = []  # ids the generator believes are resting
+    where: dict[int, int] = {}  # id -> index in live
     next_id = 1
 
-    def forget(oid):
+    def forget(oid: int) -> None:
         i = where.pop(oid, None)
         if i is None:
             return
@@ -88,19 +91,18 @@ def generate(n, seed=1, target_orders=10_000, mid=10_000, accounts=1_000, spread
                     line = f"N,{next_id},{side},M,0,{size},{tif},0,{acct}"
             next_id += 1
         for e in book.process(parse_line(line)):
-            kind = type(e)
-            if kind is Trade:
+            if type(e) is Trade:
                 if not e.maker_remaining:
                     forget(e.maker_id)
-            elif e.kind == "rested":
+            elif type(e) is Rested:
                 where[e.order_id] = len(live)
                 live.append(e.order_id)
-            elif e.kind == "cancelled":
+            elif type(e) is Cancelled:
                 forget(e.order_id)
         yield line
 
 
-def write(path, n, **kwargs):
+def write(path: str, n: int, **kwargs: int) -> None:
     """Write ``n`` generated commands to ``path``."""
     with open(path, "w", encoding="ascii") as fh:
         for line in generate(n, **kwargs):

@@ -21,6 +21,7 @@ class MarketForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        assert data is not None  # ModelForm.clean returns cleaned_data
         if self.errors:
             return data
         values = {field: data[field] for field in services.FILTER_FIELDS if field in data}
@@ -60,7 +61,7 @@ class MarketAdmin(admin.ModelAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # ModelAdmin wraps this in transaction.atomic; the market services open their own
         # durable transaction, which must not nest, and are the only write the page makes.
-        return self._changeform_view(request, object_id, form_url, extra_context)
+        return self._changeform_view(request, object_id, form_url, extra_context)  # type: ignore[attr-defined]  # ModelAdmin's private unwrapped view, absent from the stubs
 
     def save_model(self, request, obj, form, change):
         values = {field: form.cleaned_data[field] for field in services.FILTER_FIELDS}

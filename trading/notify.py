@@ -18,11 +18,15 @@ import select
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("bourse.notify")
 
@@ -41,8 +45,9 @@ def run_dir() -> Path:
     return path
 
 
-def _chunks(ids: list[int]):
-    chunk, size = [], 0
+def _chunks(ids: list[int]) -> Iterator[str]:
+    chunk: list[str] = []
+    size = 0
     for value in ids:
         text = str(value)
         if size + len(text) + 1 > MAX_PAYLOAD:
@@ -98,16 +103,16 @@ class WakeListener:
 
     def __init__(self, market_ids):
         self.market_ids = set(market_ids)
+        self._pg: psycopg.Connection[Any] | None
+        self._socks: list[tuple[int, socket.socket]] = []
         if _uses_postgres():
             import psycopg
 
             params = connection.get_connection_params()
             self._pg = psycopg.connect(**params, autocommit=True)
             self._pg.execute(f"LISTEN {WAKE_CHANNEL}")
-            self._socks = []
         else:
             self._pg = None
-            self._socks = []
             for market_id in self.market_ids:
                 path = run_dir() / f"engine-{market_id}.sock"
                 path.unlink(missing_ok=True)
@@ -248,6 +253,7 @@ class VerdictWaiter:
     def _run_postgres(self):
         import psycopg
 
+        assert self._params is not None  # read whenever the database is PostgreSQL
         with psycopg.connect(**self._params, autocommit=True) as pg:
             pg.execute(f"LISTEN {VERDICT_CHANNEL}")
             self._ready.set()

@@ -62,7 +62,7 @@ def _balances_match_entries() -> dict:
 
 
 def _assets_conserved() -> dict:
-    held = defaultdict(Decimal)
+    held: defaultdict[str, Decimal] = defaultdict(Decimal)
     for bucket in ("available", "locked"):
         for (asset,), total in decimal_sums(Balance.objects.all(), ("asset_id",), bucket).items():
             held[asset] += total

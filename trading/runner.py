@@ -20,9 +20,11 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 import matching as engine
@@ -44,13 +46,21 @@ MARKET_BACKOFF_MAX_S = 30.0
 ENGINE = Actor.system("engine")
 ADVISORY_LOCK_CLASS = 0x426F  # first key of pg_try_advisory_lock(class, market_id)
 
-SIDE_TO_ENGINE = {Order.Side.BUY: m.BUY, Order.Side.SELL: m.SELL}
+SIDE_TO_ENGINE: dict[str, str] = {Order.Side.BUY: m.BUY, Order.Side.SELL: m.SELL}
 SIDE_FROM_ENGINE = {m.BUY: Order.Side.BUY, m.SELL: Order.Side.SELL}
-TYPE_TO_ENGINE = {Order.Type.LIMIT: m.LIMIT, Order.Type.MARKET: m.MARKET}
+TYPE_TO_ENGINE: dict[str, str] = {Order.Type.LIMIT: m.LIMIT, Order.Type.MARKET: m.MARKET}
 TIF_TO_ENGINE = {"gtc": m.GTC, "ioc": m.IOC, "fok": m.FOK}
 ORDER_FIELDS = ("status", "filled_quantity", "filled_quote", "sequence", "cancel_reason", "reject_reason", "updated_at")
+
+
+def _column(name: str) -> str:
+    model_field = Order._meta.get_field(name)
+    assert isinstance(model_field, Field)  # a concrete column, not a relation's reverse side
+    return model_field.column
+
+
 ORDER_UPDATE_SQL = "UPDATE {table} SET {columns} WHERE id = %s".format(
-    table=Order._meta.db_table, columns=", ".join(f"{Order._meta.get_field(f).column} = %s" for f in ORDER_FIELDS)
+    table=Order._meta.db_table, columns=", ".join(f"{_column(f)} = %s" for f in ORDER_FIELDS)
 )
 
 
@@ -305,7 +315,7 @@ class MarketRunner:
     def _apply(self, events, batch: Batch, now) -> None:
         market = self.market
         levels: tuple[list, list] | None = None
-        sequence = None
+        sequence = 0  # the batch's level-2 sequence, read with levels (both set by the first LevelUpdate)
         for event in events:
             kind = type(event)
             if kind is m.Trade:
@@ -323,10 +333,10 @@ class MarketRunner:
                 order.cancel_reason = "" if spent_budget else event.reason
                 self.resting.pop(order.pk, None)
             elif kind is m.Rejected:
-                order = batch.orders.get(event.order_id)
-                if order is not None and order.status == Order.Status.PENDING:
-                    order.status = Order.Status.REJECTED
-                    order.reject_reason = event.reason
+                rejected = batch.orders.get(event.order_id)
+                if rejected is not None and rejected.status == Order.Status.PENDING:
+                    rejected.status = Order.Status.REJECTED
+                    rejected.reject_reason = event.reason
             elif kind is m.LevelUpdate:
                 if levels is None:
                     levels, sequence = ([], []), event.sequence
@@ -446,7 +456,7 @@ class Ownership:
 
     def __init__(self):
         self._pg = None
-        self._files: dict[int, object] = {}
+        self._files: dict[int, TextIO] = {}
         if connection.vendor == "postgresql":
             import psycopg
 
@@ -455,6 +465,7 @@ class Ownership:
     def try_acquire(self, market_id: int) -> bool:
         if self._pg is not None:
             row = self._pg.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_CLASS, market_id]).fetchone()
+            assert row is not None  # a SELECT of one value returns one row
             return bool(row[0])
         # Not a with-block: the flock lives as long as this handle, i.e. for as long as we own the market.
         handle = open(notify.run_dir() / f"engine-{market_id}.lock", "a+")  # noqa: SIM115
@@ -567,6 +578,7 @@ class EngineProcess:
                 self.acquire()
             done = self.run_once()
             if done == 0:
+                assert self.listener is not None  # acquire() always leaves one
                 if self.listener.wait(self.IDLE_WAIT_S if self.runners else 0.5) and linger:
                     time.sleep(linger)  # let the submissions arriving with this one join its batch
             elif done < settings.BOURSE_ENGINE_BATCH and linger:

@@ -49,7 +49,7 @@ def book_snapshot(market: Market, depth: int | None = None) -> dict:
         f"UNION ALL SELECT side, price, quantity, filled_quantity FROM {order_table} "
         f"WHERE market_id = %s AND status IN ('open', 'partially_filled')"
     )
-    levels = {"buy": defaultdict(Decimal), "sell": defaultdict(Decimal)}
+    levels: dict[str, defaultdict[Decimal, Decimal]] = {"buy": defaultdict(Decimal), "sell": defaultdict(Decimal)}
     sequence = 0
     with connection.cursor() as cursor:
         cursor.execute(sql, [market.pk, market.pk])

@@ -79,7 +79,7 @@ def _settle_trades(market_id: int) -> int:
         )
         if not trades:
             return 0
-        fills = {}
+        fills: dict[int, dict[str, Fill]] = {}
         for fill in Fill.objects.filter(trade__in=trades):
             fills.setdefault(fill.trade_id, {})[fill.liquidity] = fill
         order_ids = {t.taker_order_id for t in trades} | {t.maker_order_id for t in trades}
@@ -114,7 +114,7 @@ def _settle_trades(market_id: int) -> int:
         return len(trades)
 
 
-def _settle_trade(trade: Trade, fills: dict, orders: dict[int, Order], market: Market, fees_id: int) -> ledger.Posting:
+def _settle_trade(trade: Trade, fills: dict[str, Fill], orders: dict[int, Order], market: Market, fees_id: int) -> ledger.Posting:
     """The trade's journal (its orders' remaining holds updated in memory)."""
     taker, maker = fills[Fill.Liquidity.TAKER], fills[Fill.Liquidity.MAKER]
     buy, sell = (taker, maker) if taker.side == Order.Side.BUY else (maker, taker)
@@ -148,7 +148,7 @@ def _excess(order: Order, fill: Fill) -> Decimal:
     Market orders keep their hold until they close (they may fill several times at once)."""
     if order.type != Order.Type.LIMIT:
         return Decimal(0)
-    excess = order.hold_remaining - pricing.required_hold(order, fill.order_remaining)
+    excess: Decimal = order.hold_remaining - pricing.required_hold(order, fill.order_remaining)
     if excess < 0:  # would mean the hold did not cover the worst case: a bug, never hidden
         raise AssertionError(f"order {order.pk} under-held by {-excess} after fill {fill.pk}")
     return excess

@@ -22,6 +22,7 @@ class AccountGetApi(PrivateApi):
 
     @extend_schema(
         operation_id="account_get",
+        summary="Get the account",
         tags=["account"],
         parameters=RATE_LIMIT_HEADERS,
         responses={200: AccountSerializer, **problem_responses(*PRIVATE_ERRORS)},
@@ -59,6 +60,7 @@ class BalanceListApi(PrivateApi):
 
     @extend_schema(
         operation_id="balances_list",
+        summary="List balances",
         tags=["account"],
         parameters=[*PAGE_PARAMETERS, *RATE_LIMIT_HEADERS],
         responses={200: page_of(BalanceSerializer, "BalancePage"), **problem_responses(400, *PRIVATE_ERRORS)},
@@ -90,6 +92,7 @@ class LedgerEntryListApi(PrivateApi):
 
     @extend_schema(
         operation_id="ledger_list",
+        summary="List ledger entries",
         tags=["account"],
         parameters=[
             OpenApiParameter("asset", str, description="Only this asset's entries (e.g. `USD`)."),

@@ -70,3 +70,16 @@ def test_success_clears_the_username_count(staff):
     attempt("sue", "wrong")
     attempt("sue", "wrong")
     assert attempt("sue", PASSWORD).status_code == 302
+
+
+def test_a_throttled_form_without_a_request_refuses_with_the_rate_limit(staff):
+    # The form works without a request (Django allows it): the refusal must not depend on
+    # having one to carry the wait to the Retry-After header.
+    from audit.login import ThrottledAuthenticationForm, login_failed
+
+    for _ in range(3):
+        login_failed("", "sue")
+    form = ThrottledAuthenticationForm(request=None, data={"username": "sue", "password": PASSWORD})
+    assert not form.is_valid()
+    assert [error.code for error in form.non_field_errors().as_data()] == ["rate_limited"]
+    assert AuditEvent.objects.filter(action="admin.login_failed", reason="rate_limited").count() == 1

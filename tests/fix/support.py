@@ -19,9 +19,7 @@ from tests.support import PYTHON, subprocess_env
 from trading.fix.codec import FrameReader, Message, encode
 from trading.fix.logon import format_utc_timestamp, signed_string
 
-DICTIONARY = Path(PYTHON).resolve().parent.parent / "share" / "quickfix" / "FIX44.xml"
-if not DICTIONARY.exists():  # a venv whose python is a symlink: look beside the venv's own bin
-    DICTIONARY = Path(PYTHON).parent.parent / "share" / "quickfix" / "FIX44.xml"
+ROOT_DIR = Path(__file__).resolve().parents[2]
 
 
 def wait_for(predicate, timeout=10.0, interval=0.01):
@@ -271,30 +269,29 @@ class QuickFixClient:
         return fix.Session.lookupSession(self.session_id)
 
 
-def initiator_config(key_id: str, port: int, store_dir: str, *, heartbeat=30, reset_on_logon=False) -> str:
-    """The QuickFIX initiator settings that work against Bourse (docs/fix.md shows the same)."""
-    return f"""[DEFAULT]
-ConnectionType=initiator
-ReconnectInterval=1
-FileStorePath={store_dir}/store
-FileLogPath={store_dir}/log
-StartTime=00:00:00
-EndTime=00:00:00
-UseDataDictionary=Y
-DataDictionary={DICTIONARY}
-ValidateUserDefinedFields=N
-ResetOnLogon={'Y' if reset_on_logon else 'N'}
-ResetOnLogout=N
-ResetOnDisconnect=N
+BOURSE_DICTIONARY = ROOT_DIR / "docs" / "fix44-bourse.xml"
 
-[SESSION]
-BeginString=FIX.4.4
-SenderCompID={key_id}
-TargetCompID=BOURSE
-SocketConnectHost=127.0.0.1
-SocketConnectPort={port}
-HeartBtInt={heartbeat}
-"""
+
+def documented_initiator_config() -> str:
+    """The ```ini block of docs/fix.md's "A QuickFIX initiator configuration", verbatim."""
+    doc = (ROOT_DIR / "docs" / "fix.md").read_text()
+    section = doc[doc.index("## A QuickFIX initiator configuration"):]
+    return section[section.index("```ini\n") + len("```ini\n"):section.index("```", section.index("```ini") + 6)]
+
+
+def initiator_config(key_id: str, port: int, store_dir: str, *, heartbeat=30, reset_on_logon=False) -> str:
+    """docs/fix.md's initiator configuration, as written there, with only this run's key,
+    port, folders and the dictionary's path filled in (so the documented one is the tested one)."""
+    values = {
+        "ReconnectInterval": "1", "FileStorePath": f"{store_dir}/store", "FileLogPath": f"{store_dir}/log",
+        "DataDictionary": str(BOURSE_DICTIONARY), "ResetOnLogon": "Y" if reset_on_logon else "N",
+        "SenderCompID": key_id, "SocketConnectPort": str(port), "HeartBtInt": str(heartbeat),
+    }
+    lines = []
+    for line in documented_initiator_config().splitlines():
+        name = line.split("=", 1)[0]
+        lines.append(f"{name}={values[name]}" if "=" in line and name in values else line)
+    return "\n".join(lines) + "\n"
 
 
 def qf_new_order(cl_ord_id, side, qty, price=None, ord_type=fix.OrdType_LIMIT, tif=None, symbol="BTC-USD", post_only=False):

@@ -17,6 +17,17 @@ from trading.ws.routing import websocket_urlpatterns
 application = URLRouter(websocket_urlpatterns)
 
 
+def checked_frame(text: str) -> dict:
+    """A received frame, parsed and validated against docs/asyncapi.yaml: every frame the
+    WebSocket tests see must be one the AsyncAPI document describes, member for member."""
+    from exchange.asyncapi import server_frame_validator
+
+    frame = json.loads(text)
+    problems = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in server_frame_validator().iter_errors(frame)]
+    assert not problems, f"frame not described by docs/asyncapi.yaml: {frame} {problems[:3]}"
+    return frame
+
+
 def auth_op(key, *, timestamp=None, nonce=None, path="/ws/v1", message_id=None, **override) -> dict:
     """``{"op": "auth", ...}`` signed like a client would sign it (GET, /ws/v1, no query/body)."""
     timestamp = timestamp if timestamp is not None else int(time.time() * 1000)
@@ -68,7 +79,7 @@ class Client:
             await self.c.send_to(text_data=message)
 
     async def recv(self, timeout=5.0) -> dict:
-        return json.loads(await self.c.receive_from(timeout=timeout))
+        return checked_frame(await self.c.receive_from(timeout=timeout))
 
     async def ask(self, message, timeout=5.0) -> dict:
         await self.send(message)

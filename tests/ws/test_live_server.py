@@ -13,7 +13,7 @@ from websockets.sync.client import connect
 
 from tests.factories import AccountFactory, ApiKeyFactory
 from tests.support import PYTHON, fund, subprocess_env
-from tests.ws.helpers import auth_op
+from tests.ws.helpers import auth_op, checked_frame
 from trading.services.orders import order_submit
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -53,7 +53,7 @@ def daphne():
 
 
 def recv(ws, timeout=10.0) -> dict:
-    return json.loads(ws.recv(timeout=timeout))
+    return checked_frame(ws.recv(timeout=timeout))
 
 
 def test_websockets_client_against_daphne(market, runner):

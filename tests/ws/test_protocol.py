@@ -10,7 +10,7 @@ import json
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from tests.ws.helpers import application, auth_op, connected, make_key, scenario
+from tests.ws.helpers import application, auth_op, checked_frame, connected, make_key, scenario
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -173,7 +173,7 @@ async def test_inbound_rate_limit_closes_with_4029(settings):
     assert (await communicator.connect())[0]
     for i in range(4):
         await communicator.send_to(text_data=json.dumps({"op": "ping", "id": i}))
-    replies = [json.loads(await communicator.receive_from()) for _ in range(4)]
+    replies = [checked_frame(await communicator.receive_from()) for _ in range(4)]
     assert [r["type"] for r in replies] == ["pong", "pong", "pong", "error"]
     assert replies[-1]["code"] == "rate_limited"
     assert await communicator.receive_output(timeout=2) == {"type": "websocket.close", "code": 4029}
@@ -187,7 +187,7 @@ async def test_connections_per_ip(settings):
         await still_alive(ws)
         extra = WebsocketCommunicator(application, "/ws/v1")
         assert (await extra.connect())[0]
-        reply = json.loads(await extra.receive_from())
+        reply = checked_frame(await extra.receive_from())
         assert reply["code"] == "too_many_connections" and reply["limit"] == 1
         assert await extra.receive_output(timeout=2) == {"type": "websocket.close", "code": 4001}
         await extra.disconnect()
@@ -204,7 +204,7 @@ async def test_connections_per_key(settings):
         second = WebsocketCommunicator(application, "/ws/v1")
         assert (await second.connect())[0]
         await second.send_to(text_data=json.dumps(auth_op(key, message_id=9)))
-        reply = json.loads(await second.receive_from())
+        reply = checked_frame(await second.receive_from())
         assert reply["code"] == "too_many_connections" and reply["id"] == 9
         assert await second.receive_output(timeout=2) == {"type": "websocket.close", "code": 4001}
         await second.disconnect()

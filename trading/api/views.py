@@ -58,6 +58,11 @@ class MarketListApi(BourseApi):
 
     @extend_schema(
         operation_id="markets_list",
+        summary="List markets",
+        description=(
+            "Every market with its assets, filters (tick size, lot size, minimum quantity and notional), "
+            "fees and status; paginated by symbol."
+        ),
         tags=["market data"],
         parameters=PAGE_PARAMETERS,
         responses={200: page_of(MarketSerializer, "MarketPage"), **problem_responses(400)},
@@ -71,6 +76,10 @@ class MarketListApi(BourseApi):
 class MarketDetailApi(BourseApi):
     @extend_schema(
         operation_id="markets_get",
+        summary="Get a market",
+        description=(
+            "One market by symbol (e.g. `BTC-USD`): assets, filters, fees and status."
+        ),
         tags=["market data"],
         responses={200: MarketSerializer, **problem_responses(404)},
         auth=[],
@@ -84,6 +93,11 @@ class MarketBookApi(BourseApi):
 
     @extend_schema(
         operation_id="markets_book",
+        summary="Get a market's order book",
+        description=(
+            "The aggregated order book: price levels per side as `[price, quantity]`, best first, with the "
+            "book's `sequence` (the WebSocket `book:` channel continues from it)."
+        ),
         tags=["market data"],
         parameters=[OpenApiParameter("depth", int, description=f"Levels per side, 1-{selectors.MAX_BOOK_DEPTH} (default 50).")],
         responses={200: BookSerializer, **problem_responses(400, 404)},
@@ -108,6 +122,10 @@ class MarketTradeListApi(BourseApi):
 
     @extend_schema(
         operation_id="markets_trades",
+        summary="List a market's trades",
+        description=(
+            "The market's public trades, newest first; paginated."
+        ),
         tags=["market data"],
         parameters=PAGE_PARAMETERS,
         responses={200: page_of(TradeSerializer, "TradePage"), **problem_responses(400, 404)},
@@ -122,6 +140,10 @@ class MarketTradeListApi(BourseApi):
 class MarketTickerApi(BourseApi):
     @extend_schema(
         operation_id="markets_ticker",
+        summary="Get a market's ticker",
+        description=(
+            "Best bid and ask, last price and the rolling 24-hour open, high, low and volume."
+        ),
         tags=["market data"],
         responses={200: TickerSerializer, **problem_responses(404)},
         auth=[],
@@ -143,6 +165,13 @@ class OrderListSubmitApi(PrivateApi):
 
     @extend_schema(
         operation_id="orders_submit",
+        summary="Submit an order",
+        description=(
+            "Submits an order for the signed caller (scope `trade`): 201 with the order as the matching "
+            "engine left it, 200 for an identical earlier submission with the same `client_order_id`, 202 "
+            "when the engine did not answer within 2 s (status `pending`, funds stay held). Counts against "
+            "the `orders` budget (docs/trading.md)."
+        ),
         tags=["orders"],
         request=OrderSubmitSerializer,
         parameters=RATE_LIMIT_HEADERS,
@@ -176,6 +205,10 @@ class OrderListSubmitApi(PrivateApi):
 
     @extend_schema(
         operation_id="orders_list",
+        summary="List orders",
+        description=(
+            "The caller's orders, newest first; `status` selects open (default), closed or all; paginated."
+        ),
         tags=["orders"],
         parameters=[
             MARKET_PARAM,
@@ -197,6 +230,10 @@ class OrderListSubmitApi(PrivateApi):
 
     @extend_schema(
         operation_id="orders_cancel_all",
+        summary="Cancel all open orders",
+        description=(
+            "Cancels every open order of the caller (scope `trade`), optionally in one market; returns the cancelled order ids."
+        ),
         tags=["orders"],
         parameters=[MARKET_PARAM, *RATE_LIMIT_HEADERS],
         responses={200: CancelAllSerializer, **problem_responses(*PRIVATE_ERRORS, 422)},
@@ -217,6 +254,10 @@ class OrderDetailApi(PrivateApi):
 
     @extend_schema(
         operation_id="orders_get",
+        summary="Get an order",
+        description=(
+            "One of the caller's orders by its `order_id` (another account's order is `not_found`)."
+        ),
         tags=["orders"],
         parameters=RATE_LIMIT_HEADERS,
         responses={200: OrderSerializer, **problem_responses(*PRIVATE_ERRORS, 404)},
@@ -227,6 +268,11 @@ class OrderDetailApi(PrivateApi):
 
     @extend_schema(
         operation_id="orders_cancel",
+        summary="Cancel an order",
+        description=(
+            "Cancels one of the caller's open orders (scope `trade`); 200 once the engine cancelled it, 202 "
+            "when it did not answer within 2 s (the cancel stays queued)."
+        ),
         tags=["orders"],
         parameters=RATE_LIMIT_HEADERS,
         responses={
@@ -246,6 +292,10 @@ class OrderDetailApi(PrivateApi):
 class OrderByClientIdApi(PrivateApi):
     @extend_schema(
         operation_id="orders_get_by_client_id",
+        summary="Get an order by client order id",
+        description=(
+            "One of the caller's orders by the `client_order_id` it was submitted with."
+        ),
         tags=["orders"],
         parameters=RATE_LIMIT_HEADERS,
         responses={200: OrderSerializer, **problem_responses(*PRIVATE_ERRORS, 404)},
@@ -261,6 +311,10 @@ class FillListApi(PrivateApi):
 
     @extend_schema(
         operation_id="fills_list",
+        summary="List fills",
+        description=(
+            "The caller's fills (its side of each trade, with fee and liquidity), newest first; paginated."
+        ),
         tags=["orders"],
         parameters=[MARKET_PARAM, OpenApiParameter("order_id", str, description="Only this order's fills."),
                     *PAGE_PARAMETERS, *RATE_LIMIT_HEADERS],
@@ -282,6 +336,7 @@ class PositionListApi(PrivateApi):
 
     @extend_schema(
         operation_id="positions_list",
+        summary="List positions",
         tags=["account"],
         parameters=RATE_LIMIT_HEADERS,
         responses={200: inline_serializer("PositionList", {"results": PositionSerializer(many=True)}),

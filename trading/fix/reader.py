@@ -134,5 +134,5 @@ class OutboxTail:
                                                                cancel_ids=session.cancel_ids, acked=session.acked,
                                                                since=session.logon_at))
                 except Exception:
-                    log.exception("FIX execution reports failed", extra={"key_id": session.key.key_id})
+                    log.exception("FIX execution reports failed", extra={"key_id": session.verified_key.key_id})
         return False

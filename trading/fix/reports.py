@@ -14,6 +14,9 @@ from decimal import Decimal
 
 from .logon import format_utc_timestamp
 
+#: One (tag, value) of a message body; a None value is left out when encoded.
+Field = tuple[int, object]
+
 SIDE = {"buy": "1", "sell": "2"}
 SIDE_FROM_FIX = {v: k for k, v in SIDE.items()}
 ORD_TYPE = {"market": "1", "limit": "2"}
@@ -49,7 +52,7 @@ def _text(value: str) -> str:
 
 def order_fields(order: dict, *, account_id, exec_id: str, exec_type: str, ord_status: str,
                  cum: Decimal, leaves: Decimal, avg: Decimal | None, cl_ord_id: str | None = None,
-                 orig_cl_ord_id: str | None = None, text: str | None = None) -> list[tuple[int, str]]:
+                 orig_cl_ord_id: str | None = None, text: str | None = None) -> list[Field]:
     fields = [
         (37, order["order_id"]),
         (11, cl_ord_id if cl_ord_id is not None else order.get("client_order_id")),
@@ -85,7 +88,7 @@ def _leaves(order: dict, cum: Decimal, closed: bool) -> Decimal:
     return max(_d(order["quantity"]) - cum, Decimal(0))
 
 
-def status_report(order: dict, *, account_id, text: str | None = None, req_id: str | None = None) -> list[tuple[int, str]]:
+def status_report(order: dict, *, account_id, text: str | None = None, req_id: str | None = None) -> list[Field]:
     """ExecType=I (Order Status), the answer to an OrderStatusRequest."""
     status = order["status"]
     cum = _d(order.get("filled_quantity"))
@@ -101,9 +104,9 @@ def status_report(order: dict, *, account_id, text: str | None = None, req_id: s
 
 
 def rejected_report(*, account_id, cl_ord_id: str | None, symbol: str | None, side: str | None, code: str, message: str,
-                    req_id: str | None = None, exec_type: str = EXEC_REJECTED) -> list[tuple[int, str]]:
+                    req_id: str | None = None, exec_type: str = EXEC_REJECTED) -> list[Field]:
     """A report for an order that never existed (refused before it was written)."""
-    fields = [
+    fields: list[Field] = [
         (37, "NONE"), (11, cl_ord_id), (1, str(account_id)), (17, f"R-{next(_status_ids)}"), (150, exec_type),
         (39, "8"), (103, ORD_REJ_REASON.get(code, "99")), (55, symbol or "[N/A]"), (54, side or "1"),
         (151, "0"), (14, "0"), (6, "0"), (60, now_fix()), (58, _text(f"{code}: {message}")),
@@ -113,8 +116,8 @@ def rejected_report(*, account_id, cl_ord_id: str | None, symbol: str | None, si
     return fields
 
 
-def cancel_reject(*, account_id, cl_ord_id: str, orig_cl_ord_id: str | None, order: dict | None, reason: str, code: str,
-                  message: str) -> list[tuple[int, str]]:
+def cancel_reject(*, account_id, cl_ord_id: str | None, orig_cl_ord_id: str | None, order: dict | None, reason: str, code: str,
+                  message: str) -> list[Field]:
     """OrderCancelReject (9). ``reason`` is CxlRejReason: 0 too late, 1 unknown order."""
     return [
         (37, order["order_id"] if order else "NONE"), (11, cl_ord_id), (41, orig_cl_ord_id), (1, str(account_id)),
@@ -167,7 +170,9 @@ def batch_reports(orders: list[dict], fills: list[dict], *, account_id, cancel_i
         if accepted_now:
             out.append(("8", order_fields(order, account_id=account_id, exec_id=f"N{order_id}", exec_type=EXEC_NEW,
                                           ord_status="0", cum=Decimal(0), leaves=_leaves(order, Decimal(0), False), avg=None)))
-        quote_scale = -_d(order.get("price") or (own_fills[0]["price"] if own_fills else "0")).as_tuple().exponent
+        exponent = _d(order.get("price") or (own_fills[0]["price"] if own_fills else "0")).as_tuple().exponent
+        assert isinstance(exponent, int)  # wire decimals are finite
+        quote_scale = -exponent
         for index, fill in enumerate(own_fills):
             qty, price = _d(fill["quantity"]), _d(fill["price"])
             cum += qty

@@ -38,17 +38,18 @@ class Gateway:
         return await loop.run_in_executor(self.pool, functools.partial(_db_call, fn, *args, **kwargs))
 
     def register(self, session: Session) -> None:
-        self.by_account.setdefault(session.account.pk, set()).add(session)
+        self.by_account.setdefault(session.verified_account.pk, set()).add(session)
         self.tail.wake.set()
 
     def unregister(self, session: Session) -> None:
-        if self.live_keys.get(session.key.key_id) is session:
-            del self.live_keys[session.key.key_id]
-        sessions = self.by_account.get(session.account.pk)
+        key_id, account_id = session.verified_key.key_id, session.verified_account.pk
+        if self.live_keys.get(key_id) is session:
+            del self.live_keys[key_id]
+        sessions = self.by_account.get(account_id)
         if sessions is not None:
             sessions.discard(session)
             if not sessions:
-                del self.by_account[session.account.pk]
+                del self.by_account[account_id]
 
     async def _connection(self, reader, writer) -> None:
         session = Session(self, reader, writer)

@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from django.conf import settings
 from django.utils import timezone as dj_timezone
@@ -28,6 +28,10 @@ from trading.services import order_cancel_all
 from . import application, store
 from .codec import FieldError, FrameReader, Message, encode, encode_fields
 from .logon import format_utc_timestamp, logon_verify, parse_utc_timestamp
+
+if TYPE_CHECKING:
+    from accounts.models import Account
+    from apikeys.models import ApiKey
 
 log = logging.getLogger("bourse.fix")
 
@@ -43,6 +47,14 @@ _test_ids = itertools.count(1)
 
 def _now_fix() -> str:
     return format_utc_timestamp(datetime.now(UTC))
+
+
+def _seq_num(message: Message) -> int:
+    """The MsgSeqNum of a message whose header ``Session._header_ok`` accepted (34 is digits)."""
+    seq = message.get(34)
+    if seq is None:
+        raise ValueError("MsgSeqNum(34) missing from a message that passed the header checks")
+    return int(seq)
 
 
 class SessionClosed(Exception):
@@ -96,9 +108,10 @@ class Session:
         self.source_ip = peer[0] if peer else None
         self.frames = FrameReader()
         self.claimed_sender: str | None = None  # SenderCompID of the Logon, before it is verified
-        self.key = None
-        self.account = None
-        self.store_pk = None
+        # Set by a verified Logon (see ``verified_key`` and friends for the logged-on reads).
+        self.key: ApiKey | None = None
+        self.account: Account | None = None
+        self.store_pk: int | None = None
         self.owner = store.new_owner_token()
         self.next_out = 1
         self.next_in = 1
@@ -120,6 +133,28 @@ class Session:
         self.acked: set[str] = set()  # live orders reported as New
         self.logon_at = ""  # wire timestamp; orders created since then get a New report
 
+    # --- the logged-on state --------------------------------------------------------------
+
+    @property
+    def verified_key(self) -> ApiKey:
+        """The key the Logon verified (everything that sends in sequence runs after it)."""
+        if self.key is None:
+            raise RuntimeError("FIX session used before its Logon was verified")
+        return self.key
+
+    @property
+    def verified_account(self) -> Account:
+        if self.account is None:
+            raise RuntimeError("FIX session used before its Logon was verified")
+        return self.account
+
+    @property
+    def store_id(self) -> int:
+        """The primary key of the session-store row the Logon claimed."""
+        if self.store_pk is None:
+            raise RuntimeError("FIX session used before its Logon was verified")
+        return self.store_pk
+
     # --- sending -------------------------------------------------------------------------
 
     def _write(self, raw: bytes) -> None:
@@ -132,13 +167,13 @@ class Session:
         seq = self.next_out
         self.next_out += 1
         sending_time = _now_fix()
-        header = [(49, TARGET), (56, self.key.key_id), (34, seq), (52, sending_time), *extra_header]
+        header = [(49, TARGET), (56, self.verified_key.key_id), (34, seq), (52, sending_time), *extra_header]
         body = encode_fields(fields)
         self._write(encode(msg_type, header, body))
         writer = self.gateway.store
         if msg_type not in SESSION_MESSAGES:
-            writer.message(self.store_pk, seq, msg_type, sending_time, body.decode("latin-1"))
-        writer.sequences(self.store_pk, self.next_out, self.next_in)
+            writer.message(self.store_id, seq, msg_type, sending_time, body.decode("latin-1"))
+        writer.sequences(self.store_id, self.next_out, self.next_in)
         return seq
 
     def send_reports(self, messages) -> None:
@@ -155,7 +190,7 @@ class Session:
         self.send("3", [(45, ref_seq if ref_seq is not None else 0), (371, error.tag), (372, ref_msg_type),
                         (373, error.reason), (58, error.text)])
 
-    async def logout(self, text: str) -> None:
+    async def logout(self, text: str) -> NoReturn:
         """Send Logout (with ``text``) and close the connection."""
         if not self.logout_sent and not self.writer.is_closing():
             self.logout_sent = True
@@ -290,7 +325,7 @@ class Session:
     async def _sequenced(self, message: Message) -> None:
         if not await self._header_ok(message):
             return
-        seq = int(message.get(34))
+        seq = _seq_num(message)
         msg_type = message.msg_type
         if msg_type == "4" and message.get(123) != "Y":
             await self._sequence_reset(message, gap_fill=False)
@@ -320,17 +355,17 @@ class Session:
             await self._process(self._unqueue(self.next_in))
         if not self.queued:
             self.resend_requested = False
-        self.gateway.store.sequences(self.store_pk, self.next_out, self.next_in)
+        self.gateway.store.sequences(self.store_id, self.next_out, self.next_in)
 
     async def _header_ok(self, message: Message) -> bool:
         """Check the standard header; False when the message was rejected (and its number
         consumed when it was the expected one)."""
-        seq = message.get(34)
-        if not ascii_digits(seq, MAX_ID_DIGITS):
+        seq_text = message.get(34)
+        if not ascii_digits(seq_text, MAX_ID_DIGITS):
             await self.logout("MsgSeqNum(34) missing or not a number.")
-        seq = int(seq)
-        if message.get(49) != self.key.key_id or message.get(56) != TARGET:
-            self.reject(seq, FieldError("CompID problem", 9, 49 if message.get(49) != self.key.key_id else 56), message.msg_type)
+        seq = int(seq_text)
+        if message.get(49) != self.verified_key.key_id or message.get(56) != TARGET:
+            self.reject(seq, FieldError("CompID problem", 9, 49 if message.get(49) != self.verified_key.key_id else 56), message.msg_type)
             await self.logout("SenderCompID/TargetCompID do not match this session.")
         sent = parse_utc_timestamp(message.get(52) or "")
         problem = None
@@ -350,7 +385,7 @@ class Session:
 
     async def _process(self, message: Message) -> None:
         """Handle the message numbered ``next_in``."""
-        seq = int(message.get(34))
+        seq = _seq_num(message)
         msg_type = message.msg_type
         if msg_type == "4":
             await self._sequence_reset(message, gap_fill=True)
@@ -384,12 +419,12 @@ class Session:
             # status request never overtakes an order sent before it.
             while len(self.inflight) >= self.gateway.pipeline:
                 await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
-            task = asyncio.create_task(self._application(message, seq))
+            task = asyncio.create_task(self._application(message, seq, msg_type))
             self.inflight.add(task)
             task.add_done_callback(self.inflight.discard)
         elif msg_type in application.HANDLERS:
             await self._drain_inflight()
-            await self._application(message, seq)
+            await self._application(message, seq, msg_type)
         else:
             self.send("j", [(45, seq), (372, msg_type), (380, "3"), (58, f"Unsupported message type {msg_type}")])
 
@@ -402,7 +437,7 @@ class Session:
         if self.inflight:
             await asyncio.wait(set(self.inflight))
 
-    async def _application(self, message: Message, seq: int) -> None:
+    async def _application(self, message: Message, seq: int, msg_type: str) -> None:
         try:
             outcome = await self.gateway.call(
                 application.application_handle, self.key.key_id, self.account, message, self.cancel_ids)
@@ -422,7 +457,7 @@ class Session:
 
     async def _sequence_reset(self, message: Message, gap_fill: bool) -> None:
         new = message.get(36)
-        seq = int(message.get(34))
+        seq = _seq_num(message)
         if not ascii_digits(new, MAX_ID_DIGITS):
             if gap_fill:
                 self.next_in = seq + 1
@@ -440,14 +475,14 @@ class Session:
         if not gap_fill:
             while self.next_in in self.queued:
                 await self._process(self._unqueue(self.next_in))
-            self.gateway.store.sequences(self.store_pk, self.next_out, self.next_in)
+            self.gateway.store.sequences(self.store_id, self.next_out, self.next_in)
 
     async def _resend(self, message: Message) -> None:
         """Answer a ResendRequest: replay stored application messages with PossDupFlag=Y,
         gap-fill session messages and anything not stored."""
         begin, end = message.get(7), message.get(16)
         if not (ascii_digits(begin, MAX_ID_DIGITS) and ascii_digits(end, MAX_ID_DIGITS)):
-            self.reject(int(message.get(34)), FieldError("BeginSeqNo(7)/EndSeqNo(16) missing or not numbers", 1, 7), "2")
+            self.reject(_seq_num(message), FieldError("BeginSeqNo(7)/EndSeqNo(16) missing or not numbers", 1, 7), "2")
             return
         first, last = int(begin), int(end)
         top = self.next_out - 1
@@ -461,14 +496,15 @@ class Session:
         for record in stored:
             if record.seq > cursor:
                 self._gap_fill(cursor, record.seq)
-            header = [(49, TARGET), (56, self.key.key_id), (34, record.seq), (43, "Y"), (52, _now_fix()), (122, record.sending_time)]
+            key_id = self.verified_key.key_id
+            header = [(49, TARGET), (56, key_id), (34, record.seq), (43, "Y"), (52, _now_fix()), (122, record.sending_time)]
             self._write(encode(record.msg_type, header, record.body.encode("latin-1")))
             cursor = record.seq + 1
         if cursor <= last:
             self._gap_fill(cursor, last + 1)
 
     def _gap_fill(self, seq: int, new_seq: int) -> None:
-        header = [(49, TARGET), (56, self.key.key_id), (34, seq), (43, "Y"), (52, _now_fix()), (122, _now_fix())]
+        header = [(49, TARGET), (56, self.verified_key.key_id), (34, seq), (43, "Y"), (52, _now_fix()), (122, _now_fix())]
         self._write(encode("4", header, [(123, "Y"), (36, new_seq)]))
 
     async def _timer(self) -> None:
@@ -497,7 +533,7 @@ class Session:
                 if now - last_renew >= renew_every:
                     last_renew = now
                     if not await self.gateway.call(store.session_renew, self.store_pk, self.owner):
-                        log.warning("FIX session lease lost", extra={"key_id": self.key.key_id})
+                        log.warning("FIX session lease lost", extra={"key_id": self.verified_key.key_id})
         except (ConnectionError, asyncio.CancelledError):
             pass
 
@@ -514,7 +550,7 @@ class Session:
                 try:
                     if self.cancel_on_disconnect and self.logged_on:
                         cancelled = await self.gateway.call(order_cancel_all, account=self.account)
-                        log.info("FIX cancel on disconnect: %d orders", len(cancelled), extra={"key_id": self.key.key_id})
+                        log.info("FIX cancel on disconnect: %d orders", len(cancelled), extra={"key_id": self.verified_key.key_id})
                     await self.gateway.call(self.gateway.store.flush)
                 finally:
                     await self.gateway.call(store.session_release, self.store_pk, self.owner)

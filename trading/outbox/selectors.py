@@ -2,6 +2,9 @@
 a stream from a sequence, to fill a gap, or to tail the events of some accounts."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.conf import settings
 from django.db.models import Q
 
@@ -74,7 +77,7 @@ def private_replay(account_id: int, channel: str, since: int) -> tuple[int, list
     return last, rows
 
 
-def account_events_after(accounts, floors: dict[int, int], default_floor: int, channels=("orders", "fills")) -> list[dict]:
+def account_events_after(accounts, floors: dict[int, int], default_floor: int, channels=("orders", "fills")) -> list[Mapping[str, Any]]:
     """Events on ``channels`` of ``accounts`` above a per-market floor (``floors``; any other
     market: ``default_floor``), in id order: the FIX report reader's tail."""
     condition = Q(id__gt=default_floor) & ~Q(market_id__in=list(floors))

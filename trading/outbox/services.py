@@ -13,7 +13,10 @@ lost hint delays an event, never loses it.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -76,11 +79,13 @@ def outbox_write(events: list[OutboxEvent]) -> list[OutboxEvent]:
     return events
 
 
-def book_update_payload(market: Market, sequence: int, bids, asks) -> dict:
+def book_update_payload(
+    market: Market, sequence: int, bids: Iterable[tuple[Decimal, Decimal]], asks: Iterable[tuple[Decimal, Decimal]]
+) -> dict[str, Any]:
     """A level-2 update as API.md writes it: changed levels ``[price, new_total]``, with a
     removed level's total exactly ``"0"``."""
 
-    def levels(side):
+    def levels(side: Iterable[tuple[Decimal, Decimal]]) -> list[list[str | None]]:
         return [
             [wire.money(price, market.quote.scale), wire.money(total, market.base.scale) if total else "0"]
             for price, total in side
@@ -89,7 +94,7 @@ def book_update_payload(market: Market, sequence: int, bids, asks) -> dict:
     return {"market": market.symbol, "sequence": sequence, "bids": levels(bids), "asks": levels(asks)}
 
 
-def balance_to_wire(balance: Balance) -> dict:
+def balance_to_wire(balance: Balance) -> dict[str, str | None]:
     scale = balance.asset.scale
     return {
         "asset": balance.asset_id,
@@ -99,28 +104,28 @@ def balance_to_wire(balance: Balance) -> dict:
     }
 
 
-def balance_events(pairs, market_id: int | None = None) -> list[OutboxEvent]:
+def balance_events(pairs: Iterable[tuple[int, str]], market_id: int | None = None) -> list[OutboxEvent]:
     """``balances`` events with the current amounts of each ``(account_id, asset)`` pair.
     Call after the ledger postings, inside their transaction (the rows are locked)."""
-    pairs = set(pairs)
-    if not pairs:
+    wanted = set(pairs)
+    if not wanted:
         return []
-    accounts = {a for a, _ in pairs}
+    accounts = {a for a, _ in wanted}
     rows = Balance.objects.filter(account_id__in=accounts).select_related("asset").order_by("account_id", "asset_id")
     return [
         OutboxEvent(market_id=market_id, account_id=row.account_id, channel="balances", payload=balance_to_wire(row))
         for row in rows
-        if (row.account_id, row.asset_id) in pairs
+        if (row.account_id, row.asset_id) in wanted
     ]
 
 
-def balances_publish(pairs, market_id: int | None = None) -> None:
+def balances_publish(pairs: Iterable[tuple[int, str]], market_id: int | None = None) -> None:
     """Write ``balances`` events for the ``(account_id, asset)`` pairs a transaction moved
     (``market_id``: the market whose order or trade moved them, if any)."""
     outbox_write(balance_events(pairs, market_id))
 
 
-def outbox_prune(now=None) -> int:
+def outbox_prune(now: datetime | None = None) -> int:
     """Delete outbox events older than ``BOURSE_WS_RETENTION_S``; return how many. A ``since``
     that points before what is left is refused with ``resync_required``: the counters in
     ``AccountSequence`` still say how far each stream went."""

@@ -33,7 +33,9 @@ _redis_lock = threading.Lock()
 
 def encode(ids) -> list[str]:
     """Sorted ids as comma-separated ranges, split into messages of at most MAX_MESSAGE."""
-    messages, parts, size = [], [], 0
+    messages: list[str] = []
+    parts: list[str] = []
+    size = 0
     ids = sorted(ids)
     i = 0
     while i < len(ids):
@@ -53,7 +55,7 @@ def encode(ids) -> list[str]:
 
 
 def decode(message: str) -> list[int]:
-    ids = []
+    ids: list[int] = []
     for part in message.split(","):
         if not part:
             continue

@@ -3,6 +3,8 @@
 Split by entity: ``markets`` (create, change filters, halt/resume), ``orders`` (submit, cancel), with the
 public names re-exported so callers write ``from trading.services import order_submit``.
 """
+from exchange.errors import DuplicateClientOrderId, OrderClosed
+
 from .markets import (
     FILTER_FIELDS,
     market_changes_check,
@@ -12,8 +14,6 @@ from .markets import (
     market_update,
 )
 from .orders import (
-    DuplicateClientOrderId,
-    OrderClosed,
     order_cancel,
     order_cancel_all,
     order_submit,

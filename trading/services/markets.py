@@ -19,19 +19,19 @@ from ..models import Market, Order
 ASSET_CODE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
 
 
-def _decimal(value, field: str) -> Decimal:
+def _decimal(value: object, field: str) -> Decimal:
     return ledger.to_amount(value, field)
 
 
 def market_create(
     *,
     symbol: str,
-    tick_size,
-    lot_size,
-    min_quantity="0",
-    min_notional="0",
-    maker_fee_rate="0",
-    taker_fee_rate="0",
+    tick_size: object,
+    lot_size: object,
+    min_quantity: object = "0",
+    min_notional: object = "0",
+    maker_fee_rate: object = "0",
+    taker_fee_rate: object = "0",
     base_scale: int | None = None,
     quote_scale: int | None = None,
     max_price=None,
@@ -92,7 +92,7 @@ FILTER_FIELDS = ("tick_size", "lot_size", "min_quantity", "min_notional", "maker
 UNIT_FIELDS = ("tick_size", "lot_size")  # what the engine's integer prices and sizes are counted in
 
 
-def _checked_filters(**raw) -> dict[str, Decimal]:
+def _checked_filters(**raw: object) -> dict[str, Decimal]:
     """Parse and check a market's filter values (the rules of creation and of every edit)."""
     values = {field: _decimal(value, field) for field, value in raw.items()}
     problems = []
@@ -110,7 +110,7 @@ def _checked_filters(**raw) -> dict[str, Decimal]:
     return values
 
 
-def market_create_check(*, symbol: str, **filters) -> None:
+def market_create_check(*, symbol: str, **filters: object) -> None:
     """Every check ``market_create`` makes before writing (symbol shape, filter rules, the
     decimals of existing assets); the console's add form runs it to show errors on the page."""
     parts = (symbol or "").strip().upper().split("-")
@@ -126,7 +126,7 @@ def market_create_check(*, symbol: str, **filters) -> None:
             _check_scale(asset, places, field)
 
 
-def market_changes_check(market: Market, **changes) -> dict[str, Decimal]:
+def market_changes_check(market: Market, **changes: object) -> dict[str, Decimal]:
     """The filters of ``market`` that ``changes`` would change, after every check
     ``market_update`` makes (it runs this under the market's lock; the console's form runs it
     first to show errors on the page). Writes nothing."""
@@ -152,7 +152,7 @@ def market_changes_check(market: Market, **changes) -> dict[str, Decimal]:
     return changed
 
 
-def market_update(*, symbol: str, actor=None, reason: str = "", **changes) -> Market:
+def market_update(*, symbol: str, actor: object = None, reason: str = "", **changes: object) -> Market:
     """Change a market's filters (any of ``FILTER_FIELDS``) with the checks of
     ``market_create``: positive tick and lot sizes, non-negative minimums, fee rates in [0, 1),
     and assets that carry the decimals the new tick × lot needs.
@@ -193,7 +193,9 @@ def _full_clean(market: Market) -> None:
 
 
 def _places(value: Decimal) -> int:
-    return max(0, -value.normalize().as_tuple().exponent)
+    exponent = value.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # a finite decimal (ledger.to_amount refuses the others)
+    return max(0, -exponent)
 
 
 def _asset_for(code: str, scale: int | None, places_needed: int, field: str) -> Asset:
@@ -218,7 +220,7 @@ def _check_scale(asset: Asset, places_needed: int, field: str) -> None:
         )
 
 
-def market_set_status(*, symbol: str, status: str, actor=None, reason: str = "") -> Market:
+def market_set_status(*, symbol: str, status: str, actor: object = None, reason: str = "") -> Market:
     """Halt or resume a market. Halting refuses new orders; resting orders stay. A change is
     audited (``market.halted``/``market.resumed``, by ``actor`` or the current request's);
     setting the status a market already has changes nothing and records nothing."""

@@ -66,7 +66,7 @@ def _table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def order_insert_one_statement(account_id: int, market: Market, order: Order, audit_after: dict) -> Order | None:
+def order_insert_one_statement(account_id: int, market: Market, order: Order, audit_after: dict[str, object]) -> Order | None:
     """Write ``order`` (unsaved, fully populated) with its hold, command, ``balances`` event
     and audit event in one statement. Returns the order with its id and times, or None when
     nothing was written (halted or changed market, no balance row, insufficient balance)."""

@@ -13,8 +13,10 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, connection, transaction
 
@@ -75,13 +77,13 @@ class SubmitResult:
     created: bool  # False: an identical earlier submission with this client_order_id
 
 
-def _choice(value, field: str, allowed) -> str:
-    if value not in allowed:
+def _choice(value: object, field: str, allowed: Collection[str]) -> str:
+    if not isinstance(value, str) or value not in allowed:
         raise errors.ValidationError.field(field, "invalid_choice", f"{field} must be one of: {', '.join(allowed)}")
     return value
 
 
-def _money(value, field: str) -> Decimal | None:
+def _money(value: object, field: str) -> Decimal | None:
     if value is None:
         return None
     if isinstance(value, Decimal):
@@ -94,15 +96,15 @@ def _money(value, field: str) -> Decimal | None:
 def order_validate(
     *,
     market: str,
-    side,
-    type,
-    quantity=None,
-    price=None,
-    quote_quantity=None,
-    time_in_force="gtc",
-    post_only=False,
-    client_order_id=None,
-    stp="cancel_newest",
+    side: object,
+    type: object,
+    quantity: object = None,
+    price: object = None,
+    quote_quantity: object = None,
+    time_in_force: object = "gtc",
+    post_only: object = False,
+    client_order_id: object = None,
+    stp: object = "cancel_newest",
 ) -> OrderRequest:
     """Check an order against the API's rules and the market's filters (no writes)."""
     side = _choice(side, "side", Order.Side.values)
@@ -124,7 +126,7 @@ def order_validate(
     if market_obj is None:
         raise errors.MarketNotFound(f"Market {market!r} does not exist.")
 
-    problems = []
+    problems: list[dict[str, str]] = []
     if type == Order.Type.LIMIT:
         if price is None:
             problems.append({"field": "price", "code": "required", "message": "price is required for limit orders"})
@@ -155,6 +157,7 @@ def order_validate(
         raise errors.ValidationError("; ".join(p["message"] for p in problems), errors=problems)
 
     if type == Order.Type.LIMIT:
+        assert price is not None and quantity is not None  # refused above when missing
         filters.market_check_limit(market_obj, price=price, quantity=quantity)
     else:
         if quantity is not None:
@@ -181,7 +184,7 @@ def _check_budget(market_obj: Market, quote_quantity: Decimal) -> None:
         raise errors.ValidationError.field("quote_quantity", "min_notional", "quote_quantity cannot buy one lot after fees")
 
 
-def order_submit(*, account: Account, wait: float = 0.0, **params) -> SubmitResult:
+def order_submit(*, account: Account, wait: float = 0.0, **params: Any) -> SubmitResult:
     """Submit an order for ``account`` (parameters as ``order_validate``).
 
     Locks the order's maximum cost and inserts it ``pending`` in one transaction; waits up to
@@ -216,7 +219,10 @@ def order_submit(*, account: Account, wait: float = 0.0, **params) -> SubmitResu
     return SubmitResult(order, created=True)
 
 
-def _after_commit(wait_for, *args, default, **kwargs):
+_T = TypeVar("_T")
+
+
+def _after_commit(wait_for: Callable[..., _T], *args: Any, default: _T, **kwargs: Any) -> _T:
     """Wait for the engine after a committed write. The write stands whatever happens now:
     if waiting fails (the database restarting while the caller waits, a broken connection),
     the caller gets ``default`` — what was committed, answered as "the engine has not
@@ -230,7 +236,7 @@ def _after_commit(wait_for, *args, default, **kwargs):
         return default
 
 
-def _audit_params(params: dict) -> dict:
+def _audit_params(params: dict[str, object]) -> dict[str, object]:
     """The submitted parameters as the audit trail keeps them (JSON-safe, no secrets here)."""
     return {name: value if isinstance(value, (str, bool, type(None))) else str(value) for name, value in params.items()}
 
@@ -308,7 +314,7 @@ def _market_open_locked(market: Market) -> bool:
     return Market.objects.filter(pk=market.pk, status=Market.Status.OPEN).exists()
 
 
-def _order_audit(order: Order) -> dict:
+def _order_audit(order: Order) -> dict[str, object]:
     return {
         "market": order.market.symbol, "side": order.side, "type": order.type, "price": order.price,
         "quantity": order.quantity, "quote_quantity": order.quote_quantity, "time_in_force": order.time_in_force,
@@ -316,7 +322,13 @@ def _order_audit(order: Order) -> dict:
     }
 
 
-def order_wait(order: Order, timeout: float, waiter=None, *, until=None) -> Order:
+def order_wait(
+    order: Order,
+    timeout: float,
+    waiter: notify.VerdictWaiter | None = None,
+    *,
+    until: Callable[[Order], bool] | None = None,
+) -> Order:
     """Wait up to ``timeout`` s until ``until(order)`` holds (default: no longer pending);
     return the order as last read. The waiter is registered before the first read, so a
     verdict published at any moment in between is not missed."""
@@ -338,7 +350,8 @@ def order_wait(order: Order, timeout: float, waiter=None, *, until=None) -> Orde
         waiter.unregister(order.pk, event)
 
 
-def _owned_order(account: Account, order_id) -> Order:
+def _owned_order(account: Account, order_id: Any) -> Order:
+    """``order_id`` as the client sent it: anything that is not an id (ASCII digits, in range) is not found."""
     order_pk = parse_id(order_id)
     if order_pk is None:
         raise errors.NotFound(f"Order {str(order_id)[:40]} not found.")
@@ -348,7 +361,7 @@ def _owned_order(account: Account, order_id) -> Order:
     return order
 
 
-def order_cancel(*, account: Account, order_id, wait: float = 0.0) -> tuple[Order, bool]:
+def order_cancel(*, account: Account, order_id: Any, wait: float = 0.0) -> tuple[Order, bool]:
     """Queue a cancel for one of ``account``'s orders; wait up to ``wait`` s for the engine.
 
     Returns ``(order, answered)``: ``answered`` is False when the engine did not confirm in

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -26,7 +27,10 @@ from exchange.syntax import json_loads
 from trading.outbox import selectors as outbox
 
 from . import selectors
-from .relay import PRIVATE_TYPES, Relay, Subscription, dumps, render
+from .relay import PRIVATE_TYPES, Relay, Subscription, dumps, render_sequenced
+
+if TYPE_CHECKING:
+    from trading.models import Market
 
 log = logging.getLogger("bourse.ws")
 
@@ -97,8 +101,8 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
         self.account_id = None
         self.subscriptions: dict[str, Subscription] = {}
         self.open = False
-        self._raw = False  # not looked up yet (see _raw_protocol)
-        self._direct = None  # whether write_raw may send on the socket itself
+        self._raw: Any = False  # not looked up yet (see _raw_protocol); then daphne's protocol or None
+        self._direct: bool | None = None  # whether write_raw may send on the socket itself
         self._window_start = time.monotonic()
         self._window_count = 0
         self._work_start = self._window_start
@@ -233,7 +237,8 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
             await self.send_text(_error_frame(errors.InvalidMessage("A message is a JSON object with an op.")))
             return
         message_id = message.get("id")
-        handler = self.OPS.get(message.get("op")) if isinstance(message.get("op"), str) else None
+        op = message.get("op")
+        handler = self.OPS.get(op) if isinstance(op, str) else None
         # The work budget: each operation costs 1 plus 1 per channel it names, so the server
         # work one connection can ask for per second is bounded whatever the message rate.
         channels = message.get("channels")
@@ -393,8 +398,10 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
 
     def _resolve(self, names) -> dict[str, tuple[str, int, object]]:
         """Channel name -> ``(kind, stream id, market)``; all or nothing."""
-        resolved, unknown, private = {}, [], []
-        markets = {}
+        resolved: dict[str, tuple[str, int, object]] = {}
+        unknown: list[str] = []
+        private: list[str] = []
+        markets: dict[str, Market] = {}
         for name in names:
             kind, _, symbol = name.partition(":")
             if kind in MARKET_CHANNELS and symbol:
@@ -433,7 +440,7 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
                 starts[name] = (None, [])
             elif name in since:
                 last, rows = outbox.private_replay(ident, kind, since[name])
-                frames = [render(row) for row in rows]
+                frames = render_sequenced(rows)
                 starts[name] = (max([last, *(seq for seq, _ in frames)]), [text for _, text in frames])
             else:
                 starts[name] = (outbox.private_last(ident, kind), [])

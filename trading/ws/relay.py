@@ -27,7 +27,9 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
@@ -100,13 +102,18 @@ def render(row: dict) -> tuple[int | None, str]:
     )
 
 
+def render_sequenced(rows: Iterable[dict]) -> list[tuple[int, str]]:
+    """``render`` for the rows of a sequenced stream (book, private), which all carry a sequence."""
+    return [(sequence, text) for sequence, text in map(render, rows) if sequence is not None]
+
+
 async def fetch_gap(stream: tuple[str, int], after: int, before: int | None) -> list[tuple[int, str]]:
     kind, ident = stream
     if kind == "book":
         rows = await relay_db(outbox.book_events, ident, after, before)
     else:
         rows = await relay_db(outbox.private_events, ident, kind, after, before)
-    return [render(row) for row in rows]
+    return render_sequenced(rows)
 
 
 class Subscription:
@@ -140,6 +147,7 @@ class Subscription:
         if self.joining or self.closed or self._lock.locked() or not self.connection.can_write_raw():
             return False
         if self.sequenced and sequence is not None:
+            assert self.last is not None  # a started sequenced stream knows its last sequence
             if sequence <= self.last:
                 return True  # already sent
             if sequence != self.last + 1:
@@ -161,6 +169,7 @@ class Subscription:
         if not self.sequenced or sequence is None:
             await self.connection.send_text(text)
             return
+        assert self.last is not None  # a started sequenced stream knows its last sequence
         if sequence <= self.last:
             return  # already sent (snapshot, replay, or a repeated announcement)
         if sequence != self.last + 1:  # missed while joining: read them back first
@@ -199,8 +208,8 @@ class Relay:
         self.wake = asyncio.Event()
         self.stopped = False
         self._tasks: list[asyncio.Task] = []
-        self._sock = None
-        self._sock_path = None
+        self._sock: socket.socket | None = None
+        self._sock_path: Path | None = None
         self._started = False
         self._poll_from = None  # re-read ids above this on the next poll (one period behind)
         self._max_seen = 0
@@ -248,15 +257,19 @@ class Relay:
         if self._sock is not None:
             self.loop.remove_reader(self._sock.fileno())
             self._sock.close()
-            self._sock_path.unlink(missing_ok=True)
+            if self._sock_path is not None:
+                self._sock_path.unlink(missing_ok=True)
         Relay._instances.pop(id(self.loop), None)
         if not Relay._instances:
             _db_executor.submit(_close_connection)  # an idle process holds no database connection
 
     def _on_datagram(self) -> None:
+        sock = self._sock
+        if sock is None:  # stopped: the reader is removed with the socket
+            return
         try:
             while True:
-                self.pending.update(signal.decode(self._sock.recv(signal.MAX_MESSAGE + 64).decode()))
+                self.pending.update(signal.decode(sock.recv(signal.MAX_MESSAGE + 64).decode()))
         except BlockingIOError:
             pass
         except Exception:
@@ -355,15 +368,16 @@ class Relay:
         if last is not None and events[0][0] > last + 1:
             # An announcement was lost or is late: read what is missing, in order.
             filled = await fetch_gap(stream, last, events[0][0])
-            frames = filled + [render(row) for _, row in events]
+            frames = filled + render_sequenced(row for _, row in events)
         else:
-            frames = [render(row) for _, row in events]
+            frames = render_sequenced(row for _, row in events)
         for sequence, text in frames:
             if last is not None and sequence <= last:
                 continue
             last = sequence
             await self._fan_out(stream, sequence, text)
-        self.cursor[stream] = last
+        if last is not None:  # rows is never empty, so a first batch always sets it
+            self.cursor[stream] = last
 
     async def _fan_out(self, stream, sequence: int | None, text: str) -> None:
         """One event to every local subscriber of ``stream``: the frame is encoded once and

@@ -39,7 +39,7 @@ class Command(BaseCommand):
         except BourseError as exc:
             raise CommandError(f"{exc.detail} ({exc.code}); nothing was created.") from None
         credentials = created.credentials
-        out = {"account_id": str(created.account.pk), "key_id": credentials.key.key_id}
+        out: dict[str, str | None] = {"account_id": str(created.account.pk), "key_id": credentials.key.key_id}
         if credentials.secret is not None:
             out["secret"] = credentials.secret
         else:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 RESTART_DELAY_S = 1.0  # first restart; doubles after each quick crash, up to the maximum
@@ -109,6 +110,17 @@ def roles(host: str, port: str) -> dict[str, list[str]]:
     }
 
 
+def banner(host: str, port) -> str:
+    """Where an integrator starts: the guides, the API explorer, the WebSocket endpoint."""
+    origin = f"http://{host}:{port}"
+    return "\n".join([
+        f"  Docs:         {origin}/docs/",
+        f"  API explorer: {origin}/api/docs  (OpenAPI: {origin}/api/v1/openapi.yaml)",
+        f"  WebSocket:    ws://{host}:{port}/ws/v1  (AsyncAPI: {origin}/docs/asyncapi)",
+        f"  FIX 4.4:      {settings.BOURSE_FIX_HOST}:{settings.BOURSE_FIX_PORT}  (dictionary: {origin}/docs/fix44-bourse.xml)",
+    ])
+
+
 class Command(BaseCommand):
     help = "Run web, engine, worker and beat together (embedded mode); Ctrl-C stops all."
 
@@ -130,5 +142,6 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         self.stdout.write(f"Serving on http://{opts['host']}:{opts['port']} (roles: {', '.join(wanted)}). Ctrl-C stops.")
+        self.stdout.write(banner(opts["host"], opts["port"]))
         if supervisor.run():
             raise SystemExit(1)

@@ -7,6 +7,7 @@ so ``make run`` always shows how to get in.
 import json
 import os
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -18,7 +19,7 @@ from accounts.models import Account
 from apikeys.services import apikey_create
 from trading.services import market_create
 
-DEMO_MARKET = {
+DEMO_MARKET: dict[str, Any] = {
     "symbol": "BTC-USD",
     "tick_size": "0.01",
     "lot_size": "0.0001",

@@ -11,7 +11,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description The caller's account and the API key that signed the request (never its secret). */
+        /**
+         * Get the account
+         * @description The caller's account and the API key that signed the request (never its secret).
+         */
         get: operations["account_get"];
         put?: never;
         post?: never;
@@ -29,6 +32,7 @@ export interface paths {
             cookie?: never;
         };
         /**
+         * List balances
          * @description Every asset, with the account's total, available and locked amounts (zero for assets
          *     it never held), as decimal strings in the asset's scale; paginated by asset code.
          */
@@ -48,7 +52,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Base for every signed endpoint: authentication by API key, then the scope check. */
+        /**
+         * List fills
+         * @description The caller's fills (its side of each trade, with fee and liquidity), newest first; paginated.
+         */
         get: operations["fills_list"];
         put?: never;
         post?: never;
@@ -66,6 +73,7 @@ export interface paths {
             cookie?: never;
         };
         /**
+         * List ledger entries
          * @description The account's own ledger entries, newest first: signed amount per bucket (`available`
          *     or `locked`), kind, reference and time. Entries of one journal share `journal_id`.
          */
@@ -85,6 +93,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * List markets
+         * @description Every market with its assets, filters (tick size, lot size, minimum quantity and notional), fees and status; paginated by symbol.
+         */
         get: operations["markets_list"];
         put?: never;
         post?: never;
@@ -101,6 +113,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Get a market
+         * @description One market by symbol (e.g. `BTC-USD`): assets, filters, fees and status.
+         */
         get: operations["markets_get"];
         put?: never;
         post?: never;
@@ -117,6 +133,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Get a market's order book
+         * @description The aggregated order book: price levels per side as `[price, quantity]`, best first, with the book's `sequence` (the WebSocket `book:` channel continues from it).
+         */
         get: operations["markets_book"];
         put?: never;
         post?: never;
@@ -133,6 +153,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Get a market's ticker
+         * @description Best bid and ask, last price and the rolling 24-hour open, high, low and volume.
+         */
         get: operations["markets_ticker"];
         put?: never;
         post?: never;
@@ -149,6 +173,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * List a market's trades
+         * @description The market's public trades, newest first; paginated.
+         */
         get: operations["markets_trades"];
         put?: never;
         post?: never;
@@ -166,19 +194,19 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * @description POST submits an order (scope `trade`); GET lists the caller's orders; DELETE cancels
-         *     all of the caller's open orders (scope `trade`).
+         * List orders
+         * @description The caller's orders, newest first; `status` selects open (default), closed or all; paginated.
          */
         get: operations["orders_list"];
         put?: never;
         /**
-         * @description POST submits an order (scope `trade`); GET lists the caller's orders; DELETE cancels
-         *     all of the caller's open orders (scope `trade`).
+         * Submit an order
+         * @description Submits an order for the signed caller (scope `trade`): 201 with the order as the matching engine left it, 200 for an identical earlier submission with the same `client_order_id`, 202 when the engine did not answer within 2 s (status `pending`, funds stay held). Counts against the `orders` budget (docs/trading.md).
          */
         post: operations["orders_submit"];
         /**
-         * @description POST submits an order (scope `trade`); GET lists the caller's orders; DELETE cancels
-         *     all of the caller's open orders (scope `trade`).
+         * Cancel all open orders
+         * @description Cancels every open order of the caller (scope `trade`), optionally in one market; returns the cancelled order ids.
          */
         delete: operations["orders_cancel_all"];
         options?: never;
@@ -193,11 +221,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Base for every signed endpoint: authentication by API key, then the scope check. */
+        /**
+         * Get an order
+         * @description One of the caller's orders by its `order_id` (another account's order is `not_found`).
+         */
         get: operations["orders_get"];
         put?: never;
         post?: never;
-        /** @description Base for every signed endpoint: authentication by API key, then the scope check. */
+        /**
+         * Cancel an order
+         * @description Cancels one of the caller's open orders (scope `trade`); 200 once the engine cancelled it, 202 when it did not answer within 2 s (the cancel stays queued).
+         */
         delete: operations["orders_cancel"];
         options?: never;
         head?: never;
@@ -211,7 +245,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Base for every signed endpoint: authentication by API key, then the scope check. */
+        /**
+         * Get an order by client order id
+         * @description One of the caller's orders by the `client_order_id` it was submitted with.
+         */
         get: operations["orders_get_by_client_id"];
         put?: never;
         post?: never;
@@ -229,6 +266,7 @@ export interface paths {
             cookie?: never;
         };
         /**
+         * List positions
          * @description Per market, the position built by the caller's fills (average-cost method; see
          *     docs/trading.md).
          */
@@ -248,6 +286,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Get the server time
+         * @description The server clock, as RFC 3339 UTC and as Unix epoch milliseconds (`epoch_ms`): sign requests against it when the client clock drifts.
+         */
         get: operations["time_get"];
         put?: never;
         post?: never;
@@ -302,38 +344,7 @@ export interface components {
             cancelled: string[];
         };
         /**
-         * @description * `already_authenticated` - already_authenticated
-         *     * `asset_not_found` - asset_not_found
-         *     * `duplicate_client_order_id` - duplicate_client_order_id
-         *     * `insufficient_balance` - insufficient_balance
-         *     * `internal_error` - internal_error
-         *     * `invalid_amount` - invalid_amount
-         *     * `invalid_credentials` - invalid_credentials
-         *     * `invalid_message` - invalid_message
-         *     * `ip_not_allowed` - ip_not_allowed
-         *     * `key_expired` - key_expired
-         *     * `key_revoked` - key_revoked
-         *     * `market_halted` - market_halted
-         *     * `market_not_found` - market_not_found
-         *     * `method_not_allowed` - method_not_allowed
-         *     * `missing_credentials` - missing_credentials
-         *     * `nonce_reused` - nonce_reused
-         *     * `not_authenticated` - not_authenticated
-         *     * `not_found` - not_found
-         *     * `order_closed` - order_closed
-         *     * `payload_too_large` - payload_too_large
-         *     * `permission_denied` - permission_denied
-         *     * `rate_limited` - rate_limited
-         *     * `request_timeout` - request_timeout
-         *     * `resync_required` - resync_required
-         *     * `service_unavailable` - service_unavailable
-         *     * `timestamp_out_of_window` - timestamp_out_of_window
-         *     * `too_many_connections` - too_many_connections
-         *     * `too_many_subscriptions` - too_many_subscriptions
-         *     * `unknown_channel` - unknown_channel
-         *     * `unknown_op` - unknown_op
-         *     * `unsupported_media_type` - unsupported_media_type
-         *     * `validation_error` - validation_error
+         * @description Stable machine-readable error code: branch on this (docs/errors.md).
          * @enum {string}
          */
         CodeEnum: "already_authenticated" | "asset_not_found" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "invalid_message" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_authenticated" | "not_found" | "order_closed" | "payload_too_large" | "permission_denied" | "rate_limited" | "request_timeout" | "resync_required" | "service_unavailable" | "timestamp_out_of_window" | "too_many_connections" | "too_many_subscriptions" | "unknown_channel" | "unknown_op" | "unsupported_media_type" | "validation_error";
@@ -488,14 +499,55 @@ export interface components {
         PositionList: {
             results: components["schemas"]["Position"][];
         };
+        /** @description An RFC 9457 problem document (`application/problem+json`). Members beyond the standard five are extensions; new optional members may be added in minor versions. */
         Problem: {
+            /**
+             * Format: uri-reference
+             * @description The code's entry in the error catalogue (`/docs/errors#<code>`; absolute when the server has a public URL configured).
+             */
             type: string;
+            /** @description Short summary of the code, for people (may change). */
             title: string;
+            /** @description The HTTP status (on WebSocket: the equivalent status). */
             status: number;
+            /** @description This occurrence explained, for people (may change). */
             detail: string;
             code: components["schemas"]["CodeEnum"];
+            /** @description Also the `X-Request-ID` header; quote it to support. */
             request_id: string | null;
+            /** @description Field-level problems (`validation_error`, credential headers, channels). */
             errors?: components["schemas"]["FieldError"][];
+            /** @description The asset that is short (e.g. `USD`). Sent with `insufficient_balance`. */
+            asset?: string;
+            /** @description The available amount, a decimal string in the asset's scale (when the available bucket is short). Sent with `insufficient_balance`. */
+            available?: string;
+            /** @description The channel concerned (its subscription was dropped). Sent with `resync_required`. */
+            channel?: string;
+            /** @description The channel's latest sequence. Sent with `resync_required`. */
+            last?: number;
+            /** @description The limit that was reached. Sent with `too_many_connections`, `too_many_subscriptions`. */
+            limit?: number;
+            /** @description The locked amount, a decimal string in the asset's scale (when releasing more than is locked). Sent with `insufficient_balance`. */
+            locked?: string;
+            /** @description The amount the operation needs, a decimal string in the asset's scale. Sent with `insufficient_balance`. */
+            needed?: string;
+            /**
+             * @description The exhausted budget (docs/rate-limits.md; `ws_messages`: WebSocket only). Sent with `rate_limited`.
+             * @enum {string}
+             */
+            policy?: "key" | "orders" | "ip" | "auth_failures" | "ws_messages";
+            /**
+             * @description The scope the endpoint needs. Sent with `permission_denied`.
+             * @enum {string}
+             */
+            required_scope?: "read" | "trade";
+            /** @description The server's clock in Unix epoch milliseconds. Sent with `timestamp_out_of_window`. */
+            server_epoch_ms?: number;
+            /**
+             * Format: date-time
+             * @description The server's clock (RFC 3339, UTC). Sent with `timestamp_out_of_window`.
+             */
+            server_time?: string;
         };
         /**
          * @description * `hmac` - hmac
@@ -644,6 +696,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     balances_list: {
@@ -714,6 +777,17 @@ export interface operations {
                     "RateLimit-Policy"?: string;
                     /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
                     RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -817,6 +891,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     ledger_list: {
@@ -910,6 +995,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     markets_list: {
@@ -928,6 +1024,10 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -937,6 +1037,36 @@ export interface operations {
             /** @description Problem details; `code` one of: `validation_error` */
             400: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `rate_limited` */
+            429: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -958,6 +1088,10 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -967,6 +1101,10 @@ export interface operations {
             /** @description Problem details; `code` one of: `validation_error` */
             400: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -976,6 +1114,36 @@ export interface operations {
             /** @description Problem details; `code` one of: `not_found` */
             404: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `rate_limited` */
+            429: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1000,6 +1168,10 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1009,6 +1181,10 @@ export interface operations {
             /** @description Problem details; `code` one of: `validation_error` */
             400: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1018,6 +1194,36 @@ export interface operations {
             /** @description Problem details; `code` one of: `not_found` */
             404: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `rate_limited` */
+            429: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1039,6 +1245,10 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1048,6 +1258,10 @@ export interface operations {
             /** @description Problem details; `code` one of: `validation_error` */
             400: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1057,6 +1271,36 @@ export interface operations {
             /** @description Problem details; `code` one of: `not_found` */
             404: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `rate_limited` */
+            429: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1083,6 +1327,10 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1092,6 +1340,10 @@ export interface operations {
             /** @description Problem details; `code` one of: `validation_error` */
             400: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1101,6 +1353,36 @@ export interface operations {
             /** @description Problem details; `code` one of: `not_found` */
             404: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `rate_limited` */
+            429: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1194,6 +1476,17 @@ export interface operations {
                     "RateLimit-Policy"?: string;
                     /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
                     RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1313,6 +1606,19 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details; `code` one of: `unsupported_media_type` */
+            415: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Problem details; `code` one of: `asset_not_found`, `insufficient_balance`, `invalid_amount`, `market_halted`, `market_not_found` */
             422: {
                 headers: {
@@ -1333,6 +1639,17 @@ export interface operations {
                     "RateLimit-Policy"?: string;
                     /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
                     RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1430,6 +1747,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     orders_get: {
@@ -1510,6 +1838,17 @@ export interface operations {
                     "RateLimit-Policy"?: string;
                     /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
                     RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1633,6 +1972,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     orders_get_by_client_id: {
@@ -1721,6 +2071,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     positions_list: {
@@ -1794,6 +2155,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     time_get: {
@@ -1807,6 +2179,10 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1816,6 +2192,36 @@ export interface operations {
             /** @description Problem details; `code` one of: `validation_error` */
             400: {
                 headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `rate_limited` */
+            429: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
