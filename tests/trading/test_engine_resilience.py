@@ -106,7 +106,12 @@ def test_one_failing_market_does_not_stop_the_others(runner, alice, market, capl
 def _type_narrowing(node: ast.Assert) -> bool:
     """``assert x is not None`` / ``assert isinstance(x, T)``: a narrowing for the type checker
     of what the database guarantees (docs/architecture.md), not a check anything relies on."""
-    test = node.test
+    return _narrows(node.test)
+
+
+def _narrows(test: ast.expr) -> bool:
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return all(_narrows(value) for value in test.values)
     if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot):
         return isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None
     return isinstance(test, ast.Call) and getattr(test.func, "id", None) == "isinstance"
