@@ -29,10 +29,11 @@ install: $(VENV)/.runtime-installed
 install-test: $(VENV)/.test-installed
 
 # The TypeScript SDK's npm dependencies: `npm ci` again only when the lockfile changes (npm ci
-# empties node_modules, so the stamp inside it goes too). Its `prepare` script builds dist/.
+# empties node_modules, so the stamp inside it goes too), then dist/ is built here (the package
+# has no `prepare` script: an integrator's install never builds; `npm pack` builds through `prepack`).
 SDK_TS := sdk/typescript
 $(SDK_TS)/node_modules/.bourse-installed: $(SDK_TS)/package.json $(SDK_TS)/package-lock.json
-	cd $(SDK_TS) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(SDK_TS) && npm ci --no-audit --no-fund --loglevel=error && node scripts/build.mjs
 	touch $@
 sdk-install: $(SDK_TS)/node_modules/.bourse-installed
 
@@ -78,6 +79,7 @@ lock: | $(BIN)/python
 	$(BIN)/pip install --disable-pip-version-check -q pip-tools==7.7.0
 	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe -o requirements.lock requirements.txt
 	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe -o requirements-test.lock requirements-test.txt
+	sed -i 's#^-e file://$(CURDIR)/sdk/python#-e ./sdk/python#' requirements-test.lock  # the Python SDK, relative to the checkout
 
 ## openapi: regenerate docs/openapi.yaml, docs/asyncapi.yaml, docs/errors.md, docs/fix44-bourse.xml and the SDK types
 openapi: install sdk-install

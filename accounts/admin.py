@@ -10,10 +10,28 @@ from django.utils.html import format_html
 from audit.adminmixins import AuditedModelAdmin
 from audit.console import account_console_view
 from exchange.errors import BourseError
+from exchange.wire import money
 
 from . import services
 from .forms import FundingForm
 from .models import Account, Asset, Balance, Journal, LedgerEntry
+
+
+class AtAssetScale:
+    """Money columns at the asset's own precision (``"1500.00"`` for a 2-place asset), not the
+    storage's 18 decimal places."""
+
+    @admin.display(description="available")
+    def available_amount(self, row):
+        return money(row.available, row.asset.scale)
+
+    @admin.display(description="locked")
+    def locked_amount(self, row):
+        return money(row.locked, row.asset.scale)
+
+    @admin.display(description="amount")
+    def amount_at_scale(self, row):
+        return money(row.amount, row.asset.scale)
 
 
 class ReadOnlyAdmin(AuditedModelAdmin):
@@ -39,9 +57,9 @@ class AssetAdmin(AuditedModelAdmin):
         return False
 
 
-class BalanceInline(admin.TabularInline):
+class BalanceInline(AtAssetScale, admin.TabularInline):
     model = Balance
-    fields = ("asset", "available", "locked", "updated_at")
+    fields = ("asset", "available_amount", "locked_amount", "updated_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -110,16 +128,18 @@ class AccountAdmin(AuditedModelAdmin):
 
 
 @admin.register(Balance)
-class BalanceAdmin(ReadOnlyAdmin):
-    list_display = ("account", "asset", "available", "locked", "updated_at")
+class BalanceAdmin(AtAssetScale, ReadOnlyAdmin):
+    list_display = ("account", "asset", "available_amount", "locked_amount", "updated_at")
+    fields = ("account", "asset", "available_amount", "locked_amount", "updated_at")
+    readonly_fields = fields
     list_filter = ("asset",)
     search_fields = ("=account__id", "account__name", "account__owner__username")
     list_select_related = ("account", "asset")
 
 
-class EntryInline(admin.TabularInline):
+class EntryInline(AtAssetScale, admin.TabularInline):
     model = LedgerEntry
-    fields = ("account", "asset", "bucket", "kind", "amount")
+    fields = ("account", "asset", "bucket", "kind", "amount_at_scale")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -137,12 +157,13 @@ class JournalAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Net (always 0)")
     def net(self, journal):
-        return journal.entries.aggregate(total=Sum("amount"))["total"]
+        total = journal.entries.aggregate(total=Sum("amount"))["total"]
+        return None if total is None else format(total.normalize(), "f")
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ("id", "journal", "account", "asset", "bucket", "kind", "amount", "reference", "created_at")
+class LedgerEntryAdmin(AtAssetScale, ReadOnlyAdmin):
+    list_display = ("id", "journal", "account", "asset", "bucket", "kind", "amount_at_scale", "reference", "created_at")
     list_filter = ("kind", "bucket", "asset", "created_at")
     search_fields = ("=account__id", "account__name", "reference", "=journal__id")
     list_select_related = ("account", "asset", "journal")

@@ -5,13 +5,15 @@ and keys are never deleted (revoked keys stay for the record).
 """
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 
 from exchange.errors import BourseError
 
 from . import services
-from .forms import ApiKeyChangeForm, ApiKeyCreateForm
+from .forms import ApiKeyChangeForm, ApiKeyCreateForm, NewTraderForm, RevokeForm
 from .models import ApiKey
 
 
@@ -104,6 +106,66 @@ class ApiKeyAdmin(admin.ModelAdmin):
     # --- revoke ---------------------------------------------------------------------------------
     def has_revoke_permission(self, request):
         return request.user.has_perm("apikeys.revoke_apikey")
+
+    def get_urls(self):
+        return [
+            path("<int:object_id>/revoke/", self.admin_site.admin_view(self.revoke_view), name="apikeys_apikey_revoke"),
+            path("new-trader/", self.admin_site.admin_view(self.new_trader_view), name="apikeys_apikey_new_trader"),
+        ] + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_revoke": self.has_revoke_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_add_trader": self._can_add_trader(request)}
+        return super().changelist_view(request, extra_context)
+
+    def revoke_view(self, request, object_id):
+        """The key page's Revoke button: asks for a reason, recorded in ``apikey.revoked``."""
+        if not self.has_revoke_permission(request):
+            raise PermissionDenied
+        key = get_object_or_404(ApiKey, pk=object_id)
+        change_url = reverse("admin:apikeys_apikey_change", args=[key.pk])
+        form = RevokeForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            services.apikey_revoke(key=key, reason=form.cleaned_data["reason"])
+            self.message_user(request, f"Revoked {key.key_id}: its requests are refused and its open sessions closed.",
+                              messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        return TemplateResponse(request, "admin/apikeys/apikey/revoke.html", {
+            **self.admin_site.each_context(request), "title": f"Revoke {key.key_id}", "opts": self.model._meta,
+            "key": key, "form": form, "change_url": change_url,
+        })
+
+    def _can_add_trader(self, request) -> bool:
+        user = request.user
+        return user.has_perm("apikeys.add_apikey") and user.has_perm("accounts.add_account")
+
+    def new_trader_view(self, request):
+        """One form for what ``create_trader`` does: user, account, key and opening deposits,
+        all or nothing (``services.trader_create``); the credential is shown once."""
+        if not self._can_add_trader(request):
+            raise PermissionDenied
+        form = NewTraderForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                created = services.trader_create(name=data["name"], deposits=data["deposits"], scheme=data["scheme"],
+                                                 scopes=data["scopes"], label=data["label"])
+            except BourseError as exc:
+                form.add_error(None, f"{exc.detail} ({exc.code})")
+            else:
+                credentials = created.credentials
+                return TemplateResponse(request, "admin/apikeys/apikey/created.html", {
+                    **self.admin_site.each_context(request), "title": f"Trader {created.account.name} created",
+                    "opts": self.model._meta, "key": credentials.key, "secret": credentials.secret,
+                    "private_key": credentials.private_key,
+                    "change_url": reverse("admin:apikeys_apikey_change", args=[credentials.key.pk]),
+                }, headers={"Cache-Control": "no-store"})
+        return TemplateResponse(request, "admin/apikeys/apikey/new_trader.html", {
+            **self.admin_site.each_context(request), "title": "New trader", "opts": self.model._meta, "form": form,
+        })
 
     @admin.action(description="Revoke selected API keys", permissions=["revoke"])
     def revoke_keys(self, request, queryset):

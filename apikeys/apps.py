@@ -8,7 +8,9 @@ class ApikeysConfig(AppConfig):
     verbose_name = "API keys"
 
     def ready(self):
-        from . import console, schema  # noqa: F401  (schema registers the OpenAPI security scheme)
+        from . import console, owners, schema  # noqa: F401  (schema registers the OpenAPI security scheme)
+
+        owners.connect()  # the owner's Active flag announces key-state events
 
         console.register()  # this app's section of the account console page
 

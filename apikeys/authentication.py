@@ -6,14 +6,15 @@ success gives ``request.auth`` = the ``ApiKey`` and ``request.user`` = its accou
 Each verified request is then counted against the key's ``key`` budget, so every
 authenticated response carries the RateLimit headers, whatever its status.
 
-Views subclass ``PrivateApi`` and set ``required_scope``.
+Views subclass ``PrivateApi`` and set ``required_scope`` (what reading needs) and, when
+they also write, ``write_scope``: a request's scope follows what it does, not how it is
+spelled — GET, HEAD and OPTIONS read, every other method writes.
 """
 from __future__ import annotations
 
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
-from audit.services import audit_auth_failure
 from exchange import errors, ratelimit
 from exchange.apiview import BourseApi
 from exchange.clientip import client_ip
@@ -42,8 +43,7 @@ class ApiKeyAuthentication(BaseAuthentication):
                 source_ip=source_ip,
             )
         except errors.BourseError as exc:
-            if exc.status in (401, 403):  # throttled sources (429) are already counted
-                audit_auth_failure(source_ip, headers.get("X-API-Key"), exc.code, channel="api")
+            verifier.audit_refusal(exc, channel="api", source_ip=source_ip, key_id=headers.get("X-API-Key"))
             raise
         # Everything this request changes is audited as done by this key.
         actor_var.set(Actor.apikey(key.key_id, key.label))
@@ -57,12 +57,30 @@ class ApiKeyAuthentication(BaseAuthentication):
         return 'Bourse-Signature realm="api"'
 
 
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def scope_for(view, method: str) -> str:
+    """The scope a request needs: the view's ``write_scope`` for a writing method when it has
+    one, else its ``required_scope``. HEAD (and OPTIONS) need exactly what GET needs."""
+    write_scope = getattr(view, "write_scope", None)
+    if write_scope is not None and method.upper() not in READ_METHODS:
+        return write_scope
+    return view.required_scope
+
+
 class HasScope(BasePermission):
-    """Grants when the verified key carries ``view.required_scope``; raises otherwise, so
-    the refusal is ``permission_denied`` with the scope named rather than DRF's generic 403."""
+    """Grants when the verified key carries the scope the request needs (``scope_for``);
+    raises otherwise, so the refusal is ``permission_denied`` with the scope named rather
+    than DRF's generic 403."""
 
     def has_permission(self, request, view):
-        verifier.require_scope(request.auth, view.required_scope)
+        try:
+            verifier.require_scope(request.auth, scope_for(view, request.method))
+        except errors.PermissionDenied as exc:
+            verifier.audit_refusal(exc, channel="api", source_ip=client_ip(request._request),
+                                   key_id=request.auth.key_id)
+            raise
         return True
 
 
@@ -71,8 +89,5 @@ class PrivateApi(BourseApi):
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasScope]
-
-    @property
-    def required_scope(self) -> str:
-        """The scope a key needs for this endpoint: ``read`` unless a view overrides it."""
-        return Scope.READ
+    required_scope: str = Scope.READ
+    write_scope: str | None = None  # the scope of POST/PUT/PATCH/DELETE, when the view writes

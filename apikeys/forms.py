@@ -62,3 +62,33 @@ class ApiKeyChangeForm(_KeyFieldsMixin, forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance and self.instance.pk:
             self.initial["ip_allowlist"] = "\n".join(self.instance.ip_allowlist)
+
+
+class RevokeForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Why the key is revoked (recorded in the audit event), e.g. 'customer reported the secret leaked'.",
+    )
+
+
+class NewTraderForm(forms.Form):
+    """What ``manage.py create_trader`` asks for, on one page."""
+
+    name = forms.CharField(max_length=150, help_text="The user's and the account's name.")
+    deposits = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Opening deposits, one per line or comma-separated: ASSET=AMOUNT, e.g. USD=10000.",
+    )
+    scheme = forms.ChoiceField(choices=ApiKey.Scheme.choices, initial=ApiKey.Scheme.HMAC)
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple,
+                                       initial=[Scope.READ, Scope.TRADE])
+    label = forms.CharField(max_length=100, required=False, help_text="The key's label (default: the name).")
+
+    def clean_deposits(self):
+        pairs = []
+        for part in (self.cleaned_data.get("deposits") or "").replace(",", "\n").split():
+            asset, sep, amount = part.partition("=")
+            if not sep or not asset or not amount:
+                raise DjangoValidationError(f"{part!r} is not ASSET=AMOUNT.")
+            pairs.append((asset.strip().upper(), amount.strip()))
+        return pairs

@@ -5,8 +5,9 @@ the key's secret (two queries and a Fernet decryption, ~1 ms of CPU). An entry h
 key (with its account and owner), the decrypted HMAC secret, and when it was read. It is
 trusted for ``BOURSE_KEY_CACHE_S`` seconds (1 by default): so a revocation, expiry, scope,
 allowlist or owner change made anywhere bites within that bound even if nothing tells this
-process; ``forget`` drops an entry at once (the key services call it in their own process,
-and key-state events can call it in every other).
+process. Sooner in practice: the cache subscribes to the key-state events
+(``apikeys.events``) on first use, and an event naming a key drops its entry at once in every
+process; the key services also ``forget`` in their own.
 
 Unknown key ids are cached too, as misses: a prober then pays the same on a hit (one HMAC
 with a decoy secret) as a client with a real key (one HMAC with its own), and on a miss the
@@ -15,6 +16,7 @@ same query and decryption, so timing does not tell which key ids exist. The cach
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from . import crypto
+from . import crypto, events
 from .models import ApiKey
 
 MAX_ENTRIES = 10_000
@@ -73,9 +75,28 @@ def _load(key_id: str) -> CachedKey:
     return CachedKey(key, secret, time.monotonic())
 
 
+_subscribed: int | None = None  # the pid that subscribed to the key-state events
+
+
+def _on_key_event(event: events.KeyEvent) -> None:
+    for key_id in event.key_ids:  # a periodic ``recheck`` names none: the lifetime covers it
+        forget(key_id)
+
+
+def _subscribe() -> None:
+    global _subscribed
+    with _lock:
+        if _subscribed == os.getpid():
+            return
+        _subscribed = os.getpid()
+    events.subscribe(_on_key_event)
+
+
 def key_get(key_id: str) -> CachedKey:
     """The cached record of ``key_id`` (``.key`` None when no such key exists), read from the
     database when absent or older than the cache's lifetime."""
+    if _subscribed != os.getpid():
+        _subscribe()
     ttl = _ttl()
     with _lock:
         entry = _entries.get(key_id)

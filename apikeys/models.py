@@ -62,6 +62,12 @@ class ApiKey(models.Model):
         return f"{self.key_id} ({self.label or self.account})"
 
     @property
+    def audit_target_id(self) -> str:
+        """Audit events about a key name it by its public key id (what a customer quotes),
+        the same as authentication failures claiming it do."""
+        return self.key_id
+
+    @property
     def is_expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= timezone.now()
 

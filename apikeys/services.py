@@ -22,7 +22,7 @@ from accounts.models import Account, EntryKind
 from audit.services import audit_record
 from exchange import errors
 
-from . import crypto, keycache
+from . import crypto, events, keycache
 from .models import ApiKey, Scope
 
 MAX_ALLOWLIST_ENTRIES = 100
@@ -179,6 +179,8 @@ def _key_audit(key: ApiKey) -> dict[str, object]:
 
 
 _UNSET = object()
+# Which key-state event a change of each audited field announces (the label announces none).
+_UPDATE_EVENTS = {"scopes": "scopes_changed", "ip_allowlist": "allowlist_changed", "expires_at": "expiry_changed"}
 
 
 def apikey_update(
@@ -191,7 +193,8 @@ def apikey_update(
 ) -> ApiKey:
     """Change a key's scopes, IP allowlist, expiry (``None`` clears it) or label.
 
-    Takes effect on the key's next request. A revoked key cannot be changed.
+    Takes effect on the key's next request, and on its open WebSocket and FIX sessions
+    within a second (a key-state event, ``apikeys.events``). A revoked key cannot be changed.
     """
     changes: dict[str, object] = {}
     if scopes is not _UNSET:
@@ -217,6 +220,9 @@ def apikey_update(
                 changed = [name for name in after if after[name] != before[name]]
                 audit_record("apikey.scopes_changed", target=locked, account=locked.account_id,
                              before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
+                for name, kind in _UPDATE_EVENTS.items():
+                    if name in changed:
+                        events.publish(kind, [locked.key_id])
     return locked
 
 
@@ -228,8 +234,9 @@ def _forget_cached(key_id: str) -> None:
     transaction.on_commit(lambda: keycache.forget(key_id))
 
 
-def apikey_revoke(*, key: ApiKey | str) -> ApiKey:
-    """Revoke a key: its next request is refused with ``key_revoked``. Idempotent."""
+def apikey_revoke(*, key: ApiKey | str, reason: str = "") -> ApiKey:
+    """Revoke a key: its next request is refused with ``key_revoked`` and its open WebSocket
+    and FIX sessions are closed within a second (a key-state event). Idempotent."""
     with transaction.atomic(durable=True):
         locked = _locked(key)
         if locked.status != ApiKey.Status.REVOKED:
@@ -237,7 +244,9 @@ def apikey_revoke(*, key: ApiKey | str) -> ApiKey:
             locked.revoked_at = timezone.now()
             locked.save(update_fields=["status", "revoked_at"])
             _forget_cached(locked.key_id)
-            audit_record("apikey.revoked", target=locked, account=locked.account_id, after={"key_id": locked.key_id})
+            audit_record("apikey.revoked", target=locked, account=locked.account_id, after={"key_id": locked.key_id},
+                         reason=(reason or "").strip()[:500])
+            events.publish("revoked", [locked.key_id])
     return locked
 
 

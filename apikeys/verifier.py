@@ -9,14 +9,23 @@ absent) and the request facts, and returns the ``ApiKey`` or raises a precise
 2. absent credentials: 401 ``missing_credentials`` (``errors`` names each header);
 3. malformed ones (timestamp not an integer, nonce not 16-64 of ``A-Za-z0-9_-``, window not
    1-60000, signature not base64): 401 ``invalid_credentials`` naming the header;
-4. the timestamp outside ``[now - window, now + 1 s]``: 401 ``timestamp_out_of_window``
-   with ``server_time`` (checked before the key is even looked up);
-5. an unknown key or a wrong signature, indistinguishably: 401 ``invalid_credentials``;
-6. only now, with the signature proven: ``key_revoked``, ``key_expired``, then
-   ``ip_not_allowed`` (403), then the nonce (``nonce_reused``), so a request that fails
-   anything else does not burn its nonce.
+4. an unknown key or a wrong signature, indistinguishably: 401 ``invalid_credentials`` —
+   or, when the timestamp is also outside ``[now - window, now + 1 s]``, 401
+   ``timestamp_out_of_window`` with ``server_time`` (so a wrong clock is reported as such);
+5. with the signature proven, the nonce is claimed (spent, whatever follows); then the
+   timestamp outside the window: ``timestamp_out_of_window``;
+6. ``key_revoked``, ``key_expired``,
+   ``owner_deactivated`` (403: the owner's Active flag is off), then ``ip_not_allowed``
+   (403), then the nonce (``nonce_reused``) claimed in step 5, then a request new to a
+   replay store that lost its memory after it was signed (``replay_guard_reset``; see
+   ``apikeys.replay``). A request refused here, or
+   for its scope or a rate limit afterwards, has used its nonce: it can never be accepted.
 
-Failures in steps 3-5 count against the source address (``auth_failures`` policy).
+``standing_refusal`` is step 6 without the nonce: the same rules, re-applied to an open
+WebSocket or FIX session whenever its key changes (``apikeys.live``), so a session is closed
+for exactly the reasons a new request would be refused.
+
+Failures in steps 3-5 and a reused nonce count against the source address (``auth_failures`` policy).
 ``require_scope`` is the separate scope check (403 ``permission_denied``).
 
 Steps 4-6 are ``verify_signed_message``, for a transport that signs a string of its own
@@ -37,11 +46,12 @@ from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone as dj_timezone
 
+from audit.services import audit_auth_failure
 from exchange import errors, ratelimit, wire
 
 from . import crypto, keycache, signing
 from .models import ApiKey
-from .replay import FUTURE_SKEW_MS, MAX_WINDOW_MS, nonce_claim
+from .replay import FUTURE_SKEW_MS, MAX_WINDOW_MS, nonce_claim, store_epoch_ms
 
 log = logging.getLogger("bourse.auth")
 
@@ -99,12 +109,35 @@ def ip_allowed(key: ApiKey, source_ip: str | None) -> bool:
     return any(address in ipaddress.ip_network(cidr, strict=False) for cidr in key.ip_allowlist)
 
 
+def _scope_error(key: ApiKey, scope: str) -> errors.PermissionDenied:
+    scope = str(getattr(scope, "value", scope))  # a Scope member names itself as the docs do
+    return errors.PermissionDenied(
+        f"This endpoint needs the {scope!r} scope; the key has {', '.join(key.scopes) or 'none'}.",
+        required_scope=scope,
+    )
+
+
 def require_scope(key: ApiKey, scope: str) -> None:
     if not key.has_scope(scope):
-        raise errors.PermissionDenied(
-            f"This endpoint needs the {scope!r} scope; the key has {', '.join(key.scopes) or 'none'}.",
-            required_scope=scope,
-        )
+        raise _scope_error(key, scope)
+
+
+def audit_refusal(error: errors.BourseError, *, channel: str, source_ip: str | None, key_id: str | None) -> None:
+    """Audit a refused authentication (``auth.failed``, target the claimed key id) the same
+    way for every transport: ``channel`` is ``api``, ``ws`` or ``fix``. Every refusal is
+    audited — credential failures (401), refusals of a verified key (403), a throttled source
+    (429), a second FIX session (409) — and the trail stays bounded because failures past the
+    first few per source and window are only counted (``audit_auth_failure``). Never raises:
+    an audit outage must not turn a refusal into a crash."""
+    try:
+        key_id = key_id if isinstance(key_id, str) else None
+        account_id = None
+        if key_id and KEY_ID.match(key_id):  # the account too, so the failure shows on its console page
+            known = keycache.key_get(key_id).key  # the record the verifier just read: no extra query
+            account_id = known.account_id if known is not None else None
+        audit_auth_failure(source_ip, key_id, error.code, channel=channel, account=account_id)
+    except Exception:
+        log.exception("could not audit an authentication failure", extra={"channel": channel})
 
 
 def _malformed(header: str, message: str) -> errors.InvalidCredentials:
@@ -117,7 +150,7 @@ def count_failure(source_ip: str | None, error: errors.BourseError) -> errors.Bo
     """Count a failed authentication against ``source_ip``'s budget and return ``error`` (to
     raise). Transports call it for refusals they detect themselves (a malformed field)."""
     if source_ip:
-        ratelimit.hit(ratelimit.AUTH_FAILURES, source_ip)
+        ratelimit.hit(ratelimit.AUTH_FAILURES, ratelimit.ip_identity(source_ip))
     log.info("authentication refused: %s", error.code, extra={"source_ip": source_ip})
     return error
 
@@ -173,7 +206,7 @@ def verify_request(
 def check_failure_budget(source_ip: str | None) -> None:
     """Step 1: refuse (429) an address that failed authentication too often lately."""
     if source_ip:
-        failures = ratelimit.hit(ratelimit.AUTH_FAILURES, source_ip, increment=False)
+        failures = ratelimit.hit(ratelimit.AUTH_FAILURES, ratelimit.ip_identity(source_ip), increment=False)
         if failures.count >= failures.policy.quota:
             raise ratelimit.refusal(failures)
 
@@ -193,17 +226,7 @@ def verify_signed_message(
     a transport without nonces can pass a digest of the signature). A transport with its
     own signed string (FIX Logon) calls ``check_failure_budget`` and then this."""
     server_ms = now_ms()
-    if not server_ms - window_ms <= timestamp_ms <= server_ms + FUTURE_SKEW_MS:
-        moment = _EPOCH + timedelta(milliseconds=server_ms)
-        raise count_failure(
-            source_ip,
-            errors.TimestampOutOfWindow(
-                f"Timestamp {timestamp_ms} is outside [{server_ms - window_ms}, {server_ms + FUTURE_SKEW_MS}] "
-                f"(window {window_ms} ms); check the client clock.",
-                server_time=wire.timestamp(moment),
-                server_epoch_ms=server_ms,
-            ),
-        )
+    in_window = server_ms - window_ms <= timestamp_ms <= server_ms + FUTURE_SKEW_MS
 
     # The key from the process's cache (``keycache``: at most BOURSE_KEY_CACHE_S old). An
     # unknown key id still pays for an HMAC (and, when not cached, a look-up and a
@@ -216,19 +239,61 @@ def verify_signed_message(
         assert key is not None  # an unknown key id carries a decoy HMAC secret
         valid = crypto.ed25519_verify(key.public_key, message, signature)
     if key is None or not valid:
+        if not in_window:
+            raise count_failure(source_ip, _out_of_window(timestamp_ms, window_ms, server_ms))
         raise count_failure(source_ip, errors.InvalidCredentials("Unknown API key or wrong signature."))
 
-    if key.status == ApiKey.Status.REVOKED:
-        raise errors.KeyRevoked(f"API key {key.key_id} was revoked.")
-    if key.is_expired:
-        raise errors.KeyExpired(f"API key {key.key_id} expired at {wire.timestamp(key.expires_at)}.")
-    if not ip_allowed(key, source_ip):
-        raise errors.IpNotAllowed(f"Requests from {source_ip} are not allowed for this key.")
-    if not nonce_claim(key.key_id, replay_token):
+    # The signature is proven: this message is spent from now on, whatever follows, so a
+    # refused request cannot be accepted later (with a longer X-API-Window, say).
+    fresh = nonce_claim(key.key_id, replay_token, timestamp_ms=timestamp_ms, now_ms=server_ms)
+    if not in_window:
+        raise count_failure(source_ip, _out_of_window(timestamp_ms, window_ms, server_ms))
+    refusal = standing_refusal(key, source_ip)
+    if refusal is not None:
+        raise refusal
+    if not fresh:
         raise count_failure(source_ip, errors.NonceReused("This nonce was already used by this key; use a fresh one."))
+    if timestamp_ms < store_epoch_ms(server_ms):
+        # New to a store that lost its memory since the request was signed: it may be a replay.
+        raise count_failure(source_ip, errors.ReplayGuardReset(
+            "The replay guard restarted after this request was signed; sign it again with a fresh timestamp and nonce."))
 
     _touch(key)
     return key
+
+
+def standing_refusal(key: ApiKey, source_ip: str | None, scope: str | None = None) -> errors.BourseError | None:
+    """Why a key whose signature verified may not be used from ``source_ip`` (and, with
+    ``scope``, for that scope), or None: revoked, expired, owner deactivated, address outside
+    the allowlist, scope missing, in that order. ``key`` needs ``account__owner`` loaded."""
+    if key.status == ApiKey.Status.REVOKED:
+        return errors.KeyRevoked(f"API key {key.key_id} was revoked.")
+    if key.is_expired:
+        return errors.KeyExpired(f"API key {key.key_id} expired at {wire.timestamp(key.expires_at)}.")
+    owner = key.account.owner
+    if owner is not None and not owner.is_active:
+        return errors.OwnerDeactivated(f"The owner of API key {key.key_id} is deactivated.")
+    if not ip_allowed(key, source_ip):
+        return errors.IpNotAllowed(f"Requests from {source_ip} are not allowed for this key.")
+    if scope is not None and not key.has_scope(scope):
+        return _scope_error(key, scope)
+    return None
+
+
+def keys_standing(key_ids) -> dict[str, ApiKey]:
+    """The current state of these keys (with account and owner), by key id; a deleted key
+    is absent. Live sessions call it when a key-state event names their key."""
+    return {key.key_id: key for key in ApiKey.objects.select_related("account__owner").filter(key_id__in=list(key_ids))}
+
+
+def _out_of_window(timestamp_ms: int, window_ms: int, server_ms: int) -> errors.TimestampOutOfWindow:
+    moment = _EPOCH + timedelta(milliseconds=server_ms)
+    return errors.TimestampOutOfWindow(
+        f"Timestamp {timestamp_ms} is outside [{server_ms - window_ms}, {server_ms + FUTURE_SKEW_MS}] "
+        f"(window {window_ms} ms); check the client clock.",
+        server_time=wire.timestamp(moment),
+        server_epoch_ms=server_ms,
+    )
 
 
 def _touch(key: ApiKey) -> None:

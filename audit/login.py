@@ -8,6 +8,11 @@ refused — even with the right password — until the window ends (HTTP 429 wit
 someone lock an operator out for one window by guessing; that is the price of stopping
 password guessing against one account from many addresses, and the window is short.
 
+The limit is atomic: each attempt *reserves* its place in both counters (an atomic
+``incr``) before the password is checked, and is refused if that takes a counter past its
+limit; a successful log-in gives its places back. So parallel wrong passwords cannot slip
+between a read of the count and its increment: at most the limit of them are ever checked.
+
 Every log-in is an ``admin.login`` event; every failure, refused attempt included, goes
 through ``audit_auth_failure`` (aggregated per source).
 """
@@ -24,12 +29,15 @@ from django.core.exceptions import ValidationError
 
 from exchange.clientip import client_ip
 from exchange.context import Actor
+from exchange.ratelimit import ip_identity
 
 from .services import audit_auth_failure, audit_record
 
 # Where a refused log-in leaves its wait for the admin site's Retry-After header (a
 # WSGI-style extension key in request.META, not an attribute added to the request).
 RETRY_AFTER_META_KEY = "bourse.login_retry_after"
+# Set on a request whose attempt the form already counted (on_login_failed must not again).
+RESERVED_META_KEY = "bourse.login_reserved"
 
 
 def _limits() -> tuple[int, int, int]:
@@ -43,7 +51,8 @@ def _limits() -> tuple[int, int, int]:
 def _keys(ip: str, username: str, window_start: int) -> tuple[str, str]:
     # Usernames are hashed: any text can be typed, and cache keys should stay plain.
     user_digest = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
-    return f"adminlogin:ip:{ip}:{window_start}", f"adminlogin:user:{user_digest}:{window_start}"
+    # An IPv6 client counts by its /64 (``ratelimit.ip_identity``), like the API's budgets.
+    return f"adminlogin:ip:{ip_identity(ip)}:{window_start}", f"adminlogin:user:{user_digest}:{window_start}"
 
 
 def _window() -> tuple[int, int]:
@@ -63,15 +72,43 @@ def login_retry_after(ip: str, username: str) -> int:
     return 0
 
 
+def _incr(key: str, ttl: int, delta: int = 1) -> int:
+    cache.add(key, 0, timeout=ttl)
+    try:
+        return cache.incr(key, delta)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, max(0, delta), timeout=ttl)
+        return max(0, delta)
+
+
 def login_failed(ip: str, username: str) -> None:
     start, end = _window()
     ttl = end - start + 60
     for key in _keys(ip, username, start):
-        cache.add(key, 0, timeout=ttl)
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, timeout=ttl)
+        _incr(key, ttl)
+
+
+def login_reserve(ip: str, username: str) -> int:
+    """Count this attempt before its password is checked (atomically); 0 when it may go on,
+    else the seconds until it may (the attempt is then not counted)."""
+    _, per_ip, per_user = _limits()
+    start, end = _window()
+    ttl = end - start + 60
+    ip_key, user_key = _keys(ip, username, start)
+    ip_count = _incr(ip_key, ttl)
+    user_count = _incr(user_key, ttl) if username else 0
+    if ip_count > per_ip or user_count > per_user:
+        _incr(ip_key, ttl, -1)
+        if username:
+            _incr(user_key, ttl, -1)
+        return max(1, math.ceil(end - time.time()))
+    return 0
+
+
+def login_release(ip: str, username: str) -> None:
+    """A reserved attempt succeeded: it is not a failure."""
+    start, end = _window()
+    _incr(_keys(ip, username, start)[0], end - start + 60, -1)
 
 
 def login_succeeded(username: str) -> None:
@@ -85,7 +122,7 @@ class ThrottledAuthenticationForm(AdminAuthenticationForm):
     def clean(self):
         ip = client_ip(self.request) if self.request is not None else ""
         username = self.cleaned_data.get("username") or ""
-        retry_after = login_retry_after(ip, username)
+        retry_after = login_reserve(ip, username)
         if retry_after:
             if self.request is not None:
                 self.request.META[RETRY_AFTER_META_KEY] = retry_after
@@ -95,7 +132,11 @@ class ThrottledAuthenticationForm(AdminAuthenticationForm):
                 f"Too many failed log-in attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
                 code="rate_limited",
             )
-        return super().clean()
+        if self.request is not None:
+            self.request.META[RESERVED_META_KEY] = True  # on_login_failed: already counted
+        cleaned = super().clean()
+        login_release(ip, username)  # not a failure after all
+        return cleaned
 
 
 # --- Signal receivers (connected in AuditConfig.ready) -----------------------------------
@@ -106,7 +147,8 @@ def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
         return  # not an HTTP log-in (e.g. a script calling authenticate())
     ip = client_ip(request)
     username = str(credentials.get("username", ""))
-    login_failed(ip, username)
+    if not request.META.get(RESERVED_META_KEY):
+        login_failed(ip, username)  # a log-in path that did not reserve its attempt
     audit_auth_failure(ip or None, username, "bad_credentials", channel="admin")
 
 

@@ -90,7 +90,10 @@ def _target(target: models.Model | tuple[object, object] | None) -> tuple[str, s
         label = target._meta.label_lower
         if label == "accounts.account":
             return label, str(target.pk), target.pk
-        return label, str(target.pk), getattr(target, "account_id", None)
+        # A model may name itself by a public id (an API key by its key id, which customers
+        # quote), so every event about it — created, changed, refused — has one target.
+        ident = getattr(target, "audit_target_id", None) or target.pk
+        return label, str(ident), getattr(target, "account_id", None)
     if isinstance(target, tuple) and len(target) == 2:
         return str(target[0]), "" if target[1] is None else str(target[1]), None
     raise TypeError("target must be a model instance or a (type, id) tuple")
@@ -249,7 +252,9 @@ def _failure_counter(channel: str, source: str, window_start: int) -> str:
     return f"audit:authfail:{channel}:{source}:{window_start}"
 
 
-def audit_auth_failure(source_ip: str | None, key_id: str | None, reason: str, *, channel: str = "api") -> AuditEvent | None:
+def audit_auth_failure(
+    source_ip: str | None, key_id: str | None, reason: str, *, channel: str = "api", account: int | None = None,
+) -> AuditEvent | None:
     """Record a failed authentication from ``source_ip`` claiming ``key_id`` (the API key
     id; for ``channel="admin"``, the username typed).
 
@@ -285,6 +290,7 @@ def audit_auth_failure(source_ip: str | None, key_id: str | None, reason: str, *
     return audit_record(
         "admin.login_failed" if is_admin else "auth.failed",
         target=("auth.user" if is_admin else "apikeys.apikey", (key_id or "")[:64]),
+        account=account,  # the claimed key's account, when the key exists
         actor=Actor.anonymous(source),
         after={"channel": channel, "failure_in_window": count, "window_limit": limit},
         outcome=Outcome.REFUSED,

@@ -35,6 +35,11 @@ def _trusted(address, networks) -> bool:
     return address is not None and any(address in net for net in networks)
 
 
+def is_trusted_proxy(peer: str | None) -> bool:
+    """Whether ``peer`` (an address string) is one of ``BOURSE_TRUSTED_PROXIES``."""
+    return _trusted(_parse(peer or ""), trusted_networks())
+
+
 def resolve(peer: str, forwarded_for: str | None) -> str:
     """The client address given the socket ``peer`` and the ``X-Forwarded-For`` header."""
     networks = trusted_networks()

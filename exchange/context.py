@@ -29,7 +29,8 @@ class Actor:
 
     @classmethod
     def apikey(cls, key_id: str, label: str = "") -> "Actor":
-        return cls("apikey", str(key_id), label or str(key_id))
+        # The key id always shows: two traders' keys may both be labelled "demo".
+        return cls("apikey", str(key_id), f"{label} ({key_id})" if label else str(key_id))
 
     @classmethod
     def system(cls, label: str = "system") -> "Actor":

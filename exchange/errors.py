@@ -253,25 +253,60 @@ class NonceReused(BourseError):
     description = "This key already used this nonce inside the window (a replayed request)."
 
 
+class ReplayGuardReset(BourseError):
+    code = "replay_guard_reset"
+    status = 401
+    title = "Replay guard reset"
+    description = (
+        "The replay guard's store lost its memory (Redis restarted without persistence, was "
+        "flushed, or evicted the guard's data) after this request was signed, so the server cannot "
+        "tell whether it was already used. Sign it again with a fresh timestamp and nonce."
+    )
+
+
 class KeyRevoked(BourseError):
     code = "key_revoked"
     status = 401
     title = "Key revoked"
-    description = "The key was revoked (reported only once the signature verified)."
+    description = (
+        "The key was revoked (reported only once the signature verified). On an open WebSocket "
+        "connection: an `error` frame, then close code 4401; on a FIX session: Logout with `Text` "
+        "starting with the code (docs/signing.md, open sessions)."
+    )
 
 
 class KeyExpired(BourseError):
     code = "key_expired"
     status = 401
     title = "Key expired"
-    description = "The key is past its expiry (reported only once the signature verified)."
+    description = (
+        "The key is past its expiry (reported only once the signature verified). On an open WebSocket "
+        "connection: an `error` frame, then close code 4401; on a FIX session: Logout with `Text` "
+        "starting with the code (docs/signing.md, open sessions)."
+    )
+
+
+class OwnerDeactivated(BourseError):
+    code = "owner_deactivated"
+    status = 403
+    title = "Owner deactivated"
+    description = (
+        "The user owning the key's account is deactivated (the console's Active flag is off): "
+        "every key of that user is refused, and its open WebSocket and FIX sessions are closed, "
+        "until an operator reactivates the user. WebSocket: close code 4403; FIX: Logout `owner_deactivated: ...`."
+    )
 
 
 class PermissionDenied(BourseError):
     code = "permission_denied"
     status = 403
     title = "Permission denied"
-    description = "The key lacks the scope the endpoint needs (`read` or `trade`); `required_scope` names it."
+    description = (
+        "The key lacks the scope the request needs (`read` for GET/HEAD, `trade` to submit or cancel; FIX "
+        "needs `trade`, WebSocket `read`); `required_scope` names it. On an open WebSocket connection: an "
+        "`error` frame, then close code 4403; on a FIX session: Logout with `Text` starting with the code "
+        "(docs/signing.md, open sessions)."
+    )
     extension_fields = {
         "required_scope": {"type": "string", "enum": ["read", "trade"], "description": "The scope the endpoint needs."},
     }
@@ -281,7 +316,11 @@ class IpNotAllowed(BourseError):
     code = "ip_not_allowed"
     status = 403
     title = "IP address not allowed"
-    description = "The request's source address is outside the key's IP allowlist."
+    description = (
+        "The request's source address is outside the key's IP allowlist. On an open WebSocket "
+        "connection: an `error` frame, then close code 4403; on a FIX session: Logout with `Text` "
+        "starting with the code (docs/signing.md, open sessions)."
+    )
 
 
 class RateLimited(BourseError):
@@ -314,6 +353,18 @@ class OrderClosed(BourseError):
     status = 409
     title = "Order closed"
     description = "The order is already filled, cancelled or rejected (or closed before the cancel reached the engine)."
+
+
+class SessionActive(BourseError):
+    code = "session_active"
+    status = 409
+    title = "Session active"
+    rest = False
+    description = (
+        "FIX only: the key already has a logged-on session (one per key, across gateway processes). "
+        "The new Logon gets a Logout with `Text` `session_active: ...`; the first session is unaffected. "
+        "Audited as `auth.failed` (channel `fix`)."
+    )
 
 
 # --- WebSocket protocol (/ws/v1; docs/websocket.md) ----------------------------------------

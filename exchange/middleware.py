@@ -49,3 +49,33 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
         response[HEADER] = request.request_id
         return response
+
+
+class ContentSecurityPolicyMiddleware:
+    """``Content-Security-Policy`` (``BOURSE_CONTENT_SECURITY_POLICY``) on every HTML page —
+    the console and the API docs — unless a view set its own. An empty setting sends none."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    @staticmethod
+    def _add(response):
+        from django.conf import settings
+
+        policy = getattr(settings, "BOURSE_CONTENT_SECURITY_POLICY", "")
+        if policy and response.get("Content-Type", "").startswith("text/html") and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = policy
+        return response
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return self._add(self.get_response(request))
+
+    async def __acall__(self, request):
+        return self._add(await self.get_response(request))

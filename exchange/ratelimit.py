@@ -226,6 +226,28 @@ def order_submission_consume(account_id: int) -> Usage:
     return consume(ORDERS, account_id)
 
 
+def ip_identity(address: str | None) -> str:
+    """What a per-address budget counts: an IPv4 address as is, an IPv6 address as its
+    ``/BOURSE_RATE_LIMIT_IPV6_PREFIX`` network (default /64: one customer's allocation, whose
+    2^64 addresses would otherwise each get a budget of their own). IPv4-mapped IPv6 counts
+    as the IPv4 address."""
+    import ipaddress
+
+    from django.conf import settings
+
+    text = (address or "").strip().strip("[]")
+    try:
+        parsed = ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    if parsed.version == 6 and parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    if parsed.version == 4:
+        return str(parsed)
+    prefix = int(getattr(settings, "BOURSE_RATE_LIMIT_IPV6_PREFIX", 64))
+    return str(ipaddress.ip_network(f"{parsed}/{prefix}", strict=False))
+
+
 class AnonymousRateThrottle:
     """DRF throttle (the project default): requests without credentials count against their
     source address under the ``ip`` policy. Authenticated requests were already counted
@@ -234,7 +256,7 @@ class AnonymousRateThrottle:
     def allow_request(self, request, view) -> bool:
         if request.auth is not None:
             return True
-        consume_for_request(request, IP, client_ip(request))
+        consume_for_request(request, IP, ip_identity(client_ip(request)))
         return True
 
     def wait(self):  # pragma: no cover - allow_request raises instead of returning False

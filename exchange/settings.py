@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "audit.middleware.AuditContextMiddleware",  # actor and source IP for the audit trail
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "exchange.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "exchange.urls"
@@ -180,10 +181,33 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True  # serve admin/docs assets without a collectstatic step
 
+# --- Production hardening (docs/admin.md, "Production hardening"): all off or permissive by
+# default so `make run` works over plain HTTP; set them behind TLS.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = env_bool("CSRF_COOKIE_HTTPONLY", True)  # the console's forms carry the token
+SESSION_COOKIE_SAMESITE = os.environ.get("SESSION_COOKIE_SAMESITE", "Lax")
+CSRF_COOKIE_SAMESITE = os.environ.get("CSRF_COOKIE_SAMESITE", "Lax")
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# "HTTP_X_FORWARDED_PROTO=https": the TLS terminator's header saying the request came over
+# HTTPS. Set it only when that proxy always sets (or strips) the header.
+_proxy_ssl = os.environ.get("BOURSE_SECURE_PROXY_SSL_HEADER", "").strip()
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl.split("=", 1)) if "=" in _proxy_ssl else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Sent on every HTML page (the console, the API docs): only this origin's scripts, styles,
+# images, fonts and connections; no framing; forms post here only.
+BOURSE_CONTENT_SECURITY_POLICY = os.environ.get(
+    "BOURSE_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'",
+)
 
 # --- API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -224,6 +248,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Swagger UI never sends the schema to swagger.io's validator (and so never contacts it).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {"SideEnum": ["buy", "sell"]},
     # Common responses (429, 503, 413, 415), servers, `security: []`, the Problem schema.
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "exchange.schema.contract_hook",
@@ -266,6 +292,9 @@ BOURSE_ENGINE_LINGER_MS = float(os.environ.get("BOURSE_ENGINE_LINGER_MS", "2"))
 # How long a process trusts its cached copy of an API key (apikeys/keycache.py): the bound on
 # how late a key change made by another process bites. 0 disables the cache.
 BOURSE_KEY_CACHE_S = float(os.environ.get("BOURSE_KEY_CACHE_S", "1.0"))
+# Live WebSocket and FIX sessions re-read their keys this often (seconds) besides reacting to
+# key-state events at once (apikeys.events): the bound for an event lost in transit.
+BOURSE_KEY_RECHECK_S = float(os.environ.get("BOURSE_KEY_RECHECK_S", "5.0"))
 # FIX 4.4 order-entry gateway (``manage.py run_fix_gateway``; docs/fix.md).
 BOURSE_FIX_HOST = os.environ.get("BOURSE_FIX_HOST", "127.0.0.1")
 BOURSE_FIX_PORT = env_int("BOURSE_FIX_PORT", 9878)
@@ -311,6 +340,8 @@ CELERY_IMPORTS = ["trading.outbox.tasks"]  # autodiscovery only finds <app>.task
 # --- API keys, signing and rate limits (apikeys, exchange.ratelimit) ----------------------
 # Proxies (CIDRs) whose X-Forwarded-For is believed; without any, the header is ignored.
 BOURSE_TRUSTED_PROXIES = env_list("BOURSE_TRUSTED_PROXIES", [])
+# Per-address budgets (ip, auth_failures) count an IPv6 client by its /64 (this prefix).
+BOURSE_RATE_LIMIT_IPV6_PREFIX = env_int("BOURSE_RATE_LIMIT_IPV6_PREFIX", 64)
 # "QUOTA/WINDOW_SECONDS" per policy; docs/rate-limits.md explains each.
 BOURSE_RATE_LIMITS = {
     "key": os.environ.get("BOURSE_RATE_LIMIT_KEY", "1200/60"),

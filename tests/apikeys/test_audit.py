@@ -21,7 +21,7 @@ def test_create_update_revoke_are_audited_once_without_secrets(trader):
     services.apikey_revoke(key=created.key)  # idempotent: no second event
     events = list(AuditEvent.objects.filter(action__startswith="apikey.").order_by("id"))
     assert [e.action for e in events] == ["apikey.created", "apikey.scopes_changed", "apikey.revoked"]
-    assert all(e.account_id == trader.pk and e.target_id == str(created.key.pk) for e in events)
+    assert all(e.account_id == trader.pk and e.target_id == created.key.key_id for e in events)
     assert events[1].before == {"scopes": ["read"]} and events[1].after == {"scopes": ["read", "trade"]}
     assert created.secret not in str([(e.before, e.after) for e in events])
 

@@ -182,12 +182,13 @@ def test_key_expiring_later_still_works(signed, key):
     assert signed.get(PATH).status_code == 200
 
 
-def test_refused_requests_do_not_burn_the_nonce(signed, key):
+def test_a_refused_request_burns_its_nonce(signed, key):
+    """Refused once its signature verified: the same signed request can never come back."""
     nonce = fresh_nonce()
     services.apikey_update(key=key, ip_allowlist=["203.0.113.0/24"])
     assert code_of(signed.get(PATH, nonce=nonce)) == "ip_not_allowed"
     services.apikey_update(key=key, ip_allowlist=[])
-    assert signed.get(PATH, nonce=nonce).status_code == 200
+    assert code_of(signed.get(PATH, nonce=nonce)) == "nonce_reused"
 
 
 def test_last_used_at_is_written_at_most_once_a_minute(signed, key):

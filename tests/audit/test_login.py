@@ -72,6 +72,48 @@ def test_success_clears_the_username_count(staff):
     assert attempt("sue", PASSWORD).status_code == 302
 
 
+@pytest.mark.django_db(transaction=True)
+def test_parallel_wrong_passwords_cannot_exceed_the_limit(monkeypatch):
+    """Ten wrong passwords at once for one username (limit 3): every one of them passes any
+    read of the count before the first is counted, unless the attempt reserves its place
+    atomically first. At most 3 reach the password check; the others are refused (429)."""
+    import threading
+
+    from django.contrib.auth import forms as auth_forms
+
+    get_user_model().objects.create_user("sam", "sam@example.com", PASSWORD, is_staff=True)
+    attempts = 10
+    barrier = threading.Barrier(attempts, timeout=2)
+    real = auth_forms.authenticate
+    checked = []
+
+    def slow_authenticate(*args, **kwargs):
+        checked.append(kwargs.get("username"))
+        try:
+            barrier.wait()  # hold every checked attempt until all ten have arrived (or 2 s)
+        except threading.BrokenBarrierError:
+            pass
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(auth_forms, "authenticate", slow_authenticate)
+    statuses = []
+
+    def one(i):
+        statuses.append(attempt("sam", "wrong", ip=f"198.51.100.{i}").status_code)
+        from django.db import connection
+
+        connection.close()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(attempts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(checked) == 3, checked
+    assert sorted(statuses) == [200] * 3 + [429] * 7
+    assert attempt("sam", PASSWORD, ip="198.51.100.99").status_code == 429  # still locked
+
+
 def test_a_throttled_form_without_a_request_refuses_with_the_rate_limit(staff):
     # The form works without a request (Django allows it): the refusal must not depend on
     # having one to carry the wait to the Retry-After header.

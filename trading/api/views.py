@@ -158,10 +158,7 @@ class OrderListSubmitApi(PrivateApi):
     all of the caller's open orders (scope `trade`)."""
 
     query_parameters = {"get": ("market", "status", "limit", "cursor"), "delete": ("market",)}
-
-    @property
-    def required_scope(self):
-        return Scope.READ if self.request.method == "GET" else Scope.TRADE
+    write_scope = Scope.TRADE  # GET/HEAD read (scope read); POST/DELETE need trade
 
     @extend_schema(
         operation_id="orders_submit",
@@ -248,9 +245,7 @@ class OrderListSubmitApi(PrivateApi):
 
 
 class OrderDetailApi(PrivateApi):
-    @property
-    def required_scope(self):
-        return Scope.READ if self.request.method == "GET" else Scope.TRADE
+    write_scope = Scope.TRADE  # GET/HEAD read (scope read); POST/DELETE need trade
 
     @extend_schema(
         operation_id="orders_get",

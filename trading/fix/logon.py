@@ -11,7 +11,7 @@ outside the window -> unknown key or wrong signature (indistinguishable, with th
 decoy work) -> revoked -> expired -> source IP -> replayed Logon -> scope ``trade``.
 
 Every refusal raises a ``BourseError`` whose ``code`` and message become the Logout's
-``Text``, and is audited (``audit_auth_failure`` channel ``fix``).
+``Text``, and is audited (``verifier.audit_refusal``, channel ``fix``).
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from apikeys import verifier
-from audit.services import audit_auth_failure
 from exchange import errors
 from exchange.syntax import ascii_digits
 
@@ -59,11 +58,8 @@ def format_utc_timestamp(moment: datetime) -> str:
 
 
 def _audited(source_ip: str | None, key_id: str | None, error: errors.BourseError) -> None:
-    """Audit a refused Logon (channel ``fix``)."""
-    try:
-        audit_auth_failure(source_ip, key_id, error.code, channel="fix")
-    except Exception:  # noqa: BLE001 -- an audit outage must not turn a refusal into a crash
-        log.exception("could not audit a FIX logon failure")
+    """Audit a refused Logon (channel ``fix``), as REST and WebSocket audit theirs."""
+    verifier.audit_refusal(error, channel="fix", source_ip=source_ip, key_id=key_id)
     log.info("FIX logon refused: %s", error.code, extra={"source_ip": source_ip, "key_id": key_id})
 
 
@@ -76,8 +72,7 @@ def logon_verify(*, sender: str, target: str, seq: str, sending_time: str, raw_d
     try:
         return _verify(sender=sender, target=target, seq=seq, sending_time=sending_time, raw_data=raw_data, source_ip=source_ip)
     except errors.BourseError as error:
-        if error.status in (401, 403):  # as on REST: a throttled source (429) is already counted
-            _audited(source_ip, sender, error)
+        _audited(source_ip, sender, error)
         raise
 
 

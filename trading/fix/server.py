@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.db import close_old_connections, connections
 
+from apikeys.live import LiveSessions
+
 from . import store
 from .reader import OutboxTail
 from .session import Session
@@ -31,6 +33,7 @@ class Gateway:
         self.tail = OutboxTail(self)
         self.server: asyncio.Server | None = None
         self.tail_task: asyncio.Task | None = None
+        self.live: LiveSessions | None = None  # sessions follow their key (created on the loop)
 
     async def call(self, fn, *args, **kwargs):
         """Run Django code on the pool (a thread keeps its connection between calls)."""
@@ -60,6 +63,7 @@ class Gateway:
             self.sessions.discard(session)
 
     async def start(self) -> None:
+        self.live = LiveSessions(asyncio.get_running_loop(), self.call)
         self.server = await asyncio.start_server(self._connection, self.host, self.port, limit=1 << 20)
         self.port = self.server.sockets[0].getsockname()[1]
         self.tail_task = asyncio.create_task(self.tail.run())
@@ -77,6 +81,8 @@ class Gateway:
             if not self.sessions:
                 break
             await asyncio.sleep(0.1)
+        if self.live is not None:
+            self.live.close()
         if self.tail_task is not None:
             self.tail_task.cancel()
         await self.call(self.store.flush)

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from django.conf import settings
 from django.utils import timezone as dj_timezone
 
+from apikeys.verifier import audit_refusal
 from exchange import errors, wire
 from exchange.syntax import MAX_ID_DIGITS, ascii_digits
 from trading.outbox import selectors as outbox
 from trading.services import order_cancel_all
 
-from . import application, store
+from . import application, proxy, store
 from .codec import FieldError, FrameReader, Message, encode, encode_fields
 from .logon import format_utc_timestamp, logon_verify, parse_utc_timestamp
 
@@ -97,6 +98,8 @@ class SessionHost(Protocol):
 
     def unregister(self, session: Session) -> None: ...
 
+    live: Any  # apikeys.live.LiveSessions: sessions follow their key
+
 
 class Session:
     """One connection: logon, sequence numbers, heartbeats, and the application messages."""
@@ -107,6 +110,7 @@ class Session:
         peer = writer.get_extra_info("peername") or ("", 0)
         self.source_ip = peer[0] if peer else None
         self.frames = FrameReader()
+        self._early = b""  # FIX bytes read along with a PROXY header
         self.claimed_sender: str | None = None  # SenderCompID of the Logon, before it is verified
         # Set by a verified Logon (see ``verified_key`` and friends for the logged-on reads).
         self.key: ApiKey | None = None
@@ -132,6 +136,9 @@ class Session:
         self.inflight: set[asyncio.Task] = set()
         self.acked: set[str] = set()  # live orders reported as New
         self.logon_at = ""  # wire timestamp; orders created since then get a New report
+        # For apikeys.live: the key this session logged on with, and the scope it needs.
+        self.key_id: str | None = None
+        self.required_scope = "trade"
 
     # --- the logged-on state --------------------------------------------------------------
 
@@ -177,6 +184,8 @@ class Session:
         return seq
 
     def send_reports(self, messages) -> None:
+        if self.closing:
+            return  # ended (by its key, a Logout): nothing more is delivered
         for msg_type, fields in messages:
             self.send(msg_type, fields)
 
@@ -204,6 +213,7 @@ class Session:
 
     async def run(self) -> None:
         try:
+            await self._proxy_header()
             await self._read_loop()
         except SessionClosed as closed:
             if self.logged_on:
@@ -217,18 +227,38 @@ class Session:
         finally:
             await self._end()
 
+    async def _proxy_header(self) -> None:
+        """A PROXY protocol header (v1 or v2) from a trusted proxy gives the client's real
+        address (``trading.fix.proxy``); its bytes never reach the FIX parser."""
+        try:
+            address, self._early = await asyncio.wait_for(
+                proxy.read_header(self.reader, self.source_ip), LOGON_TIMEOUT_S)
+        except TimeoutError:
+            await self.logout(f"No Logon within {LOGON_TIMEOUT_S} s.")
+        except proxy.ProxyHeaderError as error:
+            log.warning("FIX connection refused: %s", error, extra={"source_ip": self.source_ip})
+            await self.logout(f"Refused: {error}.")
+        if address is not None:
+            log.info("FIX connection through a proxy", extra={"proxy_ip": self.source_ip, "source_ip": address})
+            self.source_ip = address
+
     async def _read_loop(self) -> None:
         logon_deadline = time.monotonic() + LOGON_TIMEOUT_S
         while not self.closing:
             timeout = max(0.0, logon_deadline - time.monotonic()) if not self.logged_on else None
             try:
-                data = await asyncio.wait_for(self.reader.read(65536), timeout)
+                if self._early:
+                    data, self._early = self._early, b""  # read with the PROXY header
+                else:
+                    data = await asyncio.wait_for(self.reader.read(65536), timeout)
             except TimeoutError:
                 await self.logout(f"No Logon within {LOGON_TIMEOUT_S} s.")
             if not data:
                 return
             self.last_recv = time.monotonic()
             for frame in self.frames.feed(data):
+                if self.closing:
+                    return  # ended by its key meanwhile: nothing more is accepted
                 if frame.fatal is not None:
                     await self.logout(f"Garbled stream: {frame.fatal}")
                 await self._frame(frame)
@@ -280,10 +310,10 @@ class Session:
         except errors.BourseError as error:
             await self.logout(f"{error.code}: {error}")
         if key.key_id in self.gateway.live_keys:
-            await self.logout(f"session_active: a FIX session for key {key.key_id} is already logged on.")
+            await self._session_active(key)
         claimed = await self.gateway.call(store.session_claim, key, self.owner)
         if claimed is None:
-            await self.logout(f"session_active: a FIX session for key {key.key_id} is already logged on.")
+            await self._session_active(key)
         self.key, self.account, self.store_pk = key, key.account, claimed.pk
         self.gateway.live_keys[key.key_id] = self
         self.next_out, self.next_in = claimed.next_out_seq, claimed.next_in_seq
@@ -313,7 +343,14 @@ class Session:
             self.next_in = seq + 1
             self.gateway.store.sequences(self.store_pk, self.next_out, self.next_in)
         self.timer = asyncio.create_task(self._timer())
+        self.key_id = key.key_id
+        self.gateway.live.add(self, key)
         log.info("FIX logon", extra={"key_id": key.key_id, "source_ip": self.source_ip})
+
+    async def _session_active(self, key) -> None:
+        error = errors.SessionActive(f"a FIX session for key {key.key_id} is already logged on.")
+        await self.gateway.call(audit_refusal, error, channel="fix", source_ip=self.source_ip, key_id=key.key_id)
+        await self.logout(f"{error.code}: {error}")
 
     # --- session layer -------------------------------------------------------------------
 
@@ -438,6 +475,8 @@ class Session:
             await asyncio.wait(set(self.inflight))
 
     async def _application(self, message: Message, seq: int, msg_type: str) -> None:
+        if self.closing:
+            return  # ended (by its key): nothing more is accepted
         try:
             outcome = await self.gateway.call(
                 application.application_handle, self.key.key_id, self.account, message, self.cancel_ids)
@@ -537,6 +576,19 @@ class Session:
         except (ConnectionError, asyncio.CancelledError):
             pass
 
+    async def end_for_key(self, error) -> None:
+        """The key may no longer be used (``apikeys.live``): stop delivering reports and
+        accepting messages at once, send Logout with ``Text`` = ``code: reason``, and end
+        the session (cancel on disconnect applies, as for any disconnect)."""
+        if self.closing:
+            return
+        self.closing = True
+        self.gateway.unregister(self)  # no more execution reports
+        if self.logged_on and not self.logout_sent and not self.writer.is_closing():
+            self.logout_sent = True
+            self.send("5", [(58, f"{error.code}: {error}")])
+        self.reader.feed_eof()  # the read loop ends; _end releases, then closes
+
     async def _end(self) -> None:
         """Release the session (cancel on disconnect, flush the store, free the key), and
         only then close the socket, so a client that reconnects at once finds the key free."""
@@ -545,6 +597,8 @@ class Session:
             self.timer.cancel()
         try:
             await self._drain_inflight()
+            if self.key_id is not None:
+                self.gateway.live.discard(self)
             if self.store_pk is not None and self.key is not None:
                 self.gateway.unregister(self)
                 try:

@@ -6,6 +6,12 @@ replays through ``trading.ws.selectors``, and leaves fan-out to the process's
 ``trading.ws.relay.Relay``. Every refusal is an ``error`` frame with a stable code from
 ``exchange.errors``; the connection survives bad input, except past the inbound message
 rate (closed with 1008) and past the connection limits (refused with 1008).
+
+An authenticated connection follows its key (``apikeys.live``): when the key is revoked,
+expires, loses the ``read`` scope, no longer allows the connection's address, or its owner
+is deactivated, the connection stops delivering and accepting at once, sends an ``error``
+frame with the refusal's code and is closed with ``4000 + the code's HTTP status`` (4401 or
+4403) and the code as the close reason.
 """
 from __future__ import annotations
 
@@ -21,7 +27,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from apikeys.verifier import require_scope, verify_request
+from apikeys.live import LiveSessions
+from apikeys.verifier import audit_refusal, require_scope, verify_request
 from exchange import clientip, errors
 from exchange.syntax import json_loads
 from trading.outbox import selectors as outbox
@@ -67,6 +74,29 @@ def _say_fast_path(part: str, active: bool, detail: str) -> None:
         log.warning("websocket fast path UNAVAILABLE: %s (%s); frames go the slow way", part, detail)
 
 
+_live: dict[int, LiveSessions] = {}  # per event loop (one in a daphne process)
+
+
+def live_sessions() -> LiveSessions:
+    """This process's registry of authenticated connections, on the running loop."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    registry = _live.get(id(loop))
+    if registry is None or registry.loop is not loop:
+        registry = _live[id(loop)] = LiveSessions(loop, _run_sync)
+    return registry
+
+
+async def _run_sync(fn, *args):
+    return await database_sync_to_async(fn)(*args)
+
+
+def key_close_code(error: errors.BourseError) -> int:
+    """The close code of a connection ended by its key: 4000 + the refusal's HTTP status."""
+    return 4000 + error.status
+
+
 def _under_daphne(send) -> bool:
     func = getattr(send, "func", None)
     return getattr(func, "__module__", "").startswith("daphne.")
@@ -99,6 +129,11 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
         self.ip = clientip.resolve(peer, _header(self.scope, b"x-forwarded-for"))
         self.key = None
         self.account_id = None
+        # For apikeys.live: the key this connection authenticated, and what it needs.
+        self.key_id: str | None = None
+        self.source_ip = self.ip
+        self.required_scope = "read"
+        self.ended = False  # ended by its key: nothing more in or out
         self.subscriptions: dict[str, Subscription] = {}
         self.open = False
         self._raw: Any = False  # not looked up yet (see _raw_protocol); then daphne's protocol or None
@@ -131,6 +166,7 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
         if _per_ip[self.ip] <= 0:
             del _per_ip[self.ip]
         if self.key is not None:
+            live_sessions().discard(self)
             _per_key[self.key] -= 1
             if _per_key[self.key] <= 0:
                 del _per_key[self.key]
@@ -140,8 +176,27 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
 
     # -- relay callbacks ---------------------------------------------------------------------
     async def send_text(self, text: str) -> None:
-        if self.open:
+        if self.open and not self.ended:
             await self.send(text_data=text)
+
+    async def end_for_key(self, error: errors.BourseError) -> None:
+        """The key may no longer be used (``apikeys.live``): deliver and accept nothing more,
+        say why, close with ``key_close_code`` and the code as the reason."""
+        if self.ended or not self.open:
+            return
+        self.ended = True
+        for subscription in self.subscriptions.values():
+            Relay.get().remove(subscription)
+        self.subscriptions.clear()
+        await self.send(text_data=_error_frame(error))
+        code = key_close_code(error)
+        send = self.base_send
+        protocol = send.args[0] if isinstance(send, functools.partial) and send.args else None
+        if protocol is not None and hasattr(protocol, "sendClose") and _under_daphne(send):
+            # daphne drops the ASGI close reason; autobahn's sendClose carries it.
+            protocol.sendClose(code=code, reason=error.code)
+        else:
+            await self.close(code=code, reason=error.code)
 
     def _raw_protocol(self):
         """The daphne (autobahn) protocol under this connection when frames may be written to
@@ -163,7 +218,7 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
         return self._raw
 
     def can_write_raw(self) -> bool:
-        protocol = self._raw_protocol() if self.open else None
+        protocol = self._raw_protocol() if self.open and not self.ended else None
         return protocol is not None and protocol.state == protocol.STATE_OPEN
 
     def write_raw(self, wire: bytes) -> None:
@@ -208,7 +263,7 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
 
     # -- inbound -----------------------------------------------------------------------------
     async def receive(self, text_data=None, bytes_data=None):
-        if not self.open:
+        if not self.open or self.ended:
             return
         now = time.monotonic()
         if now - self._window_start >= 1.0:
@@ -303,16 +358,23 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
                 limit=settings.BOURSE_WS_MAX_CONNECTIONS_PER_KEY)
         _per_key[key.key_id] += 1
         self.key, self.account_id = key.key_id, key.account_id
+        self.key_id = key.key_id
+        live_sessions().add(self, key)
         await self.send_text(dumps({"type": "auth", "id": message_id, "key": key.key_id,
                                     "account_id": str(key.account_id)}))
 
     def _verify(self, fields):
-        key = verify_request(
-            key_id=fields["key"], timestamp=fields["timestamp"], nonce=fields["nonce"],
-            signature=fields["signature"], window=fields["window"], method="GET", path=WS_PATH, query="",
-            body_sha256=EMPTY_BODY_SHA256, source_ip=self.ip,
-        )
-        require_scope(key, "read")
+        """The verifier's decision, audited like REST's (``auth.failed``, channel ``ws``)."""
+        try:
+            key = verify_request(
+                key_id=fields["key"], timestamp=fields["timestamp"], nonce=fields["nonce"],
+                signature=fields["signature"], window=fields["window"], method="GET", path=WS_PATH, query="",
+                body_sha256=EMPTY_BODY_SHA256, source_ip=self.ip,
+            )
+            require_scope(key, "read")
+        except errors.BourseError as error:
+            audit_refusal(error, channel="ws", source_ip=self.ip, key_id=fields["key"])
+            raise
         return key
 
     async def op_subscribe(self, message, message_id):

@@ -169,12 +169,15 @@ export class Bourse {
       if (response.status === 401 && signed && this.#options.correctClockSkew && !skewCorrected) {
         const problem: unknown = await response.clone().json().catch(() => null);
         if ((problem as { code?: unknown } | null)?.code === "timestamp_out_of_window") {
-          // Refused before the nonce was consumed or anything written: re-signing with the
-          // corrected clock is safe for every method.
+          // Correct the clock for every later call; re-send only what is safe to repeat. A
+          // non-idempotent request (an order without client_order_id) is never re-sent by the
+          // SDK on its own: the caller gets the refusal and decides.
           skewCorrected = true;
           await this.syncClock();
-          attempt--;
-          continue;
+          if (retryable) {
+            attempt--;
+            continue;
+          }
         }
       }
       if (retryable && attempt < this.#options.maxRetries && RETRY_STATUSES.has(response.status)) {

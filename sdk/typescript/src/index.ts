@@ -10,7 +10,7 @@ export {
 export type * from "./types.js";
 export { compareDecimal, LocalOrderBook, type ApplyResult, type BookLevel, type BookSnapshot } from "./book.js";
 export {
-  BourseStream, type BalanceFrame, type BookFrame, type BourseStreamOptions, type Channel, type FillFrame, type OrderFrame,
+  BourseStream, PERMANENT_REFUSALS, type BalanceFrame, type BookFrame, type BourseStreamOptions, type Channel, type FillFrame, type OrderFrame,
   type PrivateChannel, type PrivateFrame, type StreamEvents, type TickerFrame, type TradeFrame, type WebSocketFactory,
   type WebSocketLike,
 } from "./stream.js";

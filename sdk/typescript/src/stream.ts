@@ -97,6 +97,21 @@ type Listener = (...args: unknown[]) => void;
 // A variable specifier keeps browser bundlers away from the Node-only fallback.
 const WS_PACKAGE = "ws";
 
+/**
+ * Refusals that a new connection with the same credentials would get again: the stream stops
+ * reconnecting, emits the error and closes for good. The server also closes a live connection
+ * whose key was revoked, expired, lost `read`, excludes its address or whose owner was
+ * deactivated with 4401 / 4403 (docs/websocket.md).
+ */
+export const PERMANENT_REFUSALS: readonly string[] = [
+  "key_revoked", "key_expired", "invalid_credentials", "permission_denied", "owner_deactivated", "ip_not_allowed",
+];
+const KEY_CLOSE_CODES: readonly number[] = [4401, 4403];
+
+function isPermanent(error: unknown): error is BourseError {
+  return error instanceof BourseError && PERMANENT_REFUSALS.includes(error.code);
+}
+
 function streamUrl(url: string): string {
   const parsed = new URL(url);
   if (parsed.protocol === "http:") parsed.protocol = "ws:";
@@ -139,6 +154,8 @@ export class BourseStream {
   #closedByUser = false;
   #connected = false;
   #everConnected = false;
+  /** A permanent refusal: no more reconnects (see `PERMANENT_REFUSALS`). */
+  #refused: BourseError | undefined;
   #reconnectAttempt = 0;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
@@ -198,11 +215,17 @@ export class BourseStream {
     return this.#connected;
   }
 
+  /** The permanent refusal that stopped this stream (no reconnects after it), if any. */
+  get refused(): BourseError | undefined {
+    return this.#refused;
+  }
+
   // ---- connection -----------------------------------------------------------------------
 
   /** Opens the connection and authenticates (when credentials were given). */
   async connect(): Promise<void> {
     this.#closedByUser = false;
+    this.#refused = undefined;
     await this.#open(false);
   }
 
@@ -253,6 +276,7 @@ export class BourseStream {
       if (this.#signer) await this.#authenticate();
       if (reconnected) await this.#restore();
     } catch (error) {
+      if (isPermanent(error)) this.#refused = error; // before the close: it must not reconnect
       socket.close(1000, "setup failed");
       throw error;
     }
@@ -322,7 +346,12 @@ export class BourseStream {
     this.#connected = false;
     this.#stopHeartbeat();
     this.#failPending(new Error(`connection closed (${code})`));
-    const willReconnect = !this.#closedByUser && this.#options.reconnect && this.#everConnected;
+    if (!this.#refused && KEY_CLOSE_CODES.includes(code)) {
+      // Closed by the server because of the key: surface why, never reconnect.
+      this.#refused = wsError({ type: "error", code: reason || "key_revoked", message: `closed by the server (${code} ${reason})` });
+      this.#emit("error", this.#refused);
+    }
+    const willReconnect = !this.#refused && !this.#closedByUser && this.#options.reconnect && this.#everConnected;
     this.#emit("close", { code, reason, willReconnect });
     if (willReconnect) this.#scheduleReconnect();
   }
@@ -339,8 +368,9 @@ export class BourseStream {
       this.#open(true).catch((error: unknown) => {
         if (error instanceof BourseError) this.#emit("error", error);
         // A socket that opened and then failed reconnects via its own close; one that never
-        // opened has no close handler left, so schedule the next attempt here.
-        if (!this.#connected && !this.#closedByUser) this.#scheduleReconnect();
+        // opened has no close handler left, so schedule the next attempt here. A permanent
+        // refusal (revoked key, wrong secret...) ends the stream: retrying cannot succeed.
+        if (!this.#connected && !this.#closedByUser && !this.#refused) this.#scheduleReconnect();
       });
     }, delay);
   }
@@ -463,7 +493,11 @@ export class BourseStream {
     }
     if (frame.type === "error") {
       if (frame.code === "resync_required" && typeof frame.channel === "string") this.#onResyncRequired(frame.channel);
-      else this.#emit("error", wsError(frame));
+      else {
+        const error = wsError(frame);
+        if (isPermanent(error)) this.#refused = error; // the server closes next: do not reconnect
+        this.#emit("error", error);
+      }
       return;
     }
     const channel = typeof frame.channel === "string" ? frame.channel : "";

@@ -147,13 +147,29 @@ describe("clock-skew correction", () => {
       return json(201, ORDER);
     });
     const bourse = client(server.fetch);
-    // A POST without client_order_id is never retried for transient errors, but a timestamp
-    // refusal happened before anything was written, so it is re-signed and sent again.
-    const order = await bourse.orders.submit({ market: "BTC-USD", side: "buy", type: "limit", price: "100.00", quantity: "0.5" });
+    // Idempotent (a client_order_id): re-signed with the corrected clock and sent again.
+    const order = await bourse.orders.submit({ market: "BTC-USD", side: "buy", type: "limit", price: "100.00", quantity: "0.5", client_order_id: "c1" });
     expect(order.order_id).toBe("o1");
     expect(server.requests.map((r) => `${r.method} ${r.path}`)).toEqual(["POST /api/v1/orders", "GET /api/v1/time", "POST /api/v1/orders"]);
     expect(Math.abs(bourse.clockOffsetMs - skew)).toBeLessThan(1000);
     expect(server.requests[0]!.headers.get("X-API-Nonce")).not.toBe(server.requests[2]!.headers.get("X-API-Nonce"));
+  });
+
+  it("never re-sends an order without client_order_id: corrects the clock and throws the refusal", async () => {
+    const skew = 120_000;
+    const server = fakeServer((seen) => {
+      if (seen.path === "/api/v1/time") return json(200, { server_time: "x", epoch_ms: Date.now() + skew });
+      const timestamp = Number(seen.headers.get("X-API-Timestamp"));
+      if (Math.abs(Date.now() + skew - timestamp) > 5000) return problem(401, "timestamp_out_of_window", { server_epoch_ms: Date.now() + skew });
+      return json(201, ORDER);
+    });
+    const bourse = client(server.fetch);
+    const submit = () => bourse.orders.submit({ market: "BTC-USD", side: "buy", type: "limit", price: "100.00", quantity: "0.5" });
+    await expect(submit()).rejects.toMatchObject({ code: "timestamp_out_of_window" });
+    expect(server.requests.map((r) => `${r.method} ${r.path}`)).toEqual(["POST /api/v1/orders", "GET /api/v1/time"]);
+    // The clock is corrected: the caller's own next call goes through, once.
+    expect((await submit()).order_id).toBe("o1");
+    expect(server.requests.filter((r) => r.method === "POST")).toHaveLength(2);
   });
 
   it("gives up after one correction and throws the refusal", async () => {

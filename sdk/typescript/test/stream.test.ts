@@ -232,4 +232,68 @@ describe("BourseStream", () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(server.connections()).toBe(1);
   });
+  it("stops reconnecting when the server closes the connection because of the key (4401)", async () => {
+    const server = await mockServer(async (socket, message) => { await answerBasics(socket, message); });
+    const client = stream(server.url);
+    await client.connect();
+    const error = next(client, "error");
+    const closed = next(client, "close");
+    send(server.sockets[0]!, { type: "error", code: "key_revoked", message: "API key bk_ws was revoked.", id: null });
+    server.sockets[0]!.close(4401, "key_revoked");
+    expect((await error)[0].code).toBe("key_revoked");
+    expect((await closed)[0]).toMatchObject({ code: 4401, reason: "key_revoked", willReconnect: false });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.connections()).toBe(1);
+    expect(client.refused?.code).toBe("key_revoked");
+  });
+
+  it("surfaces the close reason as the error when no error frame came first (4403)", async () => {
+    const server = await mockServer(async (socket, message) => { await answerBasics(socket, message); });
+    const client = stream(server.url);
+    await client.connect();
+    const error = next(client, "error");
+    server.sockets[0]!.close(4403, "owner_deactivated");
+    expect((await error)[0]).toBeInstanceOf(BourseError);
+    expect(client.refused?.code).toBe("owner_deactivated");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.connections()).toBe(1);
+  });
+
+  for (const code of ["key_revoked", "key_expired", "invalid_credentials", "permission_denied"]) {
+    it(`stops reconnecting when a reconnect's auth is refused with ${code}`, async () => {
+      const server = await mockServer(async (socket, message, connection) => {
+        if (message.op === "auth" && connection > 0) {
+          send(socket, { type: "error", code, message: "refused", id: message.id });
+          return;
+        }
+        await answerBasics(socket, message);
+      });
+      const client = stream(server.url);
+      await client.connect();
+      const error = next(client, "error");
+      server.sockets[0]!.terminate(); // a network drop: the stream reconnects, and is refused
+      expect((await error)[0].code).toBe(code);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      expect(server.connections()).toBe(2);
+      expect(client.refused?.code).toBe(code);
+      expect(client.connected).toBe(false);
+    });
+  }
+
+  it("keeps reconnecting after a transient refusal (rate_limited)", async () => {
+    const server = await mockServer(async (socket, message, connection) => {
+      if (message.op === "auth" && connection === 1) {
+        send(socket, { type: "error", code: "rate_limited", message: "slow down", id: message.id, retry_after: 1 });
+        return;
+      }
+      await answerBasics(socket, message);
+    });
+    const client = stream(server.url);
+    await client.connect();
+    const reopened = next(client, "open");
+    server.sockets[0]!.terminate();
+    expect((await reopened)[0]).toEqual({ reconnected: true });
+    expect(server.connections()).toBe(3);
+    expect(client.refused).toBeUndefined();
+  });
 });

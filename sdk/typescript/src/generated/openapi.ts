@@ -347,7 +347,7 @@ export interface components {
          * @description Stable machine-readable error code: branch on this (docs/errors.md).
          * @enum {string}
          */
-        CodeEnum: "already_authenticated" | "asset_not_found" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "invalid_message" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_authenticated" | "not_found" | "order_closed" | "payload_too_large" | "permission_denied" | "rate_limited" | "request_timeout" | "resync_required" | "service_unavailable" | "timestamp_out_of_window" | "too_many_connections" | "too_many_subscriptions" | "unknown_channel" | "unknown_op" | "unsupported_media_type" | "validation_error";
+        CodeEnum: "already_authenticated" | "asset_not_found" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "invalid_message" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_authenticated" | "not_found" | "order_closed" | "owner_deactivated" | "payload_too_large" | "permission_denied" | "rate_limited" | "replay_guard_reset" | "request_timeout" | "resync_required" | "service_unavailable" | "session_active" | "timestamp_out_of_window" | "too_many_connections" | "too_many_subscriptions" | "unknown_channel" | "unknown_op" | "unsupported_media_type" | "validation_error";
         FieldError: {
             field: string | null;
             code: string;
@@ -659,7 +659,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -668,7 +668,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -748,7 +748,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -757,7 +757,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -841,7 +841,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -850,7 +850,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -945,7 +945,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -954,7 +954,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1434,7 +1434,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1443,7 +1443,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1562,7 +1562,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1571,7 +1571,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1697,7 +1697,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1706,7 +1706,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1796,7 +1796,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1805,7 +1805,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1909,7 +1909,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1918,7 +1918,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -2021,7 +2021,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2030,7 +2030,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -2118,7 +2118,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `timestamp_out_of_window` */
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2127,7 +2127,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details; `code` one of: `ip_not_allowed`, `permission_denied` */
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
