@@ -9,6 +9,7 @@ then writes. A refusal raises before anything is written.
 """
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,7 +21,10 @@ from django.db.models import F, Q
 
 from exchange import errors
 
-from .models import Account, Asset, Balance, Bucket, EntryKind, Journal, LedgerEntry
+from .models import Account, Asset, Balance, Bucket, EntryKind, Journal, LedgerEntry, MoneyNotStorable, money_storable
+
+
+_PLAIN_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -48,10 +52,16 @@ def to_amount(value: object, field: str = "amount") -> Decimal:
         raise errors.ValidationError.field(field, "invalid", f"{field} must be a decimal string, not a float.")
     if isinstance(value, Decimal):
         amount = value
-    elif isinstance(value, (int, str)):
+    elif isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, str):
+        # Plain ASCII decimals only: Decimal() itself would take "1e30", " 5", "NaN" and
+        # Unicode digits such as "١٢".
+        if not _PLAIN_DECIMAL.fullmatch(value):
+            raise errors.ValidationError.field(field, "invalid", f"{field} is not a plain decimal number.")
         try:
             amount = Decimal(value)
-        except InvalidOperation:
+        except InvalidOperation:  # pragma: no cover - the pattern excludes these
             raise errors.ValidationError.field(field, "invalid", f"{field} is not a decimal number.") from None
     else:
         raise errors.ValidationError.field(field, "invalid", f"{field} must be a decimal string.")
@@ -113,6 +123,9 @@ def post(
         for bucket, delta in change.items():
             if getattr(balance, bucket) + delta < 0:
                 raise _insufficient(balance, bucket, -delta)
+            if not money_storable(getattr(balance, bucket) + delta):
+                # PostgreSQL would fail the write with an overflow; SQLite would round it.
+                raise MoneyNotStorable(getattr(balance, bucket) + delta, f"{balance.asset_id} {bucket} balance")
 
     journal = _create_journal(kind, reference, reason, idempotency_key, created_by)
     exact_in_database = connection.vendor == "postgresql"
@@ -179,6 +192,8 @@ def post_many(postings: list[Posting]) -> list[Journal]:
         for bucket, delta in change.items():
             if getattr(balances[key], bucket) + delta < 0:
                 raise _insufficient(balances[key], bucket, -delta)
+            if not money_storable(getattr(balances[key], bucket) + delta):
+                raise MoneyNotStorable(getattr(balances[key], bucket) + delta, f"{balances[key].asset_id} {bucket} balance")
     journals = Journal.objects.bulk_create(
         [Journal(kind=p.kind, reference=p.reference, idempotency_key=p.idempotency_key) for p in postings]
     )

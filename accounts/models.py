@@ -14,20 +14,83 @@ from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from exchange import errors
+
 # One scale for every money column; assets restrict further with their own ``scale``.
 MONEY_DIGITS = 38
 MONEY_PLACES = 18
+MONEY_INTEGER_DIGITS = MONEY_DIGITS - MONEY_PLACES  # what numeric(38, 18) holds left of the point
+# SQLite keeps a non-integer NUMERIC as a 64-bit float, and Django reads it back rounded to
+# 15 significant digits: beyond that a value would come back different (or not at all).
+SQLITE_EXACT_DIGITS = 15
+# Market bounds leave this many digits of room above the largest order, so that balances
+# summing many maximal orders still fit the column.
+BOUND_HEADROOM_DIGITS = 3
+
+
+def money_exact_digits(vendor: str | None = None) -> int:
+    """How many significant digits a money column stores exactly in this configuration."""
+    from django.db import connection
+
+    return SQLITE_EXACT_DIGITS if (vendor or connection.vendor) == "sqlite" else MONEY_DIGITS
+
+
+def money_storable(value: Decimal, vendor: str | None = None) -> bool:
+    """Whether ``value`` survives a write and a read of a money column unchanged."""
+    if not value.is_finite():
+        return False
+    if value == 0:
+        return True
+    normal = value.normalize()
+    sign, digits, exponent = normal.as_tuple()
+    if normal.adjusted() >= MONEY_INTEGER_DIGITS or exponent < -MONEY_PLACES:
+        return False
+    return len(digits) <= money_exact_digits(vendor)
+
+
+def money_bound(scale: int, vendor: str | None = None) -> Decimal:
+    """The default bound for one order's amount of an asset with ``scale`` decimals: every
+    amount below it, and a thousand times it, stays exact in the money columns."""
+    integer_digits = min(MONEY_INTEGER_DIGITS, money_exact_digits(vendor) - scale)
+    return Decimal(10) ** max(0, integer_digits - BOUND_HEADROOM_DIGITS)
+
+
+class MoneyNotStorable(errors.ValidationError):
+    """A money value the database cannot store exactly (raised before the write, so nothing
+    rounded is ever kept): a 400 ``validation_error`` with field code ``not_storable``."""
+
+    def __init__(self, value: Decimal, field: str):
+        self.value = value
+        message = (
+            f"{field} {value} cannot be stored exactly (at most {money_exact_digits()} significant digits "
+            f"and {MONEY_INTEGER_DIGITS} before the point in this configuration)"
+        )
+        super().__init__(message, errors=[{"field": field, "code": "not_storable", "message": message}])
+
+
+class _MoneyField(models.DecimalField):
+    """A ``DecimalField`` that refuses, before writing, a value it could not read back exactly
+    (embedded SQLite would otherwise keep a rounded float that can never be read back)."""
+
+    def get_db_prep_save(self, value, connection):
+        if isinstance(value, Decimal) and not money_storable(value, connection.vendor):
+            raise MoneyNotStorable(value, self.name)
+        return super().get_db_prep_save(value, connection)
+
+    def deconstruct(self):  # migrations see a plain DecimalField, as before
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.DecimalField", args, kwargs
 
 
 def MoneyField(**kwargs):  # noqa: N802 - reads like a field class at the call site
-    return models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
+    return _MoneyField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
 
 
 class Asset(models.Model):
     code = models.CharField(
         max_length=16,
         primary_key=True,
-        validators=[RegexValidator(r"^[A-Z][A-Z0-9]{1,15}$", "Asset codes are 2-16 of A-Z and 0-9.")],
+        validators=[RegexValidator(r"\A[A-Z][A-Z0-9]{1,15}\Z", "Asset codes are 2-16 of A-Z and 0-9.")],
     )
     name = models.CharField(max_length=64, blank=True)
     scale = models.PositiveSmallIntegerField(

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
-from rest_framework.views import APIView
 
 from exchange import errors, ratelimit
+from exchange.apiview import BourseApi
 from exchange.clientip import client_ip
 from exchange.context import Actor, actor_var
 
@@ -84,7 +84,7 @@ class HasScope(BasePermission):
         return True
 
 
-class PrivateApi(APIView):
+class PrivateApi(BourseApi):
     """Base for every signed endpoint: authentication by API key, then the scope check."""
 
     authentication_classes = [ApiKeyAuthentication]

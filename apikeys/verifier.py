@@ -56,10 +56,10 @@ from .replay import FUTURE_SKEW_MS, MAX_WINDOW_MS, nonce_claim, store_epoch_ms
 log = logging.getLogger("bourse.auth")
 
 DEFAULT_WINDOW_MS = 5_000
-NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-TIMESTAMP = re.compile(r"^[0-9]{1,16}$")
-WINDOW = re.compile(r"^[0-9]{1,6}$")
-KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+NONCE = re.compile(r"\A[A-Za-z0-9_-]{16,64}\Z")
+TIMESTAMP = re.compile(r"\A[0-9]{1,16}\Z")
+WINDOW = re.compile(r"\A[0-9]{1,6}\Z")
+KEY_ID = re.compile(r"\A[A-Za-z0-9_-]{1,40}\Z")
 # last_used_at is a convenience for operators, not an audit log: refresh it at most once a
 # minute per key so that verifying a request stays a read-only operation almost always.
 LAST_USED_RESOLUTION = timedelta(seconds=60)

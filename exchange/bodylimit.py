@@ -67,7 +67,7 @@ class BodyLimitASGI:
         limit = settings.BOURSE_MAX_BODY_BYTES
         headers = dict(scope.get("headers", []))
         declared = headers.get(b"content-length", b"").strip()
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
             return await self._refuse(send, limit, headers.get(b"x-request-id", b"").decode("latin-1"))
         received = 0
 

@@ -69,7 +69,10 @@ class ValidationError(BourseError):
     title = "Validation error"
     description = (
         "Malformed JSON or fields. `errors` lists each field with its own code; market filter "
-        "failures (`tick_size`, `lot_size`, `min_quantity`, `min_notional`) name the allowed value."
+        "failures (`tick_size`, `lot_size`, `min_quantity`, `min_notional`) and market bounds "
+        "(`max_price`, `max_quantity`, `max_notional`) name the allowed value in `allowed`; "
+        "`not_storable` is an amount the database cannot hold exactly; `unknown_parameter` a "
+        "query parameter the operation does not take."
     )
 
     @classmethod
@@ -102,7 +105,21 @@ class PayloadTooLarge(BourseError):
     code = "payload_too_large"
     status = 413
     title = "Payload too large"
-    description = "The request body is over the size limit."
+    description = (
+        "The request body is over the size limit (`BOURSE_MAX_BODY_BYTES`, 64 KiB). A declared "
+        "`Content-Length` over it is refused before any of the body is read, a chunked body as "
+        "soon as it passes it; the connection is then closed."
+    )
+
+
+class RequestTimeout(BourseError):
+    code = "request_timeout"
+    status = 408
+    title = "Request timeout"
+    description = (
+        "The request did not arrive whole (headers and body) within `BOURSE_HTTP_REQUEST_TIMEOUT_S` "
+        "(10 s) of the connection opening or of the previous response; the connection is closed."
+    )
 
 
 class InsufficientBalance(BourseError):
@@ -412,7 +429,7 @@ class TooManyConnections(BourseError):
     title = "Too many connections"
     description = (
         "The API key or the source address already holds the most WebSocket connections allowed "
-        "(`limit` names it); the connection is closed with code 1008."
+        "(`limit` names it); the connection is closed with code 4001."
     )
     extension_fields = {
         "limit": {"type": "integer", "description": "The limit that was reached."},

@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 # Plain positional decimals: optional sign, digits, optional fraction. No exponent, no
 # NaN/Infinity, no spaces, no thousands separators.
-_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_DECIMAL = re.compile(r"\A[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)\Z")
 
 
 class DecimalStringField(serializers.Field):
@@ -72,7 +72,7 @@ try:  # describe the field to drf-spectacular as a string with a decimal pattern
         def map_serializer_field(self, auto_schema, direction):
             schema = build_basic_type(OpenApiTypes.STR)
             assert schema is not None  # STR is always a basic type
-            schema["pattern"] = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
+            schema["pattern"] = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
             schema["examples"] = ["0.0100"]
             return schema
 

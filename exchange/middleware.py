@@ -11,7 +11,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from .context import request_id_var
 
 HEADER = "X-Request-ID"
-_ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_ACCEPTABLE = re.compile(r"\A[A-Za-z0-9._:\-]{1,128}\Z")
 
 
 def _request_id(request) -> str:

@@ -4,9 +4,11 @@ The cursor is an opaque token encoding the ordering key of the last row returned
 stay stable while rows are inserted (no offsets). Body: ``{"results", "next_cursor"}``.
 """
 import base64
+import binascii
 import json
 
 from exchange import errors
+from exchange.syntax import ascii_digits, json_loads, parse_id
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -16,10 +18,7 @@ def parse_limit(params) -> int:
     raw = params.get("limit")
     if raw is None:  # absent; `limit=` with no value is refused below, like any non-integer
         return DEFAULT_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
+    limit = int(raw) if ascii_digits(raw, 4) else 0
     if not 1 <= limit <= MAX_LIMIT:
         raise errors.ValidationError.field("limit", "invalid", f"limit must be an integer from 1 to {MAX_LIMIT}.")
     return limit
@@ -32,8 +31,8 @@ def encode_cursor(position) -> str:
 def decode_cursor(token: str):
     try:
         padded = token + "=" * (-len(token) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError):
+        return json_loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError, binascii.Error):
         raise errors.ValidationError.field("cursor", "invalid", "cursor is not one this API issued.") from None
 
 
@@ -48,7 +47,9 @@ def paginate(queryset, params, *, key: str, descending: bool = False):
     queryset = queryset.order_by(order)
     if token:
         after = decode_cursor(token)
-        if not isinstance(after, (str, int)):
+        # A cursor carries the key's own type: an integer for ``id``, a string for a code.
+        expected = int if key == "id" else str
+        if type(after) is not expected or (expected is int and parse_id(after) is None):
             raise errors.ValidationError.field("cursor", "invalid", "cursor is not one this API issued.")
         queryset = queryset.filter(**{f"{key}__{'lt' if descending else 'gt'}": after})
     rows = list(queryset[: limit + 1])

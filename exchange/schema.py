@@ -25,9 +25,10 @@ class ProblemSerializer(serializers.Serializer):
 
 
 def problem_responses(*statuses: int) -> dict:
-    """``responses`` entries for the given error statuses, listing the codes each may carry."""
+    """``responses`` entries for the given error statuses, listing the codes each may carry.
+    400 is always among them: every operation refuses a query parameter it does not take."""
     out = {}
-    for status in statuses:
+    for status in sorted({400, *statuses}):
         codes = sorted(code for code, cls in errors.CATALOGUE.items() if cls.status == status and cls.rest)
         out[(status, "application/problem+json")] = OpenApiResponse(
             ProblemSerializer, description="Problem details; `code` one of: " + ", ".join(f"`{c}`" for c in codes)
@@ -51,6 +52,31 @@ PAGE_PARAMETERS = [
         description="`next_cursor` from the previous page (empty or absent: the first page).",
     ),
 ]
+
+
+# OpenAPI links: what a client (and the stateful fuzzer) may do with an order it just placed.
+ORDER_LINKS = {
+    "GetOrder": {"operationId": "orders_get", "parameters": {"order_id": "$response.body#/order_id"},
+                 "description": "Read the order back."},
+    "GetOrderByClientId": {"operationId": "orders_get_by_client_id",
+                           "parameters": {"client_order_id": "$response.body#/client_order_id"},
+                           "description": "Read it back by its client order id."},
+    "CancelOrder": {"operationId": "orders_cancel", "parameters": {"order_id": "$response.body#/order_id"},
+                    "description": "Cancel it."},
+}
+
+
+def add_order_links(result, generator, request, public):
+    """drf-spectacular post-processing hook: links from a placed order to reading and
+    cancelling it (create -> get -> cancel)."""
+    for path, item in result.get("paths", {}).items():
+        operation = item.get("post") if path.endswith("/orders") else None
+        if not operation or operation.get("operationId") != "orders_submit":
+            continue
+        for status, response in operation.get("responses", {}).items():
+            if status in ("200", "201", "202"):
+                response["links"] = ORDER_LINKS
+    return result
 
 
 # --- The contract hook: what every operation shares -------------------------------------------

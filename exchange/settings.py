@@ -210,7 +210,7 @@ BOURSE_CONTENT_SECURITY_POLICY = os.environ.get(
 # --- API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["exchange.parsers.BoundedJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
@@ -250,7 +250,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {"SideEnum": ["buy", "sell"]},
     # Common responses (429, 503, 413, 415), servers, `security: []`, the Problem schema.
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "exchange.schema.contract_hook"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "exchange.schema.contract_hook",
+                             "exchange.schema.add_order_links"],
 }
 
 # --- Logging: one JSON object per line, with the request id -----------------------------
@@ -298,8 +299,17 @@ BOURSE_FIX_PORT = env_int("BOURSE_FIX_PORT", 9878)
 BOURSE_FIX_LOGON_WINDOW_MS = env_int("BOURSE_FIX_LOGON_WINDOW_MS", 5000)
 # NewOrderSingles of one session in flight at once; 1 keeps them strictly in sequence.
 BOURSE_FIX_PIPELINE = env_int("BOURSE_FIX_PIPELINE", 1)
+# Bytes of out-of-order messages one session may hold while a gap is resent (and 10,000 of
+# them at most); past either the session is logged out.
+BOURSE_FIX_MAX_QUEUED_BYTES = env_int("BOURSE_FIX_MAX_QUEUED_BYTES", 4 * 1024 * 1024)
+# Connections refused before Logon (garbage, wrong first message) are logged once per source
+# address per this many seconds, with the count of those not logged.
+BOURSE_FIX_REFUSAL_LOG_INTERVAL_S = env_int("BOURSE_FIX_REFUSAL_LOG_INTERVAL_S", 60)
 # Largest accepted request body, in bytes (413 payload_too_large beyond it).
 BOURSE_MAX_BODY_BYTES = env_int("BOURSE_MAX_BODY_BYTES", 64 * 1024)
+# daphne: every HTTP request must arrive whole (headers and body) within this many seconds of
+# the connection opening or of the previous response (slow clients get 408; 0: no limit).
+BOURSE_HTTP_REQUEST_TIMEOUT_S = float(os.environ.get("BOURSE_HTTP_REQUEST_TIMEOUT_S", "10"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(BOURSE_MAX_BODY_BYTES, 2_621_440)
 
 # --- WebSocket API (trading/ws; docs/websocket.md) ---------------------------------------
@@ -308,8 +318,10 @@ BOURSE_WS_RETENTION_S = env_int("BOURSE_WS_RETENTION_S", 24 * 3600)
 BOURSE_WS_MAX_CONNECTIONS_PER_KEY = env_int("BOURSE_WS_MAX_CONNECTIONS_PER_KEY", 20)
 BOURSE_WS_MAX_CONNECTIONS_PER_IP = env_int("BOURSE_WS_MAX_CONNECTIONS_PER_IP", 200)
 BOURSE_WS_MAX_SUBSCRIPTIONS = env_int("BOURSE_WS_MAX_SUBSCRIPTIONS", 50)
-# Inbound messages per second per connection; past it the connection is closed with 1008.
+# Inbound messages per second per connection; past it the connection is closed with 4029.
 BOURSE_WS_MAX_MESSAGES_PER_S = env_int("BOURSE_WS_MAX_MESSAGES_PER_S", 20)
+# Work per connection per second: an operation costs 1 plus 1 per channel it names.
+BOURSE_WS_MAX_WORK_PER_S = env_int("BOURSE_WS_MAX_WORK_PER_S", 200)
 BOURSE_WS_MAX_FRAME_BYTES = env_int("BOURSE_WS_MAX_FRAME_BYTES", 16 * 1024)
 # Most events one `since` replays; further behind, the client resyncs over REST.
 BOURSE_WS_MAX_REPLAY = env_int("BOURSE_WS_MAX_REPLAY", 10_000)

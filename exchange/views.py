@@ -8,14 +8,15 @@ from django.http import JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from . import wire
+from .apiview import BourseApi
+from .schema import problem_responses
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class TimeApi(APIView):
+class TimeApi(BourseApi):
     @extend_schema(
         operation_id="time_get",
         summary="Get the server time",
@@ -28,7 +29,8 @@ class TimeApi(APIView):
         responses={
             200: inline_serializer(
                 "ServerTime", {"server_time": serializers.CharField(), "epoch_ms": serializers.IntegerField()}
-            )
+            ),
+            **problem_responses(),
         },
     )
     def get(self, request):

@@ -1,10 +1,11 @@
 """Market filters: check a price and quantity against a market's rules.
 
 Each failure names the filter (``tick_size``, ``lot_size``, ``min_quantity``,
-``min_notional``) and the allowed value, so a client can correct the request without
+``min_notional``, and the market's bounds ``max_price``, ``max_quantity``, ``max_notional``)
+and the allowed value, so a client can correct the request without
 reading docs. All failures of one request are reported together.
 """
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from exchange import errors
 
@@ -16,13 +17,25 @@ def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+# Wide enough for any value the request fields let through (38 digits, 18 places), so a
+# remainder or quantize never fails on the default 28-digit context.
+_EXACT = Context(prec=100)
+
+
 def _is_multiple(value: Decimal, step: Decimal) -> bool:
-    return value % step == 0
+    return _EXACT.remainder(value, step) == 0
+
+
+def _bound_error(field: str, code: str, limit: Decimal, what: str = "") -> dict:
+    allowed = _plain(limit)
+    return {"field": field, "code": code, "message": f"{what or field} must be at most {allowed}", "allowed": allowed}
 
 
 def price_errors(market: Market, price: Decimal, field: str = "price") -> list[dict]:
     if price <= 0:
         return [{"field": field, "code": "invalid", "message": f"{field} must be positive"}]
+    if price > market.price_limit:
+        return [_bound_error(field, "max_price", market.price_limit)]
     if not _is_multiple(price, market.tick_size):
         tick = _plain(market.tick_size)
         return [
@@ -39,6 +52,8 @@ def price_errors(market: Market, price: Decimal, field: str = "price") -> list[d
 def quantity_errors(market: Market, quantity: Decimal, field: str = "quantity") -> list[dict]:
     if quantity <= 0:
         return [{"field": field, "code": "invalid", "message": f"{field} must be positive"}]
+    if quantity > market.quantity_limit:
+        return [_bound_error(field, "max_quantity", market.quantity_limit)]
     problems = []
     if not _is_multiple(quantity, market.lot_size):
         lot = _plain(market.lot_size)
@@ -59,6 +74,9 @@ def quantity_errors(market: Market, quantity: Decimal, field: str = "quantity") 
 
 
 def notional_errors(market: Market, notional: Decimal, field: str) -> list[dict]:
+    if notional > market.notional_limit:
+        what = field if field == "quote_quantity" else "price × quantity"
+        return [_bound_error(field, "max_notional", market.notional_limit, what)]
     if notional < market.min_notional:
         minimum = _plain(market.min_notional)
         return [
@@ -94,7 +112,9 @@ def market_check_quote_quantity(market: Market, *, quote_quantity: Decimal) -> N
     problems = []
     if quote_quantity <= 0:
         problems.append({"field": field, "code": "invalid", "message": f"{field} must be positive"})
-    elif quote_quantity != quote_quantity.quantize(market.quote.quantum):
+    elif quote_quantity > market.notional_limit:
+        problems = notional_errors(market, quote_quantity, field)
+    elif quote_quantity != quote_quantity.quantize(market.quote.quantum, context=_EXACT):
         problems.append(
             {
                 "field": field,

@@ -1,11 +1,12 @@
 """Markets (and, as the order lifecycle lands, orders and fills)."""
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from accounts.models import Asset, MoneyField
+from accounts.models import BOUND_HEADROOM_DIGITS, Asset, MoneyField, money_bound
 
 FEE_RATE_PLACES = 6
 
@@ -18,7 +19,7 @@ class Market(models.Model):
     symbol = models.CharField(
         max_length=33,
         unique=True,
-        validators=[RegexValidator(r"^[A-Z][A-Z0-9]{1,15}-[A-Z][A-Z0-9]{1,15}$", "Symbols look like BASE-QUOTE.")],
+        validators=[RegexValidator(r"\A[A-Z][A-Z0-9]{1,15}-[A-Z][A-Z0-9]{1,15}\Z", "Symbols look like BASE-QUOTE.")],
     )
     base = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="base_markets")
     quote = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="quote_markets")
@@ -28,6 +29,15 @@ class Market(models.Model):
     min_notional = MoneyField(default=Decimal(0), help_text="Smallest price × quantity, in the quote asset.")
     maker_fee_rate = models.DecimalField(max_digits=8, decimal_places=FEE_RATE_PLACES, default=Decimal(0))
     taker_fee_rate = models.DecimalField(max_digits=8, decimal_places=FEE_RATE_PLACES, default=Decimal(0))
+    # Bounds on one order; empty means the safe default derived from the assets' decimals and
+    # the money columns (``accounts.models.money_bound``); see docs/trading.md.
+    max_price = MoneyField(null=True, blank=True, help_text="Largest price (quote asset); empty: the safe default.")
+    max_quantity = MoneyField(
+        null=True, blank=True, help_text="Largest quantity (base asset); empty: the safe default."
+    )
+    max_notional = MoneyField(
+        null=True, blank=True, help_text="Largest price × quantity or market-buy budget (quote asset); empty: the safe default."
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -53,6 +63,51 @@ class Market(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+    def bound_problems(self) -> list[dict]:
+        """Configured bounds the money columns could not honour. The defaults keep three digits
+        of headroom (balances summing many maximal orders still fit); an operator may lower a
+        bound freely or raise it into that headroom, never past what one order's amount can be
+        stored exactly with."""
+        problems = []
+        for field, value, scale in (
+            ("max_price", self.max_price, self.quote.scale),
+            ("max_quantity", self.max_quantity, self.base.scale),
+            ("max_notional", self.max_notional, self.quote.scale),
+        ):
+            if value is None:
+                continue
+            ceiling = money_bound(scale) * 10**BOUND_HEADROOM_DIGITS - Decimal(1).scaleb(-scale)
+            if value <= 0:
+                problems.append({"field": field, "code": "invalid", "message": f"{field} must be positive"})
+            elif value > ceiling:
+                allowed = format(ceiling, "f")
+                problems.append(
+                    {"field": field, "code": field, "message": f"{field} must be at most {allowed}", "allowed": allowed}
+                )
+        return problems
+
+    def clean(self):
+        super().clean()
+        if self.base_id and self.quote_id:
+            problems = self.bound_problems()
+            if problems:
+                raise DjangoValidationError({p["field"]: p["message"] for p in problems})
+
+    @property
+    def price_limit(self) -> Decimal:
+        """The largest price an order may carry (the configured bound or the safe default)."""
+        return self.max_price if self.max_price is not None else money_bound(self.quote.scale)
+
+    @property
+    def quantity_limit(self) -> Decimal:
+        """The largest quantity an order may carry."""
+        return self.max_quantity if self.max_quantity is not None else money_bound(self.base.scale)
+
+    @property
+    def notional_limit(self) -> Decimal:
+        """The largest price × quantity (and market-buy budget) an order may carry."""
+        return self.max_notional if self.max_notional is not None else money_bound(self.quote.scale)
 
 
 class EngineState(models.Model):

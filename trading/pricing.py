@@ -24,13 +24,15 @@ def quote_quantum(market: Market) -> Decimal:
 
 def to_ticks(market: Market, price: Decimal) -> int:
     ticks, rest = divmod(price, market.tick_size)
-    assert rest == 0, "price was validated against the tick size"
+    if rest != 0:  # validated at submission; a tick size changed since is caught here, not by -O
+        raise ValueError(f"price {price} is not a multiple of {market.symbol}'s tick size {market.tick_size}")
     return int(ticks)
 
 
 def to_lots(market: Market, quantity: Decimal) -> int:
     lots, rest = divmod(quantity, market.lot_size)
-    assert rest == 0, "quantity was validated against the lot size"
+    if rest != 0:
+        raise ValueError(f"quantity {quantity} is not a multiple of {market.symbol}'s lot size {market.lot_size}")
     return int(lots)
 
 

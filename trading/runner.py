@@ -28,7 +28,8 @@ from django.db.models import Field
 from django.utils import timezone
 
 import matching as engine
-from audit.services import audit_record_many
+from audit.models import Outcome
+from audit.services import audit_record, audit_record_many
 from exchange.context import Actor
 from matching import messages as m
 
@@ -40,6 +41,8 @@ from .representations import fill_to_wire, order_to_wire, trade_to_wire
 log = logging.getLogger("bourse.engine")
 
 MARKET_REFRESH_S = 1.0
+MARKET_BACKOFF_S = 0.5  # first retry of a market whose book cannot be run; doubles to the max
+MARKET_BACKOFF_MAX_S = 30.0
 ENGINE = Actor.system("engine")
 ADVISORY_LOCK_CLASS = 0x426F  # first key of pg_try_advisory_lock(class, market_id)
 
@@ -200,21 +203,87 @@ class MarketRunner:
                 self.rebuild()  # the book's integers are in the old units: recount (or refuse)
         if self.refused:
             return 0
+        try:
+            self._run_batch(commands)
+            return len(commands)
+        except LostOwnership:
+            raise
+        except Exception as error:
+            if len(commands) == 1:
+                self._quarantine(Command.objects.get(pk=commands[0].pk), error)
+                return 1
+        # One command poisons the batch: replay them one by one from what committed, so the
+        # good ones go through and the bad one is set aside instead of failing every retry.
+        done = 0
+        for stale in commands:
+            # Fresh rows: the failed attempt changed the in-memory orders it touched.
+            command = Command.objects.select_related("order").get(pk=stale.pk)
+            try:
+                self._run_batch([command])
+            except LostOwnership:
+                raise
+            except Exception as error:
+                self._quarantine(command, error)
+                return done + 1
+            done += 1
+        return done
+
+    def _run_batch(self, commands: list[Command]) -> None:
+        """Match ``commands`` and commit them as one batch; on any failure the in-memory book
+        is rebuilt from what committed (nothing of the batch did) and the error re-raised."""
         batch = Batch()
         now = timezone.now()
-        for command in commands:
-            if command.kind == Command.Kind.NEW:
-                self._new(command, batch, now)
-            else:
-                self._cancel(command, batch, now)
         try:
+            for command in commands:
+                if command.kind == Command.Kind.NEW:
+                    self._new(command, batch, now)
+                else:
+                    self._cancel(command, batch, now)
             self._persist(batch, now)
         except Exception:
             # The in-memory book is ahead of the database: rebuild it from what committed.
             self.rebuild()
             raise
         self._after_commit(batch)
-        return len(commands)
+
+    def _quarantine(self, command: Command, error: Exception) -> None:
+        """Set aside a command the engine cannot process: mark it processed with result
+        ``quarantined``, reject its order if it was a new one (``reject_reason``
+        ``engine_error``; settlement releases its hold), audit it and raise an alert. The
+        market goes on with the next command; nothing of the failed attempt was committed."""
+        now = timezone.now()
+        order = Order.objects.select_related("market").filter(pk=command.order_id).first()
+        with transaction.atomic(durable=True):
+            fenced = EngineState.objects.filter(market=self.market, owner_token=self.token).update(updated_at=now)
+            if fenced != 1:
+                raise LostOwnership(self.market.symbol)
+            Command.objects.filter(pk=command.pk).update(processed=True, result="quarantined")
+            rejected = False
+            if order is not None and command.kind == Command.Kind.NEW and order.status == Order.Status.PENDING:
+                Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
+                    status=Order.Status.REJECTED, reject_reason="engine_error", updated_at=now
+                )
+                order.refresh_from_db()
+                rejected = True
+            audit_record(
+                "engine.command_quarantined", target=order, actor=ENGINE, outcome=Outcome.REFUSED,
+                reason=type(error).__name__,
+                after={"command": command.pk, "kind": command.kind, "market": self.market.symbol,
+                       "error": str(error)[:500], "order_rejected": rejected},
+            )
+            if rejected:
+                audit_record("order.rejected", target=order, actor=ENGINE, after={"reason": "engine_error"})
+                outbox_write([OutboxEvent(market=self.market, account_id=order.account_id, channel="orders",
+                                          payload=order_to_wire(order, self.market), created_at=now)])
+        log.critical(
+            "engine quarantined a command it could not process",
+            exc_info=(type(error), error, error.__traceback__),
+            extra={"alert": "engine_command_quarantined", "market": self.market.symbol, "command": command.pk,
+                   "order": command.order_id, "command_kind": command.kind},
+        )
+        notify.publish_verdicts([command.order_id])
+        if rejected:
+            self._enqueue_settlement()
 
     def _new(self, command: Command, batch: Batch, now) -> None:
         order = command.order
@@ -368,12 +437,15 @@ class MarketRunner:
     def _after_commit(self, batch: Batch) -> None:
         notify.publish_verdicts(sorted(batch.verdicts))
         if batch.trades or any(o.is_closed for o in batch.orders.values()):
-            from .tasks import settle_market
+            self._enqueue_settlement()
 
-            try:
-                settle_market.delay(self.market.pk)
-            except Exception:  # the broker is down: the periodic sweep settles it later
-                log.exception("could not enqueue settlement", extra={"market": self.market.symbol})
+    def _enqueue_settlement(self) -> None:
+        from .tasks import settle_market
+
+        try:
+            settle_market.delay(self.market.pk)
+        except Exception:  # the broker is down: the periodic sweep settles it later
+            log.exception("could not enqueue settlement", extra={"market": self.market.symbol})
 
 
 class Ownership:
@@ -434,6 +506,7 @@ class EngineProcess:
         self.listener: notify.WakeListener | None = None
         self.stopping = False
         self._last_acquire = 0.0
+        self._failing: dict[int, tuple[int, float]] = {}  # market id -> (failures, retry at)
 
     def _wanted(self) -> list[Market]:
         markets = Market.objects.select_related("base", "quote")
@@ -468,11 +541,35 @@ class EngineProcess:
 
     def run_once(self) -> int:
         done = 0
+        now = time.monotonic()
         for market_id, runner in list(self.runners.items()):
+            if self._failing.get(market_id, (0, 0.0))[1] > now:
+                continue  # backing off after a failure of the whole market
             try:
+                if market_id in self._failing:
+                    runner.rebuild()
                 done += runner.step()
+                self._failing.pop(market_id, None)
             except LostOwnership:
+                self._failing.pop(market_id, None)
                 self.drop(market_id)
+            except Exception:
+                # Not one command (those are quarantined) but the market itself: its book cannot
+                # be rebuilt, or the database is away. The other markets go on; this one is
+                # retried with exponential back-off, and each failure raises an alert.
+                failures = self._failing.get(market_id, (0, 0.0))[0] + 1
+                delay = min(MARKET_BACKOFF_MAX_S, MARKET_BACKOFF_S * 2 ** (failures - 1))
+                self._failing[market_id] = (failures, now + delay)
+                log.critical(
+                    "engine cannot run market; retrying", exc_info=True,
+                    extra={"alert": "engine_market_failing", "market": runner.market.symbol,
+                           "failures": failures, "retry_in_s": delay},
+                )
+                if not connection.in_atomic_block:  # a broken connection is reopened on the retry
+                    try:
+                        connection.close_if_unusable_or_obsolete()
+                    except Exception:  # noqa: BLE001 - best effort before the retry
+                        log.debug("closing the connection failed", exc_info=True)
         return done
 
     def run(self) -> None:

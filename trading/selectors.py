@@ -7,6 +7,7 @@ from django.db import connection
 from django.utils import timezone
 
 from exchange import errors
+from exchange.syntax import parse_id
 
 from .models import EngineState, Fill, Market, Order, Trade
 
@@ -107,10 +108,8 @@ def order_get(*, account_id: int, order_id=None, client_order_id: str | None = N
     if client_order_id is not None:
         order = orders.filter(client_order_id=client_order_id).first()
     else:
-        try:
-            order = orders.filter(pk=int(order_id)).first()
-        except (TypeError, ValueError):
-            order = None
+        pk = parse_id(order_id)
+        order = None if pk is None else orders.filter(pk=pk).first()
     if order is None:
         raise errors.NotFound("Order not found.")
     return order
@@ -121,10 +120,10 @@ def fill_list(*, account_id: int, market: Market | None = None, order_id=None):
     if market is not None:
         fills = fills.filter(market=market)
     if order_id is not None:
-        try:
-            fills = fills.filter(order_id=int(order_id))
-        except (TypeError, ValueError):
-            raise errors.ValidationError.field("order_id", "invalid", "order_id must be an order id.") from None
+        pk = parse_id(order_id)
+        if pk is None:
+            raise errors.ValidationError.field("order_id", "invalid", "order_id must be an order id.")
+        fills = fills.filter(order_id=pk)
     return fills
 
 

@@ -56,6 +56,8 @@ class BalanceListApi(PrivateApi):
     """Every asset, with the account's total, available and locked amounts (zero for assets
     it never held), as decimal strings in the asset's scale; paginated by asset code."""
 
+    query_parameters = {"get": ("limit", "cursor")}
+
     @extend_schema(
         operation_id="balances_list",
         summary="List balances",
@@ -85,6 +87,8 @@ class BalanceListApi(PrivateApi):
 class LedgerEntryListApi(PrivateApi):
     """The account's own ledger entries, newest first: signed amount per bucket (`available`
     or `locked`), kind, reference and time. Entries of one journal share `journal_id`."""
+
+    query_parameters = {"get": ("asset", "limit", "cursor")}
 
     @extend_schema(
         operation_id="ledger_list",

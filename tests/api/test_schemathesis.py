@@ -1,7 +1,8 @@
 """Property-based tests of the committed OpenAPI document against a live server (Schemathesis):
-for every public and read-only operation, generated requests (valid and invalid) never cause
-a server error, and every response matches the documented status codes, headers and bodies.
-Private operations are called with valid signed credentials."""
+for every operation — POST and DELETE included — generated requests (valid and invalid) never
+cause a server error, and every response matches the documented status codes, headers and
+bodies. Private operations are called with valid signed credentials (scopes read and trade,
+a funded account)."""
 import os
 import time
 from pathlib import Path
@@ -20,8 +21,6 @@ from tests.signed import fresh_nonce
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 schema = schemathesis.openapi.from_path(SPEC)
-# Read-only operations; state-changing ones are exercised by their own tests.
-schema = schema.include(method="GET")
 
 pytestmark = [pytest.mark.slow]
 
@@ -57,7 +56,8 @@ def session(transactional_db, live_server, settings):
     account = AccountFactory()
     money.balance_deposit(account=account, asset="USD", amount="1000.00", reference="wire")
     money.balance_hold(account=account, asset="USD", amount="10.00", reference="order")
-    key = ApiKeyFactory(account=account, scopes=["read"])
+    money.balance_deposit(account=account, asset="BTC", amount="10.00000000", reference="wire")
+    key = ApiKeyFactory(account=account, scopes=["read", "trade"])
     with requests.Session() as http:
         http.auth = Signer(key)
         yield http
@@ -87,3 +87,23 @@ def test_api_conforms_to_its_spec(case, session, live_server):
     if any(isinstance(value, (dict, list)) for value in (case.query or {}).values()):
         reject()
     case.call_and_validate(base_url=live_server.url, session=session, excluded_checks=EXCLUDED_CHECKS)
+
+
+APIWorkflow = schema.as_state_machine()
+
+
+def test_stateful_create_get_cancel_links(session, live_server):
+    """Follows the documented links (create -> get -> cancel) with generated data: no server
+    error, every response as documented."""
+
+    class Workflow(APIWorkflow):
+        def get_call_kwargs(self, case):
+            return {"base_url": live_server.url, "session": session}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, excluded_checks=EXCLUDED_CHECKS)
+
+    Workflow.run(settings=hypothesis_settings(
+        max_examples=int(os.environ.get("BOURSE_FUZZ_EXAMPLES", "15")), stateful_step_count=5, deadline=None,
+        derandomize=bool(os.environ.get("CI")),
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much]))

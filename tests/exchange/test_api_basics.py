@@ -3,6 +3,7 @@ import re
 import time
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from tests.factories import AssetFactory, MarketFactory
@@ -40,6 +41,12 @@ def test_market_detail_and_list(client, market):
         "min_notional": "1.000000",
         "maker_fee_rate": "0.001",
         "taker_fee_rate": "0.002",
+        # No bounds configured: the defaults for USD (6 places) and BTC (8 places), three
+        # digits below what this configuration's money columns hold exactly.
+        **({"max_price": "1000000.000000", "max_quantity": "10000.00000000", "max_notional": "1000000.000000"}
+           if connection.vendor == "sqlite" else
+           {"max_price": "100000000000000000.000000", "max_quantity": "100000000000000000.00000000",
+            "max_notional": "100000000000000000.000000"}),
     }
     listing = client.get("/api/v1/markets").json()
     assert listing == {"results": [detail.json()], "next_cursor": None}

@@ -2,7 +2,8 @@
 
 Each refusal is an ``error`` frame with a stable code and the client's ``id``; the
 connection stays usable afterwards (a ``ping`` still answers), except past the inbound
-message rate and the connection limits, which close with 1008.
+message rate, the work budget and the connection limits, which close with application close
+codes (4029 rate_limited, 4001 too_many_connections).
 """
 import json
 
@@ -166,7 +167,7 @@ async def test_too_many_subscriptions(settings, market):
 
 
 @scenario
-async def test_inbound_rate_limit_closes_with_1008(settings):
+async def test_inbound_rate_limit_closes_with_4029(settings):
     settings.BOURSE_WS_MAX_MESSAGES_PER_S = 3
     communicator = WebsocketCommunicator(application, "/ws/v1")
     assert (await communicator.connect())[0]
@@ -175,7 +176,7 @@ async def test_inbound_rate_limit_closes_with_1008(settings):
     replies = [checked_frame(await communicator.receive_from()) for _ in range(4)]
     assert [r["type"] for r in replies] == ["pong", "pong", "pong", "error"]
     assert replies[-1]["code"] == "rate_limited"
-    assert await communicator.receive_output(timeout=2) == {"type": "websocket.close", "code": 1008}
+    assert await communicator.receive_output(timeout=2) == {"type": "websocket.close", "code": 4029}
     await communicator.disconnect()
 
 
@@ -188,7 +189,7 @@ async def test_connections_per_ip(settings):
         assert (await extra.connect())[0]
         reply = checked_frame(await extra.receive_from())
         assert reply["code"] == "too_many_connections" and reply["limit"] == 1
-        assert await extra.receive_output(timeout=2) == {"type": "websocket.close", "code": 1008}
+        assert await extra.receive_output(timeout=2) == {"type": "websocket.close", "code": 4001}
         await extra.disconnect()
     async with connected() as ws:  # the slot was freed
         await still_alive(ws)
@@ -205,7 +206,7 @@ async def test_connections_per_key(settings):
         await second.send_to(text_data=json.dumps(auth_op(key, message_id=9)))
         reply = checked_frame(await second.receive_from())
         assert reply["code"] == "too_many_connections" and reply["id"] == 9
-        assert await second.receive_output(timeout=2) == {"type": "websocket.close", "code": 1008}
+        assert await second.receive_output(timeout=2) == {"type": "websocket.close", "code": 4001}
         await second.disconnect()
     async with connected() as again:
         assert (await again.ask(auth_op(key)))["type"] == "auth"

@@ -17,6 +17,9 @@ class MarketSerializer(serializers.Serializer):
     min_notional = serializers.SerializerMethodField()
     maker_fee_rate = serializers.SerializerMethodField()
     taker_fee_rate = serializers.SerializerMethodField()
+    max_price = serializers.SerializerMethodField()
+    max_quantity = serializers.SerializerMethodField()
+    max_notional = serializers.SerializerMethodField()
 
     def get_tick_size(self, market) -> str:
         return wire.money(market.tick_size, market.quote.scale)
@@ -36,9 +39,27 @@ class MarketSerializer(serializers.Serializer):
     def get_taker_fee_rate(self, market) -> str:
         return wire.rate(market.taker_fee_rate)
 
+    def get_max_price(self, market) -> str:
+        return wire.money(market.price_limit, market.quote.scale)
+
+    def get_max_quantity(self, market) -> str:
+        return wire.money(market.quantity_limit, market.base.scale)
+
+    def get_max_notional(self, market) -> str:
+        return wire.money(market.notional_limit, market.quote.scale)
+
 
 # --- orders -----------------------------------------------------------------------------------
-CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,36}$"
+CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,36}$"  # as published; the service anchors it at the true end
+
+
+class StrictRegexField(serializers.RegexField):
+    """A string field that takes only a JSON string (DRF would turn the number 0 into "0")."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class OrderSubmitSerializer(serializers.Serializer):
@@ -52,7 +73,10 @@ class OrderSubmitSerializer(serializers.Serializer):
     quote_quantity = DecimalStringField(required=False, allow_null=True)
     time_in_force = serializers.ChoiceField(choices=["gtc", "ioc", "fok"], default="gtc")
     post_only = serializers.BooleanField(default=False)
-    client_order_id = serializers.RegexField(CLIENT_ORDER_ID_PATTERN, required=False, allow_null=True)
+    # Not trimmed: "abc\n" is refused (the pattern is anchored at the true end), never read as "abc".
+    client_order_id = StrictRegexField(
+        CLIENT_ORDER_ID_PATTERN, required=False, allow_null=True, trim_whitespace=False
+    )
     stp = serializers.ChoiceField(choices=["cancel_newest", "cancel_oldest", "cancel_both"], default="cancel_newest")
 
     def to_internal_value(self, data):

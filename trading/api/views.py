@@ -6,15 +6,16 @@ caller's own (another account's objects are ``not_found``).
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from apikeys.authentication import PrivateApi
 from apikeys.models import Scope
 from apikeys.schema import AUTH_ERROR_EXAMPLES, RATE_LIMIT_HEADERS
 from exchange import errors, wire
+from exchange.apiview import BourseApi
 from exchange.pagination import paginate
 from exchange.ratelimit import orders_rate_limit
 from exchange.schema import PAGE_PARAMETERS, page_of, problem_responses
+from exchange.syntax import ascii_digits
 
 from .. import selectors, services
 from ..representations import fill_to_wire, levels_to_wire, order_to_wire, ticker_to_wire, trade_to_wire
@@ -52,7 +53,9 @@ def _market_or_none(symbol: str | None):
     return market
 
 
-class MarketListApi(APIView):
+class MarketListApi(BourseApi):
+    query_parameters = {"get": ("limit", "cursor")}
+
     @extend_schema(
         operation_id="markets_list",
         summary="List markets",
@@ -70,7 +73,7 @@ class MarketListApi(APIView):
         return Response({"results": MarketSerializer(markets, many=True).data, "next_cursor": next_cursor})
 
 
-class MarketDetailApi(APIView):
+class MarketDetailApi(BourseApi):
     @extend_schema(
         operation_id="markets_get",
         summary="Get a market",
@@ -85,7 +88,9 @@ class MarketDetailApi(APIView):
         return Response(MarketSerializer(selectors.market_get(symbol)).data)
 
 
-class MarketBookApi(APIView):
+class MarketBookApi(BourseApi):
+    query_parameters = {"get": ("depth",)}
+
     @extend_schema(
         operation_id="markets_book",
         summary="Get a market's order book",
@@ -105,14 +110,16 @@ class MarketBookApi(APIView):
     def get(self, request, symbol: str):
         market = selectors.market_get(symbol)
         raw = request.query_params.get("depth", "50")
-        if not raw.isdigit() or not 1 <= int(raw) <= selectors.MAX_BOOK_DEPTH:
+        if not ascii_digits(raw, 4) or not 1 <= int(raw) <= selectors.MAX_BOOK_DEPTH:
             raise errors.ValidationError.field("depth", "invalid", f"depth must be an integer from 1 to {selectors.MAX_BOOK_DEPTH}.")
         book = selectors.book_snapshot(market, int(raw))
         return Response({"market": market.symbol, "sequence": book["sequence"],
                          "bids": levels_to_wire(book["bids"], market), "asks": levels_to_wire(book["asks"], market)})
 
 
-class MarketTradeListApi(APIView):
+class MarketTradeListApi(BourseApi):
+    query_parameters = {"get": ("limit", "cursor")}
+
     @extend_schema(
         operation_id="markets_trades",
         summary="List a market's trades",
@@ -130,7 +137,7 @@ class MarketTradeListApi(APIView):
         return Response({"results": [trade_to_wire(t, market) for t in trades], "next_cursor": next_cursor})
 
 
-class MarketTickerApi(APIView):
+class MarketTickerApi(BourseApi):
     @extend_schema(
         operation_id="markets_ticker",
         summary="Get a market's ticker",
@@ -150,6 +157,7 @@ class OrderListSubmitApi(PrivateApi):
     """POST submits an order (scope `trade`); GET lists the caller's orders; DELETE cancels
     all of the caller's open orders (scope `trade`)."""
 
+    query_parameters = {"get": ("market", "status", "limit", "cursor"), "delete": ("market",)}
     write_scope = Scope.TRADE  # GET/HEAD read (scope read); POST/DELETE need trade
 
     @extend_schema(
@@ -294,6 +302,8 @@ class OrderByClientIdApi(PrivateApi):
 
 
 class FillListApi(PrivateApi):
+    query_parameters = {"get": ("market", "order_id", "limit", "cursor")}
+
     @extend_schema(
         operation_id="fills_list",
         summary="List fills",

@@ -25,7 +25,7 @@ from .codec import FieldError, Message
 if TYPE_CHECKING:
     from trading.models import Order
 
-DECIMAL = re.compile(r"^[0-9]{1,20}(\.[0-9]{0,18})?$")
+DECIMAL = re.compile(r"\A[0-9]{1,20}(\.[0-9]{0,18})?\Z")
 
 
 @dataclass
@@ -102,8 +102,6 @@ def _find(account, message: Message, cl_tag: int) -> Order | None:
     order_id = message.get(37)
     try:
         if order_id and order_id != "NONE":
-            if not order_id.isdigit():
-                return None
             return order_get(account_id=account.pk, order_id=order_id)
         cl = message.get(cl_tag)
         return order_get(account_id=account.pk, client_order_id=cl) if cl else None
@@ -154,3 +152,22 @@ def order_status_request(account, message: Message, cancel_ids: dict | None = No
 
 
 HANDLERS = {"D": new_order_single, "F": order_cancel_request, "H": order_status_request}
+
+
+def application_handle(key_id: str, account, message: Message, cancel_ids: dict | None = None) -> Outcome:
+    """Any application message: it counts against the key's request budget (the ``key``
+    policy every REST request counts against) before its handler runs; over the budget it is
+    refused with ``rate_limited`` in the answer its type calls for, and nothing is done."""
+    try:
+        ratelimit.consume(ratelimit.KEY, key_id)
+    except errors.RateLimited as error:
+        text = str(error)
+        if message.msg_type == "F":
+            return Outcome([("9", reports.cancel_reject(
+                account_id=account.pk, cl_ord_id=message.get(11) or "NONE", orig_cl_ord_id=message.get(41), order=None,
+                reason="99", code=error.code, message=text))])
+        return Outcome([("8", reports.rejected_report(
+            account_id=account.pk, cl_ord_id=message.get(11), symbol=message.get(55), side=message.get(54),
+            code=error.code, message=text, req_id=message.get(790) if message.msg_type == "H" else None,
+            exec_type=reports.EXEC_STATUS if message.msg_type == "H" else reports.EXEC_REJECTED))])
+    return HANDLERS[message.msg_type](account, message, cancel_ids)

@@ -90,7 +90,7 @@ class Message:
                 if not inside:
                     break
         declared = self.get(count_tag)
-        if declared is not None and (not declared.isdigit() or int(declared) != len(entries)):
+        if declared is not None and (not (declared.isascii() and declared.isdigit()) or int(declared) != len(entries)):
             raise FieldError(f"NumInGroup {count_tag}={declared} but {len(entries)} entries", 16, count_tag)
         return entries
 
@@ -133,7 +133,7 @@ def parse_fields(body: bytes) -> list[tuple[int, str]]:
             raise FieldError(f"tag {tag} has no value", 4, tag)
         data_length = None
         if tag in DATA_FIELDS:
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit()):  # str.isdigit() also takes "²"
                 raise FieldError(f"length field {tag} must be a number", 6, tag)
             data_length = (DATA_FIELDS[tag], int(value))
         fields.append((tag, value))

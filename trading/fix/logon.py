@@ -24,6 +24,7 @@ from django.conf import settings
 
 from apikeys import verifier
 from exchange import errors
+from exchange.syntax import ascii_digits
 
 if TYPE_CHECKING:
     from apikeys.models import ApiKey
@@ -46,7 +47,7 @@ def parse_utc_timestamp(text: str) -> datetime | None:
     except ValueError:
         return None
     if fraction:
-        if not fraction.isdigit() or len(fraction) not in (3, 6, 9):
+        if not ascii_digits(fraction) or len(fraction) not in (3, 6, 9):
             return None
         moment += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
     return moment

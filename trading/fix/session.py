@@ -17,10 +17,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
+from django.conf import settings
 from django.utils import timezone as dj_timezone
 
 from apikeys.verifier import audit_refusal
 from exchange import errors, wire
+from exchange.syntax import MAX_ID_DIGITS, ascii_digits
 from trading.outbox import selectors as outbox
 from trading.services import order_cancel_all
 
@@ -58,6 +60,29 @@ def _seq_num(message: Message) -> int:
 
 class SessionClosed(Exception):
     pass
+
+
+# Source address -> (start of its log interval, connections refused since, not logged).
+_refusals: dict[str, tuple[float, int]] = {}
+_REFUSALS_MAX_SOURCES = 10_000
+
+
+def _log_refusal(source_ip: str | None, reason: str) -> None:
+    """Log a connection refused before Logon once per source per interval: a scanner or a
+    misconfigured client opening connection after connection cannot flood the log. The next
+    line after an interval says how many were not logged."""
+    now = time.monotonic()
+    key = source_ip or "?"
+    started, suppressed = _refusals.get(key, (None, 0))
+    if started is not None and now - started < settings.BOURSE_FIX_REFUSAL_LOG_INTERVAL_S:
+        _refusals[key] = (started, suppressed + 1)
+        return
+    if len(_refusals) >= _REFUSALS_MAX_SOURCES:
+        _refusals.clear()
+    _refusals[key] = (now, 0)
+    log.info("FIX connection refused before logon: %s", reason,
+             extra={"source_ip": source_ip, "not_logged_since": suppressed,
+                    "interval_s": settings.BOURSE_FIX_REFUSAL_LOG_INTERVAL_S})
 
 
 class SessionHost(Protocol):
@@ -103,6 +128,7 @@ class Session:
         self.last_recv = self.last_sent = time.monotonic()
         self.test_request: tuple[str, float] | None = None
         self.queued: dict[int, Message] = {}
+        self.queued_bytes = 0  # their raw size: bounded as well as their number
         self.resend_requested = False
         self.resends_answered: set[int] = set()  # ResendRequests answered across a gap
         self.cancel_ids: dict[str, str] = {}
@@ -204,7 +230,10 @@ class Session:
             await self._proxy_header()
             await self._read_loop()
         except SessionClosed as closed:
-            log.info("FIX session closed: %s", closed, extra={"key_id": self.key.key_id if self.key is not None else None})
+            if self.logged_on:
+                log.info("FIX session closed: %s", closed, extra={"key_id": self.key.key_id})
+            else:
+                _log_refusal(self.source_ip, str(closed))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except Exception:
@@ -276,9 +305,9 @@ class Session:
         if message.get(56) != TARGET:
             await self.logout(f"Logon refused: TargetCompID(56) must be {TARGET}.")
         seq_text, hb = message.get(34), message.get(108)
-        if seq_text is None or not seq_text.isdigit() or int(seq_text) < 1:
+        if not ascii_digits(seq_text, MAX_ID_DIGITS) or int(seq_text) < 1:
             await self.logout("Logon refused: MsgSeqNum(34) must be a positive integer.")
-        if hb is None or not hb.isdigit() or not 1 <= int(hb) <= MAX_HEARTBEAT_S:
+        if not ascii_digits(hb, 6) or not 1 <= int(hb) <= MAX_HEARTBEAT_S:
             await self.logout(f"Logon refused: HeartBtInt(108) must be 1-{MAX_HEARTBEAT_S} seconds.")
         if message.get(98) != "0":
             await self.logout("Logon refused: EncryptMethod(98) must be 0 (none).")
@@ -364,9 +393,13 @@ class Session:
             if msg_type == "2":
                 await self._resend(message)  # answered at once, even across a gap ...
                 self.resends_answered.add(seq)  # ... and only counted when its turn comes
-            if len(self.queued) >= MAX_QUEUED:
-                await self.logout("Too many messages held while waiting for a resend.")
+            if len(self.queued) >= MAX_QUEUED or self.queued_bytes + len(message.raw) > settings.BOURSE_FIX_MAX_QUEUED_BYTES:
+                await self.logout("Too many messages held while waiting for a resend "
+                                  f"(at most {MAX_QUEUED} and {settings.BOURSE_FIX_MAX_QUEUED_BYTES} bytes).")
+            if seq in self.queued:
+                self.queued_bytes -= len(self.queued[seq].raw)
             self.queued[seq] = message
+            self.queued_bytes += len(message.raw)
             self._request_resend()
             return
         if seq < self.next_in:
@@ -375,7 +408,7 @@ class Session:
             await self.logout(f"MsgSeqNum too low, expecting {self.next_in} but received {seq}.")
         await self._process(message)
         while self.next_in in self.queued:
-            await self._process(self.queued.pop(self.next_in))
+            await self._process(self._unqueue(self.next_in))
         if not self.queued:
             self.resend_requested = False
         self.gateway.store.sequences(self.store_id, self.next_out, self.next_in)
@@ -384,7 +417,7 @@ class Session:
         """Check the standard header; False when the message was rejected (and its number
         consumed when it was the expected one)."""
         seq_text = message.get(34)
-        if seq_text is None or not seq_text.isdigit():
+        if not ascii_digits(seq_text, MAX_ID_DIGITS):
             await self.logout("MsgSeqNum(34) missing or not a number.")
         seq = int(seq_text)
         if message.get(49) != self.verified_key.key_id or message.get(56) != TARGET:
@@ -451,6 +484,11 @@ class Session:
         else:
             self.send("j", [(45, seq), (372, msg_type), (380, "3"), (58, f"Unsupported message type {msg_type}")])
 
+    def _unqueue(self, seq: int) -> Message:
+        message = self.queued.pop(seq)
+        self.queued_bytes -= len(message.raw)
+        return message
+
     async def _drain_inflight(self) -> None:
         if self.inflight:
             await asyncio.wait(set(self.inflight))
@@ -458,9 +496,9 @@ class Session:
     async def _application(self, message: Message, seq: int, msg_type: str) -> None:
         if self.closing:
             return  # ended (by its key): nothing more is accepted
-        handler = application.HANDLERS[msg_type]
         try:
-            outcome = await self.gateway.call(handler, self.account, message, self.cancel_ids)
+            outcome = await self.gateway.call(
+                application.application_handle, self.key.key_id, self.account, message, self.cancel_ids)
         except FieldError as error:
             self.reject(seq, error, message.msg_type)
             return
@@ -478,7 +516,7 @@ class Session:
     async def _sequence_reset(self, message: Message, gap_fill: bool) -> None:
         new = message.get(36)
         seq = _seq_num(message)
-        if new is None or not new.isdigit():
+        if not ascii_digits(new, MAX_ID_DIGITS):
             if gap_fill:
                 self.next_in = seq + 1
             self.reject(seq, FieldError("NewSeqNo(36) missing or not a number", 1 if new is None else 6, 36), "4")
@@ -491,16 +529,17 @@ class Session:
             return
         self.next_in = new_seq
         self.queued = {k: v for k, v in self.queued.items() if k >= new_seq}
+        self.queued_bytes = sum(len(m.raw) for m in self.queued.values())
         if not gap_fill:
             while self.next_in in self.queued:
-                await self._process(self.queued.pop(self.next_in))
+                await self._process(self._unqueue(self.next_in))
             self.gateway.store.sequences(self.store_id, self.next_out, self.next_in)
 
     async def _resend(self, message: Message) -> None:
         """Answer a ResendRequest: replay stored application messages with PossDupFlag=Y,
         gap-fill session messages and anything not stored."""
         begin, end = message.get(7), message.get(16)
-        if not (begin and begin.isdigit() and end and end.isdigit()):
+        if not (ascii_digits(begin, MAX_ID_DIGITS) and ascii_digits(end, MAX_ID_DIGITS)):
             self.reject(_seq_num(message), FieldError("BeginSeqNo(7)/EndSeqNo(16) missing or not numbers", 1, 7), "2")
             return
         first, last = int(begin), int(end)

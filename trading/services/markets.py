@@ -34,13 +34,18 @@ def market_create(
     taker_fee_rate: object = "0",
     base_scale: int | None = None,
     quote_scale: int | None = None,
+    max_price=None,
+    max_quantity=None,
+    max_notional=None,
 ) -> tuple[Market, bool]:
     """Create a market (and its base/quote assets when missing); ``created`` is False when the
     symbol exists, in which case nothing is changed.
 
     A new base asset gets the decimals of the lot size; a new quote asset the decimals of
     tick size × lot size, so every quantity, price and trade notional is exact. Existing
-    assets must already carry that many decimals.
+    assets must already carry that many decimals. ``max_price``/``max_quantity``/``max_notional``
+    bound one order (``None``: the safe default, see ``Market.price_limit``); each must be
+    positive and at most that default's storable ceiling.
     """
     symbol = (symbol or "").strip().upper()
     parts = symbol.split("-")
@@ -51,6 +56,12 @@ def market_create(
         tick_size=tick_size, lot_size=lot_size, min_quantity=min_quantity, min_notional=min_notional,
         maker_fee_rate=maker_fee_rate, taker_fee_rate=taker_fee_rate,
     )
+    bounds = {}
+    for field, raw in (("max_price", max_price), ("max_quantity", max_quantity), ("max_notional", max_notional)):
+        if raw is not None:
+            bounds[field] = _decimal(raw, field)
+            if bounds[field] <= 0:
+                raise errors.ValidationError.field(field, "invalid", f"{field} must be positive")
     with transaction.atomic(durable=True):
         existing = Market.objects.filter(symbol=symbol).first()
         if existing is not None:
@@ -62,11 +73,19 @@ def market_create(
         )
         if base.code == quote.code:
             raise errors.ValidationError.field("symbol", "invalid", "base and quote must differ.")
-        market = Market(symbol=symbol, base=base, quote=quote, **values)
+        market = Market(symbol=symbol, base=base, quote=quote, **values, **bounds)
+        market_check_bounds(market)
         _full_clean(market)
         market.save()
-        audit_record("market.created", target=market, after={"symbol": symbol, **values})
+        audit_record("market.created", target=market, after={"symbol": symbol, **values, **bounds})
         return market, True
+
+
+def market_check_bounds(market: Market) -> None:
+    """Refuse configured bounds the money columns could not honour (``Market.bound_problems``)."""
+    problems = market.bound_problems()
+    if problems:
+        raise errors.ValidationError("; ".join(p["message"] for p in problems), errors=problems)
 
 
 FILTER_FIELDS = ("tick_size", "lot_size", "min_quantity", "min_notional", "maker_fee_rate", "taker_fee_rate")

@@ -25,6 +25,7 @@ from accounts.models import Account, EntryKind
 from audit.services import audit_record, audit_record_many, audit_refusals
 from exchange import errors
 from exchange.errors import DuplicateClientOrderId, OrderClosed
+from exchange.syntax import parse_id
 
 from .. import filters, notify, pricing
 from ..models import Command, Market, Order
@@ -33,7 +34,7 @@ from . import order_write
 
 log = logging.getLogger("bourse.orders")
 
-CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+CLIENT_ORDER_ID = re.compile(r"\A[A-Za-z0-9_-]{1,36}\Z")
 # Waiters sleep on the verdict signal and read the database when it comes. Signals are hints
 # (a lost one must not strand a caller), so a waiter also re-reads this often without one:
 # a safety net, not the hot path, which never polls.
@@ -350,11 +351,10 @@ def order_wait(
 
 
 def _owned_order(account: Account, order_id: Any) -> Order:
-    """``order_id`` as the client sent it: anything that does not read as an int is not found."""
-    try:
-        order_pk = int(order_id)
-    except (TypeError, ValueError):
-        raise errors.NotFound(f"Order {order_id} not found.") from None
+    """``order_id`` as the client sent it: anything that is not an id (ASCII digits, in range) is not found."""
+    order_pk = parse_id(order_id)
+    if order_pk is None:
+        raise errors.NotFound(f"Order {str(order_id)[:40]} not found.")
     order = Order.objects.select_related("market").filter(pk=order_pk, account=account).first()
     if order is None:  # another account's order is indistinguishable from a missing one
         raise errors.NotFound(f"Order {order_id} not found.")

@@ -30,6 +30,7 @@ from django.conf import settings
 from apikeys.live import LiveSessions
 from apikeys.verifier import audit_refusal, require_scope, verify_request
 from exchange import clientip, errors
+from exchange.syntax import json_loads
 from trading.outbox import selectors as outbox
 
 from . import selectors
@@ -42,7 +43,12 @@ log = logging.getLogger("bourse.ws")
 
 WS_PATH = "/ws/v1"
 EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
-POLICY_VIOLATION = 1008
+# Policy closes use application close codes (4000-4999, docs/websocket.md): the WebSocket
+# library under daphne refuses to send 1008 from a server, which used to crash the consumer
+# and leak the connection's slot.
+CLOSE_TOO_MANY_CONNECTIONS = 4001
+CLOSE_PAYLOAD_TOO_LARGE = 4009  # sent by exchange.serverlimits for frames over daphne's maximum
+CLOSE_RATE_LIMITED = 4029
 SLOW_CLIENT_BYTES = 8 * 1024 * 1024  # frames queued for one client beyond this: it is dropped
 MARKET_CHANNELS = ("book", "trades", "ticker")
 
@@ -134,18 +140,25 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
         self._direct: bool | None = None  # whether write_raw may send on the socket itself
         self._window_start = time.monotonic()
         self._window_count = 0
+        self._work_start = self._window_start
+        self._work = 0
         if _per_ip[self.ip] >= settings.BOURSE_WS_MAX_CONNECTIONS_PER_IP:
             await self.accept()
             await self.send(text_data=_error_frame(errors.TooManyConnections(
                 f"This address already holds {settings.BOURSE_WS_MAX_CONNECTIONS_PER_IP} connections.",
                 limit=settings.BOURSE_WS_MAX_CONNECTIONS_PER_IP)))
-            await self.close(code=POLICY_VIOLATION)
+            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
             return
         _per_ip[self.ip] += 1
         self.open = True
         await self.accept()
 
     async def disconnect(self, code):
+        self._release()
+
+    def _release(self) -> None:
+        """Give back this connection's per-IP and per-key slots and its subscriptions; done
+        once, whichever of a policy close or the disconnect comes first."""
         if not self.open:
             return
         self.open = False
@@ -257,10 +270,9 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
             self._window_start, self._window_count = now, 0
         self._window_count += 1
         if self._window_count > settings.BOURSE_WS_MAX_MESSAGES_PER_S:
-            await self.send_text(_error_frame(errors.RateLimited(
+            await self._policy_close(errors.RateLimited(
                 f"More than {settings.BOURSE_WS_MAX_MESSAGES_PER_S} messages in one second; closing.",
-                retry_after=1, policy="ws_messages")))
-            await self.close(code=POLICY_VIOLATION)
+                retry_after=1, policy="ws_messages"), CLOSE_RATE_LIMITED)
             return
         raw = text_data if text_data is not None else bytes_data
         if len(raw.encode() if isinstance(raw, str) else raw) > settings.BOURSE_WS_MAX_FRAME_BYTES:
@@ -272,7 +284,7 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
             await self.send_text(_error_frame(errors.InvalidMessage("Send text frames holding JSON objects.")))
             return
         try:
-            message = json.loads(text_data)
+            message = json_loads(text_data)
         except ValueError as exc:
             await self.send_text(_error_frame(errors.InvalidMessage(f"Malformed JSON: {exc}.")))
             return
@@ -282,15 +294,28 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
         message_id = message.get("id")
         op = message.get("op")
         handler = self.OPS.get(op) if isinstance(op, str) else None
+        # The work budget: each operation costs 1 plus 1 per channel it names, so the server
+        # work one connection can ask for per second is bounded whatever the message rate.
+        channels = message.get("channels")
+        cost = 1 + (len(channels) if isinstance(channels, list) else 0)
+        if now - self._work_start >= 1.0:
+            self._work_start, self._work = now, 0
+        self._work += cost
+        if self._work > settings.BOURSE_WS_MAX_WORK_PER_S:
+            await self._policy_close(errors.RateLimited(
+                f"More than {settings.BOURSE_WS_MAX_WORK_PER_S} units of work in one second (an operation costs 1 "
+                "plus 1 per channel it names); closing.", retry_after=1, policy="ws_work"), CLOSE_RATE_LIMITED,
+                message_id)
+            return
         try:
             if handler is None:
                 raise errors.UnknownOp(
                     f"Unknown op {message.get('op')!r}; use one of: {', '.join(self.OPS)}.")
             await handler(self, message, message_id)
+        except errors.TooManyConnections as error:
+            await self._policy_close(error, CLOSE_TOO_MANY_CONNECTIONS, message_id)
         except errors.BourseError as error:
             await self.send_text(_error_frame(error, message_id))
-            if isinstance(error, errors.TooManyConnections):
-                await self.close(code=POLICY_VIOLATION)
         except Exception as exc:
             unavailable = errors.dependency_failure(exc)
             if unavailable is not None:  # a dependency is down: retry, as REST's 503
@@ -299,6 +324,16 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
                 return
             log.exception("websocket op failed", extra={"op": message.get("op")})
             await self.send_text(_error_frame(errors.ServerError("Internal error."), message_id))
+
+    async def _policy_close(self, error: errors.BourseError, code: int, message_id=None) -> None:
+        """Send the error frame, release the connection's slots at once (even if the close
+        below fails, nothing leaks), then close with an application close code."""
+        await self.send_text(_error_frame(error, message_id))
+        self._release()
+        try:
+            await self.close(code=code)
+        except Exception:  # noqa: BLE001 - the slots are already free; the socket is the server's
+            log.exception("websocket close failed", extra={"code": code})
 
     # -- ops ---------------------------------------------------------------------------------
     async def op_ping(self, message, message_id):
@@ -346,13 +381,14 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
         names = self._channel_names(message)
         since = self._since(message, names)
         wanted = [name for name in dict.fromkeys(names) if name not in self.subscriptions]
-        streams = await database_sync_to_async(self._resolve)(wanted)
+        # Refused before any look-up: the limit bounds the work as well as the state.
         total = len(self.subscriptions) + len(wanted)
         if total > settings.BOURSE_WS_MAX_SUBSCRIPTIONS:
             raise errors.TooManySubscriptions(
                 f"At most {settings.BOURSE_WS_MAX_SUBSCRIPTIONS} subscriptions per connection "
                 f"({len(self.subscriptions)} held, {len(wanted)} asked).",
                 limit=settings.BOURSE_WS_MAX_SUBSCRIPTIONS)
+        streams = await database_sync_to_async(self._resolve)(wanted)
         relay = Relay.get()
         added = []
         # Register first (live events buffer), then read the snapshots: nothing falls between.
@@ -397,6 +433,10 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise errors.ValidationError.field(
                 "channels", "invalid", "channels must be a non-empty list of channel names.")
+        if len(names) > settings.BOURSE_WS_MAX_SUBSCRIPTIONS:  # before any look-up or copy
+            raise errors.TooManySubscriptions(
+                f"At most {settings.BOURSE_WS_MAX_SUBSCRIPTIONS} channels per operation ({len(names)} named).",
+                limit=settings.BOURSE_WS_MAX_SUBSCRIPTIONS)
         return names
 
     def _since(self, message, names) -> dict[str, int]:

@@ -2,19 +2,43 @@
 in their frame shapes. Stream replays and gap fills read the outbox (``trading.outbox.selectors``)."""
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from exchange import wire
 
 from .. import selectors as trading_selectors
+from ..representations import ticker_to_wire
 
 if TYPE_CHECKING:
     from ..models import Market
-from ..representations import ticker_to_wire
+
+MAX_SYMBOL_LENGTH = 33  # the column's size: a longer name is no market, and is not queried
+
+
+# Channel names are client input: a flood of subscribes naming markets (real or not) would
+# otherwise cost a database query each. Look-ups are cached per process, misses included,
+# for a short time (a new market or a status change shows within MARKET_CACHE_S); the cache
+# is bounded, and cleared when full.
+MARKET_CACHE_S = 5.0
+MARKET_CACHE_SIZE = 4096
+_market_cache: dict[str, tuple[float, Market | None]] = {}
 
 
 def market_by_symbol(symbol: str) -> Market | None:
-    return trading_selectors.market_find(symbol)
+    now = time.monotonic()
+    hit = _market_cache.get(symbol)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    market = trading_selectors.market_find(symbol) if len(symbol) <= MAX_SYMBOL_LENGTH else None
+    if len(_market_cache) >= MARKET_CACHE_SIZE:
+        _market_cache.clear()
+    _market_cache[symbol] = (now + MARKET_CACHE_S, market)
+    return market
+
+
+def market_cache_clear() -> None:
+    _market_cache.clear()
 
 
 def market_by_id(market_id: int) -> Market:

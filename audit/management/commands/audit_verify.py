@@ -14,7 +14,7 @@ from audit.selectors import audit_verify
 
 def _anchor(text: str) -> tuple[int, str]:
     seq, sep, digest = text.partition(":")
-    if not sep or not seq.isdigit() or len(digest) != 64:
+    if not sep or not (seq.isascii() and seq.isdigit()) or len(digest) != 64:
         raise CommandError(f"--anchor takes SEQ:HASH (a position and a 64-hex-digit hash), not {text!r}")
     return int(seq), digest.lower()
 

@@ -17,6 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--min-notional", default="0")
         parser.add_argument("--maker-fee", default="0")
         parser.add_argument("--taker-fee", default="0")
+        parser.add_argument("--max-price", help="largest price (default: derived from the quote asset's decimals)")
+        parser.add_argument("--max-quantity", help="largest quantity (default: derived from the base asset's decimals)")
+        parser.add_argument("--max-notional", help="largest price × quantity (default: derived from the quote asset's decimals)")
         parser.add_argument("--base-scale", type=int, help="decimals of the base asset if it is created")
         parser.add_argument("--quote-scale", type=int, help="decimals of the quote asset if it is created")
 
@@ -32,6 +35,9 @@ class Command(BaseCommand):
                 taker_fee_rate=opts["taker_fee"],
                 base_scale=opts["base_scale"],
                 quote_scale=opts["quote_scale"],
+                max_price=opts["max_price"],
+                max_quantity=opts["max_quantity"],
+                max_notional=opts["max_notional"],
             )
         except BourseError as exc:
             raise CommandError(f"{exc.detail} ({exc.code})") from None

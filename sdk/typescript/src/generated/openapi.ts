@@ -347,7 +347,7 @@ export interface components {
          * @description Stable machine-readable error code: branch on this (docs/errors.md).
          * @enum {string}
          */
-        CodeEnum: "already_authenticated" | "asset_not_found" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "invalid_message" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_authenticated" | "not_found" | "order_closed" | "owner_deactivated" | "payload_too_large" | "permission_denied" | "rate_limited" | "replay_guard_reset" | "resync_required" | "service_unavailable" | "session_active" | "timestamp_out_of_window" | "too_many_connections" | "too_many_subscriptions" | "unknown_channel" | "unknown_op" | "unsupported_media_type" | "validation_error";
+        CodeEnum: "already_authenticated" | "asset_not_found" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "invalid_message" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_authenticated" | "not_found" | "order_closed" | "owner_deactivated" | "payload_too_large" | "permission_denied" | "rate_limited" | "replay_guard_reset" | "request_timeout" | "resync_required" | "service_unavailable" | "session_active" | "timestamp_out_of_window" | "too_many_connections" | "too_many_subscriptions" | "unknown_channel" | "unknown_op" | "unsupported_media_type" | "validation_error";
         FieldError: {
             field: string | null;
             code: string;
@@ -416,6 +416,9 @@ export interface components {
             readonly min_notional: string;
             readonly maker_fee_rate: string;
             readonly taker_fee_rate: string;
+            readonly max_price: string;
+            readonly max_quantity: string;
+            readonly max_notional: string;
         };
         MarketPage: {
             results: components["schemas"]["Market"][];
@@ -641,6 +644,19 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Account"];
+                };
+            };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
@@ -1082,6 +1098,19 @@ export interface operations {
                     "application/json": components["schemas"]["Market"];
                 };
             };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Problem details; `code` one of: `not_found` */
             404: {
                 headers: {
@@ -1224,6 +1253,19 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Ticker"];
+                };
+            };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Problem details; `code` one of: `not_found` */
@@ -1642,6 +1684,19 @@ export interface operations {
                     "application/json": components["schemas"]["CancelAll"];
                 };
             };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
@@ -1726,6 +1781,19 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Order"];
+                };
+            };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
@@ -1828,6 +1896,19 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
@@ -1927,6 +2008,19 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
@@ -2011,6 +2105,19 @@ export interface operations {
                     "application/json": components["schemas"]["PositionList"];
                 };
             };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
             401: {
                 headers: {
@@ -2080,6 +2187,19 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ServerTime"];
+                };
+            };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Problem details; `code` one of: `rate_limited` */

@@ -1,0 +1,167 @@
+"""Limits daphne cannot be told from its command line, installed where it serves Bourse.
+
+**Request bodies are refused before they are buffered.** Twisted (under daphne) reads a whole
+request body into memory or a temporary file before the ASGI application, and so
+``exchange.bodylimit``, sees any of it: a 1.5 GiB upload would fill the disk first. Here a
+declared ``Content-Length`` over the limit is answered 413 ``payload_too_large`` at once and
+the connection closed unread; a body without a declared length (chunked) is cut, with the
+same answer, as soon as it passes the limit. The limit is ``BOURSE_MAX_BODY_BYTES`` under
+``/api/`` and Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` elsewhere (the admin console).
+
+**Slow clients cannot hold connections.** Each request must arrive whole (headers and body)
+within ``BOURSE_HTTP_REQUEST_TIMEOUT_S`` of the connection opening or of the previous
+response; a client that trickles bytes (slowloris) gets 408 and is disconnected, and an idle
+keep-alive connection is closed silently at that point. daphne is
+asynchronous, so a slow client never holds a worker: only a socket, for that long.
+
+**WebSocket frames above daphne's own maximum get the documented ``payload_too_large``.**
+daphne (autobahn) refuses a message over its ``--websocket_max_message_size`` (1 MiB) before
+the ASGI application sees it, by failing the connection with 1009 and no explanation. This
+hook, installed into daphne's protocol class by ``exchange.asgi`` (so only where daphne
+serves the application), sends the error frame every other refusal sends, then closes with
+the application close code ``4009``; the rest of the oversized message is discarded unread,
+so nothing is buffered beyond the limit. The consumer's own, smaller limit
+(``BOURSE_WS_MAX_FRAME_BYTES``) answers the same error without closing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+from django.conf import settings
+
+from . import errors
+
+log = logging.getLogger("bourse.server")
+
+CLOSE_PAYLOAD_TOO_LARGE = 4009
+
+
+def _max_message_size_exceeded(self, msg_size, max_msg_size, reason) -> None:
+    if self.state != self.STATE_OPEN or self.failedByMe:
+        return
+    frame = {"type": "error", "code": "payload_too_large", "id": None, "limit": max_msg_size,
+             "message": f"Messages are limited to {max_msg_size} bytes by the server; closing."}
+    self.failedByMe = True  # autobahn then drops the rest of the message instead of buffering it
+    try:
+        self.sendMessage(json.dumps(frame).encode(), isBinary=False)
+        self.sendCloseFrame(code=CLOSE_PAYLOAD_TOO_LARGE, reasonUtf8=b"payload_too_large", isReply=False)
+    except Exception:  # noqa: BLE001 - fall back to autobahn's own refusal
+        log.exception("could not refuse an oversized websocket message cleanly")
+        self.dropConnection(abort=True)
+
+
+def _http_refusal(error: errors.BourseError, reason: str) -> bytes:
+    request_id = uuid.uuid4().hex
+    body = json.dumps(error.as_problem(request_id)).encode()
+    head = (f"HTTP/1.1 {error.status} {reason}\r\nContent-Type: application/problem+json\r\n"
+            f"Content-Length: {len(body)}\r\nX-Request-ID: {request_id}\r\nConnection: close\r\n\r\n")
+    return head.encode() + body
+
+
+def body_limit(path: bytes) -> int:
+    if path.startswith(b"/api/"):
+        return settings.BOURSE_MAX_BODY_BYTES
+    return max(settings.BOURSE_MAX_BODY_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2621440)
+
+
+def _refuse_body(request) -> None:
+    if request._bourse_refused:
+        return
+    request._bourse_refused = True
+    limit = request._bourse_limit
+    log.warning("request body over the limit refused before buffering",
+                extra={"limit": limit, "declared": request._bourse_declared})
+    transport = request.channel.transport
+    transport.write(_http_refusal(errors.PayloadTooLarge(f"Request bodies are limited to {limit} bytes."),
+                                  "Payload Too Large"))
+    transport.loseConnection()
+
+
+def install() -> bool:
+    """Install the hooks into daphne's HTTP and WebSocket protocols; False when daphne is not
+    present (another server: its own limits apply)."""
+    try:
+        from daphne.http_protocol import HTTPFactory, WebRequest
+        from daphne.ws_protocol import WebSocketProtocol
+        from twisted.internet import reactor
+        from twisted.web import http
+    except ImportError:  # pragma: no cover
+        return False
+
+    WebSocketProtocol._max_message_size_exceeded = _max_message_size_exceeded
+
+    got_length, handle_chunk = WebRequest.gotLength, WebRequest.handleContentChunk
+
+    def gotLength(self, length):  # noqa: N802 - Twisted's name
+        self._bourse_limit = body_limit(getattr(self.channel, "_path", b"") or b"")
+        self._bourse_declared, self._bourse_received, self._bourse_refused = length, 0, False
+        if length is not None and length > self._bourse_limit:
+            got_length(self, 0)  # an in-memory buffer that will stay empty
+            _refuse_body(self)
+            return
+        got_length(self, length)
+
+    def handleContentChunk(self, data):  # noqa: N802
+        if self._bourse_refused:
+            return  # the rest of a refused body is dropped as it arrives
+        self._bourse_received += len(data)
+        if self._bourse_received > self._bourse_limit:
+            _refuse_body(self)
+            return
+        handle_chunk(self, data)
+
+    WebRequest.gotLength, WebRequest.handleContentChunk = gotLength, handleContentChunk
+
+    class DeadlineHTTPChannel(http.HTTPChannel):
+        """An HTTP connection whose every request must arrive within the request timeout."""
+
+        _bourse_deadline = None
+
+        def connectionMade(self):  # noqa: N802
+            super().connectionMade()
+            self._bourse_arm()
+
+        def dataReceived(self, data):  # noqa: N802
+            if data:
+                self._bourse_started = True
+            super().dataReceived(data)
+
+        def _bourse_arm(self):
+            self._bourse_disarm()
+            self._bourse_started = False
+            timeout = settings.BOURSE_HTTP_REQUEST_TIMEOUT_S
+            if timeout > 0:
+                self._bourse_deadline = reactor.callLater(timeout, self._bourse_too_slow)
+
+        def _bourse_disarm(self):
+            if self._bourse_deadline is not None and self._bourse_deadline.active():
+                self._bourse_deadline.cancel()
+            self._bourse_deadline = None
+
+        def allContentReceived(self):  # noqa: N802 - the request arrived whole in time
+            self._bourse_disarm()
+            super().allContentReceived()
+
+        def requestDone(self, request):  # noqa: N802 - the next request's clock starts now
+            super().requestDone(request)
+            if self.transport is not None and not getattr(self.transport, "disconnecting", False):
+                self._bourse_arm()
+
+        def connectionLost(self, reason):  # noqa: N802
+            self._bourse_disarm()
+            super().connectionLost(reason)
+
+        def _bourse_too_slow(self):
+            self._bourse_deadline = None
+            if not self._bourse_started:  # an idle keep-alive connection: closed silently, as is usual
+                self.transport.loseConnection()
+                return
+            log.info("slow HTTP client disconnected", extra={"timeout_s": settings.BOURSE_HTTP_REQUEST_TIMEOUT_S})
+            self.transport.write(_http_refusal(errors.RequestTimeout(
+                f"A request must arrive whole within {settings.BOURSE_HTTP_REQUEST_TIMEOUT_S:g} s."), "Request Timeout"))
+            self.transport.loseConnection()
+
+    HTTPFactory.protocol = DeadlineHTTPChannel
+    return True
