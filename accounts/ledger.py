@@ -23,7 +23,6 @@ from exchange import errors
 
 from .models import Account, Asset, Balance, Bucket, EntryKind, Journal, LedgerEntry, MoneyNotStorable, money_storable
 
-
 _PLAIN_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 
 if TYPE_CHECKING:

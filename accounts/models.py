@@ -43,6 +43,7 @@ def money_storable(value: Decimal, vendor: str | None = None) -> bool:
         return True
     normal = value.normalize()
     sign, digits, exponent = normal.as_tuple()
+    assert isinstance(exponent, int)  # finite, checked above: not 'n', 'N' or 'F'
     if normal.adjusted() >= MONEY_INTEGER_DIGITS or exponent < -MONEY_PLACES:
         return False
     return len(digits) <= money_exact_digits(vendor)

@@ -23,7 +23,10 @@ ACTIONS: dict[str, str] = {
     "order.rejected": "An order was refused (validation, balance, halted market, or by the engine).",
     "order.cancelled": "An order was cancelled by its owner or an operator.",
     "fill.settled": "A fill was applied to the ledger.",
-    "engine.command_quarantined": "The engine could not process a command: it was set aside (a new order rejected with engine_error) and the market went on.",
+    "engine.command_quarantined": (
+        "The engine could not process a command: it was set aside (a new order rejected with engine_error) "
+        "and the market went on."
+    ),
     # Markets (trading.services.markets)
     "market.created": "A market was created.",
     "market.updated": "A market's filters (tick or lot size, minimums, fee rates) were changed.",

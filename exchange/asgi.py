@@ -8,8 +8,8 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)
 
-from exchange.bodylimit import BodyLimitASGI  # noqa: E402
 from exchange import serverlimits  # noqa: E402
+from exchange.bodylimit import BodyLimitASGI  # noqa: E402
 from trading.ws.routing import websocket_urlpatterns  # noqa: E402
 
 serverlimits.install()  # bodies refused before buffering, slow clients cut, oversized frames answered

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TypeGuard
 
 _DIGITS = re.compile(r"[0-9]+")
 # Ids are 64-bit signed integers in the database; a longer string cannot name a row.
 MAX_ID_DIGITS = 18
 
 
-def ascii_digits(text, max_digits: int | None = None) -> bool:
+def ascii_digits(text: object, max_digits: int | None = None) -> TypeGuard[str]:
     """Whether ``text`` is a non-empty string of ASCII digits (at most ``max_digits``)."""
     if not isinstance(text, str) or not _DIGITS.fullmatch(text):
         return False

@@ -39,7 +39,8 @@ class MarketForm(forms.ModelForm):
 
 @admin.register(Market)
 class MarketAdmin(admin.ModelAdmin):
-    list_display = ("symbol", "base", "quote", "status", "tick_size", "lot_size", "min_notional", "max_price", "max_quantity", "max_notional", "maker_fee_rate", "taker_fee_rate")
+    list_display = ("symbol", "base", "quote", "status", "tick_size", "lot_size", "min_notional", "max_price",
+                    "max_quantity", "max_notional", "maker_fee_rate", "taker_fee_rate")
     list_filter = ("status",)
     search_fields = ("symbol",)
     form = MarketForm

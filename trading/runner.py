@@ -208,7 +208,7 @@ class MarketRunner:
             return len(commands)
         except LostOwnership:
             raise
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 -- any failure of a batch: find and quarantine the poison
             if len(commands) == 1:
                 self._quarantine(Command.objects.get(pk=commands[0].pk), error)
                 return 1
@@ -222,7 +222,7 @@ class MarketRunner:
                 self._run_batch([command])
             except LostOwnership:
                 raise
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 -- this command alone fails: set it aside
                 self._quarantine(command, error)
                 return done + 1
             done += 1
@@ -271,7 +271,7 @@ class MarketRunner:
                 after={"command": command.pk, "kind": command.kind, "market": self.market.symbol,
                        "error": str(error)[:500], "order_rejected": rejected},
             )
-            if rejected:
+            if rejected and order is not None:
                 audit_record("order.rejected", target=order, actor=ENGINE, after={"reason": "engine_error"})
                 outbox_write([OutboxEvent(market=self.market, account_id=order.account_id, channel="orders",
                                           payload=order_to_wire(order, self.market), created_at=now)])

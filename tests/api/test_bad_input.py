@@ -149,7 +149,8 @@ def test_nonce_timestamp_and_key_patterns_anchor_at_the_true_end(alice):
 
 def _operations():
     """(path, method, query parameter names) of every operation in the published document."""
-    document = yaml.safe_load(open("docs/openapi.yaml"))
+    with open("docs/openapi.yaml") as spec:
+        document = yaml.safe_load(spec)
     for path, item in document["paths"].items():
         for method, operation in item.items():
             if method in ("get", "post", "delete", "put", "patch"):

@@ -170,4 +170,4 @@ def application_handle(key_id: str, account, message: Message, cancel_ids: dict 
             account_id=account.pk, cl_ord_id=message.get(11), symbol=message.get(55), side=message.get(54),
             code=error.code, message=text, req_id=message.get(790) if message.msg_type == "H" else None,
             exec_type=reports.EXEC_STATUS if message.msg_type == "H" else reports.EXEC_REJECTED))])
-    return HANDLERS[message.msg_type](account, message, cancel_ids)
+    return HANDLERS[message.msg_type or ""](account, message, cancel_ids)

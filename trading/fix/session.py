@@ -231,7 +231,7 @@ class Session:
             await self._read_loop()
         except SessionClosed as closed:
             if self.logged_on:
-                log.info("FIX session closed: %s", closed, extra={"key_id": self.key.key_id})
+                log.info("FIX session closed: %s", closed, extra={"key_id": self.verified_key.key_id})
             else:
                 _log_refusal(self.source_ip, str(closed))
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -498,7 +498,7 @@ class Session:
             return  # ended (by its key): nothing more is accepted
         try:
             outcome = await self.gateway.call(
-                application.application_handle, self.key.key_id, self.account, message, self.cancel_ids)
+                application.application_handle, self.verified_key.key_id, self.account, message, self.cancel_ids)
         except FieldError as error:
             self.reject(seq, error, message.msg_type)
             return

@@ -34,9 +34,9 @@ def market_create(
     taker_fee_rate: object = "0",
     base_scale: int | None = None,
     quote_scale: int | None = None,
-    max_price=None,
-    max_quantity=None,
-    max_notional=None,
+    max_price: object = None,
+    max_quantity: object = None,
+    max_notional: object = None,
 ) -> tuple[Market, bool]:
     """Create a market (and its base/quote assets when missing); ``created`` is False when the
     symbol exists, in which case nothing is changed.

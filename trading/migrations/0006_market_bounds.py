@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trading', '0004_ws_sequences'),
+        ('trading', '0005_command_reason_outbox_tail_index'),
     ]
 
     operations = [
