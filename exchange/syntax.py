@@ -32,6 +32,36 @@ def parse_id(text) -> int | None:
     return int(text)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (C0 or DEL): no identifier, symbol, code or
+    number Bourse takes on the wire does, and PostgreSQL cannot store NUL at all."""
+    return _CONTROL.search(text) is not None
+
+
+def nul_path(value: object, path: str = "") -> str | None:
+    """Where in a parsed JSON document a string (or key) holds NUL, or None. PostgreSQL's text
+    cannot hold NUL, so such input is refused at the edge (400), never reaching a query."""
+    if isinstance(value, str):
+        return path or "(document)" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return where
+            found = nul_path(item, where)
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = nul_path(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
 def json_loads(data):
     """``json.loads`` that raises ``ValueError`` (not ``RecursionError``) on deep nesting."""
     try:

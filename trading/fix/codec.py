@@ -131,6 +131,8 @@ def parse_fields(body: bytes) -> list[tuple[int, str]]:
         value = body[equals + 1:stop].decode("latin-1")
         if value == "":
             raise FieldError(f"tag {tag} has no value", 4, tag)
+        if tag not in DATA_FIELDS.values() and "\x00" in value:
+            raise FieldError(f"tag {tag} holds a NUL byte", 6, tag)  # text fields cannot; RawData may
         data_length = None
         if tag in DATA_FIELDS:
             if not (value.isascii() and value.isdigit()):  # str.isdigit() also takes "²"

@@ -29,7 +29,7 @@ from django.conf import settings
 from apikeys.live import LiveSessions
 from apikeys.verifier import audit_refusal, require_scope, verify_request
 from exchange import clientip, errors
-from exchange.syntax import json_loads
+from exchange.syntax import json_loads, nul_path
 from trading.outbox import selectors as outbox
 
 from . import selectors
@@ -289,6 +289,11 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
             return
         if not isinstance(message, dict):
             await self.send_text(_error_frame(errors.InvalidMessage("A message is a JSON object with an op.")))
+            return
+        where = nul_path(message)
+        if where is not None:
+            await self.send_text(_error_frame(errors.InvalidMessage(f"{where[:64]} holds a NUL character."),
+                                              message.get("id") if isinstance(message.get("id"), (str, int)) else None))
             return
         message_id = message.get("id")
         op = message.get("op")
