@@ -50,6 +50,13 @@ def store_epoch_ms(now_ms: int) -> int:
     return int(epoch)
 
 
+def mark_new_store_fresh() -> bool:
+    """For a durable store (the embedded mode's SQLite cache, which no restart empties): one
+    without an epoch is a new file, so nothing was lost and nothing signed before it needs
+    refusing. True when it was new. Never for Redis: there an absent epoch may mean a restart."""
+    return bool(cache.add(EPOCH_KEY, 0, timeout=None))
+
+
 def mark_store_fresh() -> None:
     """Declare the (just emptied) store complete since the beginning of time: for tests and
     for a store an operator knows to be new, never after losing data."""

@@ -1,6 +1,6 @@
 """The integrator guides, served by Bourse itself under ``/docs/``.
 
-The Markdown files under ``docs/`` (and CHANGELOG.md, the TypeScript SDK's README) are the
+The Markdown files under ``docs/`` (and CHANGELOG.md, the Python and TypeScript SDKs' READMEs) are the
 single source: each is rendered to HTML once per process (Python-Markdown, pinned), its
 links between files rewritten to the served URLs, and shown with a navigation bar and an
 inline stylesheet, so the pages load nothing from elsewhere. Problem ``type`` URIs
@@ -42,6 +42,7 @@ PAGES = [
     Page("rate-limits", "docs/rate-limits.md", "Rate limits"),
     Page("versioning", "docs/versioning.md", "Versioning"),
     Page("changelog", "CHANGELOG.md", "Changelog"),
+    Page("sdk-python", "sdk/python/README.md", "Python SDK and ccxt"),
     Page("sdk-typescript", "sdk/typescript/README.md", "TypeScript SDK"),
 ]
 BY_SLUG = {page.slug: page for page in PAGES}

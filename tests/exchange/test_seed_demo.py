@@ -52,3 +52,28 @@ def test_seed_demo_traders_get_working_api_keys(settings, tmp_path):
                                  method="GET", path="/api/v1/account", secret=info["secret"])
         response = Client().get("/api/v1/account", headers=headers)
         assert response.status_code == 200 and response.json()["account_id"] == info["account_id"]
+
+
+def test_the_first_signed_request_after_a_fresh_embedded_start_is_accepted(settings, tmp_path):
+    # A new embedded replay store (a file no restart empties) lost nothing: the demo's very first
+    # signed request, signed a moment before the store first answered, is not refused as
+    # `replay_guard_reset` (which is for Redis restarts, where memory really is lost).
+    import time
+
+    from django.core.cache import cache
+    from django.test import Client
+
+    from apikeys import replay
+    from apikeys.signing import signed_headers
+
+    if settings.REDIS_URL:
+        pytest.skip("with Redis an absent epoch may mean a restart: the guard refuses, by design")
+    settings.DATA_DIR = tmp_path
+    cache.delete(replay.EPOCH_KEY)  # a brand-new store
+    signed_at = int(time.time() * 1000) - 50
+    call_command("seed_demo", stdout=StringIO())
+    alice = json.loads((tmp_path / "demo-credentials.json").read_text())["alice"]
+    headers = signed_headers(key_id=alice["key_id"], timestamp=signed_at, nonce="fresh-embedded-start-0001",
+                             method="GET", path="/api/v1/account", secret=alice["secret"])
+    response = Client().get("/api/v1/account", headers=headers)
+    assert response.status_code == 200, response.content

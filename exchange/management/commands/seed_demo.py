@@ -16,6 +16,7 @@ from django.db import transaction
 
 from accounts import services as accounts_services
 from accounts.models import Account
+from apikeys import replay
 from apikeys.services import apikey_create
 from trading.services import market_create
 
@@ -36,6 +37,10 @@ class Command(BaseCommand):
     help = "Create the demo market, demo traders and an operator login (idempotent); print credentials."
 
     def handle(self, *args, **opts):
+        if not settings.REDIS_URL:
+            # The embedded replay store is a file on disk that no restart empties: a new one lost
+            # nothing, so the first demo request is not refused as possibly replayed.
+            replay.mark_new_store_fresh()
         path = settings.DATA_DIR / "demo-credentials.json"
         credentials = json.loads(path.read_text()) if path.exists() else {}
         market, _ = market_create(**DEMO_MARKET)

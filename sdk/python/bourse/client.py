@@ -162,6 +162,8 @@ class _Core:
         if error.code == "timestamp_out_of_window" and not skew_retried and "server_epoch_ms" in error.problem:
             self.clock_offset_ms = int(error.problem["server_epoch_ms"]) - int(time.time() * 1000)
             return None, 0.0, True
+        if error.code == "replay_guard_reset" and req.retryable and attempt < self.retry.max_retries:
+            return None, 0.0, skew_retried  # the server's replay store restarted: sign afresh, once more
         if req.retryable and response.status_code in _RETRY_STATUSES and attempt < self.retry.max_retries:
             delay: float = retry_after if retry_after is not None else self.retry.backoff_s * float(2 ** attempt)
             if delay <= self.retry.max_wait_s:
