@@ -22,6 +22,7 @@ ACTIONS: dict[str, str] = {
     "order.submitted": "An order was accepted for matching.",
     "order.rejected": "An order was refused (validation, balance, halted market, or by the engine).",
     "order.cancelled": "An order was cancelled by its owner or an operator.",
+    "order.cancel_refusals_suppressed": "Summary of further refused cancels of one account with one error code in one window.",
     "fill.settled": "A fill was applied to the ledger.",
     "engine.command_quarantined": (
         "The engine could not process a command: it was set aside (a new order rejected with engine_error) "

@@ -79,8 +79,10 @@ class AuditEvent(models.Model):
 
 
 class AuthFailureWindow(models.Model):
-    """A (channel, source, window) whose authentication failures went past the number
-    recorded one by one. The rest are only counted (in the cache); the periodic flush
+    """A (channel, source, window) whose authentication failures (or, for the channels of
+    ``audit.services.AGGREGATED_REFUSALS``, refusals of one account with one error code,
+    source ``<account id>:<code>``) went past the number recorded one by one. The rest are
+    only counted (in the cache); the periodic flush
     writes one summary event per row when its window has closed, then deletes the row.
     Bounded: at most one row per source per window, and only for sources that flood."""
 

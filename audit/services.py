@@ -9,7 +9,8 @@ transaction that makes the change, so the event exists exactly when the change d
 - ``audit_auth_failure(source_ip, key_id, reason)`` — authentication failures, aggregated
   per source and window so a flood cannot fill the disk.
 - ``audit_seal()`` — the sealer: gives committed events their chain position and hash.
-- ``audit_flush_auth_failures()`` — writes the summaries of closed flood windows.
+- ``audit_flush_auth_failures()`` — writes the summaries of closed flood windows (failed
+  authentications, and refusals aggregated with ``audit_refusals(aggregate=...)``).
 
 Sealing happens after commit (``audit.sealer``) and periodically (Celery beat,
 ``manage.py audit_seal``); docs/architecture.md explains why it is not done inline.
@@ -217,20 +218,33 @@ def audit_refusals(
     actor: object = None,
     after: object = None,
     enabled: bool = True,
+    aggregate: str | None = None,
 ) -> Iterator[None]:
     """Record a ``refused`` event when the wrapped service call raises a ``BourseError``
     (and re-raise it). Wrap the whole service, outside its transaction: the refusal is
-    written after the failed transaction rolled back, so it survives it."""
+    written after the failed transaction rolled back, so it survives it.
+
+    ``aggregate`` (a channel of ``AGGREGATED_REFUSALS``): refusals repeat cheaply (a client
+    cancelling a closed order in a loop), so per (account, error code) and window only the
+    first ``BOURSE_AUDIT_AUTH_FAILURE_DETAIL_LIMIT`` are events; the rest are counted and
+    summarised once the window has closed, as for authentication failures."""
     try:
         yield
     except BourseError as exc:
         if enabled:
+            extra: dict[str, object] = {}
+            account_pk = getattr(account, "pk", account)
+            if aggregate is not None and account_pk is not None:
+                count, limit = _count_in_window(aggregate, f"{account_pk}:{exc.code}")
+                if count > limit:
+                    raise
+                extra = {"refusal_in_window": count, "window_limit": limit}
             audit_record(
                 action,
                 target=target,
                 account=account,
                 actor=actor,
-                after=after,
+                after={**after, **extra} if extra and isinstance(after, dict) else after,
                 outcome=Outcome.REFUSED,
                 reason=f"{exc.code}: {exc.detail}",
             )
@@ -252,6 +266,36 @@ def _failure_counter(channel: str, source: str, window_start: int) -> str:
     return f"audit:authfail:{channel}:{source}:{window_start}"
 
 
+# Refusals aggregated like authentication failures (``audit_refusals(aggregate=...)``):
+# window channel -> the summary event's action. The window's source is "<account id>:<code>".
+AGGREGATED_REFUSALS = {"cancel": "order.cancel_refusals_suppressed"}
+
+
+def _count_in_window(channel: str, source: str) -> tuple[int, int]:
+    """Count one occurrence for (channel, source) in the current window of
+    ``BOURSE_AUDIT_AUTH_FAILURE_WINDOW_S``; return (its number in the window, the detail
+    limit). The first one past the limit registers the window for its summary
+    (``audit_flush_auth_failures``)."""
+    start, end = _window(time.time())
+    key = _failure_counter(channel, source, start)
+    ttl = (end - start) * 3
+    cache.add(key, 0, timeout=ttl)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=ttl)
+        count = 1
+    limit = int(_setting("BOURSE_AUDIT_AUTH_FAILURE_DETAIL_LIMIT", 10))
+    if count == limit + 1:
+        AuthFailureWindow.objects.get_or_create(
+            channel=channel,
+            source_ip=source[:45],
+            window_start=dt.datetime.fromtimestamp(start, dt.UTC),
+            defaults={"window_end": dt.datetime.fromtimestamp(end, dt.UTC)},
+        )
+    return count, limit
+
+
 def audit_auth_failure(
     source_ip: str | None, key_id: str | None, reason: str, *, channel: str = "api", account: int | None = None,
 ) -> AuditEvent | None:
@@ -267,24 +311,8 @@ def audit_auth_failure(
     if channel not in AUTH_CHANNELS:
         raise ValueError(f"channel must be one of {AUTH_CHANNELS}")
     source = source_ip or "unknown"
-    start, end = _window(time.time())
-    key = _failure_counter(channel, source, start)
-    ttl = (end - start) * 3
-    cache.add(key, 0, timeout=ttl)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=ttl)
-        count = 1
-    limit = int(_setting("BOURSE_AUDIT_AUTH_FAILURE_DETAIL_LIMIT", 10))
+    count, limit = _count_in_window(channel, source)
     if count > limit:
-        if count == limit + 1:
-            AuthFailureWindow.objects.get_or_create(
-                channel=channel,
-                source_ip=source,
-                window_start=dt.datetime.fromtimestamp(start, dt.UTC),
-                defaults={"window_end": dt.datetime.fromtimestamp(end, dt.UTC)},
-            )
         return None
     is_admin = channel == "admin"
     return audit_record(
@@ -312,6 +340,10 @@ def audit_flush_auth_failures(now: dt.datetime | None = None) -> int:
             if not deleted:
                 continue
             total = cache.get(_failure_counter(window.channel, window.source_ip, int(window.window_start.timestamp())))
+            if window.channel in AGGREGATED_REFUSALS:
+                _summarise_refusals(window, total, limit)
+                written += 1
+                continue
             is_admin = window.channel == "admin"
             audit_record(
                 "admin.login_failures_suppressed" if is_admin else "auth.failures_suppressed",
@@ -333,6 +365,28 @@ def audit_flush_auth_failures(now: dt.datetime | None = None) -> int:
             )
             written += 1
     return written
+
+
+def _summarise_refusals(window: AuthFailureWindow, total: int | None, limit: int) -> None:
+    account_pk, _, code = window.source_ip.partition(":")
+    audit_record(
+        AGGREGATED_REFUSALS[window.channel],
+        target=("accounts.account", account_pk),
+        account=int(account_pk),
+        actor=Actor.system(),
+        after={
+            "code": code,
+            "window_start": window.window_start,
+            "window_end": window.window_end,
+            "recorded": limit,
+            "suppressed": None if total is None else max(total - limit, 1),
+            "total": total,
+        },
+        outcome=Outcome.REFUSED,
+        reason=f"{code}: further refusals for this account were counted, not recorded one by one",
+        source_ip=None,
+        request_id="",
+    )
 
 
 def _is_ip(value: str) -> bool:

@@ -305,6 +305,10 @@ BOURSE_FIX_MAX_QUEUED_BYTES = env_int("BOURSE_FIX_MAX_QUEUED_BYTES", 4 * 1024 * 
 # Connections refused before Logon (garbage, wrong first message) are logged once per source
 # address per this many seconds, with the count of those not logged.
 BOURSE_FIX_REFUSAL_LOG_INTERVAL_S = env_int("BOURSE_FIX_REFUSAL_LOG_INTERVAL_S", 60)
+# Sent application messages are kept this long for ResendRequest (pruned hourly by beat);
+# a resend of an older range is answered with SequenceReset-GapFill.
+BOURSE_FIX_STORE_RETENTION_S = env_int("BOURSE_FIX_STORE_RETENTION_S", 7 * 86400)
+CELERY_BEAT_SCHEDULE["fix-store-prune"] = {"task": "trading.fix.prune", "schedule": 3600}
 # Largest accepted request body, in bytes (413 payload_too_large beyond it).
 BOURSE_MAX_BODY_BYTES = env_int("BOURSE_MAX_BODY_BYTES", 64 * 1024)
 # daphne: every HTTP request must arrive whole (headers and body) within this many seconds of
@@ -333,7 +337,7 @@ BOURSE_WS_TICKER_INTERVAL_S = float(os.environ.get("BOURSE_WS_TICKER_INTERVAL_S"
 # frame through the ASGI send; docs/websocket.md "Fan-out").
 BOURSE_WS_RAW_WRITES = env_bool("BOURSE_WS_RAW_WRITES", True)
 CELERY_BEAT_SCHEDULE["outbox-prune"] = {"task": "trading.outbox.prune", "schedule": 3600}
-CELERY_IMPORTS = ["trading.outbox.tasks"]  # autodiscovery only finds <app>.tasks
+CELERY_IMPORTS = ["trading.outbox.tasks", "trading.fix.tasks"]  # autodiscovery only finds <app>.tasks
 
 # --- API keys, signing and rate limits (apikeys, exchange.ratelimit) ----------------------
 # Proxies (CIDRs) whose X-Forwarded-For is believed; without any, the header is ignored.

@@ -291,6 +291,28 @@ def test_resend_request_replays_reports_and_gap_fills_the_rest(gateway, trader):
     assert again.get(122) == new.get(52)
 
 
+def test_resend_of_a_pruned_range_is_gap_filled(gateway, trader, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from trading.fix.models import FixMessage
+    from trading.fix.store import messages_prune
+
+    _, client = gateway
+    raw = logged_on(client, trader)  # Bourse's Logon is 1
+    raw.send("D", new_order("pr-1", side="1", price="90.00", qty="0.1000"))
+    assert raw.expect("8").get(34) == "2"
+    assert wait_for(lambda: FixMessage.objects.filter(session__key=trader, seq=2).exists(), 5)
+    later = timezone.now() + timedelta(seconds=settings.BOURSE_FIX_STORE_RETENTION_S + 60)
+    assert messages_prune(later) == 1
+    raw.send("2", [(7, 1), (16, 0)])
+    gap = raw.expect("4")
+    assert (gap.get(34), gap.get(123), gap.get(36), gap.get(43)) == ("1", "Y", "3", "Y")
+    raw.send("1", [(112, "after")])  # nothing else was replayed: the next message is the answer
+    assert raw.expect("0").get(112) == "after"
+
+
 def test_reset_seq_num_flag_starts_both_sides_at_one(gateway, trader):
     _, client = gateway
     raw = logged_on(client, trader)

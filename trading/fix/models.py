@@ -41,3 +41,5 @@ class FixMessage(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["session", "seq"], name="fixmessage_session_seq")]
+        # Retention deletes by age (``store.messages_prune``).
+        indexes = [models.Index(fields=["sending_time"], name="fixmessage_sending_time")]

@@ -14,8 +14,9 @@ import logging
 import queue
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
@@ -91,6 +92,27 @@ def session_set_cancel_on_disconnect(session_pk: int, value: bool) -> None:
 
 def messages_between(session_pk: int, begin: int, end: int) -> list[FixMessage]:
     return list(FixMessage.objects.filter(session_id=session_pk, seq__gte=begin, seq__lte=end).order_by("seq"))
+
+
+PRUNE_BATCH = 5000
+
+
+def messages_prune(now: datetime | None = None) -> int:
+    """Delete recorded messages sent more than ``BOURSE_FIX_STORE_RETENTION_S`` ago, in
+    batches of ``PRUNE_BATCH`` rows (one short transaction each); return how many. A
+    ResendRequest for a pruned range is answered with SequenceReset-GapFill, as for anything
+    not stored. SendingTime (``YYYYMMDD-HH:MM:SS.sss``, UTC) sorts as it reads."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.BOURSE_FIX_STORE_RETENTION_S)
+    before = cutoff.strftime("%Y%m%d-%H:%M:%S.") + f"{cutoff.microsecond // 1000:03d}"
+    deleted = 0
+    while True:
+        with transaction.atomic(durable=True):
+            ids = list(
+                FixMessage.objects.filter(sending_time__lt=before).order_by("sending_time").values_list("id", flat=True)[:PRUNE_BATCH]
+            )
+            if not ids:
+                return deleted
+            deleted += FixMessage.objects.filter(pk__in=ids).delete()[0]
 
 
 class StoreWriter:

@@ -379,7 +379,9 @@ def order_cancel(*, account: Account, order_id: Any, wait: float = 0.0, reason: 
     time (the cancel stays queued). Raises ``OrderClosed`` if the order is already closed,
     or if it closed (filled) before the engine reached the cancel.
     """
-    with audit_refusals("order.cancelled", account=account, after={"order_id": str(order_id)}):
+    # Refusals are aggregated per account and code: a client cancelling a closed order in a
+    # loop must not grow the audit trail without bound.
+    with audit_refusals("order.cancelled", account=account, after={"order_id": str(order_id)}, aggregate="cancel"):
         order = _owned_order(account, order_id)
         if order.is_closed:
             raise OrderClosed(f"Order {order.pk} is already {order.status}.")
