@@ -1,7 +1,15 @@
-"""Helpers shared by the order-lifecycle and API tests: funding, balances, and the
-environment a child process (engine, server) needs to use the test database."""
+"""Helpers shared by the order-lifecycle and API tests: funding, balances, the
+environment a child process (engine, server) needs to use the test database, and a real
+daphne serving Bourse for the live-server tests."""
 import os
+import socket
+import subprocess
 import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
@@ -33,3 +41,61 @@ def subprocess_env() -> dict:
     env["BOURSE_ALLOW_GENERATED_SECRETS"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    port: int
+    log_path: Path
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/v1"
+
+    def log(self) -> str:
+        """What the server wrote to stderr so far (its JSON log lines)."""
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def daphne_server(**env_extra: str):
+    """daphne serving ``exchange.asgi`` on a free port of 127.0.0.1 against the test database,
+    with ``env_extra`` added to its environment; stopped (and its log kept) on exit."""
+    port = free_port()
+    env = {**subprocess_env(), **env_extra}
+    with tempfile.TemporaryDirectory() as folder:
+        log_path = Path(folder) / "daphne.log"
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(
+                [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "exchange.asgi:application"],
+                env=env, stdout=subprocess.DEVNULL, stderr=log_file,
+            )
+        server = LiveServer(port, log_path)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"daphne did not start: {server.log()[-2000:]}") from None
+                    time.sleep(0.1)
+            yield server
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -18,7 +18,7 @@ from apikeys import replay, signing
 from apikeys.services import apikey_update
 from tests.factories import ApiKeyFactory
 from tests.signed import SignedClient, fresh_nonce
-from tests.support import PYTHON, fund, subprocess_env
+from tests.support import daphne_server, free_port, fund
 from trading.models import Order
 
 ACCOUNT = "/api/v1/account"
@@ -86,17 +86,12 @@ def test_after_the_store_loses_its_memory_requests_signed_before_are_refused(tra
 # --- live: daphne on a Redis of its own, restarted without persistence -----------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class PrivateRedis:
     """A redis-server of this test's own (nothing persisted), so it can be restarted."""
 
     def __init__(self):
-        self.port = _free_port()
+        self.port = free_port()
         self.process = None
 
     def start(self):
@@ -120,28 +115,8 @@ class PrivateRedis:
 
 @contextmanager
 def daphne_on(redis_url: str):
-    port = _free_port()
-    env = {**subprocess_env(), "REDIS_URL": redis_url}
-    process = subprocess.Popen([PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "exchange.asgi:application"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(process.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with daphne_server(REDIS_URL=redis_url) as server:
+        yield server.http
 
 
 def _signed(key, method, path, body):

@@ -3,9 +3,6 @@ turned on: HSTS behind a TLS-terminating proxy, Secure/HttpOnly/SameSite cookies
 Content-Security-Policy on the console and docs pages, Swagger UI without the outside
 validator, and per-address limits that count an IPv6 client by its /64."""
 import re
-import socket
-import subprocess
-import time
 import urllib.request
 from contextlib import contextmanager
 from urllib.error import HTTPError
@@ -13,41 +10,15 @@ from urllib.error import HTTPError
 import pytest
 
 from exchange import ratelimit
-from tests.support import PYTHON, subprocess_env
+from tests.support import daphne_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def daphne_with(**env_extra):
-    port = _free_port()
-    env = {**subprocess_env(), **env_extra}
-    process = subprocess.Popen([PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "exchange.asgi:application"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(process.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with daphne_server(**env_extra) as server:
+        yield server.http
 
 
 def get(url, headers=None):

@@ -2,9 +2,6 @@
 ``websockets`` client on the other end, the engine's commit in this process. The commit
 signal crosses processes (unix datagram embedded, Redis pub/sub with REDIS_URL)."""
 import json
-import socket
-import subprocess
-import time
 from contextlib import contextmanager
 from decimal import Decimal
 
@@ -12,44 +9,18 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.factories import AccountFactory, ApiKeyFactory
-from tests.support import PYTHON, fund, subprocess_env
+from tests.support import daphne_server, fund
 from tests.ws.helpers import auth_op, checked_frame
 from trading.services.orders import order_submit
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def daphne():
-    port = free_port()
-    process = subprocess.Popen(
-        [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "exchange.asgi:application"],
-        env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"daphne did not start: {process.stderr.read().decode()[-2000:]}") from None
-                time.sleep(0.1)
-        yield f"ws://127.0.0.1:{port}/ws/v1"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """A real daphne; yields its WebSocket URL (other live tests import this)."""
+    with daphne_server() as server:
+        yield server.ws
 
 
 def recv(ws, timeout=10.0) -> dict:
