@@ -61,7 +61,7 @@ MESSAGES = [
 ENUMS = {
     "Side": ["1", "2"],
     "OrdType": ["1", "2"],
-    "TimeInForce": ["0", "1", "3", "4"],
+    "TimeInForce": ["1", "3", "4"],  # Day (0) is refused: Bourse has no session end
     "ExecInst": ["6"],
     "ExecType": ["0", "4", "8", "F", "I"],
     "OrdStatus": ["0", "1", "2", "4", "8", "A"],

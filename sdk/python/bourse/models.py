@@ -117,6 +117,9 @@ class Market(Model):
     min_notional: str
     maker_fee_rate: str
     taker_fee_rate: str
+    max_price: str  # the largest price, quantity and notional one order may have
+    max_quantity: str
+    max_notional: str
     extra: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 

@@ -232,10 +232,11 @@ class BourseMixin:
             "percentage": True, "tierBased": False,
             "precision": {"amount": lot, "price": tick},
             "limits": {
-                "amount": {"min": self.parse_number(min_amount), "max": None},  # type: ignore[attr-defined]
-                "price": {"min": tick, "max": None},
+                "amount": {"min": self.parse_number(min_amount),  # type: ignore[attr-defined]
+                           "max": self.safe_number(market, "max_quantity")},  # type: ignore[attr-defined]
+                "price": {"min": tick, "max": self.safe_number(market, "max_price")},  # type: ignore[attr-defined]
                 "cost": {"min": self.parse_number(min_notional) if min_notional and Precise.string_gt(min_notional, "0") else None,  # type: ignore[attr-defined]
-                         "max": None},
+                         "max": self.safe_number(market, "max_notional")},  # type: ignore[attr-defined]
                 "leverage": {"min": None, "max": None},
             },
             "created": None, "info": market,
