@@ -78,11 +78,13 @@ def test_the_check_fails_on_a_deliberately_broken_spec(tmp_path):
     assert "response field `average_price` removed" in result.stdout
     # Listed under the newest version's "### Breaking", the same change passes.
     changelog = tmp_path / "CHANGELOG.md"
-    changelog.write_text(CHANGELOG.replace("### Added", "### Breaking\n- `DELETE /api/v1/orders` removed; use "
-                                           "`DELETE /api/v1/orders/{order_id}`.\n- `GET /api/v1/orders`, "
-                                           "`POST /api/v1/orders`, `GET /api/v1/orders/{order_id}`, `DELETE "
-                                           "/api/v1/orders/{order_id}`, `GET /api/v1/orders/by-client-id/"
-                                           "{client_order_id}`: `average_price` removed.\n\n### Added", 1))
+    listed = ("- `DELETE /api/v1/orders` removed; use `DELETE /api/v1/orders/{order_id}`.\n- `GET /api/v1/orders`, "
+              "`POST /api/v1/orders`, `GET /api/v1/orders/{order_id}`, `DELETE /api/v1/orders/{order_id}`, "
+              "`GET /api/v1/orders/by-client-id/{client_order_id}`: `average_price` removed.\n")
+    if "### Breaking\n" in CHANGELOG:  # the newest section has a Breaking list already: add to it
+        changelog.write_text(CHANGELOG.replace("### Breaking\n", "### Breaking\n" + listed, 1))
+    else:
+        changelog.write_text(CHANGELOG.replace("### Added", "### Breaking\n" + listed + "\n### Added", 1))
     result = subprocess.run(cli[:-1] + [str(changelog)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout
 
