@@ -59,8 +59,8 @@ def main() -> None:
     offer = maker.create_order(SYMBOL, "limit", "sell", 0.05, PRICE)
     bought = exchange.create_order(SYMBOL, "limit", "buy", 0.02, PRICE, {"timeInForce": "IOC"})
     print(f"bought {bought['filled']} @ {bought['average']}: {bought['status']}")
-    try:
-        exchange.create_order(SYMBOL, "limit", "buy", 1_000_000, PRICE)
+    try:  # more BTC than the account holds, within the market's bounds (limits.amount.max)
+        exchange.create_order(SYMBOL, "limit", "sell", 1_000, PRICE)
     except ccxt.InsufficientFunds as error:
         print(f"a too large order: {type(error).__name__}")
 
