@@ -66,8 +66,13 @@ def install() -> bool:
         sockets = 0
         for protocol in list(self.connections):
             if isinstance(protocol, WebSocketProtocol) and protocol.state == protocol.STATE_OPEN:
-                protocol.sendClose(code=CLOSE_GOING_AWAY, reason="server shutting down")
-                sockets += 1
+                try:
+                    # autobahn's sendClose() allows only 1000 and 3000-4999; 1001 is the protocol's
+                    # own "going away" (RFC 6455 7.4.1), sent as the frame itself.
+                    protocol.sendCloseFrame(code=CLOSE_GOING_AWAY, reasonUtf8=b"server shutting down", isReply=False)
+                    sockets += 1
+                except Exception:  # noqa: BLE001 - one broken connection must not stop the drain
+                    log.exception("could not close a websocket cleanly")
 
         def busy() -> int:
             count = 0

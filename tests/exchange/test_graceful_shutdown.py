@@ -67,7 +67,7 @@ def test_daphne_finishes_the_request_in_flight_and_closes_websockets_with_1001(k
     try:
         wait_port(port, process)
         socket_closed: dict = {}
-        websocket = connect(f"ws://127.0.0.1:{port}/ws/v1", open_timeout=10)
+        websocket = connect(f"ws://127.0.0.1:{port}/ws/v1", open_timeout=10).__enter__()
 
         def read_until_closed():
             try:

@@ -129,14 +129,28 @@ class Supervisor:
                 child.wait()
 
 
+def procfile() -> dict[str, str]:
+    """The roles of the Procfile at the checkout's root: name -> shell command."""
+    commands = {}
+    for line in (settings.BASE_DIR / "Procfile").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, command = line.partition(":")
+            commands[name.strip()] = command.strip()
+    return commands
+
+
 def roles(host: str, port: str) -> dict[str, list[str]]:
     py = sys.executable
     manage = [py, "manage.py"]
     celery = [py, "-m", "celery", "-A", "exchange"]
+    path = os.pathsep.join([os.path.dirname(py), os.environ.get("PATH", "")])
     return {
-        # No --proxy-headers: daphne would then believe any client's X-Forwarded-For. Proxies
-        # are trusted only through BOURSE_TRUSTED_PROXIES (exchange/clientip.py).
-        "web": [py, "-m", "daphne", "-b", host, "-p", port, "exchange.asgi:application"],
+        # The Procfile's `web` line (the one place the web server's command is written), on
+        # HOST:PORT; it serves REST and WebSocket alike. No --proxy-headers there: daphne would
+        # then believe any client's X-Forwarded-For; proxies are trusted only through
+        # BOURSE_TRUSTED_PROXIES (exchange/clientip.py).
+        "web": ["/usr/bin/env", f"BOURSE_BIND={host}", f"BOURSE_WEB_PORT={port}", f"PATH={path}",
+                "/bin/sh", "-c", "exec " + procfile()["web"]],
         "engine": [*manage, "run_engine"],
         "worker": [*celery, "worker", "--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle"],
         "beat": [*celery, "beat", "--loglevel=INFO"],
