@@ -78,13 +78,13 @@ def test_an_unreachable_redis_stops_every_role(db, role):
     assert "cannot reach Redis" in line
 
 
-@pytest.mark.parametrize("role", ["web", "engine", "worker"])
-@pytest.mark.parametrize("env, setting", [
-    ({"DATABASE_URL": "mysqlx://db/bourse", **PRODUCTION}, "DATABASE_URL"),
-    ({"REDIS_URL": "http://cache:6379/0"}, "REDIS_URL"),
-    ({"DATABASE_URL": "postgres://bourse@db/bourse", "SECRET_KEY": "", "BOURSE_ALLOW_GENERATED_SECRETS": "0",
-      "BOURSE_ENCRYPTION_KEYS": GOOD_KEY}, "SECRET_KEY"),
-    ({"BOURSE_ENGINE_BATCH": "many"}, "BOURSE_ENGINE_BATCH"),
+@pytest.mark.parametrize("role, env, setting", [
+    ("web", {"DATABASE_URL": "mysqlx://db/bourse", **PRODUCTION}, "DATABASE_URL"),
+    ("worker", {"REDIS_URL": "http://cache:6379/0"}, "REDIS_URL"),
+    ("engine", {"DATABASE_URL": "postgres://bourse@db/bourse", "SECRET_KEY": "", "BOURSE_ALLOW_GENERATED_SECRETS": "0",
+                "BOURSE_ENCRYPTION_KEYS": GOOD_KEY}, "SECRET_KEY"),
+    ("beat", {"BOURSE_ENGINE_BATCH": "many"}, "BOURSE_ENGINE_BATCH"),
+    ("fix", {"DEBUG": "perhaps"}, "DEBUG"),
 ])
 def test_a_malformed_setting_is_named_with_its_fix(db, role, env, setting):
     assert_one_clear_line(start(role, env), setting, preflight.EXIT_CONFIG)
