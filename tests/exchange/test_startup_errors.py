@@ -71,6 +71,14 @@ def test_an_unreachable_database_stops_every_role(role):
     assert "cannot connect to the database" in line
 
 
+def test_migrate_and_other_commands_say_the_database_is_unreachable_in_one_line():
+    dead = f"postgres://bourse@127.0.0.1:{free_port()}/bourse"
+    env = {**subprocess_env(), "DATABASE_URL": dead, **PRODUCTION}
+    for command in (["migrate", "--noinput"], ["reconcile"]):
+        result = subprocess.run([PYTHON, "manage.py", *command], env=env, capture_output=True, text=True, timeout=60)
+        assert_one_clear_line(result, "DATABASE_URL", preflight.EXIT_UNAVAILABLE)
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_an_unreachable_redis_stops_every_role(db, role):
     line = assert_one_clear_line(start(role, {"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}), "REDIS_URL",
