@@ -84,7 +84,6 @@ def from_settings_error(exc: BaseException) -> StartupError:
 def guard(role: str) -> Iterator[None]:
     """Turn a configuration or start-up error raised inside into the one line and an exit."""
     from django.core.exceptions import ImproperlyConfigured
-
     from django.db import OperationalError
 
     try:
