@@ -266,7 +266,8 @@ def test_honcho_stops_every_procfile_role_with_exit_0(tmp_path):
                                stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
-        while not ("FIX gateway listening" in log_path.read_text() and " ready." in log_path.read_text()):
+        started = ("FIX gateway listening", " ready.", "beat: Starting", "Listening on TCP address")
+        while not all(text in log_path.read_text() for text in started):  # every role past its start
             assert time.monotonic() < deadline and process.poll() is None, log_path.read_text()[-3000:]
             time.sleep(0.2)
         process.send_signal(signal.SIGTERM)
