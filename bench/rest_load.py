@@ -358,8 +358,8 @@ def plot(report_dir: Path, phases, lag_samples):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--processes", type=int, default=2, help="daphne processes (serve_http --processes)")
-    parser.add_argument("--threads", type=int, default=8, help="request threads per process (BOURSE_HTTP_THREADS)")
-    parser.add_argument("--compare", default="1x0,1x8,2x8,4x8",
+    parser.add_argument("--threads", type=int, default=16, help="request threads per process (BOURSE_HTTP_THREADS)")
+    parser.add_argument("--compare", default="1x0,1x16,2x16",
                         help="serving setups to compare first, PROCESSESxTHREADS (0 threads: Django's stock "
                              "ASGI handler); empty to skip")
     parser.add_argument("--connections", type=int, default=16)

@@ -66,7 +66,7 @@ class PooledASGIHandler(ASGIHandler):
 
 def pooled_asgi_application():
     """The HTTP application: pooled (``BOURSE_HTTP_THREADS`` threads), or Django's own with 0."""
-    threads = int(getattr(settings, "BOURSE_HTTP_THREADS", 8))
+    threads = int(getattr(settings, "BOURSE_HTTP_THREADS", 16))
     if threads <= 0:
         return ASGIHandler()
     return PooledASGIHandler(threads)

@@ -292,7 +292,7 @@ BOURSE_ENGINE_LINGER_MS = float(os.environ.get("BOURSE_ENGINE_LINGER_MS", "2"))
 BOURSE_KEY_CACHE_S = float(os.environ.get("BOURSE_KEY_CACHE_S", "1.0"))
 # Threads per HTTP server process serving requests (exchange/httppool.py), each with its own
 # persistent database connection; 0 runs Django's stock ASGI handler (a thread per request).
-BOURSE_HTTP_THREADS = env_int("BOURSE_HTTP_THREADS", 8)
+BOURSE_HTTP_THREADS = env_int("BOURSE_HTTP_THREADS", 16)
 # Live WebSocket and FIX sessions re-read their keys this often (seconds) besides reacting to
 # key-state events at once (apikeys.events): the bound for an event lost in transit.
 BOURSE_KEY_RECHECK_S = float(os.environ.get("BOURSE_KEY_RECHECK_S", "5.0"))
