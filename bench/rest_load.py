@@ -29,6 +29,9 @@ printed with every figure; the machine is shared, so compare ratios from the sam
 With `--report DIR` it writes `report.md` and PNG plots (throughput and latency percentiles
 per second, settlement lag) there.
 
+Status 0 in the printed counts: the server closed the connection before answering (a starved
+server cuts connections whose request it has not read within BOURSE_HTTP_REQUEST_TIMEOUT_S).
+
 Rate limits and the authentication-failure budget are lifted for the run (environment of
 the server processes) so they do not cap it.
 """
@@ -172,6 +175,10 @@ class Connection:
                  f"Content-Length: {len(body)}"] + [f"{k}: {v}" for k, v in headers.items()]
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         status_line = await self.reader.readline()
+        if not status_line:  # the server closed the connection (a starved server's idle cut-off)
+            self.writer.close()
+            await self.open()
+            return 0, b""
         length = 0
         while True:
             line = await self.reader.readline()
@@ -397,7 +404,7 @@ def main():
     ms = lambda v: f"{v * 1000:.1f} ms"  # noqa: E731
     def warm_up(at_port, processes, threads):
         # Every process and thread imports, connects and serves a few requests of each kind.
-        warm = max(processes * max(threads, 1) * 2, args.connections)
+        warm = max(processes * max(threads, 1), args.connections)
         asyncio.run(closed_loop(at_port, traders, warm, args.warmup, account, "warm-up"))
         asyncio.run(closed_loop(at_port, traders, warm, args.warmup, order, "warm-up"))
 
