@@ -20,7 +20,7 @@ nothing wrong, but their first requests are slow and the run must not measure im
    second, settlement lag sampled every second, and at the end every accepted order must
    have its verdict (none left `pending`) — what "keeps up" means;
 3. open loop at `--rate` orders/s: p50/p99 of POST /orders as a client sees it (queueing
-   included), and commit -> verdict from the engine's timestamps;
+   included; commit -> verdict is bench/engine_process.py's);
 4. one account alone: the closed-loop rate of one trader's orders.
 
 CPU per placement: the CPU time the server processes (daphne, engine, worker) and every

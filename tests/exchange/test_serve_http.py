@@ -57,9 +57,9 @@ def test_two_daphnes_share_the_port_with_the_server_limits(served):
     # connections land on both processes: each new connection is answered
     for _ in range(8):
         with requests.Session() as session:
-            assert session.get(f"http://127.0.0.1:{port}/api/v1/markets", timeout=10).status_code == 200
+            assert session.get(f"http://127.0.0.1:{port}/api/v1/markets", timeout=30).status_code == 200
     # the body limit of exchange/serverlimits.py, answered before the body is read
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(b"POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 100000000\r\n\r\n")
         head = sock.recv(65536).decode("latin-1")
@@ -75,7 +75,7 @@ def test_a_dead_process_is_replaced_and_sigterm_stops_all(served):
         time.sleep(0.2)
     replaced = _children(process.pid)
     assert len(replaced) == 2 and first not in replaced and second in replaced
-    assert requests.get(f"http://127.0.0.1:{port}/api/v1/time", timeout=10).status_code == 200
+    assert requests.get(f"http://127.0.0.1:{port}/api/v1/time", timeout=30).status_code == 200
     process.terminate()
     assert process.wait(20) == 0
     for pid in replaced:
