@@ -16,7 +16,8 @@ UNITS = ROOT / "docs" / "deploy" / "systemd"
 
 def test_the_procfile_names_every_role():
     assert set(procfile()) == {"web", "ws", "engine", "worker", "beat", "fix"}
-    assert "exchange.asgi:application" in procfile()["web"]
+    assert "manage.py serve_http" in procfile()["web"]  # the REST command of README "Serving HTTP"
+    assert "exchange.asgi:application" in procfile()["ws"]
     # each line execs its role, so honcho's SIGTERM reaches the role and its exit code is the role's
     assert all(command.startswith("exec ") for command in procfile().values())
 

@@ -20,6 +20,7 @@ def entry_points(port: int) -> dict[str, list[str]]:
     """Each role as an operator starts it (README, Procfile)."""
     return {
         "web": [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "exchange.asgi:application"],
+        "rest": [PYTHON, "manage.py", "serve_http", "--port", str(port), "--processes", "1"],  # the Procfile's web
         "engine": [PYTHON, "manage.py", "run_engine"],
         "fix": [PYTHON, "manage.py", "run_fix_gateway", "--port", str(port)],
         "worker": [PYTHON, "-m", "celery", "-A", "exchange", "worker", "--pool=solo", "--without-gossip",
@@ -98,7 +99,8 @@ def test_a_malformed_setting_is_named_with_its_fix(db, role, env, setting):
     assert_one_clear_line(start(role, env), setting, preflight.EXIT_CONFIG)
 
 
-@pytest.mark.parametrize("role, setting", [("web", "daphne port"), ("fix", "BOURSE_FIX_PORT"), ("run", "PORT")])
+@pytest.mark.parametrize("role, setting", [("web", "daphne port"), ("rest", "BOURSE_WEB_PORT"), ("fix", "BOURSE_FIX_PORT"),
+                                           ("run", "PORT")])
 def test_a_port_in_use_stops_the_role(db, role, setting):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

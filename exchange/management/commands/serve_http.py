@@ -17,7 +17,8 @@ import subprocess
 import sys
 import time
 
-from django.core.management.base import BaseCommand
+from exchange import preflight
+from exchange.management.base import RoleCommand
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
@@ -35,7 +36,8 @@ def daphne_command(fd: int) -> list[str]:
     return [sys.executable, "-m", "daphne", "--fd", str(fd), "exchange.asgi:application"]
 
 
-class Command(BaseCommand):
+class Command(RoleCommand):
+    role = "web"
     help = "Serve HTTP (REST) with N daphne processes sharing one port (SO_REUSEPORT)."
 
     def add_arguments(self, parser):
@@ -44,11 +46,14 @@ class Command(BaseCommand):
         parser.add_argument("--processes", type=int, default=2, help="daphne processes (about the cores for REST)")
 
     def handle(self, *args, host, port, processes, **options):
-        sockets = [reuseport_socket(host, port)]
-        port = sockets[0].getsockname()[1]  # --port 0: a free port, then the same one for all
-        sockets += [reuseport_socket(host, port) for _ in range(max(1, processes) - 1)]
+        try:
+            sockets = [reuseport_socket(host, port)]
+            port = sockets[0].getsockname()[1]  # --port 0: a free port, then the same one for all
+            sockets += [reuseport_socket(host, port) for _ in range(max(1, processes) - 1)]
+        except OSError as exc:
+            raise preflight.port_in_use("BOURSE_WEB_PORT (--port)", host, port, exc.strerror or str(exc)) from None
         children: dict[int, subprocess.Popen] = {}
-        stopping = False
+        stopping, failed = False, 0
 
         def start(sock: socket.socket) -> subprocess.Popen:
             return subprocess.Popen(daphne_command(sock.fileno()), pass_fds=(sock.fileno(),))
@@ -67,6 +72,11 @@ class Command(BaseCommand):
         while not stopping:
             time.sleep(0.5)
             for fd, child in list(children.items()):
+                if child.poll() == preflight.EXIT_CONFIG and not stopping:
+                    # its one line said which setting; a restart cannot fix it
+                    self.stderr.write(f"daphne (pid {child.pid}) cannot start (exit {child.returncode}); stopping")
+                    stopping, failed = True, preflight.EXIT_CONFIG
+                    break
                 if child.poll() is not None and not stopping:
                     self.stderr.write(f"daphne (pid {child.pid}) exited with {child.returncode}; starting another")
                     children[fd] = start(by_fd[fd])
@@ -77,3 +87,5 @@ class Command(BaseCommand):
                 child.wait(10)
             except subprocess.TimeoutExpired:
                 child.kill()
+        if failed:
+            raise SystemExit(failed)
