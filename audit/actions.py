@@ -22,6 +22,9 @@ ACTIONS: dict[str, str] = {
     "order.submitted": "An order was accepted for matching.",
     "order.rejected": "An order was refused (validation, balance, halted market, or by the engine).",
     "order.cancelled": "An order was cancelled by its owner or an operator.",
+    "order.amended": "An order's price, quantity or client order id was changed in place (requested, then applied by the engine).",
+    "order.triggered": "A stop order's stop price was reached by a trade: it entered the book.",
+    "order.expired": "A good-till-date order reached its expire_time and was cancelled by the engine.",
     "order.cancel_refusals_suppressed": "Summary of further refused cancels of one account with one error code in one window.",
     "fill.settled": "A fill was applied to the ledger.",
     "engine.command_quarantined": (
