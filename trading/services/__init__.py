@@ -5,6 +5,7 @@ public names re-exported so callers write ``from trading.services import order_s
 """
 from exchange.errors import DuplicateClientOrderId, OrderClosed
 
+from .deadman import DeadManState, deadman_arm, deadman_fire_due
 from .markets import (
     FILTER_FIELDS,
     market_changes_check,
@@ -18,12 +19,16 @@ from .orders import (
     order_cancel,
     order_cancel_all,
     order_cancel_by_client_id,
+    order_cancel_queue,
     order_submit,
     order_validate,
     order_wait,
 )
 
 __all__ = [
+    "DeadManState",
+    "deadman_arm",
+    "deadman_fire_due",
     "DuplicateClientOrderId",
     "OrderClosed",
     "FILTER_FIELDS",
@@ -36,6 +41,7 @@ __all__ = [
     "order_cancel",
     "order_cancel_all",
     "order_cancel_by_client_id",
+    "order_cancel_queue",
     "order_submit",
     "order_validate",
     "order_wait",

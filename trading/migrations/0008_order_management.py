@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0003_asset_code_anchored'),
-        ('trading', '0006_market_bounds'),
+        ('trading', '0007_dead_man_switch'),
     ]
 
     operations = [
