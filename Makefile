@@ -7,7 +7,7 @@ export PORT
 # Tests get their own data folder, so they never touch the `make run` database or secrets.
 TEST_DATA_DIR ?= $(CURDIR)/var/test
 
-.PHONY: run test lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate tools-install
+.PHONY: run run-prod test lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate tools-install bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,9 +63,28 @@ seed: migrate
 run: seed
 	$(BIN)/python manage.py run_embedded
 
+## run-prod: production on one machine: migrate, then every role of the Procfile under honcho,
+## against DATABASE_URL/REDIS_URL (docs/deployment.md); Ctrl-C / SIGTERM stops them all
+# honcho sends SIGKILL 5 s after SIGTERM: the roles' drain (BOURSE_SHUTDOWN_GRACE_S) stays under it.
+run-prod: install
+	@test -n "$$DATABASE_URL" || { echo "run-prod: DATABASE_URL is not set; production needs DATABASE_URL, REDIS_URL, SECRET_KEY and BOURSE_ENCRYPTION_KEYS (docs/deployment.md)" >&2; exit 2; }
+	$(BIN)/python manage.py migrate --noinput
+	PATH="$(CURDIR)/$(BIN):$$PATH" BOURSE_SHUTDOWN_GRACE_S=$${BOURSE_SHUTDOWN_GRACE_S:-4} $(BIN)/honcho start
+
 ## test: install test dependencies and run the whole suite (DATABASE_URL/REDIS_URL honoured)
 test: install-test sdk-install tools-install
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## bench: the order path under load (issue 16's targets): REST served as documented (manage.py
+## serve_http), an engine, a Celery worker; prints each figure beside its same-run baseline and
+## writes bench/reports/order_path/ (report.md, PNG plots). Needs its own database and Redis db.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bourse_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/5
+BENCH_ARGS ?= --seconds 10 --sustain 30 --rate 500
+bench: install-test
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) BOURSE_ALLOW_GENERATED_SECRETS=1 \
+	BOURSE_DATA_DIR=$(CURDIR)/var/bench LOG_LEVEL=WARNING \
+	$(BIN)/python bench/rest_load.py $(BENCH_ARGS) --report bench/reports/order_path
 
 ## lint: ruff, the import-layer contracts, mypy, and ESLint on the TypeScript SDK
 lint: install-test sdk-install
