@@ -33,8 +33,8 @@ def _referenced(schemas: dict, names: list[str]) -> dict:
             continue
         out[name] = copy.deepcopy(schemas[name])
         text = json.dumps(out[name])
-        todo += [ref.split("/")[-1].rstrip('"') for ref in text.split('"$ref": "')[1:]]
-        todo = [t.split('"')[0] for t in todo]
+        # The reference ends at its closing quote (text after it may hold slashes too).
+        todo += [ref.split('"')[0].split("/")[-1] for ref in text.split('"$ref": "')[1:]]
     return dict(sorted(out.items()))
 
 

@@ -23,7 +23,10 @@ ORD_TYPE = {"market": "1", "limit": "2"}
 ORD_TYPE_FROM_FIX = {v: k for k, v in ORD_TYPE.items()}
 TIF = {"gtc": "1", "ioc": "3", "fok": "4"}
 TIF_FROM_FIX = {"1": "gtc", "3": "ioc", "4": "fok"}  # Day (0) is refused: no session end
-ORD_STATUS = {"pending": "A", "open": "0", "partially_filled": "1", "filled": "2", "cancelled": "4", "rejected": "8"}
+# Orders entered elsewhere (REST) are reported too: stop and gtd orders map to the FIX values.
+ORD_TYPE_REPORTED = {**ORD_TYPE, "stop_market": "3", "stop_limit": "4"}
+TIF_REPORTED = {**TIF, "gtd": "6"}
+ORD_STATUS = {"pending": "A", "untriggered": "0", "open": "0", "partially_filled": "1", "filled": "2", "cancelled": "4", "rejected": "8"}
 # Bourse error / engine reject codes -> OrdRejReason(103)
 ORD_REJ_REASON = {
     "market_not_found": "1",  # Unknown symbol
@@ -63,11 +66,11 @@ def order_fields(order: dict, *, account_id, exec_id: str, exec_type: str, ord_s
         (39, ord_status),
         (55, order["market"]),
         (54, SIDE[order["side"]]),
-        (40, ORD_TYPE[order["type"]]),
+        (40, ORD_TYPE_REPORTED[order["type"]]),
         (44, order.get("price")),
         (38, order.get("quantity")),
         (152, order.get("quote_quantity")),
-        (59, TIF[order["time_in_force"]]),
+        (59, TIF_REPORTED[order["time_in_force"]]),
         (18, "6" if order.get("post_only") else None),
         (151, _plain(leaves)),
         (14, _plain(cum)),
