@@ -386,7 +386,7 @@ class UnknownOp(BourseError):
     title = "Unknown operation"
     description = (
         "The WebSocket `op` is missing or not one of `auth`, `subscribe`, `unsubscribe`, `ping`, `place_order`, "
-        "`cancel_order`, `cancel_all`, `cancel_after`."
+        "`amend_order`, `cancel_order`, `cancel_all`, `cancel_after`."
     )
 
 
