@@ -103,7 +103,7 @@ def _settle_trades(market_id: int) -> int:
         Order.objects.bulk_update(orders.values(), ["hold_remaining"])
         balances_publish(  # the `balances` WebSocket events of every account the chunk moved
             {(f.account_id, a) for pair in fills.values() for f in pair.values() for a in (market.base_id, market.quote_id)},
-            market.pk,
+            market.pk, batched=True,
         )
         Trade.objects.filter(pk__in=[t.pk for t in trades]).update(settled=True)
         Fill.objects.filter(trade__in=trades).update(settled=True)
@@ -180,5 +180,5 @@ def _settle_closures(market_id: int) -> int:
             order.close_settled = True
         ledger.post_many(postings)
         Order.objects.bulk_update(orders, ["hold_remaining", "close_settled"])
-        balances_publish(released, market_id)  # the `balances` WebSocket events
+        balances_publish(released, market_id, batched=True)  # the `balances` WebSocket events, one row per account
         return len(orders)
