@@ -192,9 +192,9 @@ def latency(market, traders, rate, seconds, threads=4):
     env = dict(os.environ)
     engine_process = subprocess.Popen([sys.executable, "manage.py", "run_engine", "--markets", market.symbol],
                                       cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = None
+    celery = None
     if os.environ.get("REDIS_URL"):
-        worker = subprocess.Popen(
+        celery = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "exchange", "worker", "--pool=solo", "--loglevel=WARNING",
              "--without-gossip", "--without-mingle"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
@@ -236,28 +236,30 @@ def latency(market, traders, rate, seconds, threads=4):
         connections.close_all()
 
     workers = [threading.Thread(target=submitter, args=(i,)) for i in range(threads)]
+    phase_started = time.perf_counter()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
+    elapsed = time.perf_counter() - phase_started  # longer than `seconds` when the submitters fall behind
     load = os.getloadavg()[0]
     phase_lag = max((value for _, value in lag.samples), default=0.0)
     drained_at = time.perf_counter()
-    if worker is not None:  # the backlog left at the end of the phase: how long until settled
+    if celery is not None:  # the backlog left at the end of the phase: how long until settled
         while time.perf_counter() - drained_at < 60 and (not lag.samples or lag.samples[-1][1] > 0):
             time.sleep(0.5)
     drain_s = time.perf_counter() - drained_at
     lag.stopping.set()
     lag.join()
-    for process in (engine_process, worker):
+    for process in (engine_process, celery):
         if process is not None:
             process.terminate()
             process.wait(10)
-    return {"orders": len(verdicts), "timeouts": pending[0], "achieved_rate": len(verdicts) / seconds,
+    return {"orders": len(verdicts), "timeouts": pending[0], "achieved_rate": len(verdicts) / elapsed,
             "p50_ms": percentile(verdicts, 0.50) * 1000, "p99_ms": percentile(verdicts, 0.99) * 1000,
             "select1_p50_ms": percentile(round_trips, 0.50) * 1000, "timeline": sorted(timeline),
-            "lag": lag.samples, "phase_lag_max_s": phase_lag, "drain_s": drain_s if worker else None,
-            "settling": worker is not None, "load": load}
+            "lag": lag.samples, "phase_lag_max_s": phase_lag, "drain_s": drain_s if celery else None,
+            "settling": celery is not None, "load": load}
 
 
 def plot(report_dir, lat, rate):

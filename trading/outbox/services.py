@@ -12,6 +12,7 @@ lost hint delays an event, never loses it.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -51,6 +53,35 @@ def _bump(counts: dict[tuple[int, str], int]) -> dict[tuple[int, str], int]:
             for account_id, channel, value in cursor.fetchall():
                 last[(account_id, channel)] = value
     return last
+
+
+_COLUMNS = ("market_id", "account_id", "channel", "sequence", "payload", "created_at")
+
+
+def _insert_postgres(rows: list[OutboxEvent]) -> None:
+    """Insert ``rows`` with multi-row ``VALUES`` (``RETURNING id``, in row order), each payload
+    bound as its own ``jsonb`` parameter. Django's ``bulk_create`` binds each column as one
+    array (``UNNEST``), and psycopg escapes every quote of every JSON text inside a text array
+    with a regular-expression substitution: the engine's profile showed that escaping as the
+    largest single cost of a batch's write."""
+    from psycopg.types.json import Jsonb
+
+    table = OutboxEvent._meta.db_table
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start:start + _CHUNK]
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+            params: list[Any] = []
+            for row in chunk:
+                params += [row.market_id, row.account_id, row.channel, row.sequence,
+                           Jsonb(row.payload, dumps=_dumps), row.created_at]
+            cursor.execute(f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {values} RETURNING id", params)
+            for row, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
+                row.pk = pk
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"))
 
 
 def _stream(event: OutboxEvent) -> tuple[str, int | None, int | None]:
@@ -105,7 +136,10 @@ def outbox_write(events: list[OutboxEvent], *, batched: bool = False) -> list[Ou
         if event.created_at is None:
             event.created_at = now
     rows = batch_rows(events) if batched else events
-    OutboxEvent.objects.bulk_create(rows, batch_size=1000)
+    if connection.vendor == "postgresql":
+        _insert_postgres(rows)
+    else:
+        OutboxEvent.objects.bulk_create(rows, batch_size=1000)
     ids = [e.pk for e in rows]
     transaction.on_commit(lambda: signal.announce(ids))
     return rows
