@@ -21,6 +21,17 @@ from exchange import preflight
 from exchange.management.base import RoleCommand
 
 
+def refuse_port_in_use(host: str, port: int) -> None:
+    """``SO_REUSEPORT`` would let these sockets share a port another server of the same user
+    already listens on; a plain bind first says whether the port is free (one line, exit 69)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise preflight.port_in_use("BOURSE_WEB_PORT (--port)", host, port, exc.strerror or str(exc)) from None
+
+
 def reuseport_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -46,6 +57,8 @@ class Command(RoleCommand):
         parser.add_argument("--processes", type=int, default=2, help="daphne processes (about the cores for REST)")
 
     def handle(self, *args, host, port, processes, **options):
+        if port:
+            refuse_port_in_use(host, port)
         try:
             sockets = [reuseport_socket(host, port)]
             port = sockets[0].getsockname()[1]  # --port 0: a free port, then the same one for all
