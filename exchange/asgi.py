@@ -10,9 +10,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs
 
 from exchange import serverlimits  # noqa: E402
 from exchange.bodylimit import BodyLimitASGI  # noqa: E402
+from exchange.logging import install_daphne_access_log  # noqa: E402
 from trading.ws.routing import websocket_urlpatterns  # noqa: E402
 
 serverlimits.install()  # bodies refused before buffering, slow clients cut, oversized frames answered
+install_daphne_access_log()  # daphne's access log as JSON lines, like every other log line
 
 application = ProtocolTypeRouter({
     "http": BodyLimitASGI(django_asgi_app),

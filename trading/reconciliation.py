@@ -29,6 +29,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import Account, Balance, LedgerEntry
+from exchange import metrics
 from exchange.dbmath import decimal_sums
 
 from . import pricing
@@ -166,6 +167,7 @@ def reconciliation_run() -> ReconciliationReport:
     report.ok = report.mismatches == 0
     report.finished_at = timezone.now()
     report.save(update_fields=["checks", "mismatches", "ok", "finished_at"])
+    metrics.RECONCILIATION_RUNS.labels("ok" if report.ok else "mismatch").inc()
     for result in results:
         if not result["ok"]:
             log.error(

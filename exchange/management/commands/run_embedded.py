@@ -6,6 +6,7 @@ that keeps crashing is given up on, saying so), and everything stopped on Ctrl-C
 each role runs as its own process under the operator's process manager instead.
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -134,6 +135,12 @@ class Command(BaseCommand):
         if opts["only"]:
             names = [name.strip() for name in opts["only"].split(",")]
             wanted = {name: wanted[name] for name in names}
+        # Every role counts its metrics into one directory, which /metrics adds up
+        # (exchange/metrics.py); emptied at each start, as prometheus-client requires.
+        metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(settings.DATA_DIR / "run" / "metrics")
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        os.makedirs(metrics_dir, exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         supervisor = Supervisor(wanted, lambda text: self.stderr.write(text))
 
         def stop(signum, frame):
