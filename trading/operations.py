@@ -107,7 +107,7 @@ def check_engine(now: datetime) -> dict:
     down = [symbol for symbol, r in markets.items() if not r["ok"]]
     result: dict[str, Any] = {"ok": not down, "markets": markets, "instances": instances}
     if down:
-        result["error"] = f"market(s) without a working engine: {', '.join(down)}"
+        result["error"] = "; ".join(f"{symbol}: {markets[symbol]['error']}" for symbol in down)
     return result
 
 
