@@ -19,7 +19,19 @@ import os
 import secrets
 from pathlib import Path
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip():
+    # Each process writes its files there from its first metric on: the folder must exist.
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"].strip(), exist_ok=True)
+
+from prometheus_client import (  # noqa: E402 -- after the folder exists
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

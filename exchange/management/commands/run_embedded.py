@@ -99,7 +99,7 @@ class Supervisor:
 def roles(host: str, port: str) -> dict[str, list[str]]:
     py = sys.executable
     manage = [py, "manage.py"]
-    celery = [py, "-m", "celery", "-A", "exchange"]
+    celery = [py, "-m", "celery", "-q", "-A", "exchange"]  # -q: no text banner; its logs are JSON
     return {
         # No --proxy-headers: daphne would then believe any client's X-Forwarded-For. Proxies
         # are trusted only through BOURSE_TRUSTED_PROXIES (exchange/clientip.py).
