@@ -48,5 +48,5 @@ def install_daphne_access_log() -> bool:
         from daphne.server import Server
     except ImportError:  # pragma: no cover
         return False
-    Server.log_action = _daphne_log_action  # type: ignore[method-assign]
+    Server.log_action = _daphne_log_action
     return True

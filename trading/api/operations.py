@@ -15,7 +15,7 @@ from .. import operations
 def readyz(request):
     report = operations.readiness()
     response = JsonResponse(report, status=200 if report["status"] == "ok" else 503)
-    response._has_been_logged = True  # a 503 here is an answer, not a server error for django.request to log
+    response._has_been_logged = True  # type: ignore[attr-defined]  # a 503 here is an answer, not a server error for django.request to log
     return response
 
 
