@@ -116,3 +116,27 @@ def test_readiness_gauges_at_scrape_time(client, loopback_allowed, market, setti
     assert ("bourse_settlement_lag_seconds", ()) in samples and ("bourse_audit_sealing_lag_seconds", ()) in samples
     instance = heartbeat.instance_id()
     assert value(samples, "bourse_heartbeat_age_seconds", role="engine", instance=instance) < 60
+
+
+def test_order_verdict_and_engine_batches_are_measured(client, loopback_allowed, market, runner):
+    from tests.factories import AccountFactory
+    from tests.support import fund
+    from trading.services import order_submit
+
+    before = scrape(client)
+    trader = AccountFactory()
+    fund(trader, USD="1000")
+    # No engine answers within the wait: the submission is measured as "pending".
+    order_submit(account=trader, wait=0.05, market=market.symbol, side="buy", type="limit", price="10.00", quantity="1.0000")
+    order_submit(account=trader, market=market.symbol, side="buy", type="limit", price="11.00", quantity="1.0000")
+    assert runner.step() == 2  # one batch of two commands, one commit
+    after = scrape(client)
+    assert value(after, "bourse_order_verdict_seconds_count", outcome="pending") == \
+        value(before, "bourse_order_verdict_seconds_count", outcome="pending") + 1
+    assert value(after, "bourse_order_verdict_seconds_sum", outcome="pending") >= 0.05
+    assert value(after, "bourse_engine_batch_commands_count", market=market.symbol) == \
+        value(before, "bourse_engine_batch_commands_count", market=market.symbol) + 1
+    assert value(after, "bourse_engine_batch_commands_sum", market=market.symbol) == \
+        value(before, "bourse_engine_batch_commands_sum", market=market.symbol) + 2
+    assert value(after, "bourse_engine_commit_seconds_count", market=market.symbol) == \
+        value(before, "bourse_engine_commit_seconds_count", market=market.symbol) + 1
