@@ -8,12 +8,26 @@ own text set-up is skipped (``setup_logging``), and its shutdown notices go thro
 import logging
 import logging.config
 import os
+import sys
 
-from celery import Celery
+from celery import Celery, signals
 from celery.apps import worker as celery_worker_app
-from celery.signals import celeryd_init, setup_logging, worker_ready
+
+from . import preflight
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings")
+
+
+def _celery_role() -> str | None:
+    """``worker``/``beat`` when this process is the ``celery`` program running one, else None."""
+    program = sys.argv[0] if sys.argv else ""
+    if os.path.basename(program) != "celery" and not program.endswith(os.path.join("celery", "__main__.py")):
+        return None
+    return next((word for word in sys.argv[1:] if word in ("worker", "beat")), "celery")
+
+
+if _celery_role():  # a malformed setting: one line, not Celery's traceback of the settings import
+    preflight.load_settings(_celery_role() or "celery", hard=True)
 
 app = Celery("bourse")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -27,8 +41,8 @@ def _configure_logging() -> None:
     logging.captureWarnings(True)
 
 
-@celeryd_init.connect  # the worker, before its start-up checks warn
-@setup_logging.connect  # the worker and beat, instead of Celery's own handlers
+@signals.celeryd_init.connect  # the worker, before its start-up checks warn
+@signals.setup_logging.connect  # the worker and beat, instead of Celery's own handlers
 def _json_logging(**kwargs):
     _configure_logging()
 
@@ -41,7 +55,7 @@ def _say(msg, f=None):
 celery_worker_app.safe_say = _say
 
 
-@worker_ready.connect
+@signals.worker_ready.connect
 def _first_heartbeat(**kwargs):
     """Readiness sees a worker as soon as it starts, not only after beat's first heartbeat task."""
     from . import heartbeat
@@ -50,3 +64,14 @@ def _first_heartbeat(**kwargs):
         heartbeat.beat("worker")
     except Exception:  # noqa: BLE001 -- the scheduled heartbeat tries again
         logging.getLogger("bourse.heartbeat").warning("could not record the worker's first heartbeat", exc_info=True)
+
+
+@signals.worker_init.connect
+def _worker_preflight(**_):
+    """The worker refuses to start, in one line, without its database or broker (preflight)."""
+    preflight.check_or_exit("worker", hard=True)
+
+
+@signals.beat_init.connect
+def _beat_preflight(**_):
+    preflight.check_or_exit("beat", hard=True)
