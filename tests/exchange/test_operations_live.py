@@ -95,7 +95,7 @@ def assert_json_lines(text: str, role: str, *, skip_prefixes=()) -> list[dict]:
 
 # The supervisor's own lines for a person at the terminal (run_embedded's banner and restart
 # notices) are not a role's log; every role's output it passes through must be JSON.
-SUPERVISOR = ("Serving on ", "  Docs:", "  API explorer:", "  WebSocket:", "  FIX 4.4:", "role ", "every role")
+SUPERVISOR = ("Starting ", "Serving on ", "  Docs:", "  API explorer:", "  WebSocket:", "  FIX 4.4:", "role ", "every role")
 
 
 def test_readiness_metrics_and_logs_of_the_real_roles(tmp_path):
