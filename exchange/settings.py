@@ -380,7 +380,13 @@ BOURSE_RATE_LIMITS = {
 }
 RATELIMIT_USE_CACHE = "default"
 # django-ratelimit knows Redis; the embedded SQLite cache is atomic too (exchange/sqlitecache.py).
-SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+SILENCED_SYSTEM_CHECKS = [
+    "django_ratelimit.W001",
+    # Django looks for its own CsrfViewMiddleware by name; the console's subclass
+    # (exchange.consolemiddleware) protects every page but the signed API. exchange/checks.py
+    # checks it, and the secure-cookie settings Django no longer checks, instead.
+    "security.W003",
+]
 
 # --- Audit trail and console log-in (audit) -----------------------------------------------
 # When committed audit events are sealed into the hash chain: "thread" (shortly after

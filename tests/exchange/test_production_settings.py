@@ -63,8 +63,8 @@ def test_check_deploy_passes_with_the_documented_environment(tmp_path):
 
 @pytest.mark.parametrize(("left_out", "warning"), [
     ("SECURE_HSTS_SECONDS", "security.W004"),
-    ("SESSION_COOKIE_SECURE", "security.W012"),
-    ("CSRF_COOKIE_SECURE", "security.W016"),
+    ("SESSION_COOKIE_SECURE", "bourse.W012"),
+    ("CSRF_COOKIE_SECURE", "bourse.W016"),
     ("SECURE_SSL_REDIRECT", "security.W008"),
 ])
 def test_check_deploy_fails_on_any_warning(tmp_path, left_out, warning):
