@@ -19,6 +19,9 @@ import os
 import secrets
 from pathlib import Path
 
+if "PROMETHEUS_MULTIPROC_DIR" in os.environ and not os.environ["PROMETHEUS_MULTIPROC_DIR"].strip():
+    # prometheus-client takes a set but empty variable as the current directory: unset means off.
+    del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip():
     # Each process writes its files there from its first metric on: the folder must exist.
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"].strip(), exist_ok=True)

@@ -153,7 +153,7 @@ def test_websocket_access_lines_are_json(tmp_path):
 
     from tests.support import daphne_server
 
-    with daphne_server(PROMETHEUS_MULTIPROC_DIR="", BOURSE_METRICS_ALLOW="127.0.0.1/32") as server:
+    with daphne_server(BOURSE_METRICS_ALLOW="127.0.0.1/32") as server:
         with connect(server.ws, open_timeout=10) as ws:
             ws.send(json.dumps({"op": "ping", "id": 1}))
             assert json.loads(ws.recv())["type"] == "pong"
