@@ -347,7 +347,10 @@ class MarketRunner:
             extra={"alert": "engine_command_quarantined", "market": self.market.symbol, "command": command.pk,
                    "order": command.order_id, "command_kind": command.kind},
         )
-        notify.publish_verdicts([command.order_id])
+        if order is not None:
+            notify.publish_verdicts([order])  # as committed (rejected, or unchanged)
+        else:
+            notify.publish_verdicts([], hints=[command.order_id])
         if rejected:
             self._enqueue_settlement()
 
@@ -525,7 +528,9 @@ class MarketRunner:
             Fill.objects.bulk_create(all_fills, batch_size=1000)
             for result, ids in batch.done.items():
                 Command.objects.filter(pk__in=ids).update(processed=True, result=result)
-            outbox_write(self._outbox(batch, all_fills, now))  # sequenced, announced after commit
+            # One row per stream (book, trades, each account's orders and fills), sequenced,
+            # announced after commit.
+            outbox_write(self._outbox(batch, all_fills, now), batched=True)
 
     def _outbox(self, batch: Batch, fills: list[Fill], now) -> list[OutboxEvent]:
         market = self.market
@@ -548,7 +553,12 @@ class MarketRunner:
         return events
 
     def _after_commit(self, batch: Batch) -> None:
-        notify.publish_verdicts(sorted(batch.verdicts))
+        # The verdicts carry each touched order's committed state: waiters answer from them.
+        # A cancel that found no live order changed none: its id goes as a bare hint.
+        notify.publish_verdicts(
+            [batch.orders[i] for i in sorted(batch.verdicts) if i in batch.orders],
+            hints=sorted(i for i in batch.verdicts if i not in batch.orders),
+        )
         if batch.trades or any(o.is_closed for o in batch.orders.values()):
             self._enqueue_settlement()
 

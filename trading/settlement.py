@@ -17,10 +17,11 @@ so chunks of different markets over the same accounts cannot deadlock.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, Field, OuterRef
 
 from accounts import ledger
 from accounts.models import Account, Bucket, EntryKind
@@ -42,6 +43,37 @@ def _lock_market(market_id: int) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SETTLE_LOCK_CLASS, market_id])
+
+
+_CAST = {"hold_remaining": "numeric", "close_settled": "boolean"}
+
+
+def _column(name: str) -> str:
+    field = Order._meta.get_field(name)
+    assert isinstance(field, Field) and field.column is not None  # a concrete column, not a reverse relation
+    return field.column
+
+
+def _update_orders(orders: Iterable[Order], fields: list[str]) -> None:
+    """Write ``fields`` of ``orders`` (already locked) with ONE ``UPDATE … FROM (VALUES …)`` on
+    PostgreSQL. Django's ``bulk_update`` builds a ``CASE`` per row and column: the settlement
+    profile showed it as 29 % of a chunk's time. SQLite keeps ``bulk_update`` (exact Decimals)."""
+    rows = sorted(orders, key=lambda o: o.pk)
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        Order.objects.bulk_update(rows, fields)
+        return
+    columns = [_column(name) for name in fields]
+    row = "(%s::bigint" + "".join(f", %s::{_CAST[name]}" for name in fields) + ")"
+    params = [value for order in rows for value in (order.pk, *(getattr(order, name) for name in fields))]
+    assignments = ", ".join(f"{column} = v.{column}" for column in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Order._meta.db_table} AS o SET {assignments} "
+            f"FROM (VALUES {', '.join([row] * len(rows))}) AS v(id, {', '.join(columns)}) WHERE o.id = v.id",
+            params,
+        )
 
 
 def settlement_run(market_id: int) -> tuple[int, int]:
@@ -105,10 +137,10 @@ def _settle_trades(market_id: int) -> int:
         )
         # One journal per trade, all written by a constant number of statements.
         ledger.post_many([_settle_trade(trade, fills[trade.pk], orders, market, fees_account.pk) for trade in trades])
-        Order.objects.bulk_update(orders.values(), ["hold_remaining"])
+        _update_orders(orders.values(), ["hold_remaining"])
         balances_publish(  # the `balances` WebSocket events of every account the chunk moved
             {(f.account_id, a) for pair in fills.values() for f in pair.values() for a in (market.base_id, market.quote_id)},
-            market.pk,
+            market.pk, batched=True,
         )
         Trade.objects.filter(pk__in=[t.pk for t in trades]).update(settled=True)
         Fill.objects.filter(trade__in=trades).update(settled=True)
@@ -186,8 +218,8 @@ def _settle_closures(market_id: int) -> int:
                 order.hold_remaining = Decimal(0)
             order.close_settled = True
         ledger.post_many(postings)
-        Order.objects.bulk_update(orders, ["hold_remaining", "close_settled"])
-        balances_publish(released, market_id)  # the `balances` WebSocket events
+        _update_orders(orders, ["hold_remaining", "close_settled"])
+        balances_publish(released, market_id, batched=True)  # the `balances` WebSocket events, one row per account
         return len(orders)
 
 

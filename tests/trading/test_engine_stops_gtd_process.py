@@ -26,7 +26,7 @@ from trading.settlement import settlement_run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-GTD_DELAY_S = 8  # long enough for the first phase to run, short enough to wait for
+GTD_DELAY_S = 30  # long enough for the first phase to run on a loaded machine, short enough to wait for
 
 
 def submit(trader, **params):

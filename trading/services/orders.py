@@ -285,7 +285,7 @@ def order_submit(*, account: Account, wait: float = 0.0, **params: Any) -> Submi
                 raise
             return SubmitResult(_same_or_refuse(request, existing), created=False)
     if waiter is not None:
-        order = _after_commit(order_wait, order, wait, waiter, default=order)
+        order = _after_commit(order_wait, order, wait, waiter, fresh=True, default=order)
     return SubmitResult(order, created=True)
 
 
@@ -403,24 +403,39 @@ def order_wait(
     waiter: notify.VerdictWaiter | None = None,
     *,
     until: Callable[[Order], bool] | None = None,
+    fresh: bool = False,
 ) -> Order:
     """Wait up to ``timeout`` s until ``until(order)`` holds (default: no longer pending);
-    return the order as last read. The waiter is registered before the first read, so a
-    verdict published at any moment in between is not missed."""
+    return the order as last known.
+
+    The engine's verdict message carries the order's new state, so the order is updated
+    from it without reading the database. ``fresh``: ``order`` was written after ``waiter``
+    started listening, so every later verdict reaches the waiter and no first read is
+    needed (``order_submit``); otherwise the order is read once first. Without a message
+    for ``VERDICT_RECHECK_S`` (a lost signal) it is re-read: the bounded safety net."""
     until = until or (lambda o: o.status != Order.Status.PENDING)
     waiter = waiter or notify.VerdictWaiter.get()
     event = waiter.register(order.pk)
     deadline = time.monotonic() + timeout
+    read = not fresh
     try:
         while True:
-            order.refresh_from_db()
+            verdict = waiter.verdict(order.pk)
+            if read:
+                order.refresh_from_db()
+            elif verdict is not None and (order.status == Order.Status.PENDING or verdict.updated_at >= order.updated_at):
+                verdict.apply(order)  # a pending order's first verdict is always newer (clock skew aside)
             remaining = deadline - time.monotonic()
             if until(order) or remaining <= 0:
                 return order
-            # Sleep until the engine's verdict signal for this order (cleared before the
-            # re-read, so a verdict landing in between is seen by that read).
-            event.wait(min(remaining, VERDICT_RECHECK_S))
+            # Sleep until the engine's verdict message for this order (cleared before the
+            # next look, so one landing in between is seen by it).
+            signalled = event.wait(min(remaining, VERDICT_RECHECK_S))
             event.clear()
+            # A message with this order's verdict needs no read; a bare hint (or none within
+            # the re-check interval: a lost signal) does.
+            latest = waiter.verdict(order.pk)
+            read = not signalled or latest is None
     finally:
         waiter.unregister(order.pk, event)
 
@@ -430,7 +445,7 @@ def _owned_order(account: Account, order_id: Any) -> Order:
     order_pk = parse_id(order_id)
     if order_pk is None:
         raise errors.NotFound(f"Order {str(order_id)[:40]} not found.")
-    order = Order.objects.select_related("market").filter(pk=order_pk, account=account).first()
+    order = Order.objects.select_related("market__base", "market__quote").filter(pk=order_pk, account=account).first()
     if order is None:  # another account's order is indistinguishable from a missing one
         raise errors.NotFound(f"Order {order_id} not found.")
     return order
