@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origi
 __all__ = [
     "Side", "OrderType", "TimeInForce", "Stp", "OrderStatus", "MarketStatus", "Liquidity", "Bucket", "LedgerKind",
     "Scheme", "Scope", "ServerTime", "Market", "Book", "Ticker", "Trade", "ApiKeyInfo", "Account", "Balance", "Fill",
-    "LedgerEntry", "Order", "Position", "CancelAll", "Page", "MODELS",
+    "LedgerEntry", "Order", "Position", "CancelAll", "Asset", "Candle", "CandleInterval", "Page", "MODELS",
 ]
 
 Side = Literal["buy", "sell"]
@@ -29,6 +29,7 @@ Bucket = Literal["available", "locked"]
 LedgerKind = Literal["deposit", "withdrawal", "hold", "release", "trade", "fee", "adjustment"]
 Scheme = Literal["hmac", "ed25519"]
 Scope = Literal["read", "trade"]
+CandleInterval = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
 
 M = TypeVar("M", bound="Model")
 T = TypeVar("T")
@@ -145,6 +146,26 @@ class Ticker(Model):
     volume_24h: str
     quote_volume_24h: str
     sequence: int
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Asset(Model):
+    symbol: str
+    decimals: int
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Candle(Model):
+    open_time: str
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    quote_volume: str
+    trades: int
     extra: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
@@ -276,5 +297,5 @@ class Page(Generic[T]):
 MODELS: dict[str, type[Model]] = {
     "ServerTime": ServerTime, "Market": Market, "Book": Book, "Ticker": Ticker, "Trade": Trade,
     "ApiKeyInfo": ApiKeyInfo, "Account": Account, "Balance": Balance, "Fill": Fill, "LedgerEntry": LedgerEntry,
-    "Order": Order, "Position": Position, "CancelAll": CancelAll,
+    "Order": Order, "Position": Position, "CancelAll": CancelAll, "Asset": Asset, "Candle": Candle,
 }

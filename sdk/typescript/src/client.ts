@@ -11,12 +11,27 @@ import { Paginator, type Page } from "./pagination.js";
 import { parseRateLimit, type RateLimitInfo } from "./ratelimit.js";
 import { createSigner, signedHeaders, type Signer } from "./signing.js";
 import type {
-  Account, Balance, Book, BookQuery, CancelAll, CancelAllQuery, Fill, FillListQuery, LedgerEntry,
-  LedgerListQuery, Market, Order, OrderListQuery, OrderSubmit, PageQuery, Position, ServerTime,
-  Ticker, Trade,
+  Account, Asset, Balance, Book, BookQuery, CancelAll, CancelAllQuery, Candle, CandleInterval, CandleQuery, Fill,
+  FillListQuery, LedgerEntry, LedgerListQuery, Market, Order, OrderListQuery, OrderSubmit, PageQuery, Position,
+  ServerTime, Ticker, Trade, TradeListQuery,
 } from "./types.js";
 
 export type FetchLike = (input: Request) => Promise<Response>;
+
+/** The candle query besides `interval`; times as RFC 3339 strings or `Date`s. */
+export interface CandleRange {
+  start?: string | Date;
+  end?: string | Date;
+  limit?: number;
+}
+
+function timeQuery(range: CandleRange): Omit<CandleQuery, "interval"> {
+  const out: Omit<CandleQuery, "interval"> = {};
+  if (range.start !== undefined) out.start = range.start instanceof Date ? range.start.toISOString() : range.start;
+  if (range.end !== undefined) out.end = range.end instanceof Date ? range.end.toISOString() : range.end;
+  if (range.limit !== undefined) out.limit = range.limit;
+  return out;
+}
 
 export interface BourseOptions {
   /** Server origin, e.g. `http://127.0.0.1:8000` (a trailing `/api/v1` is tolerated). */
@@ -47,7 +62,7 @@ export interface BourseOptions {
 
 // Transient statuses worth retrying for a request that is safe to repeat.
 const RETRY_STATUSES = new Set([429, 502, 503, 504]);
-const PUBLIC_PREFIXES = ["/api/v1/time", "/api/v1/markets", "/api/v1/openapi.yaml"];
+const PUBLIC_PREFIXES = ["/api/v1/time", "/api/v1/markets", "/api/v1/tickers", "/api/v1/assets", "/api/v1/openapi.yaml"];
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -229,13 +244,33 @@ export class Bourse {
     book: (symbol: string, query: BookQuery = {}): Promise<Book> =>
       this.#call("GET", "/api/v1/markets/{symbol}/book",
         this.raw.GET("/api/v1/markets/{symbol}/book", { params: { path: { symbol }, query } })),
-    /** `GET /markets/{symbol}/trades`, newest first (paged). */
-    trades: (symbol: string, query: PageQuery = {}): Paginator<Trade> =>
+    /** `GET /markets/{symbol}/trades`, newest first (paged); `start_time`/`end_time` bound `created_at`. */
+    trades: (symbol: string, query: TradeListQuery = {}): Paginator<Trade> =>
       this.#paginate("/api/v1/markets/{symbol}/trades", (cursor) =>
         this.raw.GET("/api/v1/markets/{symbol}/trades", { params: { path: { symbol }, query: { ...query, cursor } } })),
     /** `GET /markets/{symbol}/ticker`. */
     ticker: (symbol: string): Promise<Ticker> =>
       this.#call("GET", "/api/v1/markets/{symbol}/ticker", this.raw.GET("/api/v1/markets/{symbol}/ticker", { params: { path: { symbol } } })),
+    /**
+     * `GET /markets/{symbol}/candles?interval=&start=&end=&limit=`: OHLCV bars, oldest first.
+     * `start`/`end` (RFC 3339) bound the bars' `open_time`; a `Date` is sent as its ISO string.
+     */
+    candles: (symbol: string, interval: CandleInterval, query: CandleRange = {}): Promise<Candle[]> =>
+      this.#call("GET", "/api/v1/markets/{symbol}/candles", this.raw.GET("/api/v1/markets/{symbol}/candles", {
+        params: { path: { symbol }, query: { interval, ...timeQuery(query) } },
+      })),
+  };
+
+  readonly tickers = {
+    /** `GET /tickers`: every market's ticker (paged, by symbol). */
+    list: (query: PageQuery = {}): Paginator<Ticker> =>
+      this.#paginate("/api/v1/tickers", (cursor) => this.raw.GET("/api/v1/tickers", { params: { query: { ...query, cursor } } })),
+  };
+
+  readonly assets = {
+    /** `GET /assets`: every asset's symbol and decimals (paged). */
+    list: (query: PageQuery = {}): Paginator<Asset> =>
+      this.#paginate("/api/v1/assets", (cursor) => this.raw.GET("/api/v1/assets", { params: { query: { ...query, cursor } } })),
   };
 
   // ---- private ------------------------------------------------------------------------

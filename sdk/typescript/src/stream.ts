@@ -1,6 +1,7 @@
 /**
  * The WebSocket client for `/ws/v1`: signed `auth`, subscribe/unsubscribe with replies matched
- * by `id`, a maintained local order book per `book:{symbol}` (resubscribed on a sequence gap),
+ * by `id`, a maintained local order book per `book:{symbol}` verified against every frame's
+ * `checksum` (resubscribed on a sequence gap or a checksum mismatch),
  * private streams resumed with `since` after a reconnect, heartbeats, and typed events.
  *
  * Browsers and Node 22+ have a global WebSocket; on Node 20 the `ws` package is used.
@@ -8,10 +9,11 @@
 import { LocalOrderBook, type BookLevel } from "./book.js";
 import { BourseError } from "./errors.js";
 import { createSigner, signedHeaders, type Signer } from "./signing.js";
-import type { Balance, Fill, Order, Ticker, Trade } from "./types.js";
+import type { Balance, Candle, CandleInterval, Fill, Order, Ticker, Trade } from "./types.js";
 
 export type PrivateChannel = "orders" | "fills" | "balances";
-export type Channel = `book:${string}` | `trades:${string}` | `ticker:${string}` | PrivateChannel;
+export type Channel =
+  | `book:${string}` | `trades:${string}` | `ticker:${string}` | `candles:${string}:${CandleInterval}` | PrivateChannel;
 const PRIVATE: readonly string[] = ["orders", "fills", "balances"];
 
 export interface BookFrame {
@@ -21,7 +23,10 @@ export interface BookFrame {
   sequence: number;
   bids: BookLevel[];
   asks: BookLevel[];
+  /** CRC32 of the top 25 levels after this frame (docs/websocket.md). */
+  checksum: number;
 }
+export interface CandleFrame { channel: `candles:${string}:${CandleInterval}`; type: "candle"; data: Candle }
 export interface TradeFrame { channel: `trades:${string}`; type: "trade"; data: Trade }
 export interface TickerFrame { channel: `ticker:${string}`; type: "ticker"; data: Ticker }
 export interface OrderFrame { channel: "orders"; type: "order"; sequence: number; data: Order }
@@ -36,13 +41,21 @@ export interface StreamEvents {
   close: [info: { code: number; reason: string; willReconnect: boolean }];
   /** The local book after a snapshot or an applied update. */
   book: [book: LocalOrderBook, frame: BookFrame];
+  /** Each trade, in `trade_id` order. */
   trade: [frame: TradeFrame];
+  /** The bar the latest trades changed; one with a known `open_time` replaces it. */
+  candle: [frame: CandleFrame];
   ticker: [frame: TickerFrame];
   order: [frame: OrderFrame];
   fill: [frame: FillFrame];
   balance: [frame: BalanceFrame];
   /** A sequence gap was seen on `channel`; the client is resubscribing. */
   gap: [info: { channel: string; expected: number; received: number }];
+  /**
+   * The local book disagreed with a frame's `checksum` after applying it (`computed` is the
+   * local book's); the client is resubscribing for a fresh snapshot.
+   */
+  checksum: [info: { channel: string; sequence: number; expected: number; computed: number }];
   /** The server could not replay what was missed: re-read this channel's state over REST. */
   resync: [info: { channel: string }];
   /** An error frame that answers no request of ours, or a failed automatic resubscription. */
@@ -503,6 +516,7 @@ export class BourseStream {
     const channel = typeof frame.channel === "string" ? frame.channel : "";
     if (channel.startsWith("book:")) this.#onBook(frame as unknown as BookFrame);
     else if (frame.type === "trade") this.#emit("trade", frame as unknown as TradeFrame);
+    else if (frame.type === "candle") this.#emit("candle", frame as unknown as CandleFrame);
     else if (frame.type === "ticker") this.#emit("ticker", frame as unknown as TickerFrame);
     else if (PRIVATE.includes(channel)) this.#onPrivate(frame as unknown as PrivateFrame);
   }
@@ -511,6 +525,10 @@ export class BourseStream {
     if (frame.type === "snapshot") {
       this.#resyncing.delete(frame.channel);
       const book = new LocalOrderBook(frame);
+      if (!book.verify(frame)) {
+        this.#checksumMismatch(frame, book);
+        return;
+      }
       this.#books.set(frame.channel, book);
       this.#emit("book", book, frame);
       return;
@@ -519,10 +537,18 @@ export class BourseStream {
     if (!book || this.#resyncing.has(frame.channel)) return; // a new snapshot is on its way
     const result = book.apply(frame);
     if (result === "applied") this.#emit("book", book, frame);
-    else if (result === "gap") {
+    else if (result === "checksum_mismatch") {
+      this.#books.delete(frame.channel);
+      this.#checksumMismatch(frame, book);
+    } else if (result === "gap") {
       this.#emit("gap", { channel: frame.channel, expected: book.sequence + 1, received: frame.sequence });
       this.#resubscribe(frame.channel);
     }
+  }
+
+  #checksumMismatch(frame: BookFrame, book: LocalOrderBook): void {
+    this.#emit("checksum", { channel: frame.channel, sequence: frame.sequence, expected: frame.checksum, computed: book.checksum() });
+    this.#resubscribe(frame.channel);
   }
 
   #onPrivate(frame: PrivateFrame): void {
