@@ -232,13 +232,11 @@ class MarketCandleListApi(BourseApi):
         ],
         responses={200: CandleSerializer(many=True), **problem_responses(400, 404)},
         auth=[],
-        examples=[OpenApiExample("1m candles", response_only=True, value=[
-            {"open_time": "2026-11-23T18:00:00.000000Z", "open": "99.990000", "high": "100.050000",
-             "low": "99.950000", "close": "100.010000", "volume": "3.25000000", "quote_volume": "325.012500",
-             "trades": 14},
-            {"open_time": "2026-11-23T18:01:00.000000Z", "open": "100.010000", "high": "100.010000",
-             "low": "99.980000", "close": "99.990000", "volume": "0.50000000", "quote_volume": "49.998000",
-             "trades": 2}])],
+        # drf-spectacular lists the example of a many=True response itself: one bar here, `[bar]` in the document
+        examples=[OpenApiExample("1m candles", response_only=True, value={
+            "open_time": "2026-11-23T18:00:00.000000Z", "open": "99.990000", "high": "100.050000",
+            "low": "99.950000", "close": "100.010000", "volume": "3.25000000", "quote_volume": "325.012500",
+            "trades": 14})],
     )
     def get(self, request, symbol: str):
         market = selectors.market_get(symbol)

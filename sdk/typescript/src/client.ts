@@ -9,6 +9,9 @@ import { BourseError, errorFromResponse } from "./errors.js";
 import type { paths } from "./generated/openapi.js";
 import { Paginator, type Page } from "./pagination.js";
 import { parseRateLimit, type RateLimitInfo } from "./ratelimit.js";
+import {
+  checkCancelAfterTimeout, MAX_BATCH_ORDERS, type BatchResult, type CancelAfterResult, type OrderAmend, type OrderRequest,
+} from "./orderentry.js";
 import { createSigner, signedHeaders, type Signer } from "./signing.js";
 import type {
   Account, Asset, Balance, Book, BookQuery, CancelAll, CancelAllQuery, Candle, CandleInterval, CandleQuery, Fill,
@@ -157,7 +160,9 @@ export class Bourse {
     }
     // Repeating is safe for reads, and for a submission that names a client_order_id: the
     // server answers a resubmission with the existing order, never a second one.
-    const retryable = method === "GET" || (method === "POST" && path === "/api/v1/orders" && hasClientOrderId(body));
+    // Re-arming the dead-man switch with the same timeout is idempotent too.
+    const retryable = method === "GET" || (method === "POST" && path === "/api/v1/orders" && hasClientOrderId(body))
+      || (method === "POST" && path === "/api/v1/cancel-after");
     let skewCorrected = false;
     for (let attempt = 0; ; attempt++) {
       const headers = new Headers(request.headers);
@@ -220,6 +225,21 @@ export class Bourse {
       throw errorFromResponse(response, error ?? null, { method, path, rateLimit: parseRateLimit(response.headers) });
     }
     return data;
+  }
+
+  /** A JSON request outside the generated `paths` (shapes in orderentry.ts), through the same transport. */
+  async #json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const init: RequestInit = { method, headers: { Accept: "application/json" } };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers = { ...init.headers, "Content-Type": "application/json" };
+    }
+    const response = await this.#send(new Request(`${this.baseUrl}${path}`, init));
+    const data: unknown = await response.json().catch(() => undefined);
+    if (!response.ok || data === undefined) {
+      throw errorFromResponse(response, data ?? null, { method, path, rateLimit: parseRateLimit(response.headers) });
+    }
+    return data as T;
   }
 
   #paginate<T>(path: string, fetchPage: (cursor: string | undefined) => Promise<{ data?: Page<T>; error?: unknown; response: Response }>): Paginator<T> {
@@ -314,10 +334,46 @@ export class Bourse {
     cancel: (orderId: string): Promise<Order> =>
       this.#call("DELETE", "/api/v1/orders/{order_id}",
         this.raw.DELETE("/api/v1/orders/{order_id}", { params: { path: { order_id: orderId } } })),
+    /**
+     * `POST /orders` with the second-wave fields: `stop_limit`/`stop_market` with `stop_price`,
+     * `time_in_force: "gtd"` with `expire_time`. Idempotent (and retried) with a `client_order_id`.
+     */
+    place: (order: OrderRequest): Promise<Order> => this.#json("POST", "/api/v1/orders", order),
+    /**
+     * `PATCH /orders/{order_id}`: amend in place (same `order_id`). A quantity decrease keeps
+     * time priority; a price change or a quantity increase loses it. Not retried.
+     */
+    amend: (orderId: string, changes: OrderAmend): Promise<Order> => {
+      if (!Object.keys(changes).length) throw new TypeError("amend needs price, quantity or client_order_id");
+      return this.#json("PATCH", `/api/v1/orders/${encodeURIComponent(orderId)}`, changes);
+    },
+    /** `DELETE /orders/by-client-id/{client_order_id}`: the order as the engine left it. Not retried. */
+    cancelByClientId: (clientOrderId: string): Promise<Order> =>
+      this.#json("DELETE", `/api/v1/orders/by-client-id/${encodeURIComponent(clientOrderId)}`),
+    /**
+     * `POST /orders/batch`: up to 20 orders, each answered on its own in request order
+     * (`{status, order}` or `{status, error}`); one refusal does not undo the others. Not retried.
+     */
+    batch: (orders: OrderRequest[]): Promise<BatchResult> => {
+      if (!orders.length || orders.length > MAX_BATCH_ORDERS) {
+        throw new RangeError(`a batch holds 1 to ${MAX_BATCH_ORDERS} orders`);
+      }
+      return this.#json("POST", "/api/v1/orders/batch", { orders });
+    },
     /** `DELETE /orders?market=`: cancels every open order (of one market), returns their ids. */
     cancelAll: (query: CancelAllQuery = {}): Promise<CancelAll> =>
       this.#call("DELETE", "/api/v1/orders", this.raw.DELETE("/api/v1/orders", { params: { query } })),
   };
+
+  /**
+   * `POST /cancel-after`: the dead-man switch of this API key. Unless re-armed within
+   * `timeoutMs`, every open order of the account is cancelled (`cancel_reason` `dead_man`);
+   * 0 disarms. Call it again well before the deadline to keep the orders.
+   */
+  cancelAfter(timeoutMs: number): Promise<CancelAfterResult> {
+    checkCancelAfterTimeout(timeoutMs);
+    return this.#json("POST", "/api/v1/cancel-after", { timeout_ms: timeoutMs });
+  }
 
   readonly fills = {
     /** `GET /fills?market=&order_id=` (paged, newest first). */

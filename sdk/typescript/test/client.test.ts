@@ -81,6 +81,34 @@ describe("signing on the wire", () => {
   });
 });
 
+describe("market data", () => {
+  it("reads assets, tickers and candles unsigned; sends time ranges as RFC 3339", async () => {
+    const bar = { open_time: "2026-11-23T18:00:00.000000Z", open: "1.00", high: "1.00", low: "1.00", close: "1.00",
+      volume: "1.0", quote_volume: "1.00", trades: 1 };
+    const server = fakeServer((seen) => {
+      if (seen.path.endsWith("/candles")) return json(200, [bar]);
+      if (seen.path === "/api/v1/assets") return json(200, { results: [{ symbol: "BTC", decimals: 8 }], next_cursor: null });
+      return json(200, { results: [], next_cursor: null });
+    });
+    const bourse = client(server.fetch);
+    expect(await bourse.markets.candles("BTC-USD", "1h", { start: new Date(Date.UTC(2026, 10, 23, 18)), limit: 2 }))
+      .toEqual([bar]);
+    expect(await bourse.assets.list().toArray()).toEqual([{ symbol: "BTC", decimals: 8 }]);
+    await bourse.tickers.list({ limit: 5 }).page();
+    await bourse.markets.trades("BTC-USD", { start_time: "2026-11-23T18:00:00Z", end_time: "2026-11-23T19:00:00Z" }).page();
+    await bourse.fills.list({ start_time: "2026-11-23T18:00:00Z" }).page();
+    const [candles, assets, tickers, trades, fills] = server.requests;
+    expect(candles!.path).toBe("/api/v1/markets/BTC-USD/candles");
+    expect(new URLSearchParams(candles!.query).get("start")).toBe("2026-11-23T18:00:00.000Z");
+    expect(new URLSearchParams(candles!.query).get("interval")).toBe("1h");
+    for (const unsigned of [candles, assets, tickers, trades]) expect(unsigned!.headers.has("X-API-Signature")).toBe(false);
+    expect(tickers!.path).toBe("/api/v1/tickers");
+    expect(new URLSearchParams(trades!.query).get("end_time")).toBe("2026-11-23T19:00:00Z");
+    expect(fills!.headers.has("X-API-Signature")).toBe(true);
+    expect(new URLSearchParams(fills!.query).get("start_time")).toBe("2026-11-23T18:00:00Z");
+  });
+});
+
 describe("errors", () => {
   it("throws a typed BourseError carrying the problem's fields", async () => {
     const server = fakeServer(() => problem(400, "validation_error", {
