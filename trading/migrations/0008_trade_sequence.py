@@ -17,7 +17,7 @@ def number_trades(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trading', '0006_market_bounds'),
+        ('trading', '0007_dead_man_switch'),
     ]
 
     operations = [
