@@ -8,7 +8,9 @@ from .models import (
                      ApiKeyInfo,
                      Asset,
                      Balance,
+                     BatchResult,
                      Book,
+                     CancelAfterState,
                      CancelAll,
                      Candle,
                      Fill,
@@ -30,6 +32,7 @@ __all__ = [
     "Client", "AsyncClient", "RetryPolicy", "OPERATIONS", "Stream", "OrderBook", "book_checksum",
     "BourseError", "FieldError", "GapError", "RateLimit", "Policy", "Limit", "parse_rate_limit",
     "HmacSigner", "Ed25519Signer", "signer_for", "signed_string", "auth_headers", "new_nonce",
-    "Account", "ApiKeyInfo", "Asset", "Balance", "Book", "CancelAll", "Candle", "Fill", "LedgerEntry", "Market", "Order", "Page",
+    "Account", "ApiKeyInfo", "Asset", "Balance", "BatchResult", "Book", "CancelAfterState", "CancelAll", "Candle",
+    "Fill", "LedgerEntry", "Market", "Order", "Page",
     "Position", "ServerTime", "Ticker", "Trade",
 ]

@@ -21,7 +21,9 @@ from .models import (
     Account,
     Asset,
     Balance,
+    BatchResult,
     Book,
+    CancelAfterState,
     CancelAll,
     Candle,
     CandleInterval,
@@ -63,6 +65,8 @@ OPERATIONS: dict[str, tuple[str, str, str, bool]] = {
     "orders_list": ("GET", "/api/v1/orders", "orders", True),
     "orders_submit": ("POST", "/api/v1/orders", "place_order", True),
     "orders_cancel_all": ("DELETE", "/api/v1/orders", "cancel_all_orders", True),
+    "orders_submit_batch": ("POST", "/api/v1/orders/batch", "place_orders", True),
+    "cancel_after": ("POST", "/api/v1/cancel-after", "cancel_after", True),
     "orders_get": ("GET", "/api/v1/orders/{order_id}", "order", True),
     "orders_cancel": ("DELETE", "/api/v1/orders/{order_id}", "cancel_order", True),
     "orders_get_by_client_id": ("GET", "/api/v1/orders/by-client-id/{client_order_id}", "order_by_client_id", True),
@@ -373,6 +377,15 @@ class Client(_Core):
                            client_order_id, stp)
         return Order.from_wire(self._call("orders_submit", body=body))
 
+    def place_orders(self, orders: list[Mapping[str, Any]]) -> list[BatchResult]:
+        """``POST /orders/batch``: up to 20 ``POST /orders`` bodies, each answered on its own in
+        request order (one refusal does not undo the others). Never retried by the client."""
+        return [BatchResult.from_wire(item) for item in self._call("orders_submit_batch", body={"orders": orders})["results"]]
+
+    def cancel_after(self, timeout_ms: int) -> CancelAfterState:
+        """``POST /cancel-after``: arm this key's dead-man switch (0 disarms; else 1000-600000 ms)."""
+        return CancelAfterState.from_wire(self._call("cancel_after", body={"timeout_ms": timeout_ms}))
+
     def orders(self, *, market: str | None = None, status: str | None = None, limit: int | None = None,
                cursor: str | None = None, start_time: str | None = None, end_time: str | None = None,
     ) -> Page[Order]:
@@ -546,6 +559,13 @@ class AsyncClient(_Core):
         body = _order_body(market, side, type, quantity, price, quote_quantity, time_in_force, post_only,
                            client_order_id, stp)
         return Order.from_wire(await self._call("orders_submit", body=body))
+
+    async def place_orders(self, orders: list[Mapping[str, Any]]) -> list[BatchResult]:
+        results = (await self._call("orders_submit_batch", body={"orders": orders}))["results"]
+        return [BatchResult.from_wire(item) for item in results]
+
+    async def cancel_after(self, timeout_ms: int) -> CancelAfterState:
+        return CancelAfterState.from_wire(await self._call("cancel_after", body={"timeout_ms": timeout_ms}))
 
     async def orders(self, *, market: str | None = None, status: str | None = None, limit: int | None = None,
                      cursor: str | None = None, start_time: str | None = None, end_time: str | None = None,

@@ -358,7 +358,9 @@ export class Bourse {
       if (!orders.length || orders.length > MAX_BATCH_ORDERS) {
         throw new RangeError(`a batch holds 1 to ${MAX_BATCH_ORDERS} orders`);
       }
-      return this.#json("POST", "/api/v1/orders/batch", { orders });
+      // The second-wave order fields ride along until the generated OrderSubmit has them.
+      const body = { orders: orders as unknown as OrderSubmit[] };
+      return this.#call("POST", "/api/v1/orders/batch", this.raw.POST("/api/v1/orders/batch", { body }));
     },
     /** `DELETE /orders?market=`: cancels every open order (of one market), returns their ids. */
     cancelAll: (query: CancelAllQuery = {}): Promise<CancelAll> =>
@@ -372,7 +374,7 @@ export class Bourse {
    */
   cancelAfter(timeoutMs: number): Promise<CancelAfterResult> {
     checkCancelAfterTimeout(timeoutMs);
-    return this.#json("POST", "/api/v1/cancel-after", { timeout_ms: timeoutMs });
+    return this.#call("POST", "/api/v1/cancel-after", this.raw.POST("/api/v1/cancel-after", { body: { timeout_ms: timeoutMs } }));
   }
 
   readonly fills = {

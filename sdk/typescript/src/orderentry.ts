@@ -1,11 +1,10 @@
 /**
  * Shapes of the order-management additions of the second wave (API.md "Additions (second
- * wave)"): stop and good-till-date orders, amend, cancel by client id, batch orders and the
- * dead-man switch. They are written here from the fixed contract until docs/openapi.yaml
- * carries them; the methods that use them send and parse them exactly as written there.
+ * wave)"). Batch orders and the dead-man switch are in docs/openapi.yaml (generated types);
+ * stop and good-till-date fields, amend and cancel by client id are written here from the
+ * fixed contract until the document carries them.
  */
-import type { Problem } from "./errors.js";
-import type { Order, OrderSubmit } from "./types.js";
+import type { components, OrderSubmit } from "./types.js";
 
 export type OrderTypeExtended = "limit" | "market" | "stop_limit" | "stop_market";
 export type TimeInForceExtended = "gtc" | "ioc" | "fok" | "gtd";
@@ -27,20 +26,11 @@ export interface OrderAmend {
   client_order_id?: string;
 }
 
-/** One item of `POST /orders/batch`'s answer, in request order. */
-export type BatchItem =
-  | { status: 200 | 201 | 202; order: Order }
-  | { status: number; error: Problem };
-
-export interface BatchResult {
-  results: BatchItem[];
-}
-
+/** One item of `POST /orders/batch`'s answer, in request order: `order` (2xx) or `error`. */
+export type BatchItem = components["schemas"]["OrderBatchResult"];
+export type BatchResult = components["schemas"]["OrderBatchResults"];
 /** `POST /cancel-after`'s answer: `trigger_time` null when disarmed. */
-export interface CancelAfterResult {
-  current_time: string;
-  trigger_time: string | null;
-}
+export type CancelAfterResult = components["schemas"]["CancelAfterState"];
 
 export const MAX_BATCH_ORDERS = 20;
 

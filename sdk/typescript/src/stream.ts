@@ -9,6 +9,7 @@
 import { LocalOrderBook, type BookLevel } from "./book.js";
 import { BourseError } from "./errors.js";
 import { createSigner, signedHeaders, type Signer } from "./signing.js";
+import { checkCancelAfterTimeout, type CancelAfterResult, type OrderAmend, type OrderRequest } from "./orderentry.js";
 import type { Balance, Candle, CandleInterval, Fill, Order, Ticker, Trade } from "./types.js";
 
 export type PrivateChannel = "orders" | "fills" | "balances";
@@ -95,6 +96,11 @@ export interface BourseStreamOptions {
   requestTimeoutMs?: number;
   /** Server minus local clock in ms, e.g. `client.clockOffsetMs` from the REST client. */
   clockOffsetMs?: number;
+  /**
+   * Sent with `auth`: when this connection ends, the server cancels every open order of the
+   * account (`cancel_reason` `disconnect`). Needs a key with scope `trade`. Default false.
+   */
+  cancelOnDisconnect?: boolean;
 }
 
 interface Pending {
@@ -189,6 +195,7 @@ export class BourseStream {
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 15_000,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
       requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+      cancelOnDisconnect: options.cancelOnDisconnect ?? false,
     };
   }
 
@@ -307,6 +314,7 @@ export class BourseStream {
         await this.#request({
           op: "auth", key: headers["X-API-Key"], timestamp: headers["X-API-Timestamp"],
           nonce: headers["X-API-Nonce"], signature: headers["X-API-Signature"],
+          ...(this.#options.cancelOnDisconnect ? { cancel_on_disconnect: true } : {}),
         });
         return;
       } catch (error) {
@@ -481,6 +489,38 @@ export class BourseStream {
       this.#lastPrivate.delete(channel);
     }
     return (reply.channels ?? []) as string[];
+  }
+
+  // ---- order entry (after auth with a `trade` key) -----------------------------------------
+  // Each op is answered by its own reply (or an error frame with the REST code, thrown as a
+  // BourseError). None is re-sent by the client: a lost reply leaves the outcome unknown, so
+  // look the order up (by `client_order_id`) before placing it again.
+
+  /** `place_order`: the `POST /orders` body; resolves with the order as the engine left it. */
+  async placeOrder(order: OrderRequest): Promise<Order> {
+    return (await this.#request({ op: "place_order", ...order })).order as Order;
+  }
+
+  /** `amend_order`: amend in place (API.md); resolves with the amended order. */
+  async amendOrder(orderId: string, changes: OrderAmend): Promise<Order> {
+    return (await this.#request({ op: "amend_order", order_id: orderId, ...changes })).order as Order;
+  }
+
+  /** `cancel_order` by `order_id` or `client_order_id` (exactly one). */
+  async cancelOrder(which: { order_id: string } | { client_order_id: string }): Promise<Order> {
+    return (await this.#request({ op: "cancel_order", ...which })).order as Order;
+  }
+
+  /** `cancel_all`, optionally in one market: resolves with the ids of the cancelled orders. */
+  async cancelAll(market?: string): Promise<string[]> {
+    return (await this.#request({ op: "cancel_all", ...(market ? { market } : {}) })).cancelled as string[];
+  }
+
+  /** `cancel_after`: arm (0: disarm) the key's dead-man switch, as `POST /cancel-after`. */
+  async cancelAfter(timeoutMs: number): Promise<CancelAfterResult> {
+    checkCancelAfterTimeout(timeoutMs);
+    const reply = await this.#request({ op: "cancel_after", timeout_ms: timeoutMs });
+    return { current_time: reply.current_time as string, trigger_time: (reply.trigger_time ?? null) as string | null };
   }
 
   // ---- inbound --------------------------------------------------------------------------

@@ -191,6 +191,43 @@ describe("BourseStream", () => {
     expect(server.received.map((r) => r.message.op)).toEqual(["auth", "subscribe", "unsubscribe", "subscribe"]);
   });
 
+  it("enters orders over the socket with cancel_on_disconnect and maps error frames", async () => {
+    const order = { order_id: "9", status: "open" };
+    const server = await mockServer(async (socket, message) => {
+      if (await answerBasics(socket, message)) return;
+      if (message.op === "place_order") {
+        if (message.price === "1.001") {
+          send(socket, { type: "error", code: "validation_error", message: "tick", id: message.id,
+            errors: [{ field: "price", code: "tick_size", message: "tick" }] });
+        } else send(socket, { type: "order", id: message.id, order });
+      }
+      if (message.op === "amend_order" || message.op === "cancel_order") send(socket, { type: "order", id: message.id, order });
+      if (message.op === "cancel_all") send(socket, { type: "cancel_all", id: message.id, cancelled: ["9"] });
+      if (message.op === "cancel_after") {
+        send(socket, { type: "cancel_after", id: message.id, current_time: "t0", trigger_time: null });
+      }
+    });
+    const client = stream(server.url, { cancelOnDisconnect: true });
+    await client.connect();
+    expect(await client.placeOrder({ market: "BTC-USD", side: "buy", type: "limit", price: "100.00", quantity: "1" })).toEqual(order);
+    const refused = await client.placeOrder({ market: "BTC-USD", side: "buy", type: "limit", price: "1.001", quantity: "1" })
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(BourseError);
+    expect((refused as BourseError).code).toBe("validation_error");
+    expect(await client.amendOrder("9", { quantity: "0.5" })).toEqual(order);
+    expect(await client.cancelOrder({ client_order_id: "c1" })).toEqual(order);
+    expect(await client.cancelAll("BTC-USD")).toEqual(["9"]);
+    expect(await client.cancelAfter(0)).toEqual({ current_time: "t0", trigger_time: null });
+    const ops = server.received.map((r) => r.message);
+    expect(ops[0]).toMatchObject({ op: "auth", cancel_on_disconnect: true });
+    expect(ops.slice(1).map((m) => m.op)).toEqual(
+      ["place_order", "place_order", "amend_order", "cancel_order", "cancel_all", "cancel_after"]);
+    expect(ops[3]).toMatchObject({ order_id: "9", quantity: "0.5" });
+    expect(ops[4]).toMatchObject({ client_order_id: "c1" });
+    expect(ops[5]).toMatchObject({ market: "BTC-USD" });
+    expect(ops[6]).toMatchObject({ timeout_ms: 0 });
+  });
+
   it("emits candle frames", async () => {
     const bar = { open_time: "2026-11-23T18:00:00.000000Z", open: "1.00", high: "1.00", low: "1.00", close: "1.00",
       volume: "1.0", quote_volume: "1.00", trades: 1 };
