@@ -6,18 +6,17 @@ run out of levels it contributes nothing. A client that applies updates to its o
 computes the same value knows its copy matches the engine's book, not just its sequence.
 
 ``book_checksum`` is the definition. ``BookChecksum`` is the engine's incremental form: the
-runner asks for the checksum after every update of a batch, and most updates change levels
-below the top 25 or only ones it can see were outside them, so it recomputes (two
-``nsmallest`` over the book's levels and 100 integer formats) only when a changed price lies
-within the cached top.
+runner asks for the checksum after every update of a batch (see its docstring for the cost).
 """
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_left
 from collections.abc import Sequence
 from decimal import Decimal
 
 CHECKSUM_DEPTH = 25
+HELD_DEPTH = 2 * CHECKSUM_DEPTH  # levels per side the engine's form holds, so removals seldom reread
 
 
 def book_checksum(bids: Sequence[Sequence[str]], asks: Sequence[Sequence[str]], depth: int = CHECKSUM_DEPTH) -> int:
@@ -53,30 +52,67 @@ class _Units:
 
 
 class BookChecksum:
-    """The checksum of an engine ``OrderBook`` (integer ticks and lots), kept incrementally."""
+    """The checksum of an engine ``OrderBook`` (integer ticks and lots), kept incrementally.
+
+    Each side's best ``HELD_DEPTH`` levels are held with their wire strings, and every
+    update's changed levels are applied to them: a change beyond the held levels is ignored
+    (noting that the side has more), a new or changed level among them is placed by bisection,
+    and only when removals leave fewer than ``CHECKSUM_DEPTH`` held while the side has more is
+    it read again from the book (``OrderBook.depth``, which scans its levels). So an update
+    costs a few list operations, one or two string formats and the CRC of the joined top 25,
+    not a sort and 100 formats."""
 
     def __init__(self, book, tick_size: Decimal, quote_scale: int, lot_size: Decimal, base_scale: int):
         self.book = book
         self.price = _Units(tick_size, quote_scale)
         self.quantity = _Units(lot_size, base_scale)
-        self._top: tuple[list[tuple[int, int]], list[tuple[int, int]]] | None = None
-        self._value = 0
+        # per side (True: bids): sort keys (-price for bids) and [price, qty] wire strings, best first
+        self._keys: dict[bool, list[int]] = {}
+        self._wire: dict[bool, list[list[str]]] = {}
+        self._more: dict[bool, bool] = {}  # the side may have levels beyond those held
+        self._value: int | None = None
 
-    def after(self, changes: Sequence[tuple[bool, int]]) -> int:
-        """The checksum after an update that changed the levels ``changes`` (``(is_bid, price
-        in ticks)``)."""
-        top = self._top
-        if top is not None and not any(self._within(top[0] if bid else top[1], bid, price) for bid, price in changes):
-            return self._value
-        bids, asks = self._top = self.book.depth(CHECKSUM_DEPTH)
-        price, quantity = self.price, self.quantity
-        self._value = book_checksum([(price(p), quantity(q)) for p, q in bids],
-                                    [(price(p), quantity(q)) for p, q in asks])
+    def _load(self, bid: bool, levels: list[tuple[int, int]]) -> None:
+        self._keys[bid] = [-p if bid else p for p, _ in levels]
+        self._wire[bid] = [[self.price(p), self.quantity(q)] for p, q in levels]
+        self._more[bid] = len(levels) >= HELD_DEPTH
+
+    def after(self, changes: Sequence[tuple[bool, int, int]]) -> int:
+        """The checksum after an update whose changed levels are ``changes`` (``(is_bid, price
+        in ticks, new total in lots)``, total 0 for a removed level)."""
+        if self._value is None:
+            bids, asks = self.book.depth(HELD_DEPTH)
+            self._load(True, bids)
+            self._load(False, asks)
+            changes = ()
+        changed = False
+        reload: set[bool] = set()
+        for bid, price, total in changes:
+            keys, wire = self._keys[bid], self._wire[bid]
+            key = -price if bid else price
+            at = bisect_left(keys, key)
+            present = at < len(keys) and keys[at] == key
+            if present:
+                if total:
+                    wire[at][1] = self.quantity(total)
+                else:
+                    del keys[at], wire[at]
+                    if len(keys) < CHECKSUM_DEPTH and self._more[bid]:
+                        reload.add(bid)  # levels not held move into the top 25: read them
+                changed = changed or at < CHECKSUM_DEPTH
+            elif total and (not self._more[bid] or at < len(keys)):
+                keys.insert(at, key)
+                wire.insert(at, [self.price(price), self.quantity(total)])
+                if len(keys) > HELD_DEPTH:
+                    del keys[-1], wire[-1]
+                    self._more[bid] = True
+                changed = changed or at < CHECKSUM_DEPTH
+            elif total:
+                self._more[bid] = True  # a level beyond those held
+        if reload:
+            bids, asks = self.book.depth(HELD_DEPTH)
+            for bid in reload:
+                self._load(bid, bids if bid else asks)
+        if changed or reload or self._value is None:
+            self._value = book_checksum(self._wire[True], self._wire[False])
         return self._value
-
-    @staticmethod
-    def _within(top: list[tuple[int, int]], bid: bool, price: int) -> bool:
-        if len(top) < CHECKSUM_DEPTH:
-            return True
-        cutoff = top[-1][0]
-        return price >= cutoff if bid else price <= cutoff

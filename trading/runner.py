@@ -333,7 +333,7 @@ class MarketRunner:
     def _apply(self, events, batch: Batch, now) -> None:
         market = self.market
         levels: tuple[list, list] | None = None
-        changed: list[tuple[bool, int]] = []  # (is bid, price in ticks), for the checksum
+        changed: list[tuple[bool, int, int]] = []  # (is bid, ticks, lots) for the checksum
         sequence = 0  # the batch's level-2 sequence, read with levels (both set by the first LevelUpdate)
         for event in events:
             kind = type(event)
@@ -361,7 +361,7 @@ class MarketRunner:
                     levels, sequence = ([], []), event.sequence
                 target = levels[0] if event.side == m.BUY else levels[1]
                 target.append((pricing.from_ticks(market, event.price), pricing.from_lots(market, event.total)))
-                changed.append((event.side == m.BUY, event.price))
+                changed.append((event.side == m.BUY, event.price, event.total))
         if levels is not None:
             assert self.checksum is not None  # set by rebuild(), which runs before any batch
             batch.book_updates.append((sequence, levels[0], levels[1], self.checksum.after(changed)))

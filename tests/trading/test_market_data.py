@@ -148,6 +148,46 @@ def test_checksum_formats_units_as_the_wire_does():
             return [(12345, 7)], [(12346, 100000000)]
 
     checksum = BookChecksum(Book(), D("0.01"), 6, D("0.0001"), 8)
-    assert checksum.after([(True, 12345)]) == zlib.crc32(b"123.450000:0.00070000:123.460000:10000.00000000")
+    assert checksum.after([]) == zlib.crc32(b"123.450000:0.00070000:123.460000:10000.00000000")
+    # then changes apply to the held levels without reading the book again
+    assert checksum.after([(True, 12345, 9), (True, 12340, 1)]) == zlib.crc32(
+        b"123.450000:0.00090000:123.460000:10000.00000000:123.400000:0.00010000")
+    assert checksum.after([(True, 12345, 0)]) == zlib.crc32(b"123.400000:0.00010000:123.460000:10000.00000000")
     odd = BookChecksum(Book(), D("0.5"), 0, D("3"), 0)  # a step that is no whole quantum: Decimal path
-    assert odd.after([(True, 1)]) == zlib.crc32(b"6172:21:6173:300000000")
+    assert odd.after([]) == zlib.crc32(b"6172:21:6173:300000000")
+
+
+def test_incremental_checksum_equals_the_definition_over_random_books():
+    """The engine's incremental form against the definition on a pure book: adds, sweeps and
+    cancels over 300 price levels, so levels enter and leave the held 50 and the top 25."""
+    import random
+
+    import matching as engine
+    from matching import messages as m
+
+    rng = random.Random(2026)
+    book = engine.OrderBook()
+    checksum = BookChecksum(book, D("0.01"), 2, D("1"), 0)
+    live, next_id = [], 1
+    for _ in range(3000):
+        if live and rng.random() < 0.3:
+            command = m.Cancel(live.pop(rng.randrange(len(live))))
+        else:
+            side = rng.choice([m.BUY, m.SELL])
+            near = rng.random() < 0.05  # crossing: sweeps levels of the other side
+            price = (rng.randint(150, 300) if near else rng.randint(1, 150)) if side == m.BUY else \
+                (rng.randint(1, 150) if near else rng.randint(150, 300))
+            size = rng.randint(50, 400) if near else rng.randint(1, 9)  # crossing orders sweep many levels
+            command = m.NewOrder(next_id, rng.randint(1, 5), side, m.LIMIT, price, size, m.GTC, False,
+                                 m.CANCEL_NEWEST, None)
+            live.append(next_id)
+            next_id += 1
+        events = book.process(command)
+        changes = [(e.side == m.BUY, e.price, e.total) for e in events if type(e) is m.LevelUpdate]
+        live = [oid for oid in live if oid in book]
+        if not changes:
+            continue
+        bids, asks = book.depth(25)
+        expected = book_checksum([[f"{D(p) / 100:.2f}", str(q)] for p, q in bids],
+                                 [[f"{D(p) / 100:.2f}", str(q)] for p, q in asks])
+        assert checksum.after(changes) == expected
