@@ -90,6 +90,12 @@ def stream_of(row: dict) -> tuple[str, int]:
     return row["channel"], row["market_id"]
 
 
+def trade_position(event: dict) -> int:
+    """Where an unsequenced (trade, candle) event stands: its row's id, then its place in a
+    batched row (``trading.outbox.selectors.expand`` numbers them ``part``)."""
+    return event["id"] * 2**32 + event.get("part", 0)
+
+
 def candle_frame(symbol: str, interval: str, bar: dict) -> str:
     return dumps({"channel": f"candles:{symbol}:{interval}", "type": "candle", "data": bar})
 
@@ -212,7 +218,8 @@ class Relay:
     def __init__(self, loop):
         self.loop = loop
         self.subscribers: dict[tuple[str, int], set[Subscription]] = defaultdict(set)
-        self.cursor: dict[tuple[str, int], int] = {}  # last sequence (book/private) or id (trades) sent
+        # last sequence (book/private) or position (trades: ``trade_position``) sent
+        self.cursor: dict[tuple[str, int], int] = {}
         self.pending: set[int] = set()
         self.wake = asyncio.Event()
         self.stopped = False
@@ -370,10 +377,11 @@ class Relay:
         """Trades and candles, in outbox order: the engine writes a market's batches one after
         another, so that is trade_id order."""
         last = self.cursor.get(stream, 0)
-        for row in sorted(rows, key=lambda r: r["id"]):
-            if row["id"] <= last:
+        for row in sorted(rows, key=trade_position):
+            position = trade_position(row)
+            if position <= last:
                 continue
-            last = row["id"]
+            last = position
             await self._fan_out(stream, *render(row, stream))
         self.cursor[stream] = last
 

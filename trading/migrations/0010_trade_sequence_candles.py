@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trading', '0008_trade_sequence'),
+        ('trading', '0009_trade_sequence'),
     ]
 
     operations = [

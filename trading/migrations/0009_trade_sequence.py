@@ -17,7 +17,7 @@ def number_trades(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trading', '0007_dead_man_switch'),
+        ('trading', '0008_order_management'),
     ]
 
     operations = [
