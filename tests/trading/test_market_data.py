@@ -13,6 +13,7 @@ from tests.support import fund
 from trading.candles import INTERVALS, bar_start, candles_backfill
 from trading.checksum import BookChecksum, book_checksum
 from trading.models import Candle, OutboxEvent, Trade
+from trading.outbox.selectors import EVENT_FIELDS, expand
 from trading.runner import MarketRunner
 from trading.services import order_submit
 
@@ -38,6 +39,11 @@ def limit(account, side, price, quantity):
                         price=D(price), quantity=D(quantity)).order
 
 
+def events(channel):
+    """The channel's outbox events in order (a batched row holds several)."""
+    return list(expand(OutboxEvent.objects.filter(channel=channel).order_by("id").values(*EVENT_FIELDS)))
+
+
 def trade_burst(runner, maker, taker, prices):
     """One trade per price: the maker rests, the taker crosses it; one batch."""
     for price in prices:
@@ -54,10 +60,8 @@ def test_trade_ids_rise_by_one_per_market_across_batches_and_restarts(runner, ma
     restarted.rebuild()
     trade_burst(restarted, maker, taker, ["100.03"])
     assert list(Trade.objects.order_by("id").values_list("sequence", flat=True)) == [1, 2, 3, 4]
-    published = [e.payload["trade_id"] for e in OutboxEvent.objects.filter(channel="trades").order_by("id")]
-    assert published == ["1", "2", "3", "4"]
-    fills = OutboxEvent.objects.filter(channel="fills").order_by("id")
-    assert {e.payload["trade_id"] for e in fills} == {"1", "2", "3", "4"}
+    assert [e["payload"]["trade_id"] for e in events("trades")] == ["1", "2", "3", "4"]
+    assert {e["payload"]["trade_id"] for e in events("fills")} == {"1", "2", "3", "4"}
 
 
 def test_candles_are_written_with_the_batch_for_every_interval(runner, maker, taker, market):
@@ -126,20 +130,20 @@ def test_engine_checksum_matches_the_definition_after_every_update(runner, maker
     limit(maker, "sell", "150.00", "0.2000")  # beyond the top 25: the checksum stays
     limit(taker, "buy", "110.00", "0.5500")  # sweeps five levels and part of a sixth
     runner.step()
-    updates = list(OutboxEvent.objects.filter(channel="book").order_by("sequence"))
+    updates = sorted(events("book"), key=lambda e: e["sequence"])
     assert len(updates) == 72
     book = {"bids": {}, "asks": {}}
     for event in updates:
         for side in ("bids", "asks"):
-            for price, quantity in event.payload[side]:
+            for price, quantity in event["payload"][side]:
                 if D(quantity) == 0:
                     book[side].pop(price, None)
                 else:
                     book[side][price] = quantity
         bids = sorted(book["bids"].items(), key=lambda lv: D(lv[0]), reverse=True)
         asks = sorted(book["asks"].items(), key=lambda lv: D(lv[0]))
-        assert event.payload["checksum"] == book_checksum(bids, asks), event.payload["sequence"]
-    assert updates[-2].payload["checksum"] == updates[-3].payload["checksum"]  # the level at 150
+        assert event["payload"]["checksum"] == book_checksum(bids, asks), event["sequence"]
+    assert updates[-2]["payload"]["checksum"] == updates[-3]["payload"]["checksum"]  # the level at 150
 
 
 def test_checksum_formats_units_as_the_wire_does():
