@@ -21,7 +21,7 @@ from django.utils.html import escape
 from .schema import problem_schema
 
 ASYNCAPI_PATH = Path(settings.BASE_DIR) / "docs" / "asyncapi.yaml"
-SHARED = ["Order", "Fill", "Trade", "Ticker", "Balance", "Book", "OrderSubmit"]
+SHARED = ["Order", "Fill", "Trade", "Ticker", "Balance", "Book", "Candle", "OrderSubmit"]
 
 
 def _referenced(schemas: dict, names: list[str]) -> dict:
@@ -47,7 +47,13 @@ def _obj(properties: dict, required: list[str], description: str = "") -> dict:
 
 ID = {"description": "The request's `id`, echoed (any JSON value; absent or null when not given)."}
 CHANNELS = {"type": "array", "minItems": 1, "items": {"type": "string"},
-            "description": "Channel names: `book:<symbol>`, `trades:<symbol>`, `ticker:<symbol>`, `orders`, `fills`, `balances`."}
+            "description": "Channel names: `book:<symbol>`, `trades:<symbol>`, `ticker:<symbol>`, "
+                           "`candles:<symbol>:<interval>` (interval `1m`, `5m`, `15m`, `1h`, `4h`, `1d`), `orders`, "
+                           "`fills`, `balances`."}
+CHECKSUM = {"type": "integer", "minimum": 0, "maximum": 4294967295,
+            "description": "CRC32 (unsigned) of the top 25 levels per side after this frame, interleaved "
+                           "`bid_price:bid_qty:ask_price:ask_qty:…` with the wire strings (a side that ran out "
+                           "contributes nothing); a copy that computes another value is out of step: resubscribe."}
 
 
 def _const(value: str) -> dict:
@@ -145,15 +151,23 @@ def _messages() -> dict[str, tuple[str, str, dict]]:
             "channel": {"type": "string", "pattern": "^book:"}, "type": _const("snapshot"),
             "market": {"type": "string"}, "sequence": {"type": "integer"},
             "bids": {"type": "array", "items": level}, "asks": {"type": "array", "items": level},
-        }, ["channel", "type", "market", "sequence", "bids", "asks"], "Every level, best first (as `GET /markets/{symbol}/book`).")),
+            "checksum": CHECKSUM,
+        }, ["channel", "type", "market", "sequence", "bids", "asks", "checksum"],
+            "Every level, best first (as `GET /markets/{symbol}/book`).")),
         "bookUpdate": ("server", "Book update", _obj({
             "channel": {"type": "string", "pattern": "^book:"}, "type": _const("update"),
             "market": {"type": "string"}, "sequence": {"type": "integer", "description": "Snapshot's or previous + 1."},
             "bids": {"type": "array", "items": level}, "asks": {"type": "array", "items": level},
-        }, ["channel", "type", "market", "sequence", "bids", "asks"], "Changed levels as `[price, new total]`; `\"0\"` removes.")),
+            "checksum": CHECKSUM,
+        }, ["channel", "type", "market", "sequence", "bids", "asks", "checksum"],
+            "Changed levels as `[price, new total]`; `\"0\"` removes.")),
         "trade": ("server", "Trade", _obj({
             "channel": {"type": "string", "pattern": "^trades:"}, "type": _const("trade"),
             "data": {"$ref": "#/components/schemas/Trade"}}, ["channel", "type", "data"])),
+        "candle": ("server", "Candle", _obj({
+            "channel": {"type": "string", "pattern": "^candles:"}, "type": _const("candle"),
+            "data": {"$ref": "#/components/schemas/Candle"}}, ["channel", "type", "data"],
+            "The bar the latest trades changed (a bar with the same `open_time` replaces the one held).")),
         "ticker": ("server", "Ticker", _obj({
             "channel": {"type": "string", "pattern": "^ticker:"}, "type": _const("ticker"),
             "data": {"$ref": "#/components/schemas/Ticker"}}, ["channel", "type", "data"])),
@@ -188,7 +202,9 @@ OPERATIONS = {
                     ["cancelAfter"], ["cancelAfterReply", "error"]),
     "sendBook": ("send", "`book:<symbol>`: a snapshot, then one update per engine step that changed levels.",
                  ["bookSnapshot", "bookUpdate"], None),
-    "sendTrades": ("send", "`trades:<symbol>`: each public trade.", ["trade"], None),
+    "sendTrades": ("send", "`trades:<symbol>`: each public trade, in `trade_id` order (+1 per trade).", ["trade"], None),
+    "sendCandles": ("send", "`candles:<symbol>:<interval>`: the newest bar on subscribing, then the bar after each "
+                    "engine step with trades.", ["candle"], None),
     "sendTicker": ("send", "`ticker:<symbol>`: the ticker now, then at most once per second after changes.", ["ticker"], None),
     "sendOrders": ("send", "`orders` (private): every change to the account's orders.", ["order"], None),
     "sendFills": ("send", "`fills` (private): each of the account's fills.", ["fill"], None),

@@ -273,6 +273,9 @@ class Trade(models.Model):
     market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="trades")
     price = MoneyField()
     quantity = MoneyField()
+    # The public ``trade_id``: 1, 2, 3… per market, given by the engine in match order (the
+    # market's only writer), so a gap in what a client received means a missed trade.
+    sequence = models.BigIntegerField(help_text="Per-market trade number (the public trade_id).")
     taker_side = models.CharField(max_length=4, choices=Order.Side.choices)
     taker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
     maker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
@@ -284,6 +287,36 @@ class Trade(models.Model):
         indexes = [
             models.Index(fields=["market", "id"], name="trade_market_id"),
             models.Index(fields=["market", "id"], condition=Q(settled=False), name="trade_unsettled"),
+            # Time-range reads (GET /markets/{symbol}/trades?start_time=, the candle backfill).
+            models.Index(fields=["market", "created_at"], name="trade_market_created"),
+        ]
+        constraints = [models.UniqueConstraint(fields=["market", "sequence"], name="trade_market_sequence")]
+
+
+class Candle(models.Model):
+    """One OHLCV bar of a market's trades over ``[open_time, open_time + interval)``.
+
+    Written by the engine in the batch transaction that writes the trades (``trading.candles``),
+    so a bar never disagrees with the trades that committed; ``last_trade`` is the sequence of
+    the newest trade it includes (the backfill resumes after it).
+    """
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+")
+    interval = models.CharField(max_length=3)
+    open_time = models.DateTimeField()
+    open = MoneyField()
+    high = MoneyField()
+    low = MoneyField()
+    close = MoneyField()
+    volume = MoneyField()
+    quote_volume = MoneyField()
+    trades = models.BigIntegerField()
+    last_trade = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["market", "interval", "open_time"]
+        constraints = [
+            models.UniqueConstraint(fields=["market", "interval", "open_time"], name="candle_market_interval_time"),
         ]
 
 

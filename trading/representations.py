@@ -38,7 +38,7 @@ def order_to_wire(order: Order, market: Market | None = None) -> dict:
 def fill_to_wire(fill: Fill, market: Market, client_order_id: str | None) -> dict:
     return {
         "fill_id": str(fill.pk),
-        "trade_id": str(fill.trade_id),
+        "trade_id": str(fill.trade.sequence),
         "order_id": str(fill.order_id),
         "client_order_id": client_order_id,
         "market": market.symbol,
@@ -55,7 +55,7 @@ def fill_to_wire(fill: Fill, market: Market, client_order_id: str | None) -> dic
 
 def trade_to_wire(trade: Trade, market: Market) -> dict:
     return {
-        "trade_id": str(trade.pk),
+        "trade_id": str(trade.sequence),
         "market": market.symbol,
         "price": wire.money(trade.price, market.quote.scale),
         "quantity": wire.money(trade.quantity, market.base.scale),

@@ -25,7 +25,7 @@ from typing import TextIO
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Field
+from django.db.models import Field, Max
 from django.utils import timezone
 
 import matching as engine
@@ -36,6 +36,8 @@ from exchange.context import Actor
 from matching import messages as m
 
 from . import notify, pricing
+from .candles import CandleBook, candles_backfill, candles_payload
+from .checksum import BookChecksum
 from .models import Command, EngineState, Fill, Market, Order, OutboxEvent, Trade
 from .outbox.services import book_update_payload, outbox_write
 from .representations import fill_to_wire, order_to_wire, trade_to_wire
@@ -162,7 +164,8 @@ class Batch:
     orders: dict[int, Order] = field(default_factory=dict)
     trades: list[Trade] = field(default_factory=list)
     fills: list[tuple[Fill, Fill]] = field(default_factory=list)
-    book_updates: list[tuple[int, list, list]] = field(default_factory=list)  # (sequence, bids, asks)
+    book_updates: list[tuple[int, list, list, int]] = field(default_factory=list)  # (sequence, bids, asks, checksum)
+    candles: dict = field(default_factory=dict)  # interval -> the bar the batch's trades touched
     done: dict[str, list[int]] = field(default_factory=dict)  # command result -> command ids
     verdicts: set[int] = field(default_factory=set)
     amended: dict[int, Order] = field(default_factory=dict)  # price/quantity written, hold reviewed
@@ -181,6 +184,9 @@ class MarketRunner:
         self._market_read_at = 0.0
         self.units: tuple | None = None  # (tick_size, lot_size) the book's integers count in
         self.refused: str | None = None  # why this market's book cannot run (never misprice)
+        self.trade_sequence = 0  # the last trade's public trade_id in this market
+        self.candles = CandleBook(market)
+        self.checksum: BookChecksum | None = None
 
     # -- start -----------------------------------------------------------------------------
     def rebuild(self) -> None:
@@ -230,7 +236,16 @@ class MarketRunner:
         self.book = engine.OrderBook.from_resting(resting, sequence=state.book_sequence, stops=stops)
         self.resting = {order.pk: order for order in opened}
         self.command_sequence = state.command_sequence
+        self._rebuild_market_data(market)
         log.info("book rebuilt", extra={"market": market.symbol, "orders": len(opened), "sequence": state.book_sequence})
+
+    def _rebuild_market_data(self, market: Market) -> None:
+        """Trade numbering, candles (folding in trades no bar holds yet) and the book checksum."""
+        self.trade_sequence = Trade.objects.filter(market=market).aggregate(last=Max("sequence"))["last"] or 0
+        candles_backfill(market)
+        self.candles = CandleBook(market)
+        self.candles.load()
+        self.checksum = BookChecksum(self.book, market.tick_size, market.quote.scale, market.lot_size, market.base.scale)
 
     # -- the batch -------------------------------------------------------------------------
     def step(self, limit: int | None = None) -> int:
@@ -414,6 +429,7 @@ class MarketRunner:
     def _apply(self, events, batch: Batch, now) -> None:
         market = self.market
         levels: tuple[list, list] | None = None
+        changed: list[tuple[bool, int, int]] = []  # (is bid, ticks, lots) for the checksum
         sequence = 0  # the batch's level-2 sequence, read with levels (both set by the first LevelUpdate)
         for event in events:
             kind = type(event)
@@ -459,8 +475,10 @@ class MarketRunner:
                     levels, sequence = ([], []), event.sequence
                 target = levels[0] if event.side == m.BUY else levels[1]
                 target.append((pricing.from_ticks(market, event.price), pricing.from_lots(market, event.total)))
+                changed.append((event.side == m.BUY, event.price, event.total))
         if levels is not None:
-            batch.book_updates.append((sequence, levels[0], levels[1]))
+            assert self.checksum is not None  # set by rebuild(), which runs before any batch
+            batch.book_updates.append((sequence, levels[0], levels[1], self.checksum.after(changed)))
 
     def _trade(self, event, batch: Batch, now) -> None:
         market = self.market
@@ -479,8 +497,10 @@ class MarketRunner:
             self.resting.pop(maker.pk, None)
         else:
             maker.status = Order.Status.PARTIALLY_FILLED
+        self.trade_sequence += 1
         trade = Trade(
             market=market,
+            sequence=self.trade_sequence,
             price=price,
             quantity=quantity,
             taker_side=taker.side,
@@ -529,6 +549,7 @@ class MarketRunner:
                     fill.trade = trade  # the trade has its primary key now
                     all_fills.append(fill)
             Fill.objects.bulk_create(all_fills, batch_size=1000)
+            batch.candles = self.candles.record(batch.trades)
             for result, ids in batch.done.items():
                 Command.objects.filter(pk__in=ids).update(processed=True, result=result)
             # One row per stream (book, trades, each account's orders and fills), sequenced,
@@ -538,11 +559,14 @@ class MarketRunner:
     def _outbox(self, batch: Batch, fills: list[Fill], now) -> list[OutboxEvent]:
         market = self.market
         events = []
-        for sequence, bids, asks in batch.book_updates:
-            payload = book_update_payload(market, sequence, bids, asks)
+        for sequence, bids, asks, checksum in batch.book_updates:
+            payload = book_update_payload(market, sequence, bids, asks, checksum)
             events.append(OutboxEvent(market=market, channel="book", sequence=sequence, payload=payload, created_at=now))
         for trade in batch.trades:
             events.append(OutboxEvent(market=market, channel="trades", payload=trade_to_wire(trade, market), created_at=now))
+        if batch.candles:
+            events.append(OutboxEvent(market=market, channel="candles", payload=candles_payload(market, batch.candles),
+                                      created_at=now))
         for order in batch.orders.values():
             events.append(
                 OutboxEvent(market=market, account_id=order.account_id, channel="orders",
@@ -556,6 +580,7 @@ class MarketRunner:
         return events
 
     def _after_commit(self, batch: Batch) -> None:
+        self.candles.commit(batch.candles)
         # The verdicts carry each touched order's committed state: waiters answer from them.
         # A cancel that found no live order changed none: its id goes as a bare hint.
         notify.publish_verdicts(

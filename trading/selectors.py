@@ -6,10 +6,16 @@ from decimal import Decimal
 from django.db import connection
 from django.utils import timezone
 
+from accounts.models import Asset
 from exchange import errors
 from exchange.syntax import parse_id
 
-from .models import EngineState, Fill, Market, Order, Trade
+from .candles import candle_to_wire
+from .models import Candle, EngineState, Fill, Market, Order, Trade
+
+
+def asset_list():
+    return Asset.objects.order_by("code")
 
 
 def market_list():
@@ -70,6 +76,30 @@ def trade_list(market: Market):
     return Trade.objects.filter(market=market)
 
 
+def ticker_list() -> list[tuple[Market, dict]]:
+    """Every market with its ticker (``ticker``), by symbol."""
+    return [(market, ticker(market)) for market in market_list().order_by("symbol")]
+
+
+MAX_CANDLES = 1000
+
+
+def candle_list(market: Market, interval: str, *, start=None, end=None, limit: int = 500) -> list[dict]:
+    """Up to ``limit`` bars of ``interval`` whose ``open_time`` lies in ``[start, end]``, oldest
+    first, as the wire shows them: from ``start`` onwards when it is given, else the newest
+    ``limit`` bars up to ``end``."""
+    bars = Candle.objects.filter(market=market, interval=interval)
+    if start is not None:
+        bars = bars.filter(open_time__gte=start)
+    if end is not None:
+        bars = bars.filter(open_time__lte=end)
+    if start is not None:
+        rows = list(bars.order_by("open_time")[:limit])
+    else:
+        rows = list(bars.order_by("-open_time")[:limit])[::-1]
+    return [candle_to_wire(row, market) for row in rows]
+
+
 def ticker(market: Market) -> dict:
     """Last price, best bid/ask and 24-hour open/high/low/volume from the market's trades."""
     since = timezone.now() - timedelta(hours=24)
@@ -116,7 +146,7 @@ def order_get(*, account_id: int, order_id=None, client_order_id: str | None = N
 
 
 def fill_list(*, account_id: int, market: Market | None = None, order_id=None):
-    fills = Fill.objects.filter(account_id=account_id).select_related("market__base", "market__quote", "order")
+    fills = Fill.objects.filter(account_id=account_id).select_related("market__base", "market__quote", "order", "trade")
     if market is not None:
         fills = fills.filter(market=market)
     if order_id is not None:

@@ -10,6 +10,7 @@ from apikeys.authentication import PrivateApi
 from apikeys.schema import AUTH_ERROR_EXAMPLES, RATE_LIMIT_HEADERS
 from exchange.pagination import paginate
 from exchange.schema import PAGE_PARAMETERS, page_of, problem_responses
+from exchange.timefilter import TIME_RANGE_NAMES, TIME_RANGE_PARAMETERS, filter_range
 
 from .. import selectors
 from .serializers import AccountSerializer, BalanceSerializer, LedgerEntrySerializer
@@ -88,7 +89,7 @@ class LedgerEntryListApi(PrivateApi):
     """The account's own ledger entries, newest first: signed amount per bucket (`available`
     or `locked`), kind, reference and time. Entries of one journal share `journal_id`."""
 
-    query_parameters = {"get": ("asset", "limit", "cursor")}
+    query_parameters = {"get": ("asset", "limit", "cursor", *TIME_RANGE_NAMES)}
 
     @extend_schema(
         operation_id="ledger_list",
@@ -97,6 +98,7 @@ class LedgerEntryListApi(PrivateApi):
         parameters=[
             OpenApiParameter("asset", str, description="Only this asset's entries (e.g. `USD`)."),
             *PAGE_PARAMETERS,
+            *TIME_RANGE_PARAMETERS,
             *RATE_LIMIT_HEADERS,
         ],
         responses={
@@ -126,8 +128,8 @@ class LedgerEntryListApi(PrivateApi):
         ],
     )
     def get(self, request):
-        entries = selectors.ledger_entry_list(
+        entries = filter_range(selectors.ledger_entry_list(
             account_id=request.auth.account_id, asset=request.query_params.get("asset") or None
-        )
+        ), request.query_params)
         rows, next_cursor = paginate(entries, request.query_params, key="id", descending=True)
         return Response({"results": LedgerEntrySerializer(rows, many=True).data, "next_cursor": next_cursor})

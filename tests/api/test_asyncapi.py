@@ -59,9 +59,14 @@ def test_payloads_share_the_openapi_components():
       "data": {"asset": "USD", "total": "1.00", "available": "1.00", "locked": "0.00"}}, True),
     ({"channel": "balances", "type": "balance", "sequence": 3, "data": {"asset": "USD"}}, False),
     ({"channel": "book:BTC-USD", "type": "update", "market": "BTC-USD", "sequence": 2,
-      "bids": [["1.00", "0"]], "asks": []}, True),
+      "bids": [["1.00", "0"]], "asks": [], "checksum": 0}, True),
     ({"channel": "book:BTC-USD", "type": "update", "market": "BTC-USD", "sequence": 2,
-      "bids": [[1.0, 0]], "asks": []}, False),  # numbers, not decimal strings
+      "bids": [["1.00", "0"]], "asks": []}, False),  # every book frame carries its checksum
+    ({"channel": "book:BTC-USD", "type": "update", "market": "BTC-USD", "sequence": 2,
+      "bids": [[1.0, 0]], "asks": [], "checksum": 0}, False),  # numbers, not decimal strings
+    ({"channel": "candles:BTC-USD:1m", "type": "candle", "data": {
+        "open_time": "2026-11-23T18:00:00.000000Z", "open": "1.00", "high": "1.00", "low": "1.00", "close": "1.00",
+        "volume": "1.0", "quote_volume": "1.00", "trades": 1}}, True),
 ])
 def test_the_frame_validator_is_strict(frame, ok):
     assert server_frame_validator().is_valid(frame) is ok

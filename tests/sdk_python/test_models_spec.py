@@ -12,8 +12,10 @@ from bourse.client import OPERATIONS, AsyncClient, Client
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml").read_text())
 SCHEMAS = SPEC["components"]["schemas"]
-# BourseError, FieldError, place_order's and amend_order's parameters
-WRAPPERS = {"Problem", "FieldError", "OrderSubmit", "PatchedOrderAmend"}
+# BourseError, FieldError, place_order's, amend_order's, place_orders' and cancel_after's parameters,
+# and BatchResult (order or error by status: not every field on the wire, so no Model)
+WRAPPERS = {"Problem", "FieldError", "OrderSubmit", "PatchedOrderAmend", "OrderBatchRequest", "CancelAfterRequest",
+            "OrderBatchResult"}
 
 
 def _spec_operations():

@@ -221,7 +221,8 @@ async def test_subscribe_unsubscribe_public(market):
             {"channel": f"book:{s}", "sequence": 0}, {"channel": f"trades:{s}", "sequence": None},
             {"channel": f"ticker:{s}", "sequence": None}]}
         snapshot = await ws.recv()
-        assert snapshot == {"channel": f"book:{s}", "type": "snapshot", "market": s, "sequence": 0, "bids": [], "asks": []}
+        assert snapshot == {"channel": f"book:{s}", "type": "snapshot", "market": s, "sequence": 0, "bids": [], "asks": [],
+                            "checksum": 0}  # CRC32 of the empty string
         ticker = await ws.recv()
         assert ticker["channel"] == f"ticker:{s}" and ticker["type"] == "ticker" and ticker["data"]["market"] == s
         # Subscribing again is a no-op; unsubscribing lists what was removed.

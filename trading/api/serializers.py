@@ -185,7 +185,7 @@ class FillSerializer(serializers.Serializer):
 
 
 class TradeSerializer(serializers.Serializer):
-    trade_id = serializers.CharField()
+    trade_id = serializers.CharField(help_text="1, 2, 3… per market, in match order.")
     market = serializers.CharField()
     price = serializers.CharField()
     quantity = serializers.CharField()
@@ -212,6 +212,22 @@ class TickerSerializer(serializers.Serializer):
     volume_24h = serializers.CharField()
     quote_volume_24h = serializers.CharField()
     sequence = serializers.IntegerField()
+
+
+class CandleSerializer(serializers.Serializer):
+    open_time = serializers.CharField(help_text="Start of the bar (RFC 3339, UTC-aligned).")
+    open = serializers.CharField()
+    high = serializers.CharField()
+    low = serializers.CharField()
+    close = serializers.CharField()
+    volume = serializers.CharField(help_text="Base quantity traded.")
+    quote_volume = serializers.CharField(help_text="Sum of price × quantity.")
+    trades = serializers.IntegerField(help_text="Number of trades in the bar.")
+
+
+class AssetSerializer(serializers.Serializer):
+    symbol = serializers.CharField(source="code")
+    decimals = serializers.IntegerField(source="scale", help_text="Decimal places amounts of this asset carry.")
 
 
 class PositionSerializer(serializers.Serializer):

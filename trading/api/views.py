@@ -16,12 +16,16 @@ from exchange.pagination import paginate
 from exchange.ratelimit import orders_rate_limit
 from exchange.schema import PAGE_PARAMETERS, page_of, problem_responses
 from exchange.syntax import ascii_digits
+from exchange.timefilter import TIME_RANGE_NAMES, TIME_RANGE_PARAMETERS, filter_range, parse_range
 
 from .. import selectors, services
+from ..candles import INTERVALS
 from ..representations import fill_to_wire, levels_to_wire, order_to_wire, ticker_to_wire, trade_to_wire
 from .serializers import (
+    AssetSerializer,
     BookSerializer,
     CancelAllSerializer,
+    CandleSerializer,
     FillSerializer,
     MarketSerializer,
     OrderAmendSerializer,
@@ -120,22 +124,23 @@ class MarketBookApi(BourseApi):
 
 
 class MarketTradeListApi(BourseApi):
-    query_parameters = {"get": ("limit", "cursor")}
+    query_parameters = {"get": ("limit", "cursor", *TIME_RANGE_NAMES)}
 
     @extend_schema(
         operation_id="markets_trades",
         summary="List a market's trades",
         description=(
-            "The market's public trades, newest first; paginated."
+            "The market's public trades, newest first; paginated. `trade_id` rises by 1 per trade of the market."
         ),
         tags=["market data"],
-        parameters=PAGE_PARAMETERS,
+        parameters=[*PAGE_PARAMETERS, *TIME_RANGE_PARAMETERS],
         responses={200: page_of(TradeSerializer, "TradePage"), **problem_responses(400, 404)},
         auth=[],
     )
     def get(self, request, symbol: str):
         market = selectors.market_get(symbol)
-        trades, next_cursor = paginate(selectors.trade_list(market), request.query_params, key="id", descending=True)
+        trades = filter_range(selectors.trade_list(market), request.query_params)
+        trades, next_cursor = paginate(trades, request.query_params, key="id", descending=True)
         return Response({"results": [trade_to_wire(t, market) for t in trades], "next_cursor": next_cursor})
 
 
@@ -155,11 +160,105 @@ class MarketTickerApi(BourseApi):
         return Response(ticker_to_wire(market, selectors.ticker(market)))
 
 
+TICKER_EXAMPLE = {
+    "market": "BTC-USD", "last_price": "100.010000", "last_trade_at": "2026-11-23T18:00:00.123456Z",
+    "best_bid": "99.990000", "best_ask": "100.010000", "open_24h": "98.500000", "high_24h": "101.000000",
+    "low_24h": "97.250000", "volume_24h": "12.50000000", "quote_volume_24h": "1243.870000", "sequence": 1877,
+}
+
+
+class TickerListApi(BourseApi):
+    query_parameters = {"get": ("limit", "cursor")}
+
+    @extend_schema(
+        operation_id="tickers_list",
+        summary="List every market's ticker",
+        description=(
+            "Every market's ticker (the shape of `GET /markets/{symbol}/ticker`: best bid and ask, last price, "
+            "rolling 24-hour open, high, low and volume), by symbol; paginated."
+        ),
+        tags=["market data"],
+        parameters=PAGE_PARAMETERS,
+        responses={200: page_of(TickerSerializer, "TickerPage"), **problem_responses(400)},
+        auth=[],
+        examples=[OpenApiExample("Tickers", response_only=True, value={"results": [TICKER_EXAMPLE], "next_cursor": None})],
+    )
+    def get(self, request):
+        markets, next_cursor = paginate(selectors.market_list(), request.query_params, key="symbol")
+        return Response({"results": [ticker_to_wire(m, selectors.ticker(m)) for m in markets],
+                         "next_cursor": next_cursor})
+
+
+class AssetListApi(BourseApi):
+    query_parameters = {"get": ("limit", "cursor")}
+
+    @extend_schema(
+        operation_id="assets_list",
+        summary="List assets",
+        description="Every asset with the number of decimal places its amounts carry; paginated by symbol.",
+        tags=["market data"],
+        parameters=PAGE_PARAMETERS,
+        responses={200: page_of(AssetSerializer, "AssetPage"), **problem_responses(400)},
+        auth=[],
+        examples=[OpenApiExample("Assets", response_only=True, value={
+            "results": [{"symbol": "BTC", "decimals": 8}, {"symbol": "USD", "decimals": 6}], "next_cursor": None})],
+    )
+    def get(self, request):
+        assets, next_cursor = paginate(selectors.asset_list(), request.query_params, key="code")
+        return Response({"results": AssetSerializer(assets, many=True).data, "next_cursor": next_cursor})
+
+
+DEFAULT_CANDLES = 500
+
+
+class MarketCandleListApi(BourseApi):
+    query_parameters = {"get": ("interval", "start", "end", "limit")}
+
+    @extend_schema(
+        operation_id="markets_candles",
+        summary="List a market's candles",
+        description=(
+            "OHLCV bars built from the market's trades, oldest first. Bars are aligned on UTC multiples of "
+            "their length (`1d` opens at 00:00 UTC); an interval without trades has no bar. With `start`, the "
+            "first `limit` bars from it; otherwise the newest `limit` bars up to `end` (or now). `start` and `end` "
+            "bound the bars' `open_time` (inclusive)."
+        ),
+        tags=["market data"],
+        parameters=[
+            OpenApiParameter("interval", str, required=True, enum=list(INTERVALS), description="Bar length."),
+            OpenApiParameter("start", str, description="Earliest `open_time` (RFC 3339, e.g. `2026-11-23T18:00:00Z`)."),
+            OpenApiParameter("end", str, description="Latest `open_time` (RFC 3339); not before `start`."),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": selectors.MAX_CANDLES,
+                                       "default": DEFAULT_CANDLES},
+                             description=f"Bars, 1-{selectors.MAX_CANDLES} (default {DEFAULT_CANDLES})."),
+        ],
+        responses={200: CandleSerializer(many=True), **problem_responses(400, 404)},
+        auth=[],
+        # drf-spectacular lists the example of a many=True response itself: one bar here, `[bar]` in the document
+        examples=[OpenApiExample("1m candles", response_only=True, value={
+            "open_time": "2026-11-23T18:00:00.000000Z", "open": "99.990000", "high": "100.050000",
+            "low": "99.950000", "close": "100.010000", "volume": "3.25000000", "quote_volume": "325.012500",
+            "trades": 14})],
+    )
+    def get(self, request, symbol: str):
+        market = selectors.market_get(symbol)
+        params = request.query_params
+        interval = params.get("interval")
+        if interval not in INTERVALS:
+            raise errors.ValidationError.field(
+                "interval", "invalid_choice", f"interval must be one of {', '.join(INTERVALS)}.")
+        raw = params.get("limit", str(DEFAULT_CANDLES))
+        if not ascii_digits(raw, 4) or not 1 <= int(raw) <= selectors.MAX_CANDLES:
+            raise errors.ValidationError.field("limit", "invalid", f"limit must be an integer from 1 to {selectors.MAX_CANDLES}.")
+        start, end = parse_range(params, "start", "end")
+        return Response(selectors.candle_list(market, interval, start=start, end=end, limit=int(raw)))
+
+
 class OrderListSubmitApi(PrivateApi):
     """POST submits an order (scope `trade`); GET lists the caller's orders; DELETE cancels
     all of the caller's open orders (scope `trade`)."""
 
-    query_parameters = {"get": ("market", "status", "limit", "cursor"), "delete": ("market",)}
+    query_parameters = {"get": ("market", "status", "limit", "cursor", *TIME_RANGE_NAMES), "delete": ("market",)}
     write_scope = Scope.TRADE  # GET/HEAD read (scope read); POST/DELETE need trade
 
     @extend_schema(
@@ -224,7 +323,7 @@ class OrderListSubmitApi(PrivateApi):
             MARKET_PARAM,
             OpenApiParameter("status", str, enum=["open", "closed", "all"],
                              description="`open` (default: pending, open, partially filled), `closed`, or `all`."),
-            *PAGE_PARAMETERS, *RATE_LIMIT_HEADERS,
+            *PAGE_PARAMETERS, *TIME_RANGE_PARAMETERS, *RATE_LIMIT_HEADERS,
         ],
         responses={200: page_of(OrderSerializer, "OrderPage"), **problem_responses(400, *PRIVATE_ERRORS, 422)},
         examples=AUTH_ERROR_EXAMPLES,
@@ -234,7 +333,8 @@ class OrderListSubmitApi(PrivateApi):
         if status not in ("open", "closed", "all"):
             raise errors.ValidationError.field("status", "invalid_choice", "status must be open, closed or all.")
         market = _market_or_none(request.query_params.get("market"))
-        orders = selectors.order_list(account_id=request.auth.account_id, market=market, status=status)
+        orders = filter_range(selectors.order_list(account_id=request.auth.account_id, market=market, status=status),
+                              request.query_params)
         page, next_cursor = paginate(orders, request.query_params, key="id", descending=True)
         return Response({"results": [order_to_wire(o) for o in page], "next_cursor": next_cursor})
 
@@ -376,7 +476,7 @@ class OrderByClientIdApi(PrivateApi):
 
 
 class FillListApi(PrivateApi):
-    query_parameters = {"get": ("market", "order_id", "limit", "cursor")}
+    query_parameters = {"get": ("market", "order_id", "limit", "cursor", *TIME_RANGE_NAMES)}
 
     @extend_schema(
         operation_id="fills_list",
@@ -386,14 +486,14 @@ class FillListApi(PrivateApi):
         ),
         tags=["orders"],
         parameters=[MARKET_PARAM, OpenApiParameter("order_id", str, description="Only this order's fills."),
-                    *PAGE_PARAMETERS, *RATE_LIMIT_HEADERS],
+                    *PAGE_PARAMETERS, *TIME_RANGE_PARAMETERS, *RATE_LIMIT_HEADERS],
         responses={200: page_of(FillSerializer, "FillPage"), **problem_responses(400, *PRIVATE_ERRORS, 422)},
         examples=AUTH_ERROR_EXAMPLES,
     )
     def get(self, request):
         market = _market_or_none(request.query_params.get("market"))
-        fills = selectors.fill_list(account_id=request.auth.account_id, market=market,
-                                    order_id=request.query_params.get("order_id"))
+        fills = filter_range(selectors.fill_list(account_id=request.auth.account_id, market=market,
+                                                 order_id=request.query_params.get("order_id")), request.query_params)
         page, next_cursor = paginate(fills, request.query_params, key="id", descending=True)
         return Response({"results": [fill_to_wire(f, f.market, f.order.client_order_id) for f in page],
                          "next_cursor": next_cursor})

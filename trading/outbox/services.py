@@ -146,10 +146,12 @@ def outbox_write(events: list[OutboxEvent], *, batched: bool = False) -> list[Ou
 
 
 def book_update_payload(
-    market: Market, sequence: int, bids: Iterable[tuple[Decimal, Decimal]], asks: Iterable[tuple[Decimal, Decimal]]
+    market: Market, sequence: int, bids: Iterable[tuple[Decimal, Decimal]], asks: Iterable[tuple[Decimal, Decimal]],
+    checksum: int,
 ) -> dict[str, Any]:
     """A level-2 update as API.md writes it: changed levels ``[price, new_total]``, with a
-    removed level's total exactly ``"0"``."""
+    removed level's total exactly ``"0"``, and the ``checksum`` of the book after it
+    (``trading.checksum``)."""
 
     def levels(side: Iterable[tuple[Decimal, Decimal]]) -> list[list[str | None]]:
         return [
@@ -157,7 +159,8 @@ def book_update_payload(
             for price, total in side
         ]
 
-    return {"market": market.symbol, "sequence": sequence, "bids": levels(bids), "asks": levels(asks)}
+    return {"market": market.symbol, "sequence": sequence, "bids": levels(bids), "asks": levels(asks),
+            "checksum": checksum}
 
 
 def balance_to_wire(balance: Balance) -> dict[str, str | None]:

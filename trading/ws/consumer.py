@@ -34,7 +34,7 @@ from trading.outbox import selectors as outbox
 
 from . import selectors
 from .order_entry import ORDER_OPS, OrderEntryMixin
-from .relay import PRIVATE_TYPES, Relay, Subscription, dumps, render_sequenced
+from .relay import PRIVATE_TYPES, Relay, Subscription, candle_frame, dumps, render_sequenced
 
 if TYPE_CHECKING:
     from trading.models import Market
@@ -50,7 +50,7 @@ CLOSE_TOO_MANY_CONNECTIONS = 4001
 CLOSE_PAYLOAD_TOO_LARGE = 4009  # sent by exchange.serverlimits for frames over daphne's maximum
 CLOSE_RATE_LIMITED = 4029
 SLOW_CLIENT_BYTES = 8 * 1024 * 1024  # frames queued for one client beyond this: it is dropped
-MARKET_CHANNELS = ("book", "trades", "ticker")
+MARKET_CHANNELS = ("book", "trades", "ticker", "candles")
 
 # Open connections per source address and per API key, in this process (the limits are
 # per WebSocket process; docs/websocket.md says so).
@@ -488,7 +488,13 @@ class MarketDataConsumer(OrderEntryMixin, AsyncWebsocketConsumer):
         markets: dict[str, Market] = {}
         for name in names:
             kind, _, symbol = name.partition(":")
-            if kind in MARKET_CHANNELS and symbol:
+            if kind == "candles":  # candles:{symbol}:{interval}
+                symbol, _, tail = symbol.partition(":")
+                interval = selectors.candle_interval(tail)
+                if interval is None:
+                    symbol = ""  # unknown channel
+                kind = f"candles:{interval}"
+            if kind.partition(":")[0] in MARKET_CHANNELS and symbol:
                 market = markets.get(symbol) or selectors.market_by_symbol(symbol)
                 if market is not None:
                     markets[symbol] = market
@@ -522,6 +528,10 @@ class MarketDataConsumer(OrderEntryMixin, AsyncWebsocketConsumer):
                 starts[name] = (None, [dumps({"channel": name, "type": "ticker", "data": selectors.ticker(market)})])
             elif kind == "trades":
                 starts[name] = (None, [])
+            elif kind.startswith("candles:"):
+                interval = kind.partition(":")[2]
+                bar = selectors.candle_latest(market, interval)
+                starts[name] = (None, [] if bar is None else [candle_frame(market.symbol, interval, bar)])
             elif name in since:
                 last, rows = outbox.private_replay(ident, kind, since[name])
                 frames = render_sequenced(rows)

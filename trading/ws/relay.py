@@ -92,14 +92,23 @@ def stream_of(row: dict) -> tuple[str, int]:
 
 
 def trade_position(event: dict) -> int:
-    """Where an unsequenced (trade) event stands: its row's id, then its place in a batched
-    row (``trading.outbox.selectors.expand`` numbers them ``part``)."""
+    """Where an unsequenced (trade, candle) event stands: its row's id, then its place in a
+    batched row (``trading.outbox.selectors.expand`` numbers them ``part``)."""
     return event["id"] * 2**32 + event.get("part", 0)
 
 
-def render(row: dict) -> tuple[int | None, str]:
-    """An outbox row as ``(sequence, frame text)``; trades are unsequenced (None)."""
+def candle_frame(symbol: str, interval: str, bar: dict) -> str:
+    return dumps({"channel": f"candles:{symbol}:{interval}", "type": "candle", "data": bar})
+
+
+def render(row: dict, stream: tuple[str, int] | None = None) -> tuple[int | None, str]:
+    """An outbox row as ``(sequence, frame text)``; trades and candles are unsequenced (None).
+    A ``candles`` row holds one bar per interval: ``stream`` says which one."""
     channel, payload = row["channel"], row["payload"]
+    if channel == "candles":
+        assert stream is not None  # a candles row is rendered per interval stream
+        interval = stream[0].partition(":")[2]
+        return None, candle_frame(payload["market"], interval, payload["candles"][interval])
     if channel == "book":
         return row["sequence"], dumps({"channel": f"book:{payload['market']}", "type": "update", **payload})
     if channel == "trades":
@@ -340,7 +349,8 @@ class Relay:
                 log.exception("relay dispatch failed; the next poll retries")
 
     async def _poll(self) -> list[dict]:
-        markets = {ident for (kind, ident) in self.subscribers if kind in ("book", "trades", "ticker")}
+        markets = {ident for (kind, ident) in self.subscribers if kind in ("book", "trades", "ticker")
+                   or kind.startswith("candles:")}
         accounts = {ident for (kind, ident) in self.subscribers if kind in PRIVATE_TYPES}
         start, self._poll_from = self._poll_from, self._max_seen
         if not markets and not accounts:
@@ -356,22 +366,29 @@ class Relay:
             stream = stream_of(row)
             if row["channel"] in ("book", "trades") and ("ticker", row["market_id"]) in self.subscribers:
                 self._ticker_changed(row["market_id"])
-            if stream in self.subscribers:
+            if row["channel"] == "candles":  # one row, a bar per interval: one stream each
+                for interval in row["payload"]["candles"]:
+                    candle_stream = (f"candles:{interval}", row["market_id"])
+                    if candle_stream in self.subscribers:
+                        by_stream[candle_stream].append(row)
+            elif stream in self.subscribers:
                 by_stream[stream].append(row)
         for stream, stream_rows in by_stream.items():
-            if stream[0] == "trades":
-                await self._send_trades(stream, stream_rows)
+            if stream[0] == "trades" or stream[0].startswith("candles:"):
+                await self._send_unsequenced(stream, stream_rows)
             else:
                 await self._send_sequenced(stream, stream_rows)
 
-    async def _send_trades(self, stream, rows) -> None:
+    async def _send_unsequenced(self, stream, rows) -> None:
+        """Trades and candles, in outbox order: the engine writes a market's batches one after
+        another, so that is trade_id order."""
         last = self.cursor.get(stream, 0)
         for row in sorted(rows, key=trade_position):
             position = trade_position(row)
             if position <= last:
                 continue
             last = position
-            await self._fan_out(stream, *render(row))
+            await self._fan_out(stream, *render(row, stream))
         self.cursor[stream] = last
 
     async def _send_sequenced(self, stream, rows) -> None:

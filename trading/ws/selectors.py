@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from exchange import wire
 
 from .. import selectors as trading_selectors
+from ..candles import INTERVALS
+from ..checksum import book_checksum
 from ..representations import ticker_to_wire
 
 if TYPE_CHECKING:
@@ -49,12 +51,21 @@ def book_snapshot(market: Market) -> dict:
     """The whole book at the engine's persisted sequence (the REST book, every level)."""
     book = trading_selectors.book_snapshot(market)
     q, b = market.quote.scale, market.base.scale
-    return {
-        "market": market.symbol,
-        "sequence": book["sequence"],
-        "bids": [[wire.money(p, q), wire.money(s, b)] for p, s in book["bids"]],
-        "asks": [[wire.money(p, q), wire.money(s, b)] for p, s in book["asks"]],
-    }
+    bids = [[wire.money(p, q), wire.money(s, b)] for p, s in book["bids"]]
+    asks = [[wire.money(p, q), wire.money(s, b)] for p, s in book["asks"]]
+    return {"market": market.symbol, "sequence": book["sequence"], "bids": bids, "asks": asks,
+            "checksum": book_checksum(bids, asks)}
+
+
+def candle_interval(name: str) -> str | None:
+    """The interval of a ``candles:`` channel's tail (``1m``…), or None."""
+    return name if name in INTERVALS else None
+
+
+def candle_latest(market: Market, interval: str) -> dict | None:
+    """The newest bar of ``interval`` as the ``candles:`` channel sends it, or None."""
+    bars = trading_selectors.candle_list(market, interval, limit=1)
+    return bars[-1] if bars else None
 
 
 def ticker(market: Market) -> dict:

@@ -6,9 +6,13 @@ from .errors import BourseError, FieldError, GapError
 from .models import (
                      Account,
                      ApiKeyInfo,
+                     Asset,
                      Balance,
+                     BatchResult,
                      Book,
+                     CancelAfterState,
                      CancelAll,
+                     Candle,
                      Fill,
                      LedgerEntry,
                      Market,
@@ -28,6 +32,7 @@ __all__ = [
     "Client", "AsyncClient", "RetryPolicy", "OPERATIONS", "Stream", "OrderBook", "book_checksum",
     "BourseError", "FieldError", "GapError", "RateLimit", "Policy", "Limit", "parse_rate_limit",
     "HmacSigner", "Ed25519Signer", "signer_for", "signed_string", "auth_headers", "new_nonce",
-    "Account", "ApiKeyInfo", "Balance", "Book", "CancelAll", "Fill", "LedgerEntry", "Market", "Order", "Page",
+    "Account", "ApiKeyInfo", "Asset", "Balance", "BatchResult", "Book", "CancelAfterState", "CancelAll", "Candle",
+    "Fill", "LedgerEntry", "Market", "Order", "Page",
     "Position", "ServerTime", "Ticker", "Trade",
 ]

@@ -19,9 +19,14 @@ from ._signing import Signer, auth_headers, signer_for
 from .errors import BourseError
 from .models import (
     Account,
+    Asset,
     Balance,
+    BatchResult,
     Book,
+    CancelAfterState,
     CancelAll,
+    Candle,
+    CandleInterval,
     Fill,
     LedgerEntry,
     Market,
@@ -51,12 +56,17 @@ OPERATIONS: dict[str, tuple[str, str, str, bool]] = {
     "markets_book": ("GET", "/api/v1/markets/{symbol}/book", "book", False),
     "markets_ticker": ("GET", "/api/v1/markets/{symbol}/ticker", "ticker", False),
     "markets_trades": ("GET", "/api/v1/markets/{symbol}/trades", "trades", False),
+    "markets_candles": ("GET", "/api/v1/markets/{symbol}/candles", "candles", False),
+    "tickers_list": ("GET", "/api/v1/tickers", "tickers", False),
+    "assets_list": ("GET", "/api/v1/assets", "assets", False),
     "account_get": ("GET", "/api/v1/account", "account", True),
     "balances_list": ("GET", "/api/v1/balances", "balances", True),
     "positions_list": ("GET", "/api/v1/positions", "positions", True),
     "orders_list": ("GET", "/api/v1/orders", "orders", True),
     "orders_submit": ("POST", "/api/v1/orders", "place_order", True),
     "orders_cancel_all": ("DELETE", "/api/v1/orders", "cancel_all_orders", True),
+    "orders_submit_batch": ("POST", "/api/v1/orders/batch", "place_orders", True),
+    "cancel_after": ("POST", "/api/v1/cancel-after", "cancel_after", True),
     "orders_get": ("GET", "/api/v1/orders/{order_id}", "order", True),
     "orders_cancel": ("DELETE", "/api/v1/orders/{order_id}", "cancel_order", True),
     "orders_amend": ("PATCH", "/api/v1/orders/{order_id}", "amend_order", True),
@@ -305,11 +315,35 @@ class Client(_Core):
     def ticker(self, symbol: str) -> Ticker:
         return Ticker.from_wire(self._call("markets_ticker", {"symbol": symbol}))
 
-    def trades(self, symbol: str, *, limit: int | None = None, cursor: str | None = None) -> Page[Trade]:
-        return self._page(Trade, self._call("markets_trades", {"symbol": symbol}, {"limit": limit, "cursor": cursor}))
+    def trades(self, symbol: str, *, limit: int | None = None, cursor: str | None = None,
+        start_time: str | None = None, end_time: str | None = None,
+    ) -> Page[Trade]:
+        return self._page(Trade, self._call("markets_trades", {"symbol": symbol}, {"limit": limit, "cursor": cursor,
+                                                                           "start_time": start_time, "end_time": end_time}))
 
-    def iter_trades(self, symbol: str, *, limit: int | None = None) -> Iterator[Trade]:
-        return self._iterate(lambda c: self.trades(symbol, limit=limit, cursor=c))
+    def iter_trades(self, symbol: str, *, limit: int | None = None, start_time: str | None = None, end_time: str | None = None,
+    ) -> Iterator[Trade]:
+        return self._iterate(lambda c: self.trades(symbol, limit=limit, cursor=c, start_time=start_time,
+                                                   end_time=end_time))
+
+    def candles(self, symbol: str, interval: CandleInterval, *, start: str | None = None, end: str | None = None,
+                limit: int | None = None) -> list[Candle]:
+        """``GET /markets/{symbol}/candles``: OHLCV bars, oldest first (``start``/``end``: RFC 3339)."""
+        rows = self._call("markets_candles", {"symbol": symbol},
+                          {"interval": interval, "start": start, "end": end, "limit": limit})
+        return [Candle.from_wire(row) for row in rows]
+
+    def tickers(self, *, limit: int | None = None, cursor: str | None = None) -> Page[Ticker]:
+        return self._page(Ticker, self._call("tickers_list", query={"limit": limit, "cursor": cursor}))
+
+    def iter_tickers(self, *, limit: int | None = None) -> Iterator[Ticker]:
+        return self._iterate(lambda c: self.tickers(limit=limit, cursor=c))
+
+    def assets(self, *, limit: int | None = None, cursor: str | None = None) -> Page[Asset]:
+        return self._page(Asset, self._call("assets_list", query={"limit": limit, "cursor": cursor}))
+
+    def iter_assets(self, *, limit: int | None = None) -> Iterator[Asset]:
+        return self._iterate(lambda c: self.assets(limit=limit, cursor=c))
 
     # -- account -----------------------------------------------------------------------------
     def account(self) -> Account:
@@ -325,20 +359,27 @@ class Client(_Core):
         return [Position.from_wire(row) for row in self._call("positions_list")["results"]]
 
     def fills(self, *, market: str | None = None, order_id: str | None = None, limit: int | None = None,
-              cursor: str | None = None) -> Page[Fill]:
+              cursor: str | None = None, start_time: str | None = None, end_time: str | None = None,
+    ) -> Page[Fill]:
         return self._page(Fill, self._call("fills_list", query={"market": market, "order_id": order_id,
-                                                                "limit": limit, "cursor": cursor}))
+                                                                "limit": limit, "cursor": cursor,
+            "start_time": start_time, "end_time": end_time}))
 
     def iter_fills(self, *, market: str | None = None, order_id: str | None = None,
-                   limit: int | None = None) -> Iterator[Fill]:
-        return self._iterate(lambda c: self.fills(market=market, order_id=order_id, limit=limit, cursor=c))
+                   limit: int | None = None, start_time: str | None = None, end_time: str | None = None,
+    ) -> Iterator[Fill]:
+        return self._iterate(lambda c: self.fills(market=market, order_id=order_id, limit=limit, cursor=c,
+                start_time=start_time, end_time=end_time))
 
     def ledger(self, *, asset: str | None = None, limit: int | None = None,
-               cursor: str | None = None) -> Page[LedgerEntry]:
-        return self._page(LedgerEntry, self._call("ledger_list", query={"asset": asset, "limit": limit, "cursor": cursor}))
+               cursor: str | None = None, start_time: str | None = None, end_time: str | None = None,
+    ) -> Page[LedgerEntry]:
+        return self._page(LedgerEntry, self._call("ledger_list", query={"asset": asset, "limit": limit, "cursor": cursor,
+            "start_time": start_time, "end_time": end_time}))
 
-    def iter_ledger(self, *, asset: str | None = None, limit: int | None = None) -> Iterator[LedgerEntry]:
-        return self._iterate(lambda c: self.ledger(asset=asset, limit=limit, cursor=c))
+    def iter_ledger(self, *, asset: str | None = None, limit: int | None = None, start_time: str | None = None, end_time: str | None = None,
+    ) -> Iterator[LedgerEntry]:
+        return self._iterate(lambda c: self.ledger(asset=asset, limit=limit, cursor=c, start_time=start_time, end_time=end_time))
 
     # -- orders ------------------------------------------------------------------------------
     def place_order(self, market: str, side: Side, type: OrderType, *, quantity: str | None = None,
@@ -351,14 +392,27 @@ class Client(_Core):
                            client_order_id, stp, stop_price, expire_time)
         return Order.from_wire(self._call("orders_submit", body=body))
 
+    def place_orders(self, orders: list[Mapping[str, Any]]) -> list[BatchResult]:
+        """``POST /orders/batch``: up to 20 ``POST /orders`` bodies, each answered on its own in
+        request order (one refusal does not undo the others). Never retried by the client."""
+        return [BatchResult.from_wire(item) for item in self._call("orders_submit_batch", body={"orders": orders})["results"]]
+
+    def cancel_after(self, timeout_ms: int) -> CancelAfterState:
+        """``POST /cancel-after``: arm this key's dead-man switch (0 disarms; else 1000-600000 ms)."""
+        return CancelAfterState.from_wire(self._call("cancel_after", body={"timeout_ms": timeout_ms}))
+
     def orders(self, *, market: str | None = None, status: str | None = None, limit: int | None = None,
-               cursor: str | None = None) -> Page[Order]:
+               cursor: str | None = None, start_time: str | None = None, end_time: str | None = None,
+    ) -> Page[Order]:
         return self._page(Order, self._call("orders_list", query={"market": market, "status": status,
-                                                                  "limit": limit, "cursor": cursor}))
+                                                                  "limit": limit, "cursor": cursor,
+            "start_time": start_time, "end_time": end_time}))
 
     def iter_orders(self, *, market: str | None = None, status: str | None = None,
-                    limit: int | None = None) -> Iterator[Order]:
-        return self._iterate(lambda c: self.orders(market=market, status=status, limit=limit, cursor=c))
+                    limit: int | None = None, start_time: str | None = None, end_time: str | None = None,
+    ) -> Iterator[Order]:
+        return self._iterate(lambda c: self.orders(market=market, status=status, limit=limit, cursor=c,
+                start_time=start_time, end_time=end_time))
 
     def order(self, order_id: str) -> Order:
         return Order.from_wire(self._call("orders_get", {"order_id": order_id}))
@@ -456,12 +510,35 @@ class AsyncClient(_Core):
     async def ticker(self, symbol: str) -> Ticker:
         return Ticker.from_wire(await self._call("markets_ticker", {"symbol": symbol}))
 
-    async def trades(self, symbol: str, *, limit: int | None = None, cursor: str | None = None) -> Page[Trade]:
+    async def trades(self, symbol: str, *, limit: int | None = None, cursor: str | None = None,
+        start_time: str | None = None, end_time: str | None = None,
+    ) -> Page[Trade]:
         return self._page(Trade, await self._call("markets_trades", {"symbol": symbol},
-                                                  {"limit": limit, "cursor": cursor}))
+                                                  {"limit": limit, "cursor": cursor, "start_time": start_time,
+                                                   "end_time": end_time}))
 
-    def iter_trades(self, symbol: str, *, limit: int | None = None) -> AsyncIterator[Trade]:
-        return self._iterate(lambda c: self.trades(symbol, limit=limit, cursor=c))
+    def iter_trades(self, symbol: str, *, limit: int | None = None, start_time: str | None = None, end_time: str | None = None,
+    ) -> AsyncIterator[Trade]:
+        return self._iterate(lambda c: self.trades(symbol, limit=limit, cursor=c, start_time=start_time,
+                                                   end_time=end_time))
+
+    async def candles(self, symbol: str, interval: CandleInterval, *, start: str | None = None,
+                      end: str | None = None, limit: int | None = None) -> list[Candle]:
+        rows = await self._call("markets_candles", {"symbol": symbol},
+                                {"interval": interval, "start": start, "end": end, "limit": limit})
+        return [Candle.from_wire(row) for row in rows]
+
+    async def tickers(self, *, limit: int | None = None, cursor: str | None = None) -> Page[Ticker]:
+        return self._page(Ticker, await self._call("tickers_list", query={"limit": limit, "cursor": cursor}))
+
+    def iter_tickers(self, *, limit: int | None = None) -> AsyncIterator[Ticker]:
+        return self._iterate(lambda c: self.tickers(limit=limit, cursor=c))
+
+    async def assets(self, *, limit: int | None = None, cursor: str | None = None) -> Page[Asset]:
+        return self._page(Asset, await self._call("assets_list", query={"limit": limit, "cursor": cursor}))
+
+    def iter_assets(self, *, limit: int | None = None) -> AsyncIterator[Asset]:
+        return self._iterate(lambda c: self.assets(limit=limit, cursor=c))
 
     async def account(self) -> Account:
         return Account.from_wire(await self._call("account_get"))
@@ -476,21 +553,28 @@ class AsyncClient(_Core):
         return [Position.from_wire(row) for row in (await self._call("positions_list"))["results"]]
 
     async def fills(self, *, market: str | None = None, order_id: str | None = None, limit: int | None = None,
-                    cursor: str | None = None) -> Page[Fill]:
+                    cursor: str | None = None, start_time: str | None = None, end_time: str | None = None,
+    ) -> Page[Fill]:
         return self._page(Fill, await self._call("fills_list", query={"market": market, "order_id": order_id,
-                                                                      "limit": limit, "cursor": cursor}))
+                                                                      "limit": limit, "cursor": cursor,
+            "start_time": start_time, "end_time": end_time}))
 
     def iter_fills(self, *, market: str | None = None, order_id: str | None = None,
-                   limit: int | None = None) -> AsyncIterator[Fill]:
-        return self._iterate(lambda c: self.fills(market=market, order_id=order_id, limit=limit, cursor=c))
+                   limit: int | None = None, start_time: str | None = None, end_time: str | None = None,
+    ) -> AsyncIterator[Fill]:
+        return self._iterate(lambda c: self.fills(market=market, order_id=order_id, limit=limit, cursor=c,
+                start_time=start_time, end_time=end_time))
 
     async def ledger(self, *, asset: str | None = None, limit: int | None = None,
-                     cursor: str | None = None) -> Page[LedgerEntry]:
+                     cursor: str | None = None, start_time: str | None = None, end_time: str | None = None,
+    ) -> Page[LedgerEntry]:
         return self._page(LedgerEntry, await self._call("ledger_list", query={"asset": asset, "limit": limit,
-                                                                              "cursor": cursor}))
+                                                                              "cursor": cursor,
+                                                                              "start_time": start_time, "end_time": end_time}))
 
-    def iter_ledger(self, *, asset: str | None = None, limit: int | None = None) -> AsyncIterator[LedgerEntry]:
-        return self._iterate(lambda c: self.ledger(asset=asset, limit=limit, cursor=c))
+    def iter_ledger(self, *, asset: str | None = None, limit: int | None = None, start_time: str | None = None, end_time: str | None = None,
+    ) -> AsyncIterator[LedgerEntry]:
+        return self._iterate(lambda c: self.ledger(asset=asset, limit=limit, cursor=c, start_time=start_time, end_time=end_time))
 
     async def place_order(self, market: str, side: Side, type: OrderType, *, quantity: str | None = None,
                           price: str | None = None, quote_quantity: str | None = None,
@@ -501,14 +585,25 @@ class AsyncClient(_Core):
                            client_order_id, stp, stop_price, expire_time)
         return Order.from_wire(await self._call("orders_submit", body=body))
 
+    async def place_orders(self, orders: list[Mapping[str, Any]]) -> list[BatchResult]:
+        results = (await self._call("orders_submit_batch", body={"orders": orders}))["results"]
+        return [BatchResult.from_wire(item) for item in results]
+
+    async def cancel_after(self, timeout_ms: int) -> CancelAfterState:
+        return CancelAfterState.from_wire(await self._call("cancel_after", body={"timeout_ms": timeout_ms}))
+
     async def orders(self, *, market: str | None = None, status: str | None = None, limit: int | None = None,
-                     cursor: str | None = None) -> Page[Order]:
+                     cursor: str | None = None, start_time: str | None = None, end_time: str | None = None,
+    ) -> Page[Order]:
         return self._page(Order, await self._call("orders_list", query={"market": market, "status": status,
-                                                                        "limit": limit, "cursor": cursor}))
+                                                                        "limit": limit, "cursor": cursor,
+            "start_time": start_time, "end_time": end_time}))
 
     def iter_orders(self, *, market: str | None = None, status: str | None = None,
-                    limit: int | None = None) -> AsyncIterator[Order]:
-        return self._iterate(lambda c: self.orders(market=market, status=status, limit=limit, cursor=c))
+                    limit: int | None = None, start_time: str | None = None, end_time: str | None = None,
+    ) -> AsyncIterator[Order]:
+        return self._iterate(lambda c: self.orders(market=market, status=status, limit=limit, cursor=c,
+                start_time=start_time, end_time=end_time))
 
     async def order(self, order_id: str) -> Order:
         return Order.from_wire(await self._call("orders_get", {"order_id": order_id}))

@@ -15,7 +15,8 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origi
 __all__ = [
     "Side", "OrderType", "TimeInForce", "Stp", "OrderStatus", "MarketStatus", "Liquidity", "Bucket", "LedgerKind",
     "Scheme", "Scope", "ServerTime", "Market", "Book", "Ticker", "Trade", "ApiKeyInfo", "Account", "Balance", "Fill",
-    "LedgerEntry", "Order", "Position", "CancelAll", "Page", "MODELS",
+    "LedgerEntry", "Order", "Position", "CancelAll", "Asset", "Candle", "CandleInterval", "CancelAfterState",
+    "BatchResult", "Page", "MODELS",
 ]
 
 Side = Literal["buy", "sell"]
@@ -29,6 +30,7 @@ Bucket = Literal["available", "locked"]
 LedgerKind = Literal["deposit", "withdrawal", "hold", "release", "trade", "fee", "adjustment"]
 Scheme = Literal["hmac", "ed25519"]
 Scope = Literal["read", "trade"]
+CandleInterval = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
 
 M = TypeVar("M", bound="Model")
 T = TypeVar("T")
@@ -145,6 +147,26 @@ class Ticker(Model):
     volume_24h: str
     quote_volume_24h: str
     sequence: int
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Asset(Model):
+    symbol: str
+    decimals: int
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Candle(Model):
+    open_time: str
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    quote_volume: str
+    trades: int
     extra: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
@@ -266,6 +288,28 @@ class CancelAll(Model):
     extra: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
+@dataclass(frozen=True, kw_only=True)
+class CancelAfterState(Model):
+    current_time: str
+    trigger_time: str | None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One item of ``POST /orders/batch``'s answer (schema ``OrderBatchResult``): the status
+    ``POST /orders`` would have answered, and the order (2xx) or the problem document."""
+
+    status: int
+    order: Order | None
+    error: dict[str, Any] | None
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> BatchResult:
+        order = data.get("order")
+        return cls(int(data["status"]), Order.from_wire(order) if order is not None else None, data.get("error"))
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a cursor-paginated list: ``next_cursor`` is None on the last page."""
@@ -278,5 +322,6 @@ class Page(Generic[T]):
 MODELS: dict[str, type[Model]] = {
     "ServerTime": ServerTime, "Market": Market, "Book": Book, "Ticker": Ticker, "Trade": Trade,
     "ApiKeyInfo": ApiKeyInfo, "Account": Account, "Balance": Balance, "Fill": Fill, "LedgerEntry": LedgerEntry,
-    "Order": Order, "Position": Position, "CancelAll": CancelAll,
+    "Order": Order, "Position": Position, "CancelAll": CancelAll, "Asset": Asset, "Candle": Candle,
+    "CancelAfterState": CancelAfterState,
 }

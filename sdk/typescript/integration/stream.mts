@@ -43,6 +43,7 @@ stream.on("order", (frame) => orders.push(frame));
 stream.on("fill", (frame) => fills.push(frame));
 stream.on("balance", (frame) => balances.push(frame));
 stream.on("gap", (info) => events.push(`gap ${info.channel}`));
+stream.on("checksum", (info) => events.push(`checksum ${info.channel} ${info.sequence}`));
 stream.on("resync", (info) => events.push(`resync ${info.channel}`));
 stream.on("close", () => events.push("close"));
 stream.on("open", (info) => events.push(info.reconnected ? "reopen" : "open"));

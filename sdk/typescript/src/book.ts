@@ -1,8 +1,10 @@
 /**
  * A local order book kept from a `book:{symbol}` snapshot and its updates. Each update carries
  * the market's sequence, rising by exactly one; anything else is a gap, and the book must be
- * rebuilt from a fresh snapshot (the stream client resubscribes). Prices and quantities stay
- * decimal strings and are compared as decimals, never as floats.
+ * rebuilt from a fresh snapshot (the stream client resubscribes). Every frame also carries a
+ * `checksum` of the top 25 levels after it: the book computes its own and reports a mismatch
+ * (`checksum_mismatch`), which also means "rebuild from a fresh snapshot". Prices and
+ * quantities stay decimal strings and are compared as decimals, never as floats.
  */
 
 /** `[price, quantity]`; in an update, quantity `"0"` removes the level. */
@@ -13,10 +15,51 @@ export interface BookSnapshot {
   sequence: number;
   bids: BookLevel[];
   asks: BookLevel[];
+  /** CRC32 of the top `CHECKSUM_DEPTH` levels after this frame (see `bookChecksum`). */
+  checksum?: number;
 }
 
-/** What applying an update did: applied it, ignored an old one, or found a gap. */
-export type ApplyResult = "applied" | "stale" | "gap";
+/**
+ * What applying an update did: applied it, ignored an old one, found a gap, or applied it and
+ * found the result disagrees with the frame's checksum (the copy must be rebuilt).
+ */
+export type ApplyResult = "applied" | "stale" | "gap" | "checksum_mismatch";
+
+/** Levels per side the checksum covers. */
+export const CHECKSUM_DEPTH = 25;
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32 (IEEE 802.3, as zlib's `crc32`) of a string's UTF-8 bytes, unsigned. */
+export function crc32(text: string): number {
+  let crc = 0xffffffff;
+  for (const byte of new TextEncoder().encode(text)) crc = CRC_TABLE[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/**
+ * The book checksum of docs/websocket.md: CRC32 of `bid_price:bid_qty:ask_price:ask_qty:…`
+ * over the top `depth` levels per side, best first, with the wire strings; once a side runs
+ * out it contributes nothing.
+ */
+export function bookChecksum(bids: readonly BookLevel[], asks: readonly BookLevel[], depth = CHECKSUM_DEPTH): number {
+  const parts: string[] = [];
+  for (let i = 0; i < depth; i++) {
+    const bid = bids[i];
+    const ask = asks[i];
+    if (bid) parts.push(bid[0], bid[1]);
+    if (ask) parts.push(ask[0], ask[1]);
+  }
+  return crc32(parts.join(":"));
+}
 
 /** Compares two non-negative decimal strings exactly (`"100.5"` vs `"99.75"`). */
 export function compareDecimal(a: string, b: string): number {
@@ -51,7 +94,21 @@ export class LocalOrderBook {
     for (const [price, quantity] of snapshot.asks) this.#asks.set(price, quantity);
   }
 
-  /** Applies an update if it is the next in sequence; a later one is a gap, an earlier one stale. */
+  /** The checksum of this copy (compare with a frame's `checksum`). */
+  checksum(): number {
+    return bookChecksum(this.bids(CHECKSUM_DEPTH), this.asks(CHECKSUM_DEPTH));
+  }
+
+  /** Whether this copy matches a frame's `checksum` (true when the frame carries none). */
+  verify(frame: Pick<BookSnapshot, "checksum">): boolean {
+    return frame.checksum === undefined || frame.checksum === this.checksum();
+  }
+
+  /**
+   * Applies an update if it is the next in sequence; a later one is a gap, an earlier one
+   * stale. After applying, the update's `checksum` is checked: `checksum_mismatch` means this
+   * copy no longer matches the server's book.
+   */
   apply(update: BookSnapshot): ApplyResult {
     if (update.sequence <= this.sequence) return "stale";
     if (update.sequence !== this.sequence + 1) return "gap";
@@ -62,7 +119,7 @@ export class LocalOrderBook {
       }
     }
     this.sequence = update.sequence;
-    return "applied";
+    return this.verify(update) ? "applied" : "checksum_mismatch";
   }
 
   /** Bids, best (highest) first, at most `depth` levels. */

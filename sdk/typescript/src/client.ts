@@ -9,14 +9,32 @@ import { BourseError, errorFromResponse } from "./errors.js";
 import type { paths } from "./generated/openapi.js";
 import { Paginator, type Page } from "./pagination.js";
 import { parseRateLimit, type RateLimitInfo } from "./ratelimit.js";
+import {
+  checkCancelAfterTimeout, MAX_BATCH_ORDERS, type BatchResult, type CancelAfterResult, type OrderAmend, type OrderRequest,
+} from "./orderentry.js";
 import { createSigner, signedHeaders, type Signer } from "./signing.js";
 import type {
-  Account, Balance, Book, BookQuery, CancelAll, CancelAllQuery, Fill, FillListQuery, LedgerEntry,
-  LedgerListQuery, Market, Order, OrderListQuery, OrderSubmit, PageQuery, Position, ServerTime,
-  Ticker, Trade,
+  Account, Asset, Balance, Book, BookQuery, CancelAll, CancelAllQuery, Candle, CandleInterval, CandleQuery, Fill,
+  FillListQuery, LedgerEntry, LedgerListQuery, Market, Order, OrderListQuery, OrderSubmit, PageQuery, Position,
+  ServerTime, Ticker, Trade, TradeListQuery,
 } from "./types.js";
 
 export type FetchLike = (input: Request) => Promise<Response>;
+
+/** The candle query besides `interval`; times as RFC 3339 strings or `Date`s. */
+export interface CandleRange {
+  start?: string | Date;
+  end?: string | Date;
+  limit?: number;
+}
+
+function timeQuery(range: CandleRange): Omit<CandleQuery, "interval"> {
+  const out: Omit<CandleQuery, "interval"> = {};
+  if (range.start !== undefined) out.start = range.start instanceof Date ? range.start.toISOString() : range.start;
+  if (range.end !== undefined) out.end = range.end instanceof Date ? range.end.toISOString() : range.end;
+  if (range.limit !== undefined) out.limit = range.limit;
+  return out;
+}
 
 export interface BourseOptions {
   /** Server origin, e.g. `http://127.0.0.1:8000` (a trailing `/api/v1` is tolerated). */
@@ -47,7 +65,7 @@ export interface BourseOptions {
 
 // Transient statuses worth retrying for a request that is safe to repeat.
 const RETRY_STATUSES = new Set([429, 502, 503, 504]);
-const PUBLIC_PREFIXES = ["/api/v1/time", "/api/v1/markets", "/api/v1/openapi.yaml"];
+const PUBLIC_PREFIXES = ["/api/v1/time", "/api/v1/markets", "/api/v1/tickers", "/api/v1/assets", "/api/v1/openapi.yaml"];
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -142,7 +160,9 @@ export class Bourse {
     }
     // Repeating is safe for reads, and for a submission that names a client_order_id: the
     // server answers a resubmission with the existing order, never a second one.
-    const retryable = method === "GET" || (method === "POST" && path === "/api/v1/orders" && hasClientOrderId(body));
+    // Re-arming the dead-man switch with the same timeout is idempotent too.
+    const retryable = method === "GET" || (method === "POST" && path === "/api/v1/orders" && hasClientOrderId(body))
+      || (method === "POST" && path === "/api/v1/cancel-after");
     let skewCorrected = false;
     for (let attempt = 0; ; attempt++) {
       const headers = new Headers(request.headers);
@@ -207,6 +227,21 @@ export class Bourse {
     return data;
   }
 
+  /** A JSON request outside the generated `paths` (shapes in orderentry.ts), through the same transport. */
+  async #json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const init: RequestInit = { method, headers: { Accept: "application/json" } };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers = { ...init.headers, "Content-Type": "application/json" };
+    }
+    const response = await this.#send(new Request(`${this.baseUrl}${path}`, init));
+    const data: unknown = await response.json().catch(() => undefined);
+    if (!response.ok || data === undefined) {
+      throw errorFromResponse(response, data ?? null, { method, path, rateLimit: parseRateLimit(response.headers) });
+    }
+    return data as T;
+  }
+
   #paginate<T>(path: string, fetchPage: (cursor: string | undefined) => Promise<{ data?: Page<T>; error?: unknown; response: Response }>): Paginator<T> {
     return new Paginator<T>((cursor) => this.#call("GET", path, fetchPage(cursor)));
   }
@@ -229,13 +264,33 @@ export class Bourse {
     book: (symbol: string, query: BookQuery = {}): Promise<Book> =>
       this.#call("GET", "/api/v1/markets/{symbol}/book",
         this.raw.GET("/api/v1/markets/{symbol}/book", { params: { path: { symbol }, query } })),
-    /** `GET /markets/{symbol}/trades`, newest first (paged). */
-    trades: (symbol: string, query: PageQuery = {}): Paginator<Trade> =>
+    /** `GET /markets/{symbol}/trades`, newest first (paged); `start_time`/`end_time` bound `created_at`. */
+    trades: (symbol: string, query: TradeListQuery = {}): Paginator<Trade> =>
       this.#paginate("/api/v1/markets/{symbol}/trades", (cursor) =>
         this.raw.GET("/api/v1/markets/{symbol}/trades", { params: { path: { symbol }, query: { ...query, cursor } } })),
     /** `GET /markets/{symbol}/ticker`. */
     ticker: (symbol: string): Promise<Ticker> =>
       this.#call("GET", "/api/v1/markets/{symbol}/ticker", this.raw.GET("/api/v1/markets/{symbol}/ticker", { params: { path: { symbol } } })),
+    /**
+     * `GET /markets/{symbol}/candles?interval=&start=&end=&limit=`: OHLCV bars, oldest first.
+     * `start`/`end` (RFC 3339) bound the bars' `open_time`; a `Date` is sent as its ISO string.
+     */
+    candles: (symbol: string, interval: CandleInterval, query: CandleRange = {}): Promise<Candle[]> =>
+      this.#call("GET", "/api/v1/markets/{symbol}/candles", this.raw.GET("/api/v1/markets/{symbol}/candles", {
+        params: { path: { symbol }, query: { interval, ...timeQuery(query) } },
+      })),
+  };
+
+  readonly tickers = {
+    /** `GET /tickers`: every market's ticker (paged, by symbol). */
+    list: (query: PageQuery = {}): Paginator<Ticker> =>
+      this.#paginate("/api/v1/tickers", (cursor) => this.raw.GET("/api/v1/tickers", { params: { query: { ...query, cursor } } })),
+  };
+
+  readonly assets = {
+    /** `GET /assets`: every asset's symbol and decimals (paged). */
+    list: (query: PageQuery = {}): Paginator<Asset> =>
+      this.#paginate("/api/v1/assets", (cursor) => this.raw.GET("/api/v1/assets", { params: { query: { ...query, cursor } } })),
   };
 
   // ---- private ------------------------------------------------------------------------
@@ -279,10 +334,48 @@ export class Bourse {
     cancel: (orderId: string): Promise<Order> =>
       this.#call("DELETE", "/api/v1/orders/{order_id}",
         this.raw.DELETE("/api/v1/orders/{order_id}", { params: { path: { order_id: orderId } } })),
+    /**
+     * `POST /orders` with the second-wave fields: `stop_limit`/`stop_market` with `stop_price`,
+     * `time_in_force: "gtd"` with `expire_time`. Idempotent (and retried) with a `client_order_id`.
+     */
+    place: (order: OrderRequest): Promise<Order> => this.#json("POST", "/api/v1/orders", order),
+    /**
+     * `PATCH /orders/{order_id}`: amend in place (same `order_id`). A quantity decrease keeps
+     * time priority; a price change or a quantity increase loses it. Not retried.
+     */
+    amend: (orderId: string, changes: OrderAmend): Promise<Order> => {
+      if (!Object.keys(changes).length) throw new TypeError("amend needs price, quantity or client_order_id");
+      return this.#json("PATCH", `/api/v1/orders/${encodeURIComponent(orderId)}`, changes);
+    },
+    /** `DELETE /orders/by-client-id/{client_order_id}`: the order as the engine left it. Not retried. */
+    cancelByClientId: (clientOrderId: string): Promise<Order> =>
+      this.#json("DELETE", `/api/v1/orders/by-client-id/${encodeURIComponent(clientOrderId)}`),
+    /**
+     * `POST /orders/batch`: up to 20 orders, each answered on its own in request order
+     * (`{status, order}` or `{status, error}`); one refusal does not undo the others. Not retried.
+     */
+    batch: (orders: OrderRequest[]): Promise<BatchResult> => {
+      if (!orders.length || orders.length > MAX_BATCH_ORDERS) {
+        throw new RangeError(`a batch holds 1 to ${MAX_BATCH_ORDERS} orders`);
+      }
+      // The second-wave order fields ride along until the generated OrderSubmit has them.
+      const body = { orders: orders as unknown as OrderSubmit[] };
+      return this.#call("POST", "/api/v1/orders/batch", this.raw.POST("/api/v1/orders/batch", { body }));
+    },
     /** `DELETE /orders?market=`: cancels every open order (of one market), returns their ids. */
     cancelAll: (query: CancelAllQuery = {}): Promise<CancelAll> =>
       this.#call("DELETE", "/api/v1/orders", this.raw.DELETE("/api/v1/orders", { params: { query } })),
   };
+
+  /**
+   * `POST /cancel-after`: the dead-man switch of this API key. Unless re-armed within
+   * `timeoutMs`, every open order of the account is cancelled (`cancel_reason` `dead_man`);
+   * 0 disarms. Call it again well before the deadline to keep the orders.
+   */
+  cancelAfter(timeoutMs: number): Promise<CancelAfterResult> {
+    checkCancelAfterTimeout(timeoutMs);
+    return this.#call("POST", "/api/v1/cancel-after", this.raw.POST("/api/v1/cancel-after", { body: { timeout_ms: timeoutMs } }));
+  }
 
   readonly fills = {
     /** `GET /fills?market=&order_id=` (paged, newest first). */

@@ -1,6 +1,10 @@
 /** @bourse/sdk: typed REST and WebSocket clients for the Bourse exchange API. */
-export { Bourse, type BourseOptions, type FetchLike } from "./client.js";
+export { Bourse, type BourseOptions, type CandleRange, type FetchLike } from "./client.js";
 export { BourseError, errorFromResponse, UNEXPECTED_RESPONSE, type ErrorCode, type FieldError, type Problem } from "./errors.js";
+export {
+  checkCancelAfterTimeout, MAX_BATCH_ORDERS, type BatchItem, type BatchResult, type CancelAfterResult, type OrderAmend,
+  type OrderRequest, type OrderTypeExtended, type TimeInForceExtended,
+} from "./orderentry.js";
 export { Paginator, type Page } from "./pagination.js";
 export { parseRateLimit, type RateLimitInfo, type RateLimitPolicy, type RateLimitRemaining } from "./ratelimit.js";
 export {
@@ -8,9 +12,11 @@ export {
   EMPTY_BODY_SHA256, type Credentials, type SignInput, type SignedHeaders, type Signer,
 } from "./signing.js";
 export type * from "./types.js";
-export { compareDecimal, LocalOrderBook, type ApplyResult, type BookLevel, type BookSnapshot } from "./book.js";
 export {
-  BourseStream, PERMANENT_REFUSALS, type BalanceFrame, type BookFrame, type BourseStreamOptions, type Channel, type FillFrame, type OrderFrame,
+  bookChecksum, CHECKSUM_DEPTH, compareDecimal, crc32, LocalOrderBook, type ApplyResult, type BookLevel, type BookSnapshot,
+} from "./book.js";
+export {
+  BourseStream, PERMANENT_REFUSALS, type BalanceFrame, type BookFrame, type CandleFrame, type BourseStreamOptions, type Channel, type FillFrame, type OrderFrame,
   type PrivateChannel, type PrivateFrame, type StreamEvents, type TickerFrame, type TradeFrame, type WebSocketFactory,
   type WebSocketLike,
 } from "./stream.js";

@@ -1,6 +1,7 @@
 /**
  * The WebSocket client for `/ws/v1`: signed `auth`, subscribe/unsubscribe with replies matched
- * by `id`, a maintained local order book per `book:{symbol}` (resubscribed on a sequence gap),
+ * by `id`, a maintained local order book per `book:{symbol}` verified against every frame's
+ * `checksum` (resubscribed on a sequence gap or a checksum mismatch),
  * private streams resumed with `since` after a reconnect, heartbeats, and typed events.
  *
  * Browsers and Node 22+ have a global WebSocket; on Node 20 the `ws` package is used.
@@ -8,10 +9,12 @@
 import { LocalOrderBook, type BookLevel } from "./book.js";
 import { BourseError } from "./errors.js";
 import { createSigner, signedHeaders, type Signer } from "./signing.js";
-import type { Balance, Fill, Order, Ticker, Trade } from "./types.js";
+import { checkCancelAfterTimeout, type CancelAfterResult, type OrderAmend, type OrderRequest } from "./orderentry.js";
+import type { Balance, Candle, CandleInterval, Fill, Order, Ticker, Trade } from "./types.js";
 
 export type PrivateChannel = "orders" | "fills" | "balances";
-export type Channel = `book:${string}` | `trades:${string}` | `ticker:${string}` | PrivateChannel;
+export type Channel =
+  | `book:${string}` | `trades:${string}` | `ticker:${string}` | `candles:${string}:${CandleInterval}` | PrivateChannel;
 const PRIVATE: readonly string[] = ["orders", "fills", "balances"];
 
 export interface BookFrame {
@@ -21,7 +24,10 @@ export interface BookFrame {
   sequence: number;
   bids: BookLevel[];
   asks: BookLevel[];
+  /** CRC32 of the top 25 levels after this frame (docs/websocket.md). */
+  checksum: number;
 }
+export interface CandleFrame { channel: `candles:${string}:${CandleInterval}`; type: "candle"; data: Candle }
 export interface TradeFrame { channel: `trades:${string}`; type: "trade"; data: Trade }
 export interface TickerFrame { channel: `ticker:${string}`; type: "ticker"; data: Ticker }
 export interface OrderFrame { channel: "orders"; type: "order"; sequence: number; data: Order }
@@ -36,13 +42,21 @@ export interface StreamEvents {
   close: [info: { code: number; reason: string; willReconnect: boolean }];
   /** The local book after a snapshot or an applied update. */
   book: [book: LocalOrderBook, frame: BookFrame];
+  /** Each trade, in `trade_id` order. */
   trade: [frame: TradeFrame];
+  /** The bar the latest trades changed; one with a known `open_time` replaces it. */
+  candle: [frame: CandleFrame];
   ticker: [frame: TickerFrame];
   order: [frame: OrderFrame];
   fill: [frame: FillFrame];
   balance: [frame: BalanceFrame];
   /** A sequence gap was seen on `channel`; the client is resubscribing. */
   gap: [info: { channel: string; expected: number; received: number }];
+  /**
+   * The local book disagreed with a frame's `checksum` after applying it (`computed` is the
+   * local book's); the client is resubscribing for a fresh snapshot.
+   */
+  checksum: [info: { channel: string; sequence: number; expected: number; computed: number }];
   /** The server could not replay what was missed: re-read this channel's state over REST. */
   resync: [info: { channel: string }];
   /** An error frame that answers no request of ours, or a failed automatic resubscription. */
@@ -82,6 +96,11 @@ export interface BourseStreamOptions {
   requestTimeoutMs?: number;
   /** Server minus local clock in ms, e.g. `client.clockOffsetMs` from the REST client. */
   clockOffsetMs?: number;
+  /**
+   * Sent with `auth`: when this connection ends, the server cancels every open order of the
+   * account (`cancel_reason` `disconnect`). Needs a key with scope `trade`. Default false.
+   */
+  cancelOnDisconnect?: boolean;
 }
 
 interface Pending {
@@ -176,6 +195,7 @@ export class BourseStream {
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 15_000,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
       requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+      cancelOnDisconnect: options.cancelOnDisconnect ?? false,
     };
   }
 
@@ -294,6 +314,7 @@ export class BourseStream {
         await this.#request({
           op: "auth", key: headers["X-API-Key"], timestamp: headers["X-API-Timestamp"],
           nonce: headers["X-API-Nonce"], signature: headers["X-API-Signature"],
+          ...(this.#options.cancelOnDisconnect ? { cancel_on_disconnect: true } : {}),
         });
         return;
       } catch (error) {
@@ -470,6 +491,38 @@ export class BourseStream {
     return (reply.channels ?? []) as string[];
   }
 
+  // ---- order entry (after auth with a `trade` key) -----------------------------------------
+  // Each op is answered by its own reply (or an error frame with the REST code, thrown as a
+  // BourseError). None is re-sent by the client: a lost reply leaves the outcome unknown, so
+  // look the order up (by `client_order_id`) before placing it again.
+
+  /** `place_order`: the `POST /orders` body; resolves with the order as the engine left it. */
+  async placeOrder(order: OrderRequest): Promise<Order> {
+    return (await this.#request({ op: "place_order", ...order })).order as Order;
+  }
+
+  /** `amend_order`: amend in place (API.md); resolves with the amended order. */
+  async amendOrder(orderId: string, changes: OrderAmend): Promise<Order> {
+    return (await this.#request({ op: "amend_order", order_id: orderId, ...changes })).order as Order;
+  }
+
+  /** `cancel_order` by `order_id` or `client_order_id` (exactly one). */
+  async cancelOrder(which: { order_id: string } | { client_order_id: string }): Promise<Order> {
+    return (await this.#request({ op: "cancel_order", ...which })).order as Order;
+  }
+
+  /** `cancel_all`, optionally in one market: resolves with the ids of the cancelled orders. */
+  async cancelAll(market?: string): Promise<string[]> {
+    return (await this.#request({ op: "cancel_all", ...(market ? { market } : {}) })).cancelled as string[];
+  }
+
+  /** `cancel_after`: arm (0: disarm) the key's dead-man switch, as `POST /cancel-after`. */
+  async cancelAfter(timeoutMs: number): Promise<CancelAfterResult> {
+    checkCancelAfterTimeout(timeoutMs);
+    const reply = await this.#request({ op: "cancel_after", timeout_ms: timeoutMs });
+    return { current_time: reply.current_time as string, trigger_time: (reply.trigger_time ?? null) as string | null };
+  }
+
   // ---- inbound --------------------------------------------------------------------------
 
   #onMessage(data: unknown): void {
@@ -503,6 +556,7 @@ export class BourseStream {
     const channel = typeof frame.channel === "string" ? frame.channel : "";
     if (channel.startsWith("book:")) this.#onBook(frame as unknown as BookFrame);
     else if (frame.type === "trade") this.#emit("trade", frame as unknown as TradeFrame);
+    else if (frame.type === "candle") this.#emit("candle", frame as unknown as CandleFrame);
     else if (frame.type === "ticker") this.#emit("ticker", frame as unknown as TickerFrame);
     else if (PRIVATE.includes(channel)) this.#onPrivate(frame as unknown as PrivateFrame);
   }
@@ -511,6 +565,10 @@ export class BourseStream {
     if (frame.type === "snapshot") {
       this.#resyncing.delete(frame.channel);
       const book = new LocalOrderBook(frame);
+      if (!book.verify(frame)) {
+        this.#checksumMismatch(frame, book);
+        return;
+      }
       this.#books.set(frame.channel, book);
       this.#emit("book", book, frame);
       return;
@@ -519,10 +577,18 @@ export class BourseStream {
     if (!book || this.#resyncing.has(frame.channel)) return; // a new snapshot is on its way
     const result = book.apply(frame);
     if (result === "applied") this.#emit("book", book, frame);
-    else if (result === "gap") {
+    else if (result === "checksum_mismatch") {
+      this.#books.delete(frame.channel);
+      this.#checksumMismatch(frame, book);
+    } else if (result === "gap") {
       this.#emit("gap", { channel: frame.channel, expected: book.sequence + 1, received: frame.sequence });
       this.#resubscribe(frame.channel);
     }
+  }
+
+  #checksumMismatch(frame: BookFrame, book: LocalOrderBook): void {
+    this.#emit("checksum", { channel: frame.channel, sequence: frame.sequence, expected: frame.checksum, computed: book.checksum() });
+    this.#resubscribe(frame.channel);
   }
 
   #onPrivate(frame: PrivateFrame): void {

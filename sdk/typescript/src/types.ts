@@ -11,7 +11,9 @@ export type Account = Schemas["Account"];
 export type ApiKeyInfo = Schemas["ApiKeyInfo"];
 export type Balance = Schemas["Balance"];
 export type Book = Schemas["Book"];
+export type Asset = Schemas["Asset"];
 export type CancelAll = Schemas["CancelAll"];
+export type Candle = Schemas["Candle"];
 export type Fill = Schemas["Fill"];
 export type LedgerEntry = Schemas["LedgerEntry"];
 export type Market = Schemas["Market"];
@@ -32,3 +34,7 @@ export type LedgerListQuery = Omit<Query<"ledger_list">, "cursor">;
 export type PageQuery = Omit<Query<"markets_list">, "cursor">;
 export type BookQuery = Query<"markets_book">;
 export type CancelAllQuery = Query<"orders_cancel_all">;
+export type TradeListQuery = Omit<Query<"markets_trades">, "cursor">;
+export type CandleQuery = Query<"markets_candles">;
+/** A candle's length: the `interval` of `GET /markets/{symbol}/candles` and `candles:` channels. */
+export type CandleInterval = CandleQuery["interval"];

@@ -1,7 +1,7 @@
 // The local order book: snapshot, in-sequence updates, removals, stale updates and gaps,
 // ordering by exact decimal comparison.
 import { describe, expect, it } from "vitest";
-import { compareDecimal, LocalOrderBook } from "../src/index.js";
+import { bookChecksum, compareDecimal, crc32, LocalOrderBook } from "../src/index.js";
 
 const snapshot = {
   market: "BTC-USD", sequence: 10,
@@ -44,5 +44,29 @@ describe("LocalOrderBook", () => {
     expect(book.apply({ market: "BTC-USD", sequence: 12, bids: [["1", "1"]], asks: [] })).toBe("gap");
     expect(book.sequence).toBe(10);
     expect(book.bids().map(([p]) => p)).toEqual(["100.5", "99.75", "9.99"]);
+  });
+});
+
+describe("checksum", () => {
+  it("is zlib's CRC-32, unsigned", () => {
+    expect(crc32("123456789")).toBe(0xcbf43926);
+    expect(crc32("")).toBe(0);
+    expect(crc32("99.50:1.20000000:100.25:0.50000000")).toBe(1992868135); // docs/websocket.md's example
+  });
+
+  it("interleaves the top 25 levels of both sides; a side that ran out contributes nothing", () => {
+    expect(bookChecksum([["2", "1"], ["1", "5"]], [["3", "7"]])).toBe(crc32("2:1:3:7:1:5"));
+    const deep = Array.from({ length: 30 }, (_, i) => [`${100 - i}.00`, "1"] as [string, string]);
+    expect(bookChecksum(deep, [])).toBe(bookChecksum(deep.slice(0, 25), []));
+  });
+
+  it("is checked after each update", () => {
+    const book = new LocalOrderBook({ ...snapshot, checksum: undefined });
+    expect(book.verify({ checksum: book.checksum() })).toBe(true);
+    const next = { market: "BTC-USD", sequence: 11, bids: [["100.5", "0"]] as [string, string][], asks: [] };
+    const after = crc32("99.75:1.0:101.00:0.5:9.99:3:1000.00:0.1");
+    expect(book.apply({ ...next, checksum: after })).toBe("applied");
+    expect(book.apply({ ...next, sequence: 12, bids: [["99.75", "2.0"]], checksum: after })).toBe("checksum_mismatch");
+    expect(book.sequence).toBe(12);
   });
 });

@@ -81,6 +81,85 @@ describe("signing on the wire", () => {
   });
 });
 
+describe("market data", () => {
+  it("reads assets, tickers and candles unsigned; sends time ranges as RFC 3339", async () => {
+    const bar = { open_time: "2026-11-23T18:00:00.000000Z", open: "1.00", high: "1.00", low: "1.00", close: "1.00",
+      volume: "1.0", quote_volume: "1.00", trades: 1 };
+    const server = fakeServer((seen) => {
+      if (seen.path.endsWith("/candles")) return json(200, [bar]);
+      if (seen.path === "/api/v1/assets") return json(200, { results: [{ symbol: "BTC", decimals: 8 }], next_cursor: null });
+      return json(200, { results: [], next_cursor: null });
+    });
+    const bourse = client(server.fetch);
+    expect(await bourse.markets.candles("BTC-USD", "1h", { start: new Date(Date.UTC(2026, 10, 23, 18)), limit: 2 }))
+      .toEqual([bar]);
+    expect(await bourse.assets.list().toArray()).toEqual([{ symbol: "BTC", decimals: 8 }]);
+    await bourse.tickers.list({ limit: 5 }).page();
+    await bourse.markets.trades("BTC-USD", { start_time: "2026-11-23T18:00:00Z", end_time: "2026-11-23T19:00:00Z" }).page();
+    await bourse.fills.list({ start_time: "2026-11-23T18:00:00Z" }).page();
+    const [candles, assets, tickers, trades, fills] = server.requests;
+    expect(candles!.path).toBe("/api/v1/markets/BTC-USD/candles");
+    expect(new URLSearchParams(candles!.query).get("start")).toBe("2026-11-23T18:00:00.000Z");
+    expect(new URLSearchParams(candles!.query).get("interval")).toBe("1h");
+    for (const unsigned of [candles, assets, tickers, trades]) expect(unsigned!.headers.has("X-API-Signature")).toBe(false);
+    expect(tickers!.path).toBe("/api/v1/tickers");
+    expect(new URLSearchParams(trades!.query).get("end_time")).toBe("2026-11-23T19:00:00Z");
+    expect(fills!.headers.has("X-API-Signature")).toBe(true);
+    expect(new URLSearchParams(fills!.query).get("start_time")).toBe("2026-11-23T18:00:00Z");
+  });
+});
+
+describe("order management (second wave)", () => {
+  it("amends, cancels by client id, sends batches and arms the dead-man switch, signed", async () => {
+    const server = fakeServer((seen) => {
+      if (seen.path === "/api/v1/orders/batch") {
+        return json(200, { results: [{ status: 201, order: ORDER }, { status: 400, error: { code: "validation_error" } }] });
+      }
+      if (seen.path === "/api/v1/cancel-after") {
+        return json(200, { current_time: "2026-11-24T00:00:00.000000Z", trigger_time: "2026-11-24T00:00:05.000000Z" });
+      }
+      return json(200, ORDER);
+    });
+    const bourse = client(server.fetch);
+    await bourse.orders.amend("o1", { quantity: "0.4" });
+    await bourse.orders.cancelByClientId("c-1");
+    const batch = await bourse.orders.batch([
+      { market: "BTC-USD", side: "buy", type: "stop_limit", price: "101.00", stop_price: "100.50", quantity: "0.5" },
+      { market: "BTC-USD", side: "buy", type: "limit", price: "1.001", quantity: "1" },
+    ]);
+    const armed = await bourse.cancelAfter(5000);
+    await bourse.orders.place({ market: "BTC-USD", side: "sell", type: "limit", price: "100.00", quantity: "0.1",
+      time_in_force: "gtd", expire_time: "2026-11-24T01:00:00Z", client_order_id: "g1" });
+    const [amend, cancel, batched, deadman, placed] = server.requests;
+    expect([amend!.method, amend!.path, JSON.parse(amend!.body)]).toEqual(["PATCH", "/api/v1/orders/o1", { quantity: "0.4" }]);
+    expect([cancel!.method, cancel!.path]).toEqual(["DELETE", "/api/v1/orders/by-client-id/c-1"]);
+    expect(JSON.parse(batched!.body).orders[0]).toMatchObject({ type: "stop_limit", stop_price: "100.50" });
+    expect(batch.results.map((r) => r.status)).toEqual([201, 400]);
+    expect(batch.results[0]!.order).toEqual(ORDER);
+    expect(JSON.parse(deadman!.body)).toEqual({ timeout_ms: 5000 });
+    expect(armed.trigger_time).toBe("2026-11-24T00:00:05.000000Z");
+    expect(JSON.parse(placed!.body)).toMatchObject({ time_in_force: "gtd", expire_time: "2026-11-24T01:00:00Z" });
+    for (const request of server.requests) expect(request.headers.has("X-API-Signature")).toBe(true);
+  });
+
+  it("refuses what the contract bounds before sending", async () => {
+    const server = fakeServer(() => json(200, ORDER));
+    const bourse = client(server.fetch);
+    expect(() => bourse.cancelAfter(999)).toThrow(RangeError);
+    expect(() => bourse.cancelAfter(600_001)).toThrow(RangeError);
+    expect(() => bourse.orders.batch([])).toThrow(RangeError);
+    expect(() => bourse.orders.amend("o1", {})).toThrow(TypeError);
+    expect(server.requests).toHaveLength(0);
+  });
+
+  it("throws the problem of a refused amend as a BourseError", async () => {
+    const server = fakeServer(() => problem(409, "order_closed"));
+    const error = await client(server.fetch).orders.amend("o1", { price: "99.00" }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BourseError);
+    expect((error as BourseError).code).toBe("order_closed");
+  });
+});
+
 describe("errors", () => {
   it("throws a typed BourseError carrying the problem's fields", async () => {
     const server = fakeServer(() => problem(400, "validation_error", {

@@ -3,7 +3,7 @@
 // after a dropped connection, resync_required, heartbeats, error frames.
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer, type WebSocket } from "ws";
-import { BourseError, BourseStream, createSigner, signRequest, type StreamEvents } from "../src/index.js";
+import { bookChecksum, BourseError, BourseStream, crc32, createSigner, signRequest, type StreamEvents } from "../src/index.js";
 
 const SECRET = "stream-secret-not-real";
 const signer = createSigner({ secret: SECRET });
@@ -82,7 +82,7 @@ function next<E extends keyof StreamEvents>(client: BourseStream, event: E, pred
   });
 }
 
-const level = (p: string, q: string) => [p, q];
+const level = (p: string, q: string): [string, string] => [p, q];
 
 describe("BourseStream", () => {
   it("authenticates with a signature over GET /ws/v1 and answers ping", async () => {
@@ -152,6 +152,96 @@ describe("BourseStream", () => {
     expect(book.asks()).toEqual([["102.00", "2"]]);
     expect(client.book("BTC-USD")).toBe(book);
     expect(server.received.map((r) => r.message.op)).toEqual(["auth", "subscribe", "unsubscribe", "subscribe"]);
+  });
+
+  it("verifies every book frame's checksum and resubscribes on a mismatch", async () => {
+    let snapshots = 0;
+    const server = await mockServer(async (socket, message) => {
+      if (await answerBasics(socket, message)) return;
+      if (message.op !== "subscribe") return;
+      const first = snapshots++ === 0;
+      const sequence = first ? 10 : 20;
+      const bids = [level("99.00", "1")];
+      const asks = [level("101.00", "2")];
+      send(socket, { type: "subscribed", id: message.id, channels: [{ channel: "book:BTC-USD", sequence }] });
+      send(socket, { channel: "book:BTC-USD", type: "snapshot", market: "BTC-USD", sequence, bids, asks,
+        checksum: bookChecksum(bids, asks) });
+      if (first) {
+        // a correct update, then one whose checksum says the server's book differs
+        send(socket, { channel: "book:BTC-USD", type: "update", market: "BTC-USD", sequence: 11, bids: [level("99.50", "3")],
+          asks: [], checksum: crc32("99.50:3:101.00:2:99.00:1") });
+        send(socket, { channel: "book:BTC-USD", type: "update", market: "BTC-USD", sequence: 12, bids: [level("99.50", "0")],
+          asks: [], checksum: crc32("99.50:3:101.00:2:99.00:1") });
+      }
+    });
+    const client = stream(server.url);
+    await client.connect();
+    let bidsAt11: [string, string][] = [];
+    const applied = next(client, "book", (book) => book.sequence === 11 && (bidsAt11 = book.bids()).length > 0);
+    const mismatch = next(client, "checksum");
+    const rebuilt = next(client, "book", (book) => book.sequence === 20);
+    await client.subscribe(["book:BTC-USD"]);
+    await applied;
+    expect(bidsAt11).toEqual([["99.50", "3"], ["99.00", "1"]]);
+    expect((await mismatch)[0]).toEqual({
+      channel: "book:BTC-USD", sequence: 12, expected: crc32("99.50:3:101.00:2:99.00:1"), computed: crc32("99.00:1:101.00:2"),
+    });
+    const [book] = await rebuilt;
+    expect(book.checksum()).toBe(bookChecksum([level("99.00", "1")], [level("101.00", "2")]));
+    expect(server.received.map((r) => r.message.op)).toEqual(["auth", "subscribe", "unsubscribe", "subscribe"]);
+  });
+
+  it("enters orders over the socket with cancel_on_disconnect and maps error frames", async () => {
+    const order = { order_id: "9", status: "open" };
+    const server = await mockServer(async (socket, message) => {
+      if (await answerBasics(socket, message)) return;
+      if (message.op === "place_order") {
+        if (message.price === "1.001") {
+          send(socket, { type: "error", code: "validation_error", message: "tick", id: message.id,
+            errors: [{ field: "price", code: "tick_size", message: "tick" }] });
+        } else send(socket, { type: "order", id: message.id, order });
+      }
+      if (message.op === "amend_order" || message.op === "cancel_order") send(socket, { type: "order", id: message.id, order });
+      if (message.op === "cancel_all") send(socket, { type: "cancel_all", id: message.id, cancelled: ["9"] });
+      if (message.op === "cancel_after") {
+        send(socket, { type: "cancel_after", id: message.id, current_time: "t0", trigger_time: null });
+      }
+    });
+    const client = stream(server.url, { cancelOnDisconnect: true });
+    await client.connect();
+    expect(await client.placeOrder({ market: "BTC-USD", side: "buy", type: "limit", price: "100.00", quantity: "1" })).toEqual(order);
+    const refused = await client.placeOrder({ market: "BTC-USD", side: "buy", type: "limit", price: "1.001", quantity: "1" })
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(BourseError);
+    expect((refused as BourseError).code).toBe("validation_error");
+    expect(await client.amendOrder("9", { quantity: "0.5" })).toEqual(order);
+    expect(await client.cancelOrder({ client_order_id: "c1" })).toEqual(order);
+    expect(await client.cancelAll("BTC-USD")).toEqual(["9"]);
+    expect(await client.cancelAfter(0)).toEqual({ current_time: "t0", trigger_time: null });
+    const ops = server.received.map((r) => r.message);
+    expect(ops[0]).toMatchObject({ op: "auth", cancel_on_disconnect: true });
+    expect(ops.slice(1).map((m) => m.op)).toEqual(
+      ["place_order", "place_order", "amend_order", "cancel_order", "cancel_all", "cancel_after"]);
+    expect(ops[3]).toMatchObject({ order_id: "9", quantity: "0.5" });
+    expect(ops[4]).toMatchObject({ client_order_id: "c1" });
+    expect(ops[5]).toMatchObject({ market: "BTC-USD" });
+    expect(ops[6]).toMatchObject({ timeout_ms: 0 });
+  });
+
+  it("emits candle frames", async () => {
+    const bar = { open_time: "2026-11-23T18:00:00.000000Z", open: "1.00", high: "1.00", low: "1.00", close: "1.00",
+      volume: "1.0", quote_volume: "1.00", trades: 1 };
+    const server = await mockServer(async (socket, message) => {
+      if (await answerBasics(socket, message)) return;
+      if (message.op !== "subscribe") return;
+      send(socket, { type: "subscribed", id: message.id, channels: [{ channel: "candles:BTC-USD:1m", sequence: null }] });
+      send(socket, { channel: "candles:BTC-USD:1m", type: "candle", data: bar });
+    });
+    const client = stream(server.url);
+    await client.connect();
+    const candle = next(client, "candle");
+    await client.subscribe(["candles:BTC-USD:1m"]);
+    expect((await candle)[0]).toEqual({ channel: "candles:BTC-USD:1m", type: "candle", data: bar });
   });
 
   it("resumes private streams with since after a dropped connection, without duplicates", async () => {

@@ -24,6 +24,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/assets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List assets
+         * @description Every asset with the number of decimal places its amounts carry; paginated by symbol.
+         */
+        get: operations["assets_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/balances": {
         parameters: {
             query?: never;
@@ -166,6 +186,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/markets/{symbol}/candles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a market's candles
+         * @description OHLCV bars built from the market's trades, oldest first. Bars are aligned on UTC multiples of their length (`1d` opens at 00:00 UTC); an interval without trades has no bar. With `start`, the first `limit` bars from it; otherwise the newest `limit` bars up to `end` (or now). `start` and `end` bound the bars' `open_time` (inclusive).
+         */
+        get: operations["markets_candles"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/markets/{symbol}/ticker": {
         parameters: {
             query?: never;
@@ -195,7 +235,7 @@ export interface paths {
         };
         /**
          * List a market's trades
-         * @description The market's public trades, newest first; paginated.
+         * @description The market's public trades, newest first; paginated. `trade_id` rises by 1 per trade of the market.
          */
         get: operations["markets_trades"];
         put?: never;
@@ -327,6 +367,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tickers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List every market's ticker
+         * @description Every market's ticker (the shape of `GET /markets/{symbol}/ticker`: best bid and ask, last price, rolling 24-hour open, high, low and volume), by symbol; paginated.
+         */
+        get: operations["tickers_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/time": {
         parameters: {
             query?: never;
@@ -366,6 +426,15 @@ export interface components {
             readonly expires_at: string | null;
             readonly created_at: string;
         };
+        Asset: {
+            symbol: string;
+            /** @description Decimal places amounts of this asset carry. */
+            decimals: number;
+        };
+        AssetPage: {
+            results: components["schemas"]["Asset"][];
+            next_cursor: string | null;
+        };
         Balance: {
             asset: string;
             readonly total: string;
@@ -400,6 +469,20 @@ export interface components {
         };
         CancelAll: {
             cancelled: string[];
+        };
+        Candle: {
+            /** @description Start of the bar (RFC 3339, UTC-aligned). */
+            open_time: string;
+            open: string;
+            high: string;
+            low: string;
+            close: string;
+            /** @description Base quantity traded. */
+            volume: string;
+            /** @description Sum of price × quantity. */
+            quote_volume: string;
+            /** @description Number of trades in the bar. */
+            trades: number;
         };
         /**
          * @description Stable machine-readable error code: branch on this (docs/errors.md).
@@ -691,6 +774,10 @@ export interface components {
             quote_volume_24h: string;
             sequence: number;
         };
+        TickerPage: {
+            results: components["schemas"]["Ticker"][];
+            next_cursor: string | null;
+        };
         /**
          * @description * `gtc` - gtc
          *     * `ioc` - ioc
@@ -700,6 +787,7 @@ export interface components {
          */
         TimeInForceEnum: "gtc" | "ioc" | "fok" | "gtd";
         Trade: {
+            /** @description 1, 2, 3… per market, in match order. */
             trade_id: string;
             market: string;
             price: string;
@@ -788,6 +876,73 @@ export interface operations {
             429: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    assets_list: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` from the previous page (empty or absent: the first page). */
+                cursor?: string;
+                /** @description Page size, 1-1000. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssetPage"];
+                };
+            };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `rate_limited` */
+            429: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
                     "RateLimit-Policy"?: string;
                     /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
                     RateLimit?: string;
@@ -1017,12 +1172,16 @@ export interface operations {
             query?: {
                 /** @description `next_cursor` from the previous page (empty or absent: the first page). */
                 cursor?: string;
+                /** @description Only rows created at or before this time (RFC 3339); not before `start_time`. */
+                end_time?: string;
                 /** @description Page size, 1-1000. */
                 limit?: number;
                 /** @description Only this market (e.g. `BTC-USD`). */
                 market?: string;
                 /** @description Only this order's fills. */
                 order_id?: string;
+                /** @description Only rows created at or after this time (RFC 3339, e.g. `2026-11-23T18:00:00Z`). */
+                start_time?: string;
             };
             header?: never;
             path?: never;
@@ -1125,8 +1284,12 @@ export interface operations {
                 asset?: string;
                 /** @description `next_cursor` from the previous page (empty or absent: the first page). */
                 cursor?: string;
+                /** @description Only rows created at or before this time (RFC 3339); not before `start_time`. */
+                end_time?: string;
                 /** @description Page size, 1-1000. */
                 limit?: number;
+                /** @description Only rows created at or after this time (RFC 3339, e.g. `2026-11-23T18:00:00Z`). */
+                start_time?: string;
             };
             header?: never;
             path?: never;
@@ -1446,6 +1609,92 @@ export interface operations {
             };
         };
     };
+    markets_candles: {
+        parameters: {
+            query: {
+                /** @description Latest `open_time` (RFC 3339); not before `start`. */
+                end?: string;
+                /** @description Bar length. */
+                interval: "15m" | "1d" | "1h" | "1m" | "4h" | "5m";
+                /** @description Bars, 1-1000 (default 500). */
+                limit?: number;
+                /** @description Earliest `open_time` (RFC 3339, e.g. `2026-11-23T18:00:00Z`). */
+                start?: string;
+            };
+            header?: never;
+            path: {
+                symbol: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Candle"][];
+                };
+            };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `not_found` */
+            404: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `rate_limited` */
+            429: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     markets_ticker: {
         parameters: {
             query?: never;
@@ -1528,8 +1777,12 @@ export interface operations {
             query?: {
                 /** @description `next_cursor` from the previous page (empty or absent: the first page). */
                 cursor?: string;
+                /** @description Only rows created at or before this time (RFC 3339); not before `start_time`. */
+                end_time?: string;
                 /** @description Page size, 1-1000. */
                 limit?: number;
+                /** @description Only rows created at or after this time (RFC 3339, e.g. `2026-11-23T18:00:00Z`). */
+                start_time?: string;
             };
             header?: never;
             path: {
@@ -1610,10 +1863,14 @@ export interface operations {
             query?: {
                 /** @description `next_cursor` from the previous page (empty or absent: the first page). */
                 cursor?: string;
+                /** @description Only rows created at or before this time (RFC 3339); not before `start_time`. */
+                end_time?: string;
                 /** @description Page size, 1-1000. */
                 limit?: number;
                 /** @description Only this market (e.g. `BTC-USD`). */
                 market?: string;
+                /** @description Only rows created at or after this time (RFC 3339, e.g. `2026-11-23T18:00:00Z`). */
+                start_time?: string;
                 /** @description `open` (default: pending, open, partially filled), `closed`, or `all`. */
                 status?: "all" | "closed" | "open";
             };
@@ -2760,6 +3017,73 @@ export interface operations {
             429: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    tickers_list: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` from the previous page (empty or absent: the first page). */
+                cursor?: string;
+                /** @description Page size, 1-1000. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TickerPage"];
+                };
+            };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `rate_limited` */
+            429: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
                     "RateLimit-Policy"?: string;
                     /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
                     RateLimit?: string;
