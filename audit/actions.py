@@ -24,6 +24,9 @@ ACTIONS: dict[str, str] = {
     "order.cancelled": "An order was cancelled by its owner or an operator.",
     "order.cancel_refusals_suppressed": "Summary of further refused cancels of one account with one error code in one window.",
     "fill.settled": "A fill was applied to the ledger.",
+    "deadman.armed": "An API key's dead-man switch (cancel-after) was armed from the disarmed state.",
+    "deadman.disarmed": "An API key's dead-man switch was disarmed (timeout 0).",
+    "deadman.fired": "An API key's dead-man switch was not re-armed in time: its account's live orders were cancelled.",
     "engine.command_quarantined": (
         "The engine could not process a command: it was set aside (a new order rejected with engine_error) "
         "and the market went on."

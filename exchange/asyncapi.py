@@ -21,7 +21,7 @@ from django.utils.html import escape
 from .schema import problem_schema
 
 ASYNCAPI_PATH = Path(settings.BASE_DIR) / "docs" / "asyncapi.yaml"
-SHARED = ["Order", "Fill", "Trade", "Ticker", "Balance", "Book"]
+SHARED = ["Order", "Fill", "Trade", "Ticker", "Balance", "Book", "OrderSubmit"]
 
 
 def _referenced(schemas: dict, names: list[str]) -> dict:
@@ -70,7 +70,27 @@ def _messages() -> dict[str, tuple[str, str, dict]]:
             "nonce": {"type": "string", "description": "16-64 characters of `A-Za-z0-9_-`."},
             "signature": {"type": "string", "description": "Signature of `GET /ws/v1` with empty query and body (docs/signing.md)."},
             "window": {"type": ["string", "integer"], "description": "Optional window in ms, as `X-API-Window`."},
+            "cancel_on_disconnect": {"type": "boolean", "default": False,
+                                     "description": "Cancel every live order of the key's account when this connection "
+                                                    "closes, whatever closes it (`cancel_reason` `disconnect`; needs scope `trade`)."},
         }, ["op", "key", "timestamp", "nonce", "signature"])),
+        # Order entry (after `auth` with a key of scope `trade`): the REST operations' twins.
+        "placeOrder": ("client", "Place an order", {"allOf": [
+            {"$ref": "#/components/schemas/OrderSubmit"},
+            _obj({"op": _const("place_order"), "id": ID}, ["op"]),
+        ], "description": "The body of `POST /orders` with `op` (and `id`)."}),
+        "cancelOrder": ("client", "Cancel an order", _obj({
+            "op": _const("cancel_order"), "id": ID,
+            "order_id": {"type": "string", "description": "The order's id (or give `client_order_id`)."},
+            "client_order_id": {"type": "string", "description": "The `client_order_id` it was placed with."},
+        }, ["op"], "Exactly one of `order_id` and `client_order_id`.")),
+        "cancelAll": ("client", "Cancel all open orders", _obj({
+            "op": _const("cancel_all"), "id": ID,
+            "market": {"type": "string", "description": "Only this market's orders."}}, ["op"])),
+        "cancelAfter": ("client", "Arm the dead-man switch", _obj({
+            "op": _const("cancel_after"), "id": ID,
+            "timeout_ms": {"type": "integer", "description": "0 disarms; otherwise 1000-600000 (as `POST /cancel-after`)."},
+        }, ["op", "timeout_ms"])),
         "subscribe": ("client", "Subscribe", _obj({
             "op": _const("subscribe"), "id": ID, "channels": CHANNELS,
             "since": {"oneOf": [{"type": "integer", "minimum": 0},
@@ -93,6 +113,19 @@ def _messages() -> dict[str, tuple[str, str, dict]]:
         "unsubscribed": ("server", "Unsubscribed", _obj({
             "type": _const("unsubscribed"), "id": ID, "channels": {"type": "array", "items": {"type": "string"}}},
             ["type", "id", "channels"])),
+        "orderReply": ("server", "Order (reply)", _obj({
+            "type": _const("order"), "id": ID, "order": {"$ref": "#/components/schemas/Order"},
+        }, ["type", "id", "order"], "The order as the engine left it (still `pending` if it did not answer within 2 s).")),
+        "cancelAllReply": ("server", "Cancelled orders (reply)", _obj({
+            "type": _const("cancel_all"), "id": ID,
+            "cancelled": {"type": "array", "items": {"type": "string"}, "description": "The cancelled order ids."},
+        }, ["type", "id", "cancelled"])),
+        "cancelAfterReply": ("server", "Dead-man switch (reply)", _obj({
+            "type": _const("cancel_after"), "id": ID,
+            "current_time": {"type": "string", "format": "date-time", "description": "The server's time."},
+            "trigger_time": {"type": ["string", "null"], "format": "date-time",
+                             "description": "When the switch fires unless re-armed; null: disarmed."},
+        }, ["type", "id", "current_time", "trigger_time"])),
         "error": ("server", "Error", _obj({
             "type": _const("error"), "id": ID,
             "code": {"$ref": "#/components/schemas/CodeEnum"},
@@ -135,6 +168,14 @@ OPERATIONS = {
     "subscribe": ("receive", "Subscribe to channels, all or nothing; private ones after `auth`, resumable with `since`.",
                   ["subscribe"], ["subscribed", "error"]),
     "unsubscribe": ("receive", "Unsubscribe from channels.", ["unsubscribe"], ["unsubscribed", "error"]),
+    "placeOrder": ("receive", "Place an order as `POST /orders` (scope `trade`; the `orders` budget).",
+                   ["placeOrder"], ["orderReply", "error"]),
+    "cancelOrder": ("receive", "Cancel one order by `order_id` or `client_order_id` (scope `trade`).",
+                    ["cancelOrder"], ["orderReply", "error"]),
+    "cancelAll": ("receive", "Cancel every open order, or a market's (scope `trade`).", ["cancelAll"],
+                  ["cancelAllReply", "error"]),
+    "cancelAfter": ("receive", "Arm (0: disarm) the key's dead-man switch, as `POST /cancel-after` (scope `trade`).",
+                    ["cancelAfter"], ["cancelAfterReply", "error"]),
     "sendBook": ("send", "`book:<symbol>`: a snapshot, then one update per engine step that changed levels.",
                  ["bookSnapshot", "bookUpdate"], None),
     "sendTrades": ("send", "`trades:<symbol>`: each public trade.", ["trade"], None),

@@ -381,7 +381,10 @@ class UnknownOp(BourseError):
     status = 400
     rest = False
     title = "Unknown operation"
-    description = "The WebSocket `op` is missing or not one of `auth`, `subscribe`, `unsubscribe`, `ping`."
+    description = (
+        "The WebSocket `op` is missing or not one of `auth`, `subscribe`, `unsubscribe`, `ping`, `place_order`, "
+        "`cancel_order`, `cancel_all`, `cancel_after`."
+    )
 
 
 class UnknownChannel(BourseError):
@@ -400,7 +403,10 @@ class NotAuthenticated(BourseError):
     status = 401
     rest = False
     title = "Not authenticated"
-    description = "A private WebSocket channel (`orders`, `fills`, `balances`) needs a successful `auth` first."
+    description = (
+        "A private WebSocket channel (`orders`, `fills`, `balances`) or an order operation (`place_order`, ...) "
+        "needs a successful `auth` first."
+    )
 
 
 class AlreadyAuthenticated(BourseError):

@@ -331,6 +331,11 @@ BOURSE_WS_MAX_FRAME_BYTES = env_int("BOURSE_WS_MAX_FRAME_BYTES", 16 * 1024)
 BOURSE_WS_MAX_REPLAY = env_int("BOURSE_WS_MAX_REPLAY", 10_000)
 # The relay re-reads the outbox this often even without a commit signal (a lost signal).
 BOURSE_WS_POLL_S = float(os.environ.get("BOURSE_WS_POLL_S", "1.0"))
+# Order entry over WebSocket: the threads that run the order services (and wait up to
+# BOURSE_ENGINE_WAIT_S for the engine) per process; 0 runs them on the connection's shared
+# database thread instead (tests). Order ops a connection may have queued, beyond which one is refused.
+BOURSE_WS_ORDER_THREADS = env_int("BOURSE_WS_ORDER_THREADS", 16)
+BOURSE_WS_MAX_QUEUED_ORDER_OPS = env_int("BOURSE_WS_MAX_QUEUED_ORDER_OPS", 50)
 # Ticker frames go out at most this often per market.
 BOURSE_WS_TICKER_INTERVAL_S = float(os.environ.get("BOURSE_WS_TICKER_INTERVAL_S", "1.0"))
 # Fan-out writes each event's frame, encoded once, straight to daphne's sockets (off: every

@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView, SpectacularYAMLAPIView
 
 from accounts.api import views as account_views
+from trading.api import order_entry
 from trading.api import views as trading_views
 
 from . import guides, views
@@ -16,6 +17,8 @@ api_v1 = [
     path("markets/<str:symbol>/trades", trading_views.MarketTradeListApi.as_view(), name="market-trades"),
     path("markets/<str:symbol>/ticker", trading_views.MarketTickerApi.as_view(), name="market-ticker"),
     path("orders", trading_views.OrderListSubmitApi.as_view(), name="order-list"),
+    path("orders/batch", order_entry.OrderBatchApi.as_view(), name="order-batch"),
+    path("cancel-after", order_entry.CancelAfterApi.as_view(), name="cancel-after"),
     path("orders/by-client-id/<str:client_order_id>", trading_views.OrderByClientIdApi.as_view(), name="order-by-client-id"),
     path("orders/<str:order_id>", trading_views.OrderDetailApi.as_view(), name="order-detail"),
     path("fills", trading_views.FillListApi.as_view(), name="fill-list"),

@@ -53,6 +53,12 @@ MESSAGES = [
         ("TransactTime", "Y")]),
     ("OrderStatusRequest", "H", "app", [
         ("OrderID", "N"), ("ClOrdID", "N"), ("OrdStatusReqID", "N"), ("Symbol", "Y"), ("Side", "Y")]),
+    ("OrderMassCancelRequest", "q", "app", [
+        ("ClOrdID", "Y"), ("MassCancelRequestType", "Y"), ("Symbol", "N"), ("TransactTime", "Y")]),
+    ("OrderMassCancelReport", "r", "app", [
+        ("ClOrdID", "N"), ("OrderID", "Y"), ("MassCancelRequestType", "Y"), ("MassCancelResponse", "Y"),
+        ("MassCancelRejectReason", "N"), ("TotalAffectedOrders", "N"), ("Symbol", "N"), ("TransactTime", "N"),
+        ("Text", "N")]),
     ("BusinessMessageReject", "j", "app", [
         ("RefSeqNum", "N"), ("RefMsgType", "Y"), ("BusinessRejectReason", "Y"), ("Text", "N")]),
 ]
@@ -73,6 +79,9 @@ ENUMS = {
     "EncryptMethod": ["0"],
     "SessionRejectReason": ["0", "1", "4", "5", "6", "9", "10", "13", "14", "16", "99"],
     "BusinessRejectReason": ["0", "3"],
+    "MassCancelRequestType": ["1", "2", "3", "4", "5", "6", "7"],  # 1 and 7 done, the others answered 531=0
+    "MassCancelResponse": ["0", "1", "7"],
+    "MassCancelRejectReason": ["0", "1", "99"],
 }
 ENUMS["MsgType"] = [msg_type for _, msg_type, _, _ in MESSAGES]
 CUSTOM = [("8013", "CancelOnDisconnect", "BOOLEAN")]

@@ -357,3 +357,26 @@ class ReconciliationReport(models.Model):
 
     def __str__(self):
         return f"reconciliation #{self.pk} {'ok' if self.ok else f'{self.mismatches} mismatches'}"
+
+
+class DeadManSwitch(models.Model):
+    """The dead-man switch of one API key (``POST /cancel-after``, the WebSocket op
+    ``cancel_after``): while ``trigger_at`` is set, the key's client must re-arm it before
+    that moment, else every live order of the key's account placed up to then is cancelled
+    with ``cancel_reason`` ``dead_man``. Kept in the database, so neither a web nor an engine
+    restart loses it; the engine process fires it (``trading.services.deadman``)."""
+
+    key = models.OneToOneField("apikeys.ApiKey", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="+")
+    timeout_ms = models.PositiveIntegerField(default=0, help_text="The last timeout armed (0: disarmed).")
+    trigger_at = models.DateTimeField(null=True, blank=True, help_text="When it fires unless re-armed; empty: disarmed.")
+    fired_at = models.DateTimeField(null=True, blank=True, help_text="When it last fired.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["trigger_at"], condition=Q(trigger_at__isnull=False), name="deadman_armed"),
+        ]
+
+    def __str__(self):
+        return f"dead-man switch of {self.key_id} ({'armed' if self.trigger_at else 'disarmed'})"

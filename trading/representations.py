@@ -83,3 +83,9 @@ def ticker_to_wire(market: Market, data: dict) -> dict:
         "quote_volume_24h": wire.money(data["quote_volume_24h"], q),
         "sequence": data["sequence"],
     }
+
+
+def cancel_after_to_wire(state) -> dict:
+    """A dead-man switch's state (``trading.services.DeadManState``), as ``POST /cancel-after``
+    and the WebSocket op ``cancel_after`` answer it."""
+    return {"current_time": wire.timestamp(state.current_time), "trigger_time": wire.timestamp(state.trigger_time)}

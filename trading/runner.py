@@ -44,6 +44,7 @@ from . import notify, pricing
 from .models import Command, EngineState, Fill, Market, Order, OutboxEvent, Trade
 from .outbox.services import book_update_payload, outbox_write
 from .representations import fill_to_wire, order_to_wire, trade_to_wire
+from .services import deadman
 
 log = logging.getLogger("bourse.engine")
 
@@ -543,6 +544,7 @@ class EngineProcess:
         self.stopping = False
         self._last_acquire = 0.0
         self._failing: dict[int, tuple[int, float]] = {}  # market id -> (failures, retry at)
+        self._next_dead_man = 0.0
 
     def _wanted(self) -> list[Market]:
         markets = Market.objects.select_related("base", "quote")
@@ -611,8 +613,21 @@ class EngineProcess:
                         log.debug("closing the connection failed", exc_info=True)
         return done
 
+    def fire_dead_man(self) -> None:
+        """Fire the API keys' dead-man switches that are due (``trading.services.deadman``):
+        their cancels join the commands of the markets concerned. Every engine process
+        does it; each switch fires once. A failure is logged and retried at the next check."""
+        self._next_dead_man = time.monotonic() + deadman.CHECK_S
+        try:
+            deadman.deadman_fire_due()
+        except Exception:  # noqa: BLE001 - never stop the markets for it; retried in CHECK_S
+            log.exception("firing dead-man switches failed", extra={"alert": "engine_deadman_failing"})
+            if not connection.in_atomic_block:
+                connection.close_if_unusable_or_obsolete()
+
     def run(self) -> None:
         self.acquire()
+        self.fire_dead_man()  # a deadline that passed while no engine ran fires first
         while not self.stopping:
             try:
                 self._iterate()
@@ -631,10 +646,13 @@ class EngineProcess:
         linger = settings.BOURSE_ENGINE_LINGER_MS / 1000
         if self.listener is None or time.monotonic() - self._last_acquire > self.ACQUIRE_EVERY_S:
             self.acquire()
+        if time.monotonic() >= self._next_dead_man:
+            self.fire_dead_man()
         done = self.run_once()
         if done == 0:
             assert self.listener is not None  # acquire() always leaves one
-            if self.listener.wait(self.IDLE_WAIT_S if self.runners else 0.5) and linger:
+            idle = min(self.IDLE_WAIT_S if self.runners else 0.5, max(0.0, self._next_dead_man - time.monotonic()))
+            if self.listener.wait(idle) and linger:
                 time.sleep(linger)  # let the submissions arriving with this one join its batch
         elif done < settings.BOURSE_ENGINE_BATCH and linger:
             # A partial batch: more are arriving one by one. A batch's commit costs the same

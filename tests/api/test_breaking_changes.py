@@ -80,7 +80,7 @@ def test_the_check_fails_on_a_deliberately_broken_spec(tmp_path):
     changelog = tmp_path / "CHANGELOG.md"
     listed = ("- `DELETE /api/v1/orders` removed; use `DELETE /api/v1/orders/{order_id}`.\n- `GET /api/v1/orders`, "
               "`POST /api/v1/orders`, `GET /api/v1/orders/{order_id}`, `DELETE /api/v1/orders/{order_id}`, "
-              "`GET /api/v1/orders/by-client-id/{client_order_id}`: `average_price` removed.\n")
+              "`GET /api/v1/orders/by-client-id/{client_order_id}`, `POST /api/v1/orders/batch`: `average_price` removed.\n")
     if "### Breaking\n" in CHANGELOG:  # the newest section has a Breaking list already: add to it
         changelog.write_text(CHANGELOG.replace("### Breaking\n", "### Breaking\n" + listed, 1))
     else:

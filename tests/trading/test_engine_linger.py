@@ -26,6 +26,7 @@ def test_linger_after_a_wake_up_and_a_partial_batch_only(settings, monkeypatch):
     wakes = iter([{1}, set(), set()])
     monkeypatch.setattr(process, "acquire", lambda: None)
     monkeypatch.setattr(process, "close", lambda: None)
+    monkeypatch.setattr(process, "fire_dead_man", lambda: None)  # no database here
     process._last_acquire = float("inf")
     monkeypatch.setattr(runner_module.time, "sleep", slept.append)
     monkeypatch.setattr(runner_module.time, "monotonic", lambda: 0.0)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from exchange import errors, ratelimit
 from trading.representations import order_to_wire
 from trading.selectors import order_get
-from trading.services import order_cancel, order_submit
+from trading.services import order_cancel, order_cancel_all, order_submit
 
 from . import reports
 from .codec import FieldError, Message
@@ -151,7 +151,32 @@ def order_status_request(account, message: Message, cancel_ids: dict | None = No
     return Outcome([("8", reports.status_report(order_to_wire(order), account_id=account.pk, req_id=req_id))])
 
 
-HANDLERS = {"D": new_order_single, "F": order_cancel_request, "H": order_status_request}
+def order_mass_cancel_request(account, message: Message, cancel_ids: dict | None = None) -> Outcome:
+    """OrderMassCancelRequest (q) -> ``order_cancel_all`` (the REST ``DELETE /orders``):
+    MassCancelRequestType(530) 7 cancels every live order of the account, 1 those of the
+    market in Symbol(55). Answered at once with an OrderMassCancelReport (r); each cancelled
+    order's Canceled ExecutionReport follows from the engine."""
+    _required(message, 11, 530, 60)
+    _single(message, 11, 530, 55)
+    cl_ord_id, request_type, symbol = message.get(11), message.get(530), message.get(55)
+    if request_type not in reports.MASS_CANCEL_TYPES:
+        return Outcome([("r", reports.mass_cancel_report(
+            cl_ord_id=cl_ord_id, request_type=request_type, symbol=symbol, cancelled=None, reject_reason="0",
+            code="validation_error", message=f"MassCancelRequestType {request_type!r} is not supported: send 1 (a symbol) or 7 (all)"))])
+    if request_type == "1" and not symbol:
+        raise FieldError("Required tag 55 missing (MassCancelRequestType 1 cancels one symbol's orders)", 1, 55)
+    try:
+        cancelled = order_cancel_all(account=account, market=symbol if request_type == "1" else None)
+    except errors.BourseError as error:
+        reason = "1" if error.code == "market_not_found" else "99"  # 1: unknown security
+        return Outcome([("r", reports.mass_cancel_report(
+            cl_ord_id=cl_ord_id, request_type=request_type, symbol=symbol, cancelled=None, reject_reason=reason,
+            code=error.code, message=str(error)))])
+    return Outcome([("r", reports.mass_cancel_report(cl_ord_id=cl_ord_id, request_type=request_type, symbol=symbol,
+                                                     cancelled=len(cancelled)))])
+
+
+HANDLERS = {"D": new_order_single, "F": order_cancel_request, "H": order_status_request, "q": order_mass_cancel_request}
 
 
 def application_handle(key_id: str, account, message: Message, cancel_ids: dict | None = None) -> Outcome:
@@ -162,6 +187,10 @@ def application_handle(key_id: str, account, message: Message, cancel_ids: dict 
         ratelimit.consume(ratelimit.KEY, key_id)
     except errors.RateLimited as error:
         text = str(error)
+        if message.msg_type == "q":
+            return Outcome([("r", reports.mass_cancel_report(
+                cl_ord_id=message.get(11), request_type=message.get(530), symbol=message.get(55), cancelled=None,
+                reject_reason="99", code=error.code, message=text))])
         if message.msg_type == "F":
             return Outcome([("9", reports.cancel_reject(
                 account_id=account.pk, cl_ord_id=message.get(11) or "NONE", orig_cl_ord_id=message.get(41), order=None,

@@ -126,6 +126,24 @@ def cancel_reject(*, account_id, cl_ord_id: str | None, orig_cl_ord_id: str | No
     ]
 
 
+MASS_CANCEL_TYPES = {"1": "symbol", "7": "all"}  # MassCancelRequestType(530) Bourse supports
+
+
+def mass_cancel_report(*, cl_ord_id: str | None, request_type: str | None, symbol: str | None, cancelled: int | None,
+                       reject_reason: str | None = None, code: str | None = None, message: str | None = None) -> list[Field]:
+    """OrderMassCancelReport (r). Accepted: MassCancelResponse(531) = the request type and
+    TotalAffectedOrders(533) = how many cancels were queued (each order's Canceled
+    ExecutionReport follows from the engine). Refused: 531 = 0 with MassCancelRejectReason(532)
+    and a ``Text`` starting with the Bourse code."""
+    accepted = reject_reason is None
+    return [
+        (11, cl_ord_id), (37, cl_ord_id or "NONE"), (530, request_type or "7"),
+        (531, request_type if accepted else "0"), (532, None if accepted else reject_reason),
+        (533, cancelled if accepted else None), (55, symbol), (60, now_fix()),
+        (58, None if accepted else _text(f"{code}: {message}")),
+    ]
+
+
 def batch_reports(orders: list[dict], fills: list[dict], *, account_id, cancel_ids: dict[str, str],
                   acked: set[str] | None = None, since: str = "",
                   prior_notional: dict[str, Decimal] | None = None) -> list[tuple[str, list]]:

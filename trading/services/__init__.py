@@ -5,6 +5,7 @@ public names re-exported so callers write ``from trading.services import order_s
 """
 from exchange.errors import DuplicateClientOrderId, OrderClosed
 
+from .deadman import DeadManState, deadman_arm, deadman_fire_due
 from .markets import (
     FILTER_FIELDS,
     market_changes_check,
@@ -16,12 +17,16 @@ from .markets import (
 from .orders import (
     order_cancel,
     order_cancel_all,
+    order_cancel_queue,
     order_submit,
     order_validate,
     order_wait,
 )
 
 __all__ = [
+    "DeadManState",
+    "deadman_arm",
+    "deadman_fire_due",
     "DuplicateClientOrderId",
     "OrderClosed",
     "FILTER_FIELDS",
@@ -32,6 +37,7 @@ __all__ = [
     "market_update",
     "order_cancel",
     "order_cancel_all",
+    "order_cancel_queue",
     "order_submit",
     "order_validate",
     "order_wait",

@@ -361,7 +361,7 @@ def _owned_order(account: Account, order_id: Any) -> Order:
     return order
 
 
-CANCEL_REASONS = ("user", "disconnect", "operator")  # who asked; the order's cancel_reason
+CANCEL_REASONS = ("user", "disconnect", "operator", "dead_man")  # who asked; the order's cancel_reason
 
 
 def _cancel_reason(reason: str) -> str:
@@ -421,19 +421,28 @@ def order_cancel_all(*, account: Account, market: str | None = None, wait: float
         if market_obj is None:
             raise errors.MarketNotFound(f"Market {market!r} does not exist.")
         live = live.filter(market=market_obj)
-    command_reason = _cancel_reason(reason)
+    _cancel_reason(reason)
     with transaction.atomic(durable=True):
         orders = list(live.order_by("id"))
-        commands = Command.objects.bulk_create(
-            [Command(market_id=o.market_id, kind=Command.Kind.CANCEL, order=o, reason=command_reason)
-             for o in orders]
-        )
-        audit_record_many("order.cancelled", orders, after={"requested": True, "cancel_all": True})
-        for market_id in {o.market_id for o in orders}:
-            notify.wake_engine(market_id)
+        commands = order_cancel_queue(orders, reason=reason)
     if wait > 0 and commands:
         return _after_commit(_cancel_all_verdict, orders, commands, wait, default=[o.pk for o in orders])
     return [o.pk for o in orders]
+
+
+def order_cancel_queue(orders: list[Order], *, reason: str, actor: object = None) -> list[Command]:
+    """Queue one cancel command per order (``reason`` as for ``order_cancel``), audit them
+    and wake their engines; inside the caller's transaction (``order_cancel_all``, a fired
+    dead-man switch), which must hold the orders' reading."""
+    command_reason = _cancel_reason(reason)
+    commands = Command.objects.bulk_create(
+        [Command(market_id=o.market_id, kind=Command.Kind.CANCEL, order=o, reason=command_reason) for o in orders]
+    )
+    audit_record_many("order.cancelled", orders, actor=actor,
+                      after={"requested": True, "cancel_all": True, "reason": reason})
+    for market_id in {o.market_id for o in orders}:
+        notify.wake_engine(market_id)
+    return commands
 
 
 def _cancel_all_verdict(orders: list[Order], commands: list[Command], wait: float) -> list[int]:

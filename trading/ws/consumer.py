@@ -33,6 +33,7 @@ from exchange.syntax import json_loads, nul_path
 from trading.outbox import selectors as outbox
 
 from . import selectors
+from .order_entry import ORDER_OPS, OrderEntryMixin
 from .relay import PRIVATE_TYPES, Relay, Subscription, dumps, render_sequenced
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
-class MarketDataConsumer(AsyncWebsocketConsumer):
+class MarketDataConsumer(OrderEntryMixin, AsyncWebsocketConsumer):
     """One client connection: its authentication, subscriptions and inbound budget."""
 
     # No channel-layer inbox per connection: fan-out goes through the process's relay, and an
@@ -154,6 +155,7 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         self._release()
+        await self.order_entry_close()
 
     def _release(self) -> None:
         """Give back this connection's per-IP and per-key slots and its subscriptions; done
@@ -316,17 +318,22 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
                 raise errors.UnknownOp(
                     f"Unknown op {message.get('op')!r}; use one of: {', '.join(self.OPS)}.")
             await handler(self, message, message_id)
-        except errors.TooManyConnections as error:
-            await self._policy_close(error, CLOSE_TOO_MANY_CONNECTIONS, message_id)
-        except errors.BourseError as error:
-            await self.send_text(_error_frame(error, message_id))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is answered (op_error)
+            await self.op_error(exc, message_id, message.get("op"))
+
+    async def op_error(self, exc: Exception, message_id=None, op=None) -> None:
+        """Answer a failed op with its error frame (a policy close for too many connections)."""
+        if isinstance(exc, errors.TooManyConnections):
+            await self._policy_close(exc, CLOSE_TOO_MANY_CONNECTIONS, message_id)
+        elif isinstance(exc, errors.BourseError):
+            await self.send_text(_error_frame(exc, message_id))
+        else:
             unavailable = errors.dependency_failure(exc)
             if unavailable is not None:  # a dependency is down: retry, as REST's 503
-                log.warning("websocket op failed: dependency unavailable", extra={"op": message.get("op")})
+                log.warning("websocket op failed: dependency unavailable", extra={"op": op})
                 await self.send_text(_error_frame(unavailable, message_id))
                 return
-            log.exception("websocket op failed", extra={"op": message.get("op")})
+            log.exception("websocket op failed", extra={"op": op}, exc_info=exc)
             await self.send_text(_error_frame(errors.ServerError("Internal error."), message_id))
 
     async def _policy_close(self, error: errors.BourseError, code: int, message_id=None) -> None:
@@ -355,7 +362,9 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
                 raise errors.InvalidCredentials(f"{name} must be a string.", errors=[
                     {"field": name, "code": "invalid", "message": f"{name} must be a string."}])
             fields[name] = value
+        cancel_on_disconnect = await self.order_entry_auth(message)
         key = await database_sync_to_async(self._verify)(fields)
+        await self.order_entry_authenticated(key, cancel_on_disconnect)
         if _per_key[key.key_id] >= settings.BOURSE_WS_MAX_CONNECTIONS_PER_KEY:
             raise errors.TooManyConnections(
                 f"Key {key.key_id} already holds {settings.BOURSE_WS_MAX_CONNECTIONS_PER_KEY} connections.",
@@ -428,7 +437,11 @@ class MarketDataConsumer(AsyncWebsocketConsumer):
                 removed.append(name)
         await self.send_text(dumps({"type": "unsubscribed", "id": message_id, "channels": removed}))
 
-    OPS = {"auth": op_auth, "subscribe": op_subscribe, "unsubscribe": op_unsubscribe, "ping": op_ping}
+    async def op_order_entry(self, message, message_id):
+        await self.order_op(message, message_id)  # trading/ws/order_entry.py
+
+    OPS = {"auth": op_auth, "subscribe": op_subscribe, "unsubscribe": op_unsubscribe, "ping": op_ping,
+           **dict.fromkeys(ORDER_OPS, op_order_entry)}
 
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod

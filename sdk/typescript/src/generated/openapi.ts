@@ -45,6 +45,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/cancel-after": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Arm the dead-man switch
+         * @description Arms this API key's dead-man switch (scope `trade`): unless it is called again within `timeout_ms`, every live order of the key's account placed up to the trigger time is cancelled (`cancel_reason` `dead_man`). Call it periodically (a heartbeat) to push the trigger time on; `timeout_ms` 0 disarms. `timeout_ms` is 0 or 1000-600000 (else 400 `validation_error`, field code `out_of_range` or `invalid_type`). The switch is kept by the server: a restart of the API or the engine does not lose it, and a trigger time that passed while the engine was down fires when it starts. It fires within 0.25 s of `trigger_time`. One switch per key (the WebSocket op `cancel_after` arms the same one).
+         */
+        post: operations["cancel_after"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/fills": {
         parameters: {
             query?: never;
@@ -238,6 +258,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orders/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Submit up to 20 orders
+         * @description Submits each order of `orders` as `POST /orders` would (scope `trade`), in request order, and answers 200 with one result per order, in the same order. Items are independent: one refused order does not undo or stop the others. A result is `{"status": 201|200|202, "order": {...}}` (the status `POST /orders` would have answered) or `{"status": 4xx|5xx, "error": {problem}}` (the problem `POST /orders` would have answered). Each item counts against the `orders` budget. At most 20 orders; a body that is not `{"orders": [...]}` with 1-20 items is a 400 `validation_error` whose `errors[].code` says why (`required`, `not_a_list`, `empty`, `too_many`, `unknown_field`), and then nothing is submitted. The engine's verdicts are awaited together, up to 2 s in all.
+         */
+        post: operations["orders_submit_batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/orders/by-client-id/{client_order_id}": {
         parameters: {
             query?: never;
@@ -340,6 +380,16 @@ export interface components {
          * @enum {string}
          */
         BucketEnum: "available" | "locked";
+        CancelAfterRequest: {
+            /** @description 0 (disarm) or 1000-600000 milliseconds. */
+            timeout_ms: number;
+        };
+        CancelAfterState: {
+            /** @description The server's time (RFC 3339). */
+            current_time: string;
+            /** @description When the switch fires unless re-armed; null: disarmed. */
+            trigger_time: string | null;
+        };
         CancelAll: {
             cancelled: string[];
         };
@@ -451,6 +501,20 @@ export interface components {
             cancel_reason: string | null;
             created_at: string;
             updated_at: string;
+        };
+        OrderBatchRequest: {
+            orders: components["schemas"]["OrderSubmit"][];
+        };
+        OrderBatchResult: {
+            /** @description The HTTP status `POST /orders` would have answered. */
+            status: number;
+            /** @description The order (2xx results). */
+            order?: components["schemas"]["Order"];
+            /** @description The problem (refused items). */
+            error?: components["schemas"]["Problem"];
+        };
+        OrderBatchResults: {
+            results: components["schemas"]["OrderBatchResult"][];
         };
         OrderPage: {
             results: components["schemas"]["Order"][];
@@ -761,6 +825,117 @@ export interface operations {
             403: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `rate_limited` */
+            429: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancel_after: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CancelAfterRequest"];
+            };
+        };
+        responses: {
+            /** @description The switch as it now stands. */
+            200: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CancelAfterState"];
+                };
+            };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
+            403: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `unsupported_media_type` */
+            415: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
                     "RateLimit-Policy"?: string;
                     /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
                     RateLimit?: string;
@@ -1948,6 +2123,117 @@ export interface operations {
             409: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `rate_limited` */
+            429: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    orders_submit_batch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrderBatchRequest"];
+            };
+        };
+        responses: {
+            /** @description One result per order, in request order. */
+            200: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderBatchResults"];
+                };
+            };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
+            403: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `unsupported_media_type` */
+            415: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
                     "RateLimit-Policy"?: string;
                     /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
                     RateLimit?: string;
