@@ -7,7 +7,7 @@ export PORT
 # Tests get their own data folder, so they never touch the `make run` database or secrets.
 TEST_DATA_DIR ?= $(CURDIR)/var/test
 
-.PHONY: run test lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate tools-install
+.PHONY: run test chaos lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate tools-install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ run: seed
 ## test: install test dependencies and run the whole suite (DATABASE_URL/REDIS_URL honoured)
 test: install-test sdk-install tools-install
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## chaos: break a whole deployment on private PostgreSQL/Redis servers under load and prove it recovers (tests/chaos)
+chaos: install-test
+	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest -m chaos tests/chaos -s -q $(PYTEST_ARGS)
 
 ## lint: ruff, the import-layer contracts, mypy, and ESLint on the TypeScript SDK
 lint: install-test sdk-install

@@ -19,6 +19,15 @@ import time
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+
+# These tests bring their own servers, whatever the suite's database: run each once in CI, in
+# the pass its configuration belongs to, instead of repeating it in both.
+SUITE_ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+postgres_pass_only = pytest.mark.skipif(
+    not SUITE_ON_POSTGRES, reason="runs in the PostgreSQL + Redis configuration only (its own servers; once is enough)"
+)
+embedded_pass_only = pytest.mark.skipif(SUITE_ON_POSTGRES, reason="the embedded (SQLite) mode's procedure: runs in that configuration")
 
 
 def free_port() -> int:

@@ -6,9 +6,10 @@ import time
 import pytest
 
 from .clients import RestClient, Trader, engine_answers, wait_until
+from .instances import postgres_pass_only
 from .stack import Stack
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, postgres_pass_only]
 
 
 @pytest.fixture
