@@ -49,8 +49,9 @@ class RestClient:
     def request(self, trader: Trader, method: str, path: str, payload: dict | None = None) -> Answer:
         body = json.dumps(payload).encode() if payload is not None else b""
         # Round-robin, and on a refused connection the next worker (what a load balancer does).
+        start, self._next = self._next, self._next + 1
         for attempt in range(len(self.ports)):
-            port = self.ports[(self._next + attempt) % len(self.ports)]
+            port = self.ports[(start + attempt) % len(self.ports)]
             headers = signed_headers(key_id=trader.key_id, timestamp=int(time.time() * 1000),
                                      nonce=secrets.token_urlsafe(18), method=method, path=path, body=body,
                                      secret=trader.secret)
@@ -60,9 +61,7 @@ class RestClient:
             except httpx.ConnectError:
                 continue
             except httpx.HTTPError:
-                return Answer(None)
-            finally:
-                self._next += 1
+                return Answer(None)  # sent, but no answer: whether it was taken is unknown
             content_type = response.headers.get("content-type", "")
             try:
                 parsed = response.json()

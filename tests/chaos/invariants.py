@@ -1,10 +1,12 @@
 """The invariants the chaos suite proves after each fault, read inside a Django process of
 the deployment under test (``Stack.check``). The harness writes ``CHAOS_STATE`` (a JSON file):
-the orders the clients saw acknowledged and the per-asset balance totals after seeding. The
-result is one JSON line: ``problems`` (empty when every invariant holds) and some counts.
+the orders the clients saw acknowledged and the per-asset balance totals after seeding. Then
+``reconcile`` and ``audit_verify`` run as commands. The result is one JSON line: ``problems``
+(empty when every invariant holds and both commands pass) and some counts.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -15,6 +17,8 @@ DRAIN_TIMEOUT_S = 90.0
 
 
 def main() -> None:
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
     from django.db.models import Count, Sum
 
     from accounts.models import Balance
@@ -73,6 +77,15 @@ def main() -> None:
     negative = Balance.objects.filter(available__lt=0).count() + Balance.objects.filter(locked__lt=0).count()
     if negative:
         problems.append(f"{negative} negative balance(s)")
+
+    # The operator's proofs, as `manage.py reconcile` and `manage.py audit_verify` run them
+    # (in this process: a Django start-up less per check).
+    for command in ("reconcile", "audit_verify"):
+        out = io.StringIO()
+        try:
+            call_command(command, stdout=out, stderr=out)
+        except CommandError as error:
+            problems.append(f"{command} failed: {error}\n{out.getvalue()[-1500:]}")
 
     print(json.dumps({
         "problems": problems,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -166,6 +167,7 @@ class Stack:
                 self.redis.stop()
         finally:
             self.pg.destroy()
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     # -- the engine ---------------------------------------------------------------------------
     def engine_owner(self) -> str | None:
