@@ -156,29 +156,50 @@ def engine_answers(client: RestClient, trader: Trader, result: LoadResult | None
     return answer.status == 201 and bool(answer.body) and answer.body.get("status") != "pending"
 
 
-def ws_answers(port: int, trader: Trader, timeout: float = 5.0) -> bool:
-    """A WebSocket connection authenticates (the server serves and reaches its database)."""
+def ws_answers(port: int, trader: Trader, rest: RestClient | None = None, timeout: float = 10.0) -> bool:
+    """A WebSocket connection authenticates and, given ``rest``, subscribes to its orders and
+    receives the event of an order entered over REST: the server, its database reads and the
+    relay's fan-out (outbox, Redis signal or poll) all work."""
     from websockets.sync.client import connect
 
     timestamp, nonce = int(time.time() * 1000), secrets.token_urlsafe(18)
     signature = sign_hmac(trader.secret, signed_string(timestamp, nonce, "GET", "/ws/v1", "", body_sha256(b"")))
     try:
         with connect(f"ws://127.0.0.1:{port}/ws/v1", open_timeout=timeout, close_timeout=1) as ws:
-            ws.send(json.dumps({"op": "auth", "key": trader.key_id, "timestamp": str(timestamp), "nonce": nonce,
-                                "signature": signature, "id": "probe"}))
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                frame = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
-                if frame.get("id") == "probe":
-                    return frame.get("type") == "auth"
+
+            def frame_with(test) -> dict | None:
+                while time.monotonic() < deadline:
+                    frame = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+                    if frame.get("type") == "error":
+                        return None
+                    if test(frame):
+                        return frame
+                return None
+
+            ws.send(json.dumps({"op": "auth", "key": trader.key_id, "timestamp": str(timestamp), "nonce": nonce,
+                                "signature": signature, "id": "auth"}))
+            if frame_with(lambda f: f.get("id") == "auth") is None:
+                return False
+            if rest is None:
+                return True
+            ws.send(json.dumps({"op": "subscribe", "channels": ["orders"], "id": "sub"}))
+            if frame_with(lambda f: f.get("id") == "sub" and f.get("type") == "subscribed") is None:
+                return False
+            cid = f"wsprobe-{uuid.uuid4().hex[:24]}"
+            answer = rest.order(trader, "buy", "50.00", "0.0400", cid)
+            if answer.status not in (200, 201, 202):
+                return False
+            return frame_with(lambda f: f.get("channel") == "orders"
+                              and (f.get("data") or {}).get("client_order_id") == cid) is not None
     except Exception:  # noqa: BLE001 - not serving (yet)
         return False
-    return False
 
 
-def fix_answers(port: int, trader: Trader) -> bool:
-    """A FIX logon is accepted (the gateway serves and verifies keys against the database)."""
-    from tests.fix.support import RawClient
+def fix_answers(port: int, trader: Trader, timeout: float = 10.0) -> bool:
+    """A FIX logon is accepted and a NewOrderSingle gets its ExecutionReport: the gateway
+    serves, verifies keys, enters orders and its outbox reader delivers the engine's reports."""
+    from tests.fix.support import RawClient, new_order
 
     try:
         client = RawClient(port, SimpleNamespace(key_id=trader.key_id, secret=trader.secret, scheme="hmac"))
@@ -186,8 +207,22 @@ def fix_answers(port: int, trader: Trader) -> bool:
         return False
     try:
         client.logon(reset=True)
-        message = client.read(5.0)
-        return message is not None and message.msg_type == "A"
+        message = client.read(timeout)
+        if message is None or message.msg_type != "A":
+            return False
+        cid = f"fixprobe-{uuid.uuid4().hex[:20]}"
+        client.send("D", new_order(cid, side="1", qty="0.0400", price="50.00"))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = client.read(max(0.1, deadline - time.monotonic()))
+            if message is None:
+                return False
+            if message.msg_type == "8" and message.get(11) == cid:
+                if message.get(39) == "8":  # rejected
+                    return False
+                if message.get(39) in ("0", "1", "2"):  # the engine's verdict, from the outbox reader
+                    return True
+        return False
     except Exception:  # noqa: BLE001 - not serving (yet)
         return False
     finally:

@@ -23,7 +23,9 @@ from .clients import OrderLoad, RestClient, Trader, engine_answers, fix_answers,
 from .instances import free_port
 from .stack import Stack
 
-pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+# Each wait is bounded (RECOVERY_BOUND_S, the checks' drain); the whole run takes a few minutes,
+# longer on a loaded machine, so the suite-wide 600 s timeout is raised for it.
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 RECOVERY_BOUND_S = 90.0  # a role that does not serve again within this is a failure
 REDIS_OUTAGE_S = 10.0
@@ -103,7 +105,7 @@ class Chaos:
             finally:
                 client.close()
         if name == "ws":
-            return ws_answers(self.stack.roles["ws"].port, trader)
+            return ws_answers(self.stack.roles["ws"].port, trader, self.client)
         if name == "fix":
             return fix_answers(self.stack.roles["fix"].port, trader)
         if name == "worker":
