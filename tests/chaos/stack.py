@@ -61,6 +61,8 @@ class Stack:
             "BOURSE_RATE_LIMIT_IP": "1000000/60",
             "BOURSE_SETTLEMENT_SWEEP_S": "2",
             "PYTHONUNBUFFERED": "1",
+            "BOURSE_BIND": "127.0.0.1",
+            "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # the Procfile says `python`
         }
         if self.redis is not None:
             self.env["REDIS_URL"] = self.redis.url(0)
@@ -97,18 +99,24 @@ class Stack:
         self.roles[name] = role
         return role
 
-    def add_standard_roles(self) -> None:
-        """The production roles (README "Production configuration"), each on its own port."""
+    def add_standard_roles(self, rest_workers: int = 1) -> None:
+        """The production roles, each run from its line of the Procfile (the one place the
+        role commands are written), on ports of its own: two engines (owner and standby),
+        the Celery worker and beat, ``rest_workers`` REST servers (``web``), the WebSocket
+        server and the FIX gateway."""
+        procfile = procfile_commands()
         for name in ("engine-a", "engine-b"):
-            self.add_role(name, [PYTHON, "manage.py", "run_engine"])
-        self.add_role("worker", [PYTHON, "-m", "celery", "-A", "exchange", "worker", "--pool=solo",
-                                 "--loglevel=INFO", "--without-gossip", "--without-mingle"])
-        self.add_role("beat", [PYTHON, "-m", "celery", "-A", "exchange", "beat", "--loglevel=INFO",
-                               "-s", str(self.folder / "celerybeat-schedule")])
-        rest, ws, fix = free_port(), free_port(), free_port()
-        self.add_role("rest", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(rest), "exchange.asgi:application"], rest)
-        self.add_role("ws", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(ws), "exchange.asgi:application"], ws)
-        self.add_role("fix", [PYTHON, "manage.py", "run_fix_gateway", "--port", str(fix)], fix)
+            self.add_role(name, procfile["engine"])
+        self.add_role("worker", procfile["worker"])
+        self.add_role("beat", procfile["beat"])
+        for index in range(rest_workers):
+            port = free_port()
+            name = "rest" if rest_workers == 1 else f"rest-{index + 1}"
+            self.add_role(name, procfile["web"], port, BOURSE_WEB_PORT=str(port))
+        port = free_port()
+        self.add_role("ws", procfile["ws"], port, BOURSE_WS_PORT=str(port))
+        port = free_port()
+        self.add_role("fix", procfile["fix"], port, BOURSE_FIX_PORT=str(port))
 
     def start(self, name: str) -> Role:
         role = self.roles[name]
@@ -134,20 +142,22 @@ class Stack:
                 time.sleep(0.1)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Signal the role's whole process group (a Celery worker's pool children too), as
+        the kernel's OOM killer or a lost machine would."""
         role = self.roles[name]
         if role.process is not None and role.process.poll() is None:
-            os.kill(role.process.pid, sig)
+            os.killpg(role.process.pid, sig)
             role.process.wait(timeout=30)
 
     def stop(self, name: str) -> None:
         role = self.roles[name]
         if role.process is None or role.process.poll() is not None:
             return
-        role.process.terminate()
+        os.killpg(role.process.pid, signal.SIGTERM)
         try:
             role.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            role.process.kill()
+            os.killpg(role.process.pid, signal.SIGKILL)
             role.process.wait()
 
     def log(self, name: str, chars: int = 4000) -> str:
@@ -192,28 +202,12 @@ class Stack:
         return json.loads(out.strip().splitlines()[-1])
 
 
-def _local_ports(pid: int) -> set[int]:
-    """The local TCP ports of ``pid``'s sockets (from /proc), to match a PostgreSQL backend's
-    client port to the process holding it."""
-    inodes = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    except OSError:
-        return set()
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if len(parts) > 9 and parts[9] in inodes:
-                ports.add(int(parts[1].rsplit(":", 1)[1], 16))
-    return ports
+def procfile_commands() -> dict[str, list[str]]:
+    """Role name -> argv running its Procfile line the way honcho does (a shell expands the
+    ``${VAR:-default}`` settings; ``exec`` so the role is the process the harness signals)."""
+    commands = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and ":" in line:
+            name, command = line.split(":", 1)
+            commands[name.strip()] = ["bash", "-c", f"exec {command.strip()}"]
+    return commands

@@ -20,7 +20,6 @@ import time
 import pytest
 
 from .clients import OrderLoad, RestClient, Trader, engine_answers, fix_answers, wait_until, ws_answers
-from .instances import free_port
 from .stack import Stack
 
 # Each wait is bounded (RECOVERY_BOUND_S, the checks' drain); the whole run takes a few minutes,
@@ -47,11 +46,7 @@ class Chaos:
         self.stack = stack
         self.traders = [Trader(int(c["account_id"]), c["key_id"], c["secret"])
                         for name, c in stack.credentials.items() if name in ("alice", "bob")]
-        stack.add_standard_roles()
-        rest = stack.roles.pop("rest")
-        for name in ("rest-1", "rest-2"):
-            port = free_port()
-            stack.add_role(name, [*rest.argv[:-3], "-p", str(port), "exchange.asgi:application"], port)
+        stack.add_standard_roles(rest_workers=2)
         self.rest_ports = [stack.roles["rest-1"].port, stack.roles["rest-2"].port]
         self.client = RestClient(self.rest_ports)
         self.load: OrderLoad | None = None
