@@ -7,7 +7,8 @@ export PORT
 # Tests get their own data folder, so they never touch the `make run` database or secrets.
 TEST_DATA_DIR ?= $(CURDIR)/var/test
 
-.PHONY: run test chaos lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate tools-install
+
+.PHONY: run run-prod test chaos lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate tools-install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +63,14 @@ seed: migrate
 ## run: install, migrate, seed the demo market and traders, and serve on 127.0.0.1:$(PORT)
 run: seed
 	$(BIN)/python manage.py run_embedded
+
+## run-prod: production on one machine: migrate, then every role of the Procfile under honcho,
+## against DATABASE_URL/REDIS_URL (docs/deployment.md); Ctrl-C / SIGTERM stops them all
+# honcho sends SIGKILL 5 s after SIGTERM: the roles' drain (BOURSE_SHUTDOWN_GRACE_S) stays under it.
+run-prod: install
+	@test -n "$$DATABASE_URL" || { echo "run-prod: DATABASE_URL is not set; production needs DATABASE_URL, REDIS_URL, SECRET_KEY and BOURSE_ENCRYPTION_KEYS (docs/deployment.md)" >&2; exit 2; }
+	$(BIN)/python manage.py migrate --noinput
+	PATH="$(CURDIR)/$(BIN):$$PATH" BOURSE_SHUTDOWN_GRACE_S=$${BOURSE_SHUTDOWN_GRACE_S:-4} $(BIN)/honcho start
 
 ## test: install test dependencies and run the whole suite (DATABASE_URL/REDIS_URL honoured)
 test: install-test sdk-install tools-install

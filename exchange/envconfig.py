@@ -44,6 +44,48 @@ def env_list(name, default=()):
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def fernet_keys(name: str, keys: list[str]) -> list[str]:
+    """``keys`` when each is a Fernet key (32 url-safe base64 bytes); else one clear error,
+    naming which key (never its value), so no role starts that would answer 500 to every
+    signed request."""
+    from cryptography.fernet import Fernet
+
+    for number, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(
+                f"{name}: key {number} of {len(keys)} is not a Fernet key (32 url-safe base64-encoded bytes, "
+                f"44 characters). Fix: generate one with `python -c 'from cryptography.fernet import Fernet; "
+                f"print(Fernet.generate_key().decode())'`; separate keys with commas, newest first."
+            ) from None
+    return keys
+
+
+def database_url(name: str, raw: str, **options) -> dict:
+    """``raw`` parsed by dj-database-url, or one error naming the setting and the fix."""
+    import dj_database_url
+
+    try:
+        return dict(dj_database_url.parse(raw, **options))
+    except (ValueError, KeyError) as exc:
+        raise ImproperlyConfigured(
+            f"{name} is not a database URL ({' '.join(str(exc).split())[:200]}). "
+            f"Fix: use postgres://USER:PASSWORD@HOST:5432/NAME (or sqlite:////absolute/path.sqlite3)."
+        ) from None
+
+
+def redis_url(name: str, raw: str) -> str:
+    """``raw`` when empty or a Redis URL; else one error naming the setting and the fix."""
+    if raw and not raw.startswith(("redis://", "rediss://", "unix://")):
+        scheme = raw.split("://", 1)[0] if "://" in raw else "no scheme"
+        raise ImproperlyConfigured(
+            f"{name} is not a Redis URL ({scheme[:20]}). Fix: use redis://[:PASSWORD@]HOST:6379/DB "
+            f"(rediss:// for TLS, unix:///path/redis.sock?db=N)."
+        )
+    return raw
+
+
 def _new_fernet_key():
     from cryptography.fernet import Fernet
 

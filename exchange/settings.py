@@ -8,16 +8,15 @@ every variable.
 import os
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .envconfig import env_bool, env_int, env_list, secret
+from .envconfig import database_url, env_bool, env_int, env_list, fernet_keys, redis_url, secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("BOURSE_DATA_DIR") or BASE_DIR / "data").resolve()
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
-REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+REDIS_URL = redis_url("REDIS_URL", os.environ.get("REDIS_URL", "").strip())
 # SQLite (no DATABASE_URL, or a sqlite:/// one) is the embedded mode; anything else is production.
 EMBEDDED = not DATABASE_URL or DATABASE_URL.startswith("sqlite:")
 
@@ -26,9 +25,9 @@ _allow_generated = env_bool("BOURSE_ALLOW_GENERATED_SECRETS", False)
 SECRET_KEY = secret("SECRET_KEY", DATA_DIR, embedded=EMBEDDED, allow_generated=_allow_generated)
 # Fernet keys (comma-separated, newest first) that encrypt API secrets at rest. Rotate by
 # putting a new key first; older keys keep decrypting until `rotate_api_secrets` re-encrypts.
-BOURSE_ENCRYPTION_KEYS = env_list("BOURSE_ENCRYPTION_KEYS") or [
+BOURSE_ENCRYPTION_KEYS = fernet_keys("BOURSE_ENCRYPTION_KEYS", env_list("BOURSE_ENCRYPTION_KEYS") or [
     secret("BOURSE_ENCRYPTION_KEYS", DATA_DIR, embedded=EMBEDDED, allow_generated=_allow_generated)
-]
+])
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -97,17 +96,19 @@ CHANNEL_LAYERS: dict = {}
 
 # --- Database -------------------------------------------------------------------------
 if not EMBEDDED:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    DATABASES = {"default": database_url("DATABASE_URL", DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
     # Server-side parameters: psycopg sends values separately instead of Django quoting each
     # one into the SQL text in Python, which dominated the engine's bulk inserts.
     DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    # An unreachable server fails a connection attempt after this long instead of hanging.
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT_S", 5))
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             # Django takes a Path for SQLite's NAME (its own template does); the stubs say str only.
-            "NAME": dj_database_url.parse(DATABASE_URL)["NAME"] if DATABASE_URL else DATA_DIR / "bourse.sqlite3",  # type: ignore[typeddict-item]
+            "NAME": database_url("DATABASE_URL", DATABASE_URL)["NAME"] if DATABASE_URL else DATA_DIR / "bourse.sqlite3",
             "OPTIONS": {
                 # IMMEDIATE takes the write lock at BEGIN, so a transaction that reads then
                 # writes never fails half-way with SQLITE_BUSY; the busy timeout queues
@@ -314,6 +315,9 @@ BOURSE_MAX_BODY_BYTES = env_int("BOURSE_MAX_BODY_BYTES", 64 * 1024)
 # daphne: every HTTP request must arrive whole (headers and body) within this many seconds of
 # the connection opening or of the previous response (slow clients get 408; 0: no limit).
 BOURSE_HTTP_REQUEST_TIMEOUT_S = float(os.environ.get("BOURSE_HTTP_REQUEST_TIMEOUT_S", "10"))
+# SIGTERM: how long each role may take to finish what it is doing (daphne: requests in flight and
+# WebSocket closes; the FIX gateway: Logouts) before it stops anyway (exchange/serving.py).
+BOURSE_SHUTDOWN_GRACE_S = float(os.environ.get("BOURSE_SHUTDOWN_GRACE_S", "10"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(BOURSE_MAX_BODY_BYTES, 2_621_440)
 
 # --- WebSocket API (trading/ws; docs/websocket.md) ---------------------------------------

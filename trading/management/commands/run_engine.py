@@ -5,12 +5,12 @@ as a standby for the others, and takes over a market when its owner dies.
 """
 import signal
 
-from django.core.management.base import BaseCommand
-
+from exchange.management.base import RoleCommand
 from trading.runner import EngineProcess
 
 
-class Command(BaseCommand):
+class Command(RoleCommand):
+    role = "engine"
     help = "Run the matching engine for some or all markets (one owner per market; others stand by)."
 
     def add_arguments(self, parser):

@@ -9,12 +9,14 @@ import asyncio
 import signal
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
 
+from exchange import preflight
+from exchange.management.base import RoleCommand
 from trading.fix.server import Gateway
 
 
-class Command(BaseCommand):
+class Command(RoleCommand):
+    role = "fix"
     help = "Run the FIX 4.4 order-entry gateway (acceptor)."
 
     def add_arguments(self, parser):
@@ -31,7 +33,10 @@ class Command(BaseCommand):
 
     async def _serve(self, host, port, workers, pipeline):
         gateway = Gateway(host, port, workers=max(workers, pipeline), pipeline=pipeline)
-        await gateway.start()
+        try:
+            await gateway.start()
+        except OSError as exc:
+            raise preflight.port_in_use("BOURSE_FIX_PORT", host, port, exc.strerror or str(exc)) from None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

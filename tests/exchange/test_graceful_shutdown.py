@@ -1,0 +1,249 @@
+"""Graceful shutdown (issue 17 item 4): SIGTERM to each role, started as the real process,
+finishes what is in flight within a bound and exits 0 — daphne answers the request in flight
+and closes WebSockets with 1001, the engine ends its batch, the FIX gateway sends Logout, the
+worker finishes its task, beat stops; ``run_embedded`` (``make run``) stops every child,
+even when it is itself killed."""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from bourse import Client
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from exchange.celery import app as celery_app
+from tests.factories import ApiKeyFactory, AssetFactory, MarketFactory
+from tests.fix.support import Processes, RawClient
+from tests.support import PYTHON, free_port, fund, subprocess_env
+from trading.models import Order
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+BOUND_S = 20  # every role must be gone this long after SIGTERM (the grace is 10 s)
+
+
+def wait_exit(process: subprocess.Popen, bound: float = BOUND_S) -> tuple[int, float]:
+    started = time.monotonic()
+    code = process.wait(timeout=bound)
+    return code, time.monotonic() - started
+
+
+def wait_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the server exited while starting"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"nothing listening on {port}")
+
+
+@pytest.fixture
+def market():
+    usd, btc = AssetFactory(code="USD", scale=6), AssetFactory(code="BTC", scale=8)
+    return MarketFactory(base=btc, quote=usd)
+
+
+@pytest.fixture
+def key(market):
+    key = ApiKeyFactory()
+    fund(key.account, USD="100000", BTC="100")
+    return key
+
+
+def test_daphne_finishes_the_request_in_flight_and_closes_websockets_with_1001(key):
+    port = free_port()
+    # No engine runs: an order waits BOURSE_ENGINE_WAIT_S for its verdict, then is answered 202.
+    env = {**subprocess_env(), "BOURSE_ENGINE_WAIT_S": "3"}
+    process = subprocess.Popen([PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "exchange.asgi:application"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_port(port, process)
+        socket_closed: dict = {}
+        websocket = connect(f"ws://127.0.0.1:{port}/ws/v1", open_timeout=10).__enter__()
+
+        def read_until_closed():
+            try:
+                while True:
+                    websocket.recv(timeout=BOUND_S)
+            except ConnectionClosed as closed:
+                socket_closed["code"] = closed.rcvd.code if closed.rcvd else None
+                socket_closed["at"] = time.monotonic()
+
+        reader = threading.Thread(target=read_until_closed)
+        reader.start()
+        answer: dict = {}
+
+        def place():
+            client = Client(f"http://127.0.0.1:{port}", key.key_id, secret=key.secret, timeout=30)
+            try:
+                answer["order"] = client.place_order("BTC-USD", "buy", "limit", quantity="0.1", price="100.00")
+            except Exception as exc:  # noqa: BLE001 - the assertion below shows it
+                answer["error"] = exc
+
+        placing = threading.Thread(target=place)
+        placing.start()
+        deadline = time.monotonic() + 30
+        while not Order.objects.filter(account=key.account).exists():  # the request is in the view now
+            assert time.monotonic() < deadline, "the order never arrived"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        terminated = time.monotonic()
+        code, took = wait_exit(process)
+        placing.join(10)
+        reader.join(10)
+        log = process.stderr.read()
+        assert code == 0, log[-3000:]
+        assert took < BOUND_S
+        assert "error" not in answer, f"the request in flight was cut: {answer.get('error')!r}"
+        assert answer["order"].status == "pending"  # answered after the wait, not dropped
+        assert socket_closed["code"] == 1001  # going away: reconnect elsewhere
+        assert socket_closed["at"] - terminated < 5
+        assert "Traceback" not in log
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_engine_finishes_its_batch_and_exits_0(key, market):
+    client_orders = []
+    env = subprocess_env()
+    process = subprocess.Popen([PYTHON, "manage.py", "run_engine"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        from trading.services import order_submit
+
+        for n in range(40):
+            result = order_submit(account=key.account, market=market.symbol, side="sell", type="limit",
+                                  quantity="0.01", price=f"{200 + n}.00", client_order_id=f"g{n}")
+            client_orders.append(result.order.pk)
+        deadline = time.monotonic() + 60
+        while not Order.objects.filter(pk__in=client_orders).exclude(status="pending").exists():
+            assert time.monotonic() < deadline and process.poll() is None, "the engine took nothing"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        code, took = wait_exit(process)
+        output = process.stdout.read()
+        assert code == 0, output[-3000:]
+        assert "Traceback" not in output
+        statuses = set(Order.objects.filter(pk__in=client_orders).values_list("status", flat=True))
+        assert statuses <= {"pending", "open"}  # each order fully processed or not yet taken
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_fix_gateway_sends_logout_and_exits_0(key):
+    processes = Processes()
+    try:
+        raw = RawClient(processes.port, key)
+        raw.logon()
+        raw.expect("A")
+        processes.gateway.send_signal(signal.SIGTERM)
+        logout = raw.expect("5", timeout=10)
+        assert "shutting down" in (logout.get(58) or "")
+        code, took = wait_exit(processes.gateway)
+        assert code == 0, processes.output()[-3000:]
+        raw.close()
+    finally:
+        processes.stop()
+
+
+def _celery(role: str, log_path) -> subprocess.Popen:
+    env = {**subprocess_env()}
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    extra = ["--pool=solo", "--without-gossip", "--without-mingle"] if role == "worker" else []
+    return subprocess.Popen([PYTHON, "-m", "celery", "-A", "exchange", role, "--loglevel=INFO", *extra],
+                            env=env, stdout=open(log_path, "w"),  # noqa: SIM115 - the child owns it
+                            stderr=subprocess.STDOUT)
+
+
+def test_the_worker_finishes_its_task_and_exits_0(tmp_path, market):
+    log_path = tmp_path / "worker.log"
+    process = _celery("worker", log_path)
+    try:
+        deadline = time.monotonic() + 60
+        while "ready." not in log_path.read_text():
+            assert time.monotonic() < deadline and process.poll() is None, log_path.read_text()[-3000:]
+            time.sleep(0.1)
+        celery_app.send_task("trading.reconcile")  # a real task of the worker, through the broker
+        while "Task trading.reconcile" not in log_path.read_text():
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        code, took = wait_exit(process)
+        log = log_path.read_text()
+        assert code == 0, log[-3000:]
+        assert "succeeded" in log.split("Task trading.reconcile", 1)[1], log[-3000:]  # finished, not cut
+        assert "Traceback" not in log
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_beat_exits_0(tmp_path):
+    log_path = tmp_path / "beat.log"
+    process = _celery("beat", log_path)
+    try:
+        deadline = time.monotonic() + 60
+        while "beat: Starting" not in log_path.read_text():
+            assert time.monotonic() < deadline and process.poll() is None, log_path.read_text()[-3000:]
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        code, _ = wait_exit(process)
+        assert code == 0, log_path.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(word) for word in out.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by a dead parent's reaper) counts as gone
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ", 1)[1][0] != "Z"
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_run_embedded_stops_every_child(how):
+    env = {**subprocess_env(), "BOURSE_FIX_PORT": str(free_port())}
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    process = subprocess.Popen([PYTHON, "manage.py", "run_embedded", "--port", str(free_port()),
+                                "--only", "web,engine,fix"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (process.stdout.readline() or "").startswith("Serving on"):
+            assert time.monotonic() < deadline and process.poll() is None, "run_embedded did not start"
+        children = _children(process.pid)
+        assert len(children) == 3
+        process.send_signal(how)
+        code, _ = wait_exit(process)
+        assert code == (-signal.SIGKILL if how == signal.SIGKILL else 0)
+        deadline = time.monotonic() + BOUND_S
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in children), "a role was left running"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
