@@ -7,8 +7,7 @@ export PORT
 # Tests get their own data folder, so they never touch the `make run` database or secrets.
 TEST_DATA_DIR ?= $(CURDIR)/var/test
 
-
-.PHONY: run run-prod test chaos lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate tools-install
+.PHONY: run run-prod test chaos lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate tools-install bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +78,17 @@ test: install-test sdk-install tools-install
 ## chaos: break a whole deployment on private PostgreSQL/Redis servers under load and prove it recovers (tests/chaos)
 chaos: install-test
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest -m chaos tests/chaos -s -q $(PYTEST_ARGS)
+
+## bench: the order path under load (issue 16's targets): REST served as documented (manage.py
+## serve_http), an engine, a Celery worker; prints each figure beside its same-run baseline and
+## writes bench/reports/order_path/ (report.md, PNG plots). Needs its own database and Redis db.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bourse_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/5
+BENCH_ARGS ?= --seconds 10 --sustain 30 --rate 500
+bench: install-test
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) BOURSE_ALLOW_GENERATED_SECRETS=1 \
+	BOURSE_DATA_DIR=$(CURDIR)/var/bench LOG_LEVEL=WARNING \
+	$(BIN)/python bench/rest_load.py $(BENCH_ARGS) --report bench/reports/order_path
 
 ## lint: ruff, the import-layer contracts, mypy, and ESLint on the TypeScript SDK
 lint: install-test sdk-install

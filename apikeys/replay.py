@@ -32,12 +32,22 @@ _MAX_RETENTION_S = 86_400
 EPOCH_KEY = "nonce-epoch"
 
 
-def nonce_claim(key_id: str, nonce: str, *, timestamp_ms: int | None = None, now_ms: int | None = None) -> bool:
-    """Record the nonce; False when this key already used it inside the retention."""
-    timeout = _RETENTION_S
+def nonce_key(key_id: str, nonce: str) -> str:
+    return f"nonce:{key_id}:{nonce}"
+
+
+def nonce_ttl_s(timestamp_ms: int | None, now_ms: int | None) -> float:
+    """How long a nonce signed at ``timestamp_ms`` is remembered (seconds)."""
     if timestamp_ms is not None and now_ms is not None and timestamp_ms > now_ms:
-        timeout = min(_MAX_RETENTION_S, _RETENTION_S + (timestamp_ms - now_ms) / 1000)
-    return cache.add(f"nonce:{key_id}:{nonce}", 1, timeout=timeout)
+        return min(_MAX_RETENTION_S, _RETENTION_S + (timestamp_ms - now_ms) / 1000)
+    return _RETENTION_S
+
+
+def nonce_claim(key_id: str, nonce: str, *, timestamp_ms: int | None = None, now_ms: int | None = None) -> bool:
+    """Record the nonce; False when this key already used it inside the retention. (The
+    verifier claims through ``apikeys.gate``, which does this in the same round trip as the
+    budgets; this is the same claim on its own.)"""
+    return cache.add(nonce_key(key_id, nonce), 1, timeout=nonce_ttl_s(timestamp_ms, now_ms))
 
 
 def store_epoch_ms(now_ms: int) -> int:

@@ -42,6 +42,7 @@ import ipaddress
 import logging
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone as dj_timezone
@@ -49,9 +50,9 @@ from django.utils import timezone as dj_timezone
 from audit.services import audit_auth_failure
 from exchange import errors, ratelimit, wire
 
-from . import crypto, keycache, signing
+from . import crypto, gate, keycache, signing
 from .models import ApiKey
-from .replay import FUTURE_SKEW_MS, MAX_WINDOW_MS, nonce_claim, store_epoch_ms
+from .replay import FUTURE_SKEW_MS, MAX_WINDOW_MS
 
 log = logging.getLogger("bourse.auth")
 
@@ -72,6 +73,8 @@ HEADERS = {
     "window": "X-API-Window",
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Which budgets an accepted request spends: (policy name, identity) pairs, from its key.
+Budgets = Callable[[ApiKey], tuple[tuple[str, str], ...]]
 
 
 def now_ms() -> int:
@@ -169,30 +172,53 @@ def verify_request(
     window: str | None = None,
 ) -> ApiKey:
     """Authenticate one signed request; return its ``ApiKey`` or raise a ``BourseError``."""
-    check_failure_budget(source_ip)
+    return verify_request_budgeted(
+        key_id=key_id, timestamp=timestamp, nonce=nonce, signature=signature, method=method, path=path,
+        query=query, body_sha256=body_sha256, source_ip=source_ip, window=window,
+    )[0]
 
+
+def verify_request_budgeted(
+    *,
+    key_id: str | None,
+    timestamp: str | None,
+    nonce: str | None,
+    signature: str | None,
+    method: str,
+    path: str,
+    query: str,
+    body_sha256: str,
+    source_ip: str | None,
+    window: str | None = None,
+    budgets: Budgets | None = None,
+) -> tuple[ApiKey, list[ratelimit.Usage]]:
+    """``verify_request`` that also counts, on acceptance and in the same round trip to the
+    shared store (``apikeys.gate``), the budgets ``budgets(key)`` names — (policy, identity)
+    pairs, in order; it returns their usages (the caller records them and refuses an
+    exceeded one: the last usage, when it is exceeded)."""
     given = {"key_id": key_id, "timestamp": timestamp, "nonce": nonce, "signature": signature}
     missing = [HEADERS[name] for name, value in given.items() if value is None or value == ""]
     if missing or key_id is None or timestamp is None or nonce is None or signature is None:
+        _gate_failure(source_ip, counted=False)  # a throttled address hears 429 first, as always
         raise errors.MissingCredentials(
             f"Signed request headers missing: {', '.join(missing)}.",
             errors=[{"field": header, "code": "required", "message": f"{header} is required."} for header in missing],
         )
 
     if not TIMESTAMP.match(timestamp):
-        raise count_failure(source_ip, _malformed(HEADERS["timestamp"], "must be Unix epoch milliseconds (an integer)"))
+        raise _failed(source_ip, _malformed(HEADERS["timestamp"], "must be Unix epoch milliseconds (an integer)"))
     if not NONCE.match(nonce):
-        raise count_failure(source_ip, _malformed(HEADERS["nonce"], "must be 16-64 characters of A-Za-z0-9_-"))
+        raise _failed(source_ip, _malformed(HEADERS["nonce"], "must be 16-64 characters of A-Za-z0-9_-"))
     window_ms = DEFAULT_WINDOW_MS
     if window is not None and window != "":
         if not WINDOW.match(window) or not 1 <= int(window) <= MAX_WINDOW_MS:
-            raise count_failure(source_ip, _malformed(HEADERS["window"], f"must be an integer from 1 to {MAX_WINDOW_MS}"))
+            raise _failed(source_ip, _malformed(HEADERS["window"], f"must be an integer from 1 to {MAX_WINDOW_MS}"))
         window_ms = int(window)
     signature_bytes = decode_signature(signature)
     if signature_bytes is None:
-        raise count_failure(source_ip, _malformed(HEADERS["signature"], "must be base64"))
+        raise _failed(source_ip, _malformed(HEADERS["signature"], "must be base64"))
 
-    return verify_signed_message(
+    return _verify_signed(
         key_id=key_id,
         message=signing.signed_string(timestamp, nonce, method, path, query, body_sha256).encode(),
         signature=signature_bytes,
@@ -200,6 +226,7 @@ def verify_request(
         window_ms=window_ms,
         replay_token=nonce,
         source_ip=source_ip,
+        budgets=budgets,
     )
 
 
@@ -209,6 +236,22 @@ def check_failure_budget(source_ip: str | None) -> None:
         failures = ratelimit.hit(ratelimit.AUTH_FAILURES, ratelimit.ip_identity(source_ip), increment=False)
         if failures.count >= failures.policy.quota:
             raise ratelimit.refusal(failures)
+
+
+def _gate_failure(source_ip: str | None, *, counted: bool) -> None:
+    """Steps 1 and the failure count of a refusal found before the nonce, in one round trip:
+    raises 429 when the address is already past its failure budget (nothing counted), else
+    counts this failure (``counted``) and returns."""
+    outcome = gate.run(source_ip=source_ip, mode="fail" if counted else "check")
+    if outcome.outcome == gate.THROTTLED:
+        assert outcome.failures is not None
+        raise ratelimit.refusal(outcome.failures)
+
+
+def _failed(source_ip: str | None, error: errors.BourseError) -> errors.BourseError:
+    _gate_failure(source_ip, counted=True)
+    log.info("authentication refused: %s", error.code, extra={"source_ip": source_ip})
+    return error
 
 
 def verify_signed_message(
@@ -225,6 +268,21 @@ def verify_signed_message(
     key and signature, status, allowlist, then the one-time ``replay_token`` (the nonce;
     a transport without nonces can pass a digest of the signature). A transport with its
     own signed string (FIX Logon) calls ``check_failure_budget`` and then this."""
+    return _verify_signed(key_id=key_id, message=message, signature=signature, timestamp_ms=timestamp_ms,
+                          window_ms=window_ms, replay_token=replay_token, source_ip=source_ip, budgets=None)[0]
+
+
+def _verify_signed(
+    *,
+    key_id: str,
+    message: bytes,
+    signature: bytes,
+    timestamp_ms: int,
+    window_ms: int,
+    replay_token: str,
+    source_ip: str | None,
+    budgets: Budgets | None,
+) -> tuple[ApiKey, list[ratelimit.Usage]]:
     server_ms = now_ms()
     in_window = server_ms - window_ms <= timestamp_ms <= server_ms + FUTURE_SKEW_MS
 
@@ -240,26 +298,40 @@ def verify_signed_message(
         valid = crypto.ed25519_verify(key.public_key, message, signature)
     if key is None or not valid:
         if not in_window:
-            raise count_failure(source_ip, _out_of_window(timestamp_ms, window_ms, server_ms))
-        raise count_failure(source_ip, errors.InvalidCredentials("Unknown API key or wrong signature."))
+            raise _failed(source_ip, _out_of_window(timestamp_ms, window_ms, server_ms))
+        raise _failed(source_ip, errors.InvalidCredentials("Unknown API key or wrong signature."))
 
     # The signature is proven: this message is spent from now on, whatever follows, so a
-    # refused request cannot be accepted later (with a longer X-API-Window, say).
-    fresh = nonce_claim(key.key_id, replay_token, timestamp_ms=timestamp_ms, now_ms=server_ms)
+    # refused request cannot be accepted later (with a longer X-API-Window, say). What the
+    # process knows decides the verdict; the shared store then claims the nonce, checks the
+    # replay epoch and counts the failure or the budgets in one round trip (``apikeys.gate``).
+    refusal = standing_refusal(key, source_ip) if in_window else None
+    verdict = "late" if not in_window else "refused" if refusal is not None else "accept"
+    outcome = gate.run(
+        source_ip=source_ip, mode="claim", key_id=key.key_id, nonce=replay_token, verdict=verdict,
+        timestamp_ms=timestamp_ms, now_ms=server_ms, budgets=budgets(key) if budgets is not None else (),
+    )
+    if outcome.outcome == gate.THROTTLED:
+        assert outcome.failures is not None
+        raise ratelimit.refusal(outcome.failures)
     if not in_window:
-        raise count_failure(source_ip, _out_of_window(timestamp_ms, window_ms, server_ms))
-    refusal = standing_refusal(key, source_ip)
+        raise _logged(source_ip, _out_of_window(timestamp_ms, window_ms, server_ms))
     if refusal is not None:
         raise refusal
-    if not fresh:
-        raise count_failure(source_ip, errors.NonceReused("This nonce was already used by this key; use a fresh one."))
-    if timestamp_ms < store_epoch_ms(server_ms):
+    if outcome.outcome == gate.NONCE_REUSED:
+        raise _logged(source_ip, errors.NonceReused("This nonce was already used by this key; use a fresh one."))
+    if outcome.outcome == gate.REPLAY_RESET:
         # New to a store that lost its memory since the request was signed: it may be a replay.
-        raise count_failure(source_ip, errors.ReplayGuardReset(
+        raise _logged(source_ip, errors.ReplayGuardReset(
             "The replay guard restarted after this request was signed; sign it again with a fresh timestamp and nonce."))
 
     _touch(key)
-    return key
+    return key, outcome.usages
+
+
+def _logged(source_ip: str | None, error: errors.BourseError) -> errors.BourseError:
+    log.info("authentication refused: %s", error.code, extra={"source_ip": source_ip})
+    return error
 
 
 def standing_refusal(key: ApiKey, source_ip: str | None, scope: str | None = None) -> errors.BourseError | None:

@@ -1,28 +1,36 @@
 """Order-path load benchmark: signed order placements per second over REST against the
-production roles (gunicorn for REST, an engine process, a Celery worker settling), with the
+production roles (REST served as documented, ``manage.py serve_http``: daphne processes; an
+engine process; a Celery worker settling), with the
 signed no-op `GET /api/v1/account` measured in the same run as the baseline.
 
     createdb -h 127.0.0.1 -U postgres bourse_bench   # once
+    make bench   # or, with the same environment as the Makefile sets:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bourse_bench REDIS_URL=redis://127.0.0.1:6379/5 \\
     BOURSE_ALLOW_GENERATED_SECRETS=1 BOURSE_DATA_DIR=/tmp/benchdata LOG_LEVEL=WARNING \\
     .venv/bin/python bench/rest_load.py --seconds 10 --sustain 30 --rate 500 --report bench/reports/order_path
 
 Phases, each after a warm-up that touches every server thread (cold workers would sign
 nothing wrong, but their first requests are slow and the run must not measure imports):
+0. (``--compare``) serving setups side by side, each started on its own: daphne processes x
+   request threads (``BOURSE_HTTP_THREADS``; 0 = Django's stock ASGI handler), signed GET and
+   POST closed loops each — the measurements the documented setup was chosen from;
 1. closed loop, `--connections` clients: GET /account (the baseline), then POST /orders
    (crossing limit orders, so the engine matches and settlement runs); their ratio;
 2. sustained closed loop of POST /orders for `--sustain` seconds: throughput and latency per
    second, settlement lag sampled every second, and at the end every accepted order must
    have its verdict (none left `pending`) — what "keeps up" means;
 3. open loop at `--rate` orders/s: p50/p99 of POST /orders as a client sees it (queueing
-   included), and commit -> verdict from the engine's timestamps;
-4. one account alone (`--single-account`): the closed-loop rate of one trader's orders.
+   included; commit -> verdict is bench/engine_process.py's);
+4. one account alone: the closed-loop rate of one trader's orders.
 
-CPU per placement: the CPU time the server processes (gunicorn, engine, worker) and every
+CPU per placement: the CPU time the server processes (daphne, engine, worker) and every
 PostgreSQL backend used during phase 2, divided by the orders placed. The load average is
 printed with every figure; the machine is shared, so compare ratios from the same run.
 With `--report DIR` it writes `report.md` and PNG plots (throughput and latency percentiles
 per second, settlement lag) there.
+
+Status 0 in the printed counts: the server closed the connection before answering (a starved
+server cuts connections whose request it has not read within BOURSE_HTTP_REQUEST_TIMEOUT_S).
 
 Rate limits and the authentication-failure budget are lifted for the run (environment of
 the server processes) so they do not cap it.
@@ -167,6 +175,10 @@ class Connection:
                  f"Content-Length: {len(body)}"] + [f"{k}: {v}" for k, v in headers.items()]
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         status_line = await self.reader.readline()
+        if not status_line:  # the server closed the connection (a starved server's idle cut-off)
+            self.writer.close()
+            await self.open()
+            return 0, b""
         length = 0
         while True:
             line = await self.reader.readline()
@@ -283,13 +295,36 @@ class LagSampler(threading.Thread):
             connection.close()
 
 
-def start_roles(symbol, args, env):
+def start_server(args, env, processes=None, threads=None):
+    """The documented REST server: ``manage.py serve_http`` (daphne processes on one port)."""
     port = free_port()
+    env = {**env, "BOURSE_HTTP_THREADS": str(args.threads if threads is None else threads)}
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "serve_http", "--port", str(port), "--processes",
+         str(args.processes if processes is None else processes)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    time.sleep(1.0)  # every process listening, not just the first
+    return port, server
+
+
+def stop(process):
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def start_roles(symbol, args, env):
+    port, server = start_server(args, env)
     roles = {
-        "gunicorn": subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "exchange.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
-             "-k", "gthread", "--threads", str(args.threads), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        "daphne": server,
         "engine": subprocess.Popen([sys.executable, "manage.py", "run_engine", "--markets", symbol], cwd=ROOT, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     }
@@ -298,12 +333,6 @@ def start_roles(symbol, args, env):
             [sys.executable, "-m", "celery", "-A", "exchange", "worker", "--pool=solo", "--loglevel=WARNING",
              "--without-gossip", "--without-mingle"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
     return port, roles
 
 
@@ -335,8 +364,11 @@ def plot(report_dir: Path, phases, lag_samples):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--processes", type=int, default=2, help="daphne processes (serve_http --processes)")
+    parser.add_argument("--threads", type=int, default=16, help="request threads per process (BOURSE_HTTP_THREADS)")
+    parser.add_argument("--compare", default="1x0,1x16,2x16",
+                        help="serving setups to compare first, PROCESSESxTHREADS (0 threads: Django's stock "
+                             "ASGI handler); empty to skip")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--sustain", type=int, default=30)
@@ -370,14 +402,37 @@ def main():
         return "POST", "/api/v1/orders", order_body(rng, symbol)
 
     ms = lambda v: f"{v * 1000:.1f} ms"  # noqa: E731
+    def warm_up(at_port, processes, threads):
+        # Every process and thread imports, connects and serves a few requests of each kind.
+        warm = max(processes * max(threads, 1), args.connections)
+        asyncio.run(closed_loop(at_port, traders, warm, args.warmup, account, "warm-up"))
+        asyncio.run(closed_loop(at_port, traders, warm, args.warmup, order, "warm-up"))
+
     try:
         time.sleep(2)  # the engine owns the market
-        # Warm-up: every worker thread imports, connects and serves a few requests of each kind.
-        warm = max(args.workers * args.threads, args.connections)
-        asyncio.run(closed_loop(port, traders, warm, args.warmup, account, "warm-up"))
-        asyncio.run(closed_loop(port, traders, warm, args.warmup, order, "warm-up"))
+        compared = []
+        for setup in filter(None, args.compare.split(",")):
+            processes, threads = (int(part) for part in setup.split("x"))
+            other_port, other = start_server(args, env, processes, threads)
+            try:
+                warm_up(other_port, processes, threads)
+                seconds = max(3, args.seconds // 2)
+                get_rate, gets = asyncio.run(closed_loop(other_port, traders, args.connections, seconds, account, "cmp"))
+                post_rate, posts = asyncio.run(closed_loop(other_port, traders, args.connections, seconds, order, "cmp"))
+            finally:
+                stop(other)
+            label = f"{processes} daphne x {'stock handler' if threads == 0 else f'{threads} threads'}"
+            compared.append((label, get_rate, post_rate))
+            say(f"[load {loadavg()}] serving {label}: GET /account {get_rate:,.0f} req/s "
+                f"(p99 {ms(percentile(gets.latencies, .99))}), POST /orders {post_rate:,.0f} orders/s "
+                f"(p99 {ms(percentile(posts.latencies, .99))}), ratio {post_rate / get_rate:.2f}")
+        if compared:
+            base = compared[0]
+            say("serving setups against the first (" + base[0] + "): " + ", ".join(
+                f"{label} x{post / base[2]:.2f} orders/s" for label, _, post in compared[1:]))
 
-        say(f"server: gunicorn gthread {args.workers}x{args.threads}, engine process"
+        warm_up(port, args.processes, args.threads)
+        say(f"server: manage.py serve_http, {args.processes} daphne processes x {args.threads} threads, engine process"
             f"{', Celery worker' if 'worker' in roles else ''}; {connection.vendor}"
             f"{' + Redis' if os.environ.get('REDIS_URL') else ''}; client: {args.connections} keep-alive connections")
         noop_rate, noop = asyncio.run(closed_loop(port, traders, args.connections, args.seconds, account,
@@ -388,7 +443,8 @@ def main():
                                                      "POST /orders, closed loop"))
         say(f"[load {loadavg()}] POST /api/v1/orders (signed, engine verdict): {order_rate:,.0f} orders/s, "
             f"p50 {ms(percentile(orders.latencies, .5))}, p99 {ms(percentile(orders.latencies, .99))}, {orders.statuses}")
-        say(f"ratio placements / signed no-op: {order_rate / noop_rate:.2f} (target >= 0.6)")
+        say(f"ratio placements / signed no-op: {order_rate / noop_rate:.2f} (target >= 0.6; "
+            f"baseline: the signed GET above, {noop_rate:,.0f} req/s)")
 
         phases = [noop, orders]
         lag = LagSampler(symbol)
@@ -429,12 +485,7 @@ def main():
         phases.append(single)
     finally:
         for process in roles.values():
-            process.terminate()
-        for process in roles.values():
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
 
     if args.report:
         args.report.mkdir(parents=True, exist_ok=True)

@@ -3,16 +3,25 @@
 Served by daphne: a malformed setting stops it at import with one line (exchange/preflight.py);
 ``exchange.serving`` adds the start-up checks, a clear port-in-use exit and the graceful
 shutdown on SIGTERM.
+
+HTTP requests run in a fixed pool of threads (``exchange.httppool``), each with its own
+persistent database connection: Django's own ASGI handler runs a request's synchronous
+middleware and view in a thread created for that request, which opened (and, when the
+thread ended, dropped) a database connection per request.
 """
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 from exchange import preflight
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings")
 preflight.load_settings("web")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from exchange.httppool import pooled_asgi_application  # noqa: E402
+
+django_asgi_app = pooled_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)
 

@@ -215,10 +215,22 @@ def orders_rate_limit(view_method):
 
     @functools.wraps(view_method)
     def wrapper(self, request, *args, **kwargs):
-        consume_for_request(request, ORDERS, request.auth.account_id)
+        usage = _django_request(request).__dict__.pop("_bourse_orders_precounted", None)
+        if usage is None:
+            consume_for_request(request, ORDERS, request.auth.account_id)
+        else:  # counted with the authentication, in the same round trip (``apikeys.gate``)
+            record(request, usage)
+            if usage.exceeded:
+                raise refusal(usage)
         return view_method(self, request, *args, **kwargs)
 
+    wrapper.counts_orders = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def precounted(request, usage: Usage) -> None:
+    """An ``orders`` usage already counted for this request, for ``orders_rate_limit``."""
+    _django_request(request).__dict__["_bourse_orders_precounted"] = usage
 
 
 def order_submission_consume(account_id: int) -> Usage:

@@ -60,12 +60,12 @@ MIDDLEWARE = [
     "exchange.bodylimit.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "exchange.consolemiddleware.ConsoleSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "exchange.consolemiddleware.ConsoleCsrfViewMiddleware",
+    "exchange.consolemiddleware.ConsoleAuthenticationMiddleware",
     "audit.middleware.AuditContextMiddleware",  # actor and source IP for the audit trail
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "exchange.consolemiddleware.ConsoleMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "exchange.middleware.ContentSecurityPolicyMiddleware",
 ]
@@ -210,7 +210,7 @@ BOURSE_CONTENT_SECURITY_POLICY = os.environ.get(
 
 # --- API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["exchange.renderers.FastJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["exchange.parsers.BoundedJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
@@ -291,6 +291,9 @@ BOURSE_ENGINE_LINGER_MS = float(os.environ.get("BOURSE_ENGINE_LINGER_MS", "2"))
 # How long a process trusts its cached copy of an API key (apikeys/keycache.py): the bound on
 # how late a key change made by another process bites. 0 disables the cache.
 BOURSE_KEY_CACHE_S = float(os.environ.get("BOURSE_KEY_CACHE_S", "1.0"))
+# Threads per HTTP server process serving requests (exchange/httppool.py), each with its own
+# persistent database connection; 0 runs Django's stock ASGI handler (a thread per request).
+BOURSE_HTTP_THREADS = env_int("BOURSE_HTTP_THREADS", 16)
 # Live WebSocket and FIX sessions re-read their keys this often (seconds) besides reacting to
 # key-state events at once (apikeys.events): the bound for an event lost in transit.
 BOURSE_KEY_RECHECK_S = float(os.environ.get("BOURSE_KEY_RECHECK_S", "5.0"))

@@ -355,7 +355,7 @@ def _owned_order(account: Account, order_id: Any) -> Order:
     order_pk = parse_id(order_id)
     if order_pk is None:
         raise errors.NotFound(f"Order {str(order_id)[:40]} not found.")
-    order = Order.objects.select_related("market").filter(pk=order_pk, account=account).first()
+    order = Order.objects.select_related("market__base", "market__quote").filter(pk=order_pk, account=account).first()
     if order is None:  # another account's order is indistinguishable from a missing one
         raise errors.NotFound(f"Order {order_id} not found.")
     return order

@@ -1,0 +1,79 @@
+"""``python manage.py serve_http [--host H] [--port P] [--processes N]``: the REST server.
+
+N daphne processes serve ``exchange.asgi:application`` on one port: this command binds N
+listening sockets to the same address with ``SO_REUSEPORT`` (the kernel spreads new
+connections over them by a hash of the connection, so keep-alive clients land evenly, which
+a single shared socket does not promise) and gives one to each daphne (``--fd``). Every
+process is daphne with Bourse's server limits (``exchange.serverlimits``: body size refused
+before buffering, slow clients cut with 408), so nothing about the protections of one
+process changes with N. A process that dies is started again; SIGTERM or SIGINT stops them
+all. Python runs one thread at a time per process, so N is about the cores given to REST.
+"""
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from django.core.management.base import BaseCommand
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def daphne_command(fd: int) -> list[str]:
+    return [sys.executable, "-m", "daphne", "--fd", str(fd), "exchange.asgi:application"]
+
+
+class Command(BaseCommand):
+    help = "Serve HTTP (REST) with N daphne processes sharing one port (SO_REUSEPORT)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--processes", type=int, default=2, help="daphne processes (about the cores for REST)")
+
+    def handle(self, *args, host, port, processes, **options):
+        sockets = [reuseport_socket(host, port)]
+        port = sockets[0].getsockname()[1]  # --port 0: a free port, then the same one for all
+        sockets += [reuseport_socket(host, port) for _ in range(max(1, processes) - 1)]
+        children: dict[int, subprocess.Popen] = {}
+        stopping = False
+
+        def start(sock: socket.socket) -> subprocess.Popen:
+            return subprocess.Popen(daphne_command(sock.fileno()), pass_fds=(sock.fileno(),))
+
+        def stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        for sock in sockets:
+            children[sock.fileno()] = start(sock)
+        self.stdout.write(f"serving HTTP on {host}:{port} with {len(sockets)} daphne processes", ending="\n")
+        self.stdout.flush()
+        by_fd = {sock.fileno(): sock for sock in sockets}
+        while not stopping:
+            time.sleep(0.5)
+            for fd, child in list(children.items()):
+                if child.poll() is not None and not stopping:
+                    self.stderr.write(f"daphne (pid {child.pid}) exited with {child.returncode}; starting another")
+                    children[fd] = start(by_fd[fd])
+        for child in children.values():
+            child.terminate()
+        for child in children.values():
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()

@@ -1,0 +1,90 @@
+"""``manage.py serve_http``, the documented REST command: N daphne processes on one port
+(SO_REUSEPORT), each serving Bourse with its server limits, a dead one replaced, all stopped
+by SIGTERM; and the request-thread pool under them (``exchange/httppool.py``) keeps database
+connections across requests."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+from tests.support import PYTHON, subprocess_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found += [int(child) for child in handle.read().split()]
+        except OSError:
+            pass
+    return found
+
+
+@pytest.fixture
+def served(market):
+    process = subprocess.Popen([PYTHON, "manage.py", "serve_http", "--port", "0", "--processes", "2"],
+                               env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = process.stdout.readline()
+        port = int(re.search(r":(\d+) with 2 daphne processes", line).group(1))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/api/v1/time", timeout=2).status_code == 200 and \
+                        len(_children(process.pid)) == 2:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(20)
+
+
+def test_two_daphnes_share_the_port_with_the_server_limits(served):
+    process, port = served
+    assert len(_children(process.pid)) == 2
+    # connections land on both processes: each new connection is answered
+    for _ in range(8):
+        with requests.Session() as session:
+            assert session.get(f"http://127.0.0.1:{port}/api/v1/markets", timeout=30).status_code == 200
+    # the body limit of exchange/serverlimits.py, answered before the body is read
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000000\r\n\r\n")
+        head = sock.recv(65536).decode("latin-1")
+    assert head.startswith("HTTP/1.1 413") and "application/problem+json" in head
+
+
+def test_a_dead_process_is_replaced_and_sigterm_stops_all(served):
+    process, port = served
+    first, second = _children(process.pid)
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (len(_children(process.pid)) < 2 or first in _children(process.pid)):
+        time.sleep(0.2)
+    replaced = _children(process.pid)
+    assert len(replaced) == 2 and first not in replaced and second in replaced
+    assert requests.get(f"http://127.0.0.1:{port}/api/v1/time", timeout=30).status_code == 200
+    process.terminate()
+    assert process.wait(20) == 0
+    for pid in replaced:  # gone, or a zombie its parent never reaped
+        assert _state(pid) in ("Z", "gone")
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
