@@ -33,8 +33,8 @@ def _referenced(schemas: dict, names: list[str]) -> dict:
             continue
         out[name] = copy.deepcopy(schemas[name])
         text = json.dumps(out[name])
-        todo += [ref.split("/")[-1].rstrip('"') for ref in text.split('"$ref": "')[1:]]
-        todo = [t.split('"')[0] for t in todo]
+        # The reference ends at its closing quote (text after it may hold slashes too).
+        todo += [ref.split('"')[0].split("/")[-1] for ref in text.split('"$ref": "')[1:]]
     return dict(sorted(out.items()))
 
 
@@ -79,6 +79,14 @@ def _messages() -> dict[str, tuple[str, str, dict]]:
             {"$ref": "#/components/schemas/OrderSubmit"},
             _obj({"op": _const("place_order"), "id": ID}, ["op"]),
         ], "description": "The body of `POST /orders` with `op` (and `id`)."}),
+        "amendOrder": ("client", "Amend an order", _obj({
+            "op": _const("amend_order"), "id": ID,
+            "order_id": {"type": "string", "description": "The order's id."},
+            "price": {"type": "string", "description": "The new limit price (loses time priority)."},
+            "quantity": {"type": "string", "description": "The new total quantity (a decrease at the same price keeps "
+                                                          "time priority, an increase loses it)."},
+            "client_order_id": {"type": "string", "description": "A new client order id."},
+        }, ["op", "order_id"], "`PATCH /orders/{order_id}`: any of `price`, `quantity`, `client_order_id`.")),
         "cancelOrder": ("client", "Cancel an order", _obj({
             "op": _const("cancel_order"), "id": ID,
             "order_id": {"type": "string", "description": "The order's id (or give `client_order_id`)."},
@@ -170,6 +178,8 @@ OPERATIONS = {
     "unsubscribe": ("receive", "Unsubscribe from channels.", ["unsubscribe"], ["unsubscribed", "error"]),
     "placeOrder": ("receive", "Place an order as `POST /orders` (scope `trade`; the `orders` budget).",
                    ["placeOrder"], ["orderReply", "error"]),
+    "amendOrder": ("receive", "Amend an order in place as `PATCH /orders/{order_id}` (scope `trade`; the `orders` budget).",
+                   ["amendOrder"], ["orderReply", "error"]),
     "cancelOrder": ("receive", "Cancel one order by `order_id` or `client_order_id` (scope `trade`).",
                     ["cancelOrder"], ["orderReply", "error"]),
     "cancelAll": ("receive", "Cancel every open order, or a market's (scope `trade`).", ["cancelAll"],

@@ -72,7 +72,10 @@ class ValidationError(BourseError):
         "failures (`tick_size`, `lot_size`, `min_quantity`, `min_notional`) and market bounds "
         "(`max_price`, `max_quantity`, `max_notional`) name the allowed value in `allowed`; "
         "`not_storable` is an amount the database cannot hold exactly; `unknown_parameter` a "
-        "query parameter the operation does not take."
+        "query parameter the operation does not take; `in_past` / `too_far` an `expire_time` "
+        "outside the allowed window; on an amend, `at_or_below_filled` a `quantity` that does "
+        "not exceed the filled quantity and `post_only_would_cross` a post-only order's new "
+        "`price` that would take liquidity."
     )
 
     @classmethod
@@ -383,7 +386,7 @@ class UnknownOp(BourseError):
     title = "Unknown operation"
     description = (
         "The WebSocket `op` is missing or not one of `auth`, `subscribe`, `unsubscribe`, `ping`, `place_order`, "
-        "`cancel_order`, `cancel_all`, `cancel_after`."
+        "`amend_order`, `cancel_order`, `cancel_all`, `cancel_after`."
     )
 
 

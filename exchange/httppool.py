@@ -12,9 +12,11 @@ disconnect watch, streaming and file responses, the request signals) and runs th
 synchronous handler — the same middleware chain a WSGI server runs — in one of
 ``BOURSE_HTTP_THREADS`` long-lived threads. Each keeps its connection for ``CONN_MAX_AGE``
 and closes it when obsolete or broken, before and after each request, as a WSGI server's
-request signals do. The request signals themselves, which Django sends from the event loop
-side, run in one small thread of their own instead of a thread per request. With
-``BOURSE_HTTP_THREADS=0`` the stock handler serves (for comparison: bench/order_path.md).
+request signals do. What Django still runs on the event loop's side — the request signals
+and the iteration of a streaming response (a CSV export, say) — stays in Django's
+per-request thread, which holds no database connection unless that iteration needs one: so
+a long export never holds up other requests. With ``BOURSE_HTTP_THREADS=0`` the stock
+handler serves (for comparison: bench/order_path.md).
 
 The threads share the process's interpreter lock, so one process uses one core for Python;
 ``python manage.py serve_http --processes N`` runs N daphne processes on one port.
@@ -25,7 +27,6 @@ import asyncio
 import contextvars
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
@@ -39,13 +40,6 @@ class PooledASGIHandler(ASGIHandler):
         self._sync = BaseHandler()
         self._sync.load_middleware(is_async=False)
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="bourse-http")
-        self._signals = ThreadPoolExecutor(1, thread_name_prefix="bourse-http-signals")
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        async with ThreadSensitiveContext(executor=self._signals):
-            await self.handle(scope, receive, send)
 
     async def run_get_response(self, request):
         loop = asyncio.get_running_loop()

@@ -285,6 +285,8 @@ BOURSE_SETTLEMENT_LAG_BUDGET_S = env_int("BOURSE_SETTLEMENT_LAG_BUDGET_S", 30)
 BOURSE_ENGINE_BATCH = env_int("BOURSE_ENGINE_BATCH", 500)
 # How long transports wait for the engine's verdict before answering `pending` (202).
 BOURSE_ENGINE_WAIT_S = float(os.environ.get("BOURSE_ENGINE_WAIT_S", "2.0"))
+# The furthest ahead a gtd order's expire_time may lie (days).
+BOURSE_GTD_MAX_DAYS = env_int("BOURSE_GTD_MAX_DAYS", 365)
 # How long the engine lets commands gather after a wake-up or a partial batch, so that a batch
 # under load holds many orders (its commit costs the same for one as for hundreds).
 BOURSE_ENGINE_LINGER_MS = float(os.environ.get("BOURSE_ENGINE_LINGER_MS", "2"))

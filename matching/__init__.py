@@ -14,11 +14,15 @@ Book
 
 * ``process(command) -> list[event]``: the only way to change the book.
   Commands are handled one at a time; persist the returned events in order.
-* ``OrderBook.from_resting(orders, sequence=0)`` / ``book.restore(orders,
-  sequence=0)``: build the book at start from resting orders given in time
-  priority, each a ``RestingOrder(order_id, account, side, price, remaining,
-  size=None)`` or an equal plain tuple.  ``sequence`` continues the persisted
-  level-2 sequence.  Emits no events; raises ``ValueError`` on bad input.
+* ``OrderBook.from_resting(orders, sequence=0, stops=(), clock=0)`` /
+  ``book.restore(...)``: build the book at start from resting orders given in
+  time priority, each a ``RestingOrder(order_id, account, side, price,
+  remaining, size=None, expire_at=None)`` or an equal plain tuple, and the
+  untriggered stop orders as their ``NewOrder`` commands in trigger priority.
+  ``sequence`` continues the persisted level-2 sequence.  Emits no events;
+  raises ``ValueError`` on bad input.
+* ``stop_orders()``: the untriggered stops, in trigger priority; ``clock``:
+  the ``Expire`` clock; ``next_expiry``: the earliest live expire_at or None.
 * ``sequence``: the level-2 sequence number (int attribute, settable).
 * ``depth(n=None) -> (bids, asks)``: lists of ``(price_ticks, total_lots)``,
   best first, at most ``n`` levels each.
@@ -32,7 +36,8 @@ Book
 Commands (named tuples, ``matching.messages``)
 ----------------------------------------------------
 * ``NewOrder(order_id, account, side, order_type=LIMIT, price=0, size=None,
-  tif=GTC, post_only=False, stp=CANCEL_NEWEST, quote_budget=None)``.
+  tif=GTC, post_only=False, stp=CANCEL_NEWEST, quote_budget=None,
+  stop_price=None, expire_at=None)``.
   order_id: int, unique (the DB primary key; uniqueness is checked against
   resting orders only).  account: any hashable.  side BUY "B" / SELL "S";
   order_type LIMIT "L" / MARKET "M"; tif GTC / IOC / FOK; stp
@@ -40,7 +45,17 @@ Commands (named tuples, ``matching.messages``)
   Market orders ignore price and never rest.  quote_budget (MARKET BUY only):
   spend at most this many quote units; size may then be None (only the budget
   limits the order) or an int (whichever limit binds first).  FOK needs a size.
-* ``Cancel(order_id)``.
+  stop_price makes it a stop order (waits untriggered until a trade prints at
+  or beyond it: buy when price >= stop, sell when <= stop; then enters as its
+  limit/market form); expire_at (an int on the ``Expire`` clock) makes it
+  good-till-date.
+* ``Cancel(order_id)`` (a resting or an untriggered order).
+* ``Amend(order_id, price=None, new_size=None, post_only=False,
+  stp=CANCEL_NEWEST)``: same price and a smaller size keeps priority; a price
+  change or a larger size loses it (the order re-enters at the back as a GTC
+  limit taker: it may trade at once; post_only refuses a crossing amend).
+* ``Expire(now)``: advance the clock (never back) and cancel every order with
+  expire_at <= clock, reason "expired", in (expire_at, order_id) order.
 * ``Reduce(order_id, new_size=None, reduce_by=None)``: exactly one of them.
   new_size is the new *total* size (filled + remaining) and must be smaller
   than the current total; reduce_by takes lots off the remaining.  The order
@@ -66,6 +81,13 @@ Events (named tuples; each class has a ``kind`` tag)
   Trade having taker_remaining 0 or a Cancelled; a budget-only market buy
   always ends with a Cancelled.
 * ``Reduced(order_id, account, side, price, remaining, reduced_by)``.
+* ``Amended(order_id, account, side, price, remaining, size, kept_priority)``
+  -- first event of an applied Amend; when priority was lost, the re-entry's
+  Trades and Rested/Cancelled follow.
+* ``Untriggered(order_id, account, side, stop_price)`` -- after ``Accepted``:
+  the stop order waits.
+* ``Triggered(order_id, account, side, order_type, price, size)`` -- a trade
+  reached the stop; in place of ``Accepted``, the entry's events follow.
 * ``Rejected(order_id, reason)`` -- the command changed nothing.  Reasons:
   "invalid_order" (unknown side/type/tif/stp; budget on a limit or sell;
   post-only market; budget-only FOK), "invalid_price" (limit price not an
@@ -79,7 +101,16 @@ Events (named tuples; each class has a ``kind`` tag)
   removes the level.  All LevelUpdates of one ``process`` call come last,
   carry the same ``sequence`` = previous + 1, one per changed level: maker
   levels in the order they were reached, then the taker's level if it rested.
-  A call that changes no level leaves ``sequence`` alone.
+  A call that changes no level leaves ``sequence`` alone.  When the call
+  triggered stop orders, its updates cover the whole cascade, each level once
+  with its final total (a level moved and moved back may be listed with its
+  unchanged total).
+
+Stop triggering: after a command, its trades are taken in print order; the
+stops a trade's price reaches enter in arrival order (an amend that loses
+priority counts as a new arrival); a triggered order's own trades queue
+further stops behind those already queued; all within the same ``process``
+call, so a replay of the same commands gives the same events.
 
 Order of events for one NewOrder: Accepted, then Trades (with Cancelled "stp"
 of resting orders interleaved where they happen), then Rested or Cancelled for
@@ -104,6 +135,7 @@ from .messages import (
     BUY,
     CANCEL_BOTH,
     CANCEL_BUDGET,
+    CANCEL_EXPIRED,
     CANCEL_FOK,
     CANCEL_IOC,
     CANCEL_NEWEST,
@@ -128,8 +160,11 @@ from .messages import (
     SELL,
     STP_MODES,
     Accepted,
+    Amend,
+    Amended,
     Cancel,
     Cancelled,
+    Expire,
     LevelUpdate,
     NewOrder,
     Reduce,
@@ -138,6 +173,8 @@ from .messages import (
     Rested,
     RestingOrder,
     Trade,
+    Triggered,
+    Untriggered,
 )
 
 __all__ = [
@@ -146,12 +183,17 @@ __all__ = [
     "NewOrder",
     "Cancel",
     "Reduce",
+    "Amend",
+    "Expire",
     "RestingOrder",
     "Accepted",
     "Rested",
     "Trade",
     "Cancelled",
     "Reduced",
+    "Amended",
+    "Untriggered",
+    "Triggered",
     "Rejected",
     "LevelUpdate",
     "EVENT_TYPES",
@@ -172,6 +214,7 @@ __all__ = [
     "CANCEL_STP",
     "CANCEL_NO_LIQUIDITY",
     "CANCEL_BUDGET",
+    "CANCEL_EXPIRED",
     "CANCEL_REASONS",
     "REJECT_POST_ONLY",
     "REJECT_DUPLICATE",

@@ -14,12 +14,20 @@ Data layout (chosen after profiling the replay workload, see bench/engine.md):
   when it meets them, and a level that accumulates too many is compacted.
   That keeps cancel O(1) without a linked list.
 * An order record is a list ``[order_id, account, side, price, remaining,
-  size]``.  Lists, not objects: creating and indexing them is the cheapest
+  size, expire_at]``.  Lists, not objects: creating and indexing them is the cheapest
   thing CPython offers.  Records do not point back at their level, so no
   reference cycles are created and the cyclic GC has nothing to collect.
 
 The hot paths index these lists with literal integers; the layouts above are
 the single source of truth for what each index means.
+
+Stop orders wait outside the levels: ``_stops`` maps an id to ``[command,
+arrival]`` and one heap per side holds ``(key, arrival, id)`` with key the stop
+price for buys and minus it for sells, so the stops a trade price reaches are
+popped from the top.  Good-till-date orders (resting or untriggered) have an
+entry ``(expire_at, id)`` in ``_expiry``.  Both heaps delete lazily: an entry
+whose order is gone, or whose arrival/expiry no longer matches, is skipped.
+None of this costs the hot path anything while no stops or expiries exist.
 """
 
 from collections import deque
@@ -31,6 +39,7 @@ from .messages import (
     BUY,
     CANCEL_BOTH,
     CANCEL_BUDGET,
+    CANCEL_EXPIRED,
     CANCEL_FOK,
     CANCEL_IOC,
     CANCEL_NEWEST,
@@ -52,10 +61,13 @@ from .messages import (
     STP_MODES,
     TIFS,
     Accepted,
+    Amend,
+    Amended,
     Cancel,
     Cancelled,
     Command,
     Event,
+    Expire,
     LevelUpdate,
     NewOrder,
     Reduce,
@@ -64,13 +76,16 @@ from .messages import (
     Rested,
     RestingOrder,
     Trade,
+    Triggered,
+    Untriggered,
 )
 
 _tn = tuple.__new__
 
 # The list layouts described above.  Their items are heterogeneous (ids, accounts,
 # ints, a deque), so they are typed as plain lists.
-_Order = list[Any]  # [order_id, account, side, price, remaining, size]
+_Order = list[Any]  # [order_id, account, side, price, remaining, size, expire_at]
+_Stop = list[Any]  # [NewOrder, arrival]
 _Level = list[Any]  # [total, count, deque of _Order, price]
 _Levels = dict[int, _Level]  # key (price or -price) -> level
 
@@ -91,7 +106,10 @@ class OrderBook:
     Not thread-safe: one book belongs to one matching thread/process.
     """
 
-    __slots__ = ("sequence", "_orders", "_bids", "_asks", "_bid_heap", "_ask_heap")
+    __slots__ = (
+        "sequence", "clock", "_orders", "_bids", "_asks", "_bid_heap", "_ask_heap",
+        "_stops", "_buy_stops", "_sell_stops", "_arrivals", "_expiry", "_cascading",
+    )
 
     def __init__(self, sequence: int = 0) -> None:
         #: Level-2 sequence: +1 per ``process`` call that changed any level.
@@ -101,34 +119,68 @@ class OrderBook:
         self._asks: _Levels = {}  # price -> level
         self._bid_heap: list[int] = []  # keys of _bids (lazy deletion)
         self._ask_heap: list[int] = []  # keys of _asks (lazy deletion)
+        #: The ``Expire`` clock: the latest ``now`` seen (never goes back).
+        self.clock = 0
+        self._stops: dict[int, _Stop] = {}  # untriggered stop orders
+        self._buy_stops: list[tuple[int, int, int]] = []  # (stop, arrival, id)
+        self._sell_stops: list[tuple[int, int, int]] = []  # (-stop, arrival, id)
+        self._arrivals = 0  # arrival counter of stop orders (their trigger priority)
+        self._expiry: list[tuple[int, int]] = []  # (expire_at, id) of GTD orders
+        self._cascading = False  # inside a trigger cascade: the outer loop merges events
 
     # -- construction -------------------------------------------------------
 
     @classmethod
-    def from_resting(cls, resting_orders: Iterable[Sequence[Any]], sequence: int = 0) -> "OrderBook":
+    def from_resting(
+        cls, resting_orders: Iterable[Sequence[Any]], sequence: int = 0, stops: Iterable[NewOrder] = (), clock: int = 0
+    ) -> "OrderBook":
         """Build a book from resting orders in time priority (see ``restore``)."""
         book = cls()
-        book.restore(resting_orders, sequence)
+        book.restore(resting_orders, sequence, stops, clock)
         return book
 
-    def restore(self, resting_orders: Iterable[Sequence[Any]], sequence: int = 0) -> None:
+    def restore(
+        self, resting_orders: Iterable[Sequence[Any]], sequence: int = 0, stops: Iterable[NewOrder] = (), clock: int = 0
+    ) -> None:
         """Replace the whole book with ``resting_orders`` and set ``sequence``.
 
         ``resting_orders`` is an iterable of ``RestingOrder`` (or any tuple
-        ``(order_id, account, side, price, remaining[, size])``) in time
-        priority: within a price level, earlier means matched first.  No events
-        are produced.  Raises ``ValueError`` on a malformed or duplicate order
-        or if the result would be crossed; the book is left empty then.
+        ``(order_id, account, side, price, remaining[, size[, expire_at]])``) in
+        time priority: within a price level, earlier means matched first.
+        ``stops`` are the untriggered stop orders as their ``NewOrder`` commands
+        (``stop_orders()``), in trigger priority; ``clock`` the ``Expire`` clock.
+        No events are produced (an order already expired by ``clock`` is
+        restored; the next ``Expire`` cancels it).  Raises ``ValueError`` on a
+        malformed or duplicate order or if the result would be crossed; the
+        book is left empty then.
         """
         self._orders = {}
         self._bids = {}
         self._asks = {}
         self._bid_heap = []
         self._ask_heap = []
+        self._stops = {}
+        self._buy_stops = []
+        self._sell_stops = []
+        self._arrivals = 0
+        self._expiry = []
+        self._cascading = False
         self.sequence = sequence
+        self.clock = clock
         try:
+            if type(clock) is not int:
+                raise ValueError(f"clock must be an int, got {clock!r}")
             for item in resting_orders:
                 self._restore_one(tuple(item))
+            for cmd in stops:
+                if type(cmd) is not NewOrder or cmd.stop_price is None:
+                    raise ValueError(f"not a stop order: {cmd!r}")
+                reason = self._check_new(cmd)
+                if reason is not None:
+                    raise ValueError(f"stop order {cmd.order_id!r}: {reason}")
+                if cmd.order_id in self._orders or cmd.order_id in self._stops:
+                    raise ValueError(f"duplicate order id {cmd.order_id!r}")
+                self._add_stop(cmd)
             bids, asks = self._bid_heap, self._ask_heap
             if bids and asks and -bids[0] >= asks[0]:
                 raise ValueError(f"restored book is crossed: bid {-bids[0]} >= ask {asks[0]}")
@@ -137,13 +189,19 @@ class OrderBook:
             raise
 
     def _restore_one(self, item: tuple[Any, ...]) -> None:
+        expire_at = None
         if len(item) == 5:
             oid, acct, side, price, rem = item
             size = rem
         else:
-            oid, acct, side, price, rem, size = item
+            if len(item) == 7:
+                oid, acct, side, price, rem, size, expire_at = item
+            else:
+                oid, acct, side, price, rem, size = item
             if size is None:
                 size = rem
+        if expire_at is not None and type(expire_at) is not int:
+            raise ValueError(f"order {oid!r}: expire_at must be an int or None, got {expire_at!r}")
         if side not in (BUY, SELL):
             raise ValueError(f"order {oid!r}: bad side {side!r}")
         for name, value in (("price", price), ("remaining", rem), ("size", size)):
@@ -155,16 +213,20 @@ class OrderBook:
             raise ValueError(f"order {oid!r}: price {price} out of range")
         if oid in self._orders:
             raise ValueError(f"duplicate order id {oid!r}")
-        self._add_resting(oid, acct, side, price, rem, size)
+        self._add_resting(oid, acct, side, price, rem, size, expire_at)
 
-    def _add_resting(self, oid: int, acct: Hashable, side: str, price: int, rem: int, size: int) -> int:
+    def _add_resting(
+        self, oid: int, acct: Hashable, side: str, price: int, rem: int, size: int, expire_at: int | None = None
+    ) -> int:
         """Append an order to its level (creating it); return the level total."""
         if side == BUY:
             levels, heap, key = self._bids, self._bid_heap, -price
         else:
             levels, heap, key = self._asks, self._ask_heap, price
-        order = [oid, acct, side, price, rem, size]
+        order = [oid, acct, side, price, rem, size, expire_at]
         self._orders[oid] = order
+        if expire_at is not None:
+            heappush(self._expiry, (expire_at, oid))
         level = levels.get(key)
         if level is None:
             levels[key] = [rem, 1, deque((order,)), price]
@@ -183,9 +245,11 @@ class OrderBook:
     def process(self, command: Command) -> list[Event]:
         """Apply one command; return its events as a list, in order.
 
-        ``command`` is a ``NewOrder``, ``Cancel`` or ``Reduce``.  Invalid input
-        is answered with a ``Rejected`` event, never an exception (except for
-        an object that is not a command at all: ``TypeError``).
+        ``command`` is a ``NewOrder``, ``Cancel``, ``Reduce``, ``Amend`` or
+        ``Expire``.  Invalid input is answered with a ``Rejected`` event, never
+        an exception (except for an object that is not a command at all:
+        ``TypeError``).  Stop orders a command's trades trigger enter within
+        the same call, after it, in trade order (see ``_cascade``).
         """
         # New orders are handled inline: they are most of the traffic and a
         # Python call per command is measurable (see bench/engine.md).
@@ -194,8 +258,12 @@ class OrderBook:
                 return self._cancel(command[0], CANCEL_USER)
             if type(command) is Reduce:
                 return self._reduce(command)
+            if type(command) is Amend:
+                return self._amend(command)
+            if type(command) is Expire:
+                return self._expire(command[0])
             raise TypeError(f"not an engine command: {command!r}")
-        oid, acct, side, otype, price, size, tif, post_only, stp, budget = command
+        oid, acct, side, otype, price, size, tif, post_only, stp, budget, stop_price, expire_at = command
 
         # Validation.  Checks are ordered cheapest-first for the common
         # limit order; the first failing check decides the reason.
@@ -235,16 +303,38 @@ class OrderBook:
             lim = _NO_LIMIT
         else:
             return [_tn(Rejected, (oid, REJECT_INVALID))]
+        if stop_price is not None or expire_at is not None:
+            reason = _check_stop_expiry(stop_price, expire_at, post_only)
+            if reason is not None:
+                return [_tn(Rejected, (oid, reason))]
         orders = self._orders
-        if oid in orders:
+        if oid in orders or oid in self._stops:
             return [_tn(Rejected, (oid, REJECT_DUPLICATE))]
+
+        if expire_at is not None and expire_at <= self.clock:
+            # Arrived after its own expiry (the engine was away): it never trades.
+            return [
+                _tn(Accepted, (oid, acct, side, otype, price, size)),
+                _tn(Cancelled, (oid, acct, side, price, size, CANCEL_EXPIRED)),
+            ]
+        if stop_price is not None:
+            self._add_stop(command)
+            return [
+                _tn(Accepted, (oid, acct, side, otype, price, size)),
+                _tn(Untriggered, (oid, acct, side, stop_price)),
+            ]
 
         if opp_heap and opp_heap[0] <= lim:
             if post_only:
                 return [_tn(Rejected, (oid, REJECT_POST_ONLY))]
-            return self._take(
-                oid, acct, side, otype, price, size, tif, stp, budget, lim, opp_levels, opp_heap
+            seq_before = self.sequence
+            events = self._take(
+                oid, acct, side, otype, price, size, tif, stp, budget, lim, opp_levels, opp_heap,
+                _tn(Accepted, (oid, acct, side, otype, price, size)), size, expire_at,
             )
+            if self._stops and not self._cascading:
+                return self._cascade(events, seq_before)
+            return events
 
         # Nothing to take.  Only a GTC limit order has anything left to do.
         if tif != GTC or price is None:
@@ -258,8 +348,10 @@ class OrderBook:
             ]
 
         # Rest (inlined _add_resting: this is the most common command).
-        order = [oid, acct, side, price, size, size]
+        order = [oid, acct, side, price, size, size, expire_at]
         orders[oid] = order
+        if expire_at is not None:
+            heappush(self._expiry, (expire_at, oid))
         if sign == 1:
             levels = self._bids
             heap = self._bid_heap
@@ -287,6 +379,221 @@ class OrderBook:
             _tn(LevelUpdate, (side, price, total, seq)),
         ]
 
+    # -- stop orders and expiry ---------------------------------------------------
+
+    def _check_new(self, cmd: NewOrder) -> str | None:
+        """The reason a NewOrder would be rejected for its own fields, or None
+        (for restoring stops; ``process`` inlines the same checks)."""
+        book = OrderBook()
+        events = book.process(cmd._replace(stop_price=None, expire_at=None))
+        if type(events[0]) is Rejected:
+            return str(events[0].reason)
+        return _check_stop_expiry(cmd.stop_price, cmd.expire_at, cmd.post_only)
+
+    def _add_stop(self, cmd: NewOrder) -> None:
+        arrival = self._arrivals + 1
+        self._arrivals = arrival
+        self._stops[cmd.order_id] = [cmd, arrival]
+        self._push_stop(cmd, arrival)
+        if cmd.expire_at is not None:
+            heappush(self._expiry, (cmd.expire_at, cmd.order_id))
+
+    def _push_stop(self, cmd: NewOrder, arrival: int) -> None:
+        if cmd.side == BUY:
+            heappush(self._buy_stops, (cmd.stop_price, arrival, cmd.order_id))
+        else:
+            heappush(self._sell_stops, (-cmd.stop_price, arrival, cmd.order_id))
+
+    def _triggered_by(self, price: int) -> list[NewOrder]:
+        """Take the stops a trade at ``price`` reaches, in arrival order."""
+        stops = self._stops
+        hit: list[tuple[int, NewOrder]] = []
+        for heap, bound in ((self._buy_stops, price), (self._sell_stops, -price)):
+            while heap and heap[0][0] <= bound:
+                _, arrival, oid = heappop(heap)
+                entry = stops.get(oid)
+                if entry is not None and entry[1] == arrival:
+                    del stops[oid]
+                    hit.append((arrival, entry[0]))
+        hit.sort(key=_first)
+        return [cmd for _, cmd in hit]
+
+    def _cascade(self, events: list[Event], seq_before: int) -> list[Event]:
+        """Enter the stop orders that ``events``' trades trigger, and those their
+        own trades trigger, until none is left.
+
+        Trigger order: trade by trade, in print order; the stops one trade
+        reaches in their arrival order; a triggered order's own trades queue
+        their stops behind everything queued already.  Each triggered order
+        is processed as its limit/market form (``Triggered`` in place of
+        ``Accepted``).  The level updates of the whole call are merged into one
+        batch with one sequence number, each level with its final total.
+        """
+        queue: deque[NewOrder] = deque()
+        for e in events:
+            if type(e) is Trade:
+                queue.extend(self._triggered_by(e[5]))
+        if not queue:
+            return events
+        body: list[Event] = []
+        levels: dict[tuple[str, int], int] = {}
+        _split(events, body, levels)
+        self._cascading = True
+        try:
+            while queue:
+                cmd = queue.popleft()
+                sub = self.process(cmd._replace(stop_price=None))
+                first = sub[0]
+                if type(first) is Accepted:
+                    sub[0] = _tn(Triggered, tuple(first))
+                _split(sub, body, levels)
+                for e in sub:
+                    if type(e) is Trade:
+                        queue.extend(self._triggered_by(e[5]))
+        finally:
+            self._cascading = False
+        return self._merged(body, levels, seq_before)
+
+    def _merged(self, body: list[Event], levels: dict[tuple[str, int], int], seq_before: int) -> list[Event]:
+        """``body`` followed by one batch of level updates (one sequence number)."""
+        if levels:
+            seq = seq_before + 1
+            for (side, price), total in levels.items():
+                body.append(_tn(LevelUpdate, (side, price, total, seq)))
+        else:
+            seq = seq_before
+        self.sequence = seq
+        return body
+
+    def _expire(self, now: int) -> list[Event]:
+        if type(now) is not int:
+            raise TypeError(f"Expire.now must be an int, got {now!r}")
+        if now > self.clock:
+            self.clock = now
+        heap = self._expiry
+        clock = self.clock
+        if not heap or heap[0][0] > clock:
+            return []
+        seq_before = self.sequence
+        body: list[Event] = []
+        levels: dict[tuple[str, int], int] = {}
+        while heap and heap[0][0] <= clock:
+            expire_at, oid = heappop(heap)
+            order = self._orders.get(oid)
+            if order is not None:
+                if order[6] == expire_at:
+                    _split(self._cancel(oid, CANCEL_EXPIRED), body, levels)
+                continue
+            stop = self._stops.get(oid)
+            if stop is not None and stop[0].expire_at == expire_at:
+                del self._stops[oid]
+                body.append(_stop_cancelled(stop[0], CANCEL_EXPIRED))
+        return self._merged(body, levels, seq_before)
+
+    @property
+    def next_expiry(self) -> int | None:
+        """The earliest expire_at of a live order (resting or untriggered), or None."""
+        heap = self._expiry
+        while heap:
+            expire_at, oid = heap[0]
+            order = self._orders.get(oid)
+            if order is not None and order[6] == expire_at:
+                return expire_at
+            stop = self._stops.get(oid)
+            if stop is not None and stop[0].expire_at == expire_at:
+                return expire_at
+            heappop(heap)
+        return None
+
+    def stop_orders(self) -> list[NewOrder]:
+        """The untriggered stop orders as their commands, in trigger priority
+        (``restore(..., stops=...)`` accepts them back)."""
+        return [entry[0] for entry in sorted(self._stops.values(), key=_second)]
+
+    # -- amend ------------------------------------------------------------------
+
+    def _amend(self, cmd: Amend) -> list[Event]:
+        oid, new_price, new_size, post_only, stp = cmd
+        if (new_price is not None and (type(new_price) is not int or not 0 < new_price < _NO_LIMIT)) or (
+            new_price is None and new_size is None
+        ):
+            return [_tn(Rejected, (oid, REJECT_PRICE if new_price is not None else REJECT_INVALID))]
+        if new_size is not None and (type(new_size) is not int or new_size <= 0):
+            return [_tn(Rejected, (oid, REJECT_QUANTITY))]
+        if stp not in STP_MODES:
+            return [_tn(Rejected, (oid, REJECT_INVALID))]
+        order = self._orders.get(oid)
+        if order is None:
+            stop = self._stops.get(oid)
+            if stop is None:
+                return [_tn(Rejected, (oid, REJECT_UNKNOWN))]
+            return self._amend_stop(stop, new_price, new_size)
+        _, acct, side, price, rem, size, expire_at = order
+        filled = size - rem
+        price2 = price if new_price is None else new_price
+        size2 = size if new_size is None else new_size
+        if size2 <= filled:
+            return [_tn(Rejected, (oid, REJECT_QUANTITY))]
+        rem2 = size2 - filled
+        if price2 == price and size2 <= size:
+            # Same price, not larger: in place, priority kept.
+            if size2 == size:
+                return [_tn(Amended, (oid, acct, side, price, rem, size, True))]
+            delta = size - size2
+            order[4] = rem2
+            order[5] = size2
+            level = self._bids[-price] if side == BUY else self._asks[price]
+            total = level[0] - delta
+            level[0] = total
+            seq = self.sequence + 1
+            self.sequence = seq
+            return [
+                _tn(Amended, (oid, acct, side, price, rem2, size2, True)),
+                _tn(LevelUpdate, (side, price, total, seq)),
+            ]
+        if side == BUY:
+            opp_levels, opp_heap, lim = self._asks, self._ask_heap, price2
+        else:
+            opp_levels, opp_heap, lim = self._bids, self._bid_heap, -price2
+        crosses = bool(opp_heap) and opp_heap[0] <= lim
+        if crosses and post_only:
+            return [_tn(Rejected, (oid, REJECT_POST_ONLY))]
+        # Priority lost: leave the level, re-enter at the back as a GTC limit taker.
+        seq_before = self.sequence
+        body: list[Event] = []
+        levels: dict[tuple[str, int], int] = {}
+        _split(self._cancel(oid, CANCEL_USER), [], levels)
+        first = _tn(Amended, (oid, acct, side, price2, rem2, size2, False))
+        if crosses:
+            sub = self._take(
+                oid, acct, side, LIMIT, price2, rem2, GTC, stp, None, lim, opp_levels, opp_heap, first, size2, expire_at
+            )
+        else:
+            total = self._add_resting(oid, acct, side, price2, rem2, size2, expire_at)
+            sub = [first, _tn(Rested, (oid, acct, side, price2, rem2)), _tn(LevelUpdate, (side, price2, total, 0))]
+        _split(sub, body, levels)
+        events = self._merged(body, levels, seq_before)
+        if crosses and self._stops and not self._cascading:
+            return self._cascade(events, seq_before)
+        return events
+
+    def _amend_stop(self, stop: _Stop, new_price: int | None, new_size: int | None) -> list[Event]:
+        cmd, arrival = stop
+        if cmd.order_type != LIMIT or (new_price is None and new_size is None):
+            return [_tn(Rejected, (cmd.order_id, REJECT_INVALID))]
+        price2 = cmd.price if new_price is None else new_price
+        size2 = cmd.size if new_size is None else new_size
+        kept = price2 == cmd.price and size2 <= cmd.size
+        cmd2 = cmd._replace(price=price2, size=size2)
+        if kept:
+            stop[0] = cmd2
+        else:
+            arrival = self._arrivals + 1
+            self._arrivals = arrival
+            self._stops[cmd.order_id] = [cmd2, arrival]
+            self._push_stop(cmd2, arrival)
+        return [_tn(Amended, (cmd.order_id, cmd.account, cmd.side, price2, size2, size2, kept))]
+
     def _take(
         self,
         oid: int,
@@ -301,9 +608,17 @@ class OrderBook:
         lim: int,
         opp_levels: _Levels,
         opp_heap: list[int],
+        first: Event,
+        total_size: int | None,
+        expire_at: int | None,
     ) -> list[Event]:
-        """Match an incoming order that crosses the opposite best; then rest/cancel."""
-        events: list[Event] = [_tn(Accepted, (oid, acct, side, otype, price, size))]
+        """Match an incoming order that crosses the opposite best; then rest/cancel.
+
+        ``first`` opens the event list (``Accepted``, or ``Amended`` for an amend's
+        re-entry); ``size`` is what is left to fill, ``total_size`` the order's
+        total size should it rest (they differ for a partly filled amended order).
+        """
+        events: list[Event] = [first]
         if tif == FOK:
             assert size is not None  # process() rejects a FOK order without a size
             if not _fok_fillable(size, acct, stp, budget, lim, opp_levels, opp_heap):
@@ -402,8 +717,8 @@ class OrderBook:
                 if price is None:
                     stop = CANCEL_BUDGET if budget == 0 else CANCEL_NO_LIQUIDITY
                 elif tif == GTC:
-                    assert size is not None  # a limit order always has a size
-                    total = self._add_resting(oid, acct, side, price, rem, size)
+                    assert total_size is not None  # a limit order always has a size
+                    total = self._add_resting(oid, acct, side, price, rem, total_size, expire_at)
                     append(_tn(Rested, (oid, acct, side, price, rem)))
                 else:
                     # FOK cannot get here: _fok_fillable promised a full fill.
@@ -426,8 +741,11 @@ class OrderBook:
     def _cancel(self, oid: int, reason: str) -> list[Event]:
         order = self._orders.pop(oid, None)
         if order is None:
+            stop = self._stops.pop(oid, None)
+            if stop is not None:  # an untriggered stop order: in no level
+                return [_stop_cancelled(stop[0], reason)]
             return [_tn(Rejected, (oid, REJECT_UNKNOWN))]
-        _, acct, side, price, rem, _ = order
+        _, acct, side, price, rem, _, _ = order
         order[4] = 0
         if side == BUY:
             levels = self._bids
@@ -461,7 +779,7 @@ class OrderBook:
         order = self._orders.get(oid)
         if order is None:
             return [_tn(Rejected, (oid, REJECT_UNKNOWN))]
-        _, acct, side, price, rem, size = order
+        _, acct, side, price, rem, size, _ = order
         if reduce_by is None:
             if type(new_size) is not int or new_size < 0 or new_size >= size:
                 return [_tn(Rejected, (oid, REJECT_QUANTITY))]
@@ -507,7 +825,7 @@ class OrderBook:
     def get_order(self, order_id: int) -> RestingOrder | None:
         """The resting order ``order_id`` as a ``RestingOrder``, or None."""
         o = self._orders.get(order_id)
-        return None if o is None else RestingOrder(o[0], o[1], o[2], o[3], o[4], o[5])
+        return None if o is None else RestingOrder(o[0], o[1], o[2], o[3], o[4], o[5], o[6])
 
     def depth(self, n: int | None = None) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """Level-2 depth: ``(bids, asks)``, each a list of ``(price, total_lots)``, best first.
@@ -531,7 +849,7 @@ class OrderBook:
             for key in sorted(levels):
                 for o in levels[key][2]:
                     if o[4]:
-                        out.append(RestingOrder(o[0], o[1], o[2], o[3], o[4], o[5]))
+                        out.append(RestingOrder(o[0], o[1], o[2], o[3], o[4], o[5], o[6]))
         return out
 
     def snapshot(self) -> tuple[int, list[RestingOrder]]:
@@ -589,10 +907,58 @@ class OrderBook:
                 fail(f"{side} heap top {heap[0]} is not a live level")
             if levels and heap[0] != min(levels):
                 fail(f"{side} heap top {heap[0]} is not the best level")
+        for oid, (cmd, arrival) in self._stops.items():
+            if oid in self._orders or type(cmd) is not NewOrder or cmd.order_id != oid or cmd.stop_price is None:
+                fail(f"stop order {oid!r} is malformed or also resting")
+            triggers = self._buy_stops if cmd.side == BUY else self._sell_stops
+            key = cmd.stop_price if cmd.side == BUY else -cmd.stop_price
+            if (key, arrival, oid) not in triggers:
+                fail(f"stop order {oid!r} has no trigger entry")
+            if cmd.expire_at is not None and (cmd.expire_at, oid) not in self._expiry:
+                fail(f"stop order {oid!r} has no expiry entry")
+        for o in self._orders.values():
+            if o[6] is not None and (o[6], o[0]) not in self._expiry:
+                fail(f"order {o[0]!r} has no expiry entry")
         if set(self._orders) != seen:
             fail(f"indexed orders not in any level: {sorted(set(self._orders) - seen)!r}")
         if self._bids and self._asks and -self._bid_heap[0] >= self._ask_heap[0]:
             fail(f"book crossed: bid {-self._bid_heap[0]} >= ask {self._ask_heap[0]}")
+
+
+def _check_stop_expiry(stop_price: object, expire_at: object, post_only: object) -> str | None:
+    """The reject reason for a NewOrder's stop price / expiry, or None."""
+    if stop_price is not None:
+        if type(stop_price) is not int or not 0 < stop_price < _NO_LIMIT:
+            return REJECT_PRICE
+        if post_only:
+            return REJECT_INVALID
+    if expire_at is not None and type(expire_at) is not int:
+        return REJECT_INVALID
+    return None
+
+
+def _stop_cancelled(cmd: NewOrder, reason: str) -> Cancelled:
+    """The ``Cancelled`` of an untriggered stop order (nothing of it ever traded)."""
+    price = cmd.price if cmd.order_type == LIMIT else None
+    return _tn(Cancelled, (cmd.order_id, cmd.account, cmd.side, price, cmd.size, reason))
+
+
+def _split(events: list[Event], body: list[Event], levels: dict[tuple[str, int], int]) -> None:
+    """Append ``events`` but level updates to ``body``; keep each level's latest total in
+    ``levels`` (first-touched order)."""
+    for e in events:
+        if type(e) is LevelUpdate:
+            levels[(e[0], e[1])] = e[2]
+        else:
+            body.append(e)
+
+
+def _first(item: tuple[int, Any]) -> int:
+    return item[0]
+
+
+def _second(item: list[Any]) -> int:
+    return int(item[1])
 
 
 def _rebuild_heap(heap: list[int], levels: _Levels) -> None:

@@ -47,9 +47,10 @@ CANCEL_FOK = "fok"  # FOK order that could not fill completely (nothing traded)
 CANCEL_STP = "stp"  # self-trade prevention (taker remainder or resting order)
 CANCEL_NO_LIQUIDITY = "market_no_liquidity"  # market order ran out of book
 CANCEL_BUDGET = "budget"  # market buy's quote budget cannot buy another lot
+CANCEL_EXPIRED = "expired"  # a good-till-date order reached its expire_at (``Expire``)
 
 CANCEL_REASONS = frozenset(
-    (CANCEL_USER, CANCEL_IOC, CANCEL_FOK, CANCEL_STP, CANCEL_NO_LIQUIDITY, CANCEL_BUDGET)
+    (CANCEL_USER, CANCEL_IOC, CANCEL_FOK, CANCEL_STP, CANCEL_NO_LIQUIDITY, CANCEL_BUDGET, CANCEL_EXPIRED)
 )
 
 # Reasons carried by ``Rejected.reason``.  A rejected command changed nothing.
@@ -58,7 +59,7 @@ REJECT_DUPLICATE = "duplicate_order_id"  # id is already resting in this book
 REJECT_QUANTITY = "invalid_quantity"  # size/budget/new_size/reduce_by not a positive int
 REJECT_PRICE = "invalid_price"  # limit price not an int in 1 .. 2**62 - 1
 REJECT_INVALID = "invalid_order"  # unknown side/type/tif/stp, or a forbidden combination
-REJECT_UNKNOWN = "unknown_order"  # cancel/reduce of an id that is not resting
+REJECT_UNKNOWN = "unknown_order"  # cancel/reduce/amend of an id that is not resting or untriggered
 
 REJECT_REASONS = frozenset(
     (
@@ -75,8 +76,8 @@ REJECT_REASONS = frozenset(
 
 NewOrder = namedtuple(
     "NewOrder",
-    "order_id account side order_type price size tif post_only stp quote_budget",
-    defaults=(LIMIT, 0, None, GTC, False, CANCEL_NEWEST, None),
+    "order_id account side order_type price size tif post_only stp quote_budget stop_price expire_at",
+    defaults=(LIMIT, 0, None, GTC, False, CANCEL_NEWEST, None, None, None),
 )
 NewOrder.__doc__ = """Submit an order.
 
@@ -92,6 +93,14 @@ stp: CANCEL_NEWEST (default), CANCEL_OLDEST or CANCEL_BOTH.
 quote_budget: MARKET BUY only: spend at most this many quote units
     (sum of price_ticks * lots over its trades).  With a size as well, the order
     stops at whichever limit binds first.  A FOK order needs a size.
+stop_price: ticks (int > 0) or None.  With a stop price the order is a stop
+    order: it waits untriggered (``Untriggered``) until a trade of this book
+    prints at or beyond it (BUY: trade price >= stop; SELL: <= stop), then
+    enters as its limit/market form (``Triggered``).  Not with post_only.
+expire_at: an int on the clock ``Expire`` advances (the engine process uses
+    microseconds since the epoch), or None.  The order (resting or untriggered)
+    is cancelled with reason ``expired`` once the clock reaches it; an order
+    already expired when it arrives is accepted and cancelled at once.
 """
 
 Cancel = namedtuple("Cancel", "order_id")
@@ -109,13 +118,32 @@ If the new remaining is <= 0 the order is cancelled (``Cancelled`` with
 reason ``user``) instead.
 """
 
+Amend = namedtuple("Amend", "order_id price new_size post_only stp", defaults=(None, None, False, CANCEL_NEWEST))
+Amend.__doc__ = """Change a resting or untriggered limit order in place (same order_id).
+
+price: new limit price (ticks) or None (unchanged).  new_size: new *total* size
+(lots, including what already traded; must exceed the filled lots) or None.
+At least one of them.  Same price and a smaller (or equal) size keeps the
+order's time priority; a price change or a larger size loses it: the order
+leaves its level and re-enters at the back as a GTC limit taker, so a new
+price that crosses trades at once (with ``stp``), unless ``post_only`` is set,
+in which case the amend is rejected and nothing changes.  Untriggered stop
+orders change in place (priority among stops: as above).
+"""
+
+Expire = namedtuple("Expire", "now")
+Expire.__doc__ = """Advance the book's clock to ``now`` (it never goes back) and cancel, with
+reason ``expired``, every order whose expire_at <= the clock, in (expire_at,
+order_id) order."""
+
 RestingOrder = namedtuple(
-    "RestingOrder", "order_id account side price remaining size", defaults=(None,)
+    "RestingOrder", "order_id account side price remaining size expire_at", defaults=(None, None)
 )
 RestingOrder.__doc__ = """One resting order, as given to ``restore`` and listed by ``resting_orders``.
 
 size is the order's total size (remaining + filled); on restore it defaults to
-remaining, which only matters for a later ``Reduce(new_size=...)``.
+remaining, which only matters for a later ``Reduce(new_size=...)``.  expire_at
+is the order's expiry on the ``Expire`` clock, or None.
 """
 
 # -- events -----------------------------------------------------------------
@@ -175,6 +203,36 @@ class Reduced(namedtuple("Reduced", "order_id account side price remaining reduc
     kind = "reduced"
 
 
+class Amended(namedtuple("Amended", "order_id account side price remaining size kept_priority")):
+    """An ``Amend`` applied: the order's price, remaining and total size now.
+
+    kept_priority False: the order left its place; the events that follow
+    (Trades, then Rested or Cancelled) are its re-entry, as for a new order.
+    For an untriggered stop order remaining equals size.
+    """
+
+    __slots__ = ()
+    kind = "amended"
+
+
+class Untriggered(namedtuple("Untriggered", "order_id account side stop_price")):
+    """A stop order was accepted and waits for a trade at or beyond its stop price."""
+
+    __slots__ = ()
+    kind = "untriggered"
+
+
+class Triggered(namedtuple("Triggered", "order_id account side order_type price size")):
+    """A trade reached a stop order's stop price: it enters the book now.
+
+    Takes the place of ``Accepted`` for the order's entry: its Trades, then
+    Rested or Cancelled follow, as for a new order.
+    """
+
+    __slots__ = ()
+    kind = "triggered"
+
+
 class Rejected(namedtuple("Rejected", "order_id reason")):
     """The command was refused and changed nothing.  reason is one of REJECT_REASONS."""
 
@@ -195,9 +253,9 @@ class LevelUpdate(namedtuple("LevelUpdate", "side price total sequence")):
     kind = "level"
 
 
-EVENT_TYPES = (Accepted, Rested, Trade, Cancelled, Reduced, Rejected, LevelUpdate)
+EVENT_TYPES = (Accepted, Rested, Trade, Cancelled, Reduced, Amended, Untriggered, Triggered, Rejected, LevelUpdate)
 
 #: Any event ``OrderBook.process`` emits.
-Event = Accepted | Rested | Trade | Cancelled | Reduced | Rejected | LevelUpdate
+Event = Accepted | Rested | Trade | Cancelled | Reduced | Amended | Untriggered | Triggered | Rejected | LevelUpdate
 #: Any command ``OrderBook.process`` accepts.
-Command = NewOrder | Cancel | Reduce
+Command = NewOrder | Cancel | Reduce | Amend | Expire

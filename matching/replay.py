@@ -64,6 +64,8 @@ def parse_line(line: str) -> NewOrder | Cancel:
                     f[7] == "1",
                     CANCEL_NEWEST,
                     None,
+                    None,
+                    None,
                 ),
             )
         if kind == "C" and len(f) == 2:

@@ -39,6 +39,7 @@ MESSAGES = [
         ("OrderID", "Y"), ("ClOrdID", "N"), ("OrigClOrdID", "N"), ("OrdStatusReqID", "N"), ("Account", "N"),
         ("ExecID", "Y"), ("ExecType", "Y"), ("OrdStatus", "Y"), ("OrdRejReason", "N"), ("Symbol", "Y"), ("Side", "Y"),
         ("OrdType", "N"), ("Price", "N"), ("OrderQty", "N"), ("CashOrderQty", "N"), ("TimeInForce", "N"),
+        ("StopPx", "N"), ("ExpireTime", "N"),
         ("ExecInst", "N"), ("LastQty", "N"), ("LastPx", "N"), ("LeavesQty", "Y"), ("CumQty", "Y"), ("AvgPx", "Y"),
         ("TransactTime", "N"), ("Commission", "N"), ("CommType", "N"), ("CommCurrency", "N"),
         ("LastLiquidityInd", "N"), ("Text", "N")]),
@@ -47,7 +48,11 @@ MESSAGES = [
         ("CxlRejResponseTo", "Y"), ("CxlRejReason", "N"), ("TransactTime", "N"), ("Text", "N")]),
     ("NewOrderSingle", "D", "app", [
         ("ClOrdID", "Y"), ("ExecInst", "N"), ("Symbol", "Y"), ("Side", "Y"), ("TransactTime", "Y"), ("OrderQty", "N"),
-        ("CashOrderQty", "N"), ("OrdType", "Y"), ("Price", "N"), ("TimeInForce", "N")]),
+        ("CashOrderQty", "N"), ("OrdType", "Y"), ("Price", "N"), ("StopPx", "N"), ("TimeInForce", "N"),
+        ("ExpireTime", "N")]),
+    ("OrderCancelReplaceRequest", "G", "app", [
+        ("OrderID", "N"), ("OrigClOrdID", "Y"), ("ClOrdID", "Y"), ("Symbol", "Y"), ("Side", "Y"), ("TransactTime", "Y"),
+        ("OrderQty", "Y"), ("OrdType", "Y"), ("Price", "N")]),
     ("OrderCancelRequest", "F", "app", [
         ("OrigClOrdID", "N"), ("OrderID", "N"), ("ClOrdID", "Y"), ("Symbol", "Y"), ("Side", "Y"),
         ("TransactTime", "Y")]),
@@ -66,14 +71,14 @@ MESSAGES = [
 # Enum values Bourse sends or accepts (a subset of FIX 4.4's); the descriptions are FIX's.
 ENUMS = {
     "Side": ["1", "2"],
-    "OrdType": ["1", "2"],
-    "TimeInForce": ["1", "3", "4"],  # Day (0) is refused: Bourse has no session end
+    "OrdType": ["1", "2", "3", "4"],
+    "TimeInForce": ["1", "3", "4", "6"],  # Day (0) is refused: Bourse has no session end
     "ExecInst": ["6"],
-    "ExecType": ["0", "4", "8", "F", "I"],
+    "ExecType": ["0", "4", "5", "8", "F", "I"],
     "OrdStatus": ["0", "1", "2", "4", "8", "A"],
     "OrdRejReason": ["1", "2", "3", "5", "6", "13", "99"],
     "CxlRejReason": ["0", "1", "99"],
-    "CxlRejResponseTo": ["1"],
+    "CxlRejResponseTo": ["1", "2"],
     "CommType": ["3"],
     "LastLiquidityInd": ["1", "2"],
     "EncryptMethod": ["0"],

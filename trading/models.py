@@ -131,11 +131,14 @@ class Order(models.Model):
     class Type(models.TextChoices):
         LIMIT = "limit"
         MARKET = "market"
+        STOP_LIMIT = "stop_limit"
+        STOP_MARKET = "stop_market"
 
     class TimeInForce(models.TextChoices):
         GTC = "gtc"
         IOC = "ioc"
         FOK = "fok"
+        GTD = "gtd"
 
     class Stp(models.TextChoices):
         CANCEL_NEWEST = "cancel_newest"
@@ -144,27 +147,32 @@ class Order(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending"
+        UNTRIGGERED = "untriggered"
         OPEN = "open"
         PARTIALLY_FILLED = "partially_filled"
         FILLED = "filled"
         CANCELLED = "cancelled"
         REJECTED = "rejected"
 
-    OPEN_STATUSES = (Status.OPEN, Status.PARTIALLY_FILLED)
-    LIVE_STATUSES = (Status.PENDING, Status.OPEN, Status.PARTIALLY_FILLED)
+    OPEN_STATUSES = (Status.OPEN, Status.PARTIALLY_FILLED)  # resting in the book
+    LIVE_STATUSES = (Status.PENDING, Status.UNTRIGGERED, Status.OPEN, Status.PARTIALLY_FILLED)
+    LIMIT_TYPES = (Type.LIMIT, Type.STOP_LIMIT)  # priced: held and matched as a limit order
+    STOP_TYPES = (Type.STOP_LIMIT, Type.STOP_MARKET)
     CLOSED_STATUSES = (Status.FILLED, Status.CANCELLED, Status.REJECTED)
 
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="orders")
     market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="orders")
     client_order_id = models.CharField(max_length=36, null=True, blank=True)
     side = models.CharField(max_length=4, choices=Side.choices)
-    type = models.CharField(max_length=6, choices=Type.choices)
+    type = models.CharField(max_length=11, choices=Type.choices)
     time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices, default=TimeInForce.GTC)
     post_only = models.BooleanField(default=False)
     stp = models.CharField(max_length=13, choices=Stp.choices, default=Stp.CANCEL_NEWEST)
     price = MoneyField(null=True, blank=True)
     quantity = MoneyField(null=True, blank=True)
     quote_quantity = MoneyField(null=True, blank=True)
+    stop_price = MoneyField(null=True, blank=True, help_text="Stop orders: the trade price that triggers them.")
+    expire_time = models.DateTimeField(null=True, blank=True, help_text="gtd orders: cancelled (expired) at this time.")
     filled_quantity = MoneyField(default=Decimal(0))
     filled_quote = MoneyField(default=Decimal(0), help_text="Sum of price × quantity over fills.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -175,6 +183,9 @@ class Order(models.Model):
     hold_amount = MoneyField(help_text="Locked at submission (the order's maximum cost).")
     hold_remaining = MoneyField(help_text="Still locked for this order; settlement moves it down to 0.")
     close_settled = models.BooleanField(default=False, help_text="The release at closure has been applied.")
+    hold_review = models.BooleanField(
+        default=False, help_text="An amend changed what the order needs held: settlement releases any excess."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -193,6 +204,7 @@ class Order(models.Model):
             models.Index(fields=["account", "market", "status"], name="order_account_market_status"),
             models.Index(fields=["market", "status", "sequence"], name="order_market_status_seq"),
             models.Index(fields=["status", "close_settled"], name="order_status_close_settled"),
+            models.Index(fields=["market"], condition=Q(hold_review=True), name="order_hold_review"),
         ]
 
     def __str__(self):
@@ -201,6 +213,11 @@ class Order(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+    @property
+    def is_limit_form(self) -> bool:
+        """Priced like a limit order (limit, stop_limit): held and amended as one."""
+        return self.type in self.LIMIT_TYPES
 
     @property
     def is_closed(self) -> bool:
@@ -228,6 +245,7 @@ class Command(models.Model):
     class Kind(models.TextChoices):
         NEW = "new"
         CANCEL = "cancel"
+        AMEND = "amend"
 
     market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=6, choices=Kind.choices)
@@ -239,6 +257,8 @@ class Command(models.Model):
         max_length=16, blank=True,
         help_text="A cancel's cancel_reason when it is not the owner's own (disconnect, operator).",
     )
+    price = MoneyField(null=True, blank=True, help_text="An amend's new price (null: unchanged).")
+    quantity = MoneyField(null=True, blank=True, help_text="An amend's new total quantity (null: unchanged).")
 
     class Meta:
         ordering = ["id"]

@@ -2,23 +2,32 @@
 
 Two signals:
 - *wake*: a command for market M was committed; the engine owning M takes it now.
-- *verdict*: the engine committed a batch; callers waiting on those orders read them now.
+- *verdict*: the engine committed a batch; the message carries each touched order's new
+  engine-owned state (status, filled quantity and quote, sequence, reasons, updated_at), so
+  a waiting caller answers from it without reading the database.
 
-PostgreSQL carries both with ``NOTIFY``, sent in its own statement right after the
-writing transaction commits (see ``_pg_notify`` for why not inside it). The embedded SQLite mode uses unix
-datagram sockets under the data folder, sent right after commit. Either way a signal is a
-hint: waiters re-read the database, and both sides fall back to a slow re-check in case a
-signal is lost, so nothing depends on delivery for correctness.
+*wake* travels by PostgreSQL ``NOTIFY``, sent in its own statement right after the writing
+transaction commits (see ``_pg_notify`` for why not inside it). *verdict* travels by Redis
+``PUBLISH`` when ``REDIS_URL`` is set (``NOTIFY`` on PostgreSQL without Redis). The embedded
+SQLite mode uses unix datagram sockets under the data folder for both, sent right after
+commit. A signal may still be lost (a listener reconnecting): waiters fall back to a bounded
+re-check of the database (``VERDICT_RECHECK_S`` in the order services), and the engine to
+its idle re-check, so nothing depends on delivery for correctness.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import select
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +37,16 @@ from django.db import connection, transaction
 if TYPE_CHECKING:
     import psycopg
 
+    from .models import Order
+
 log = logging.getLogger("bourse.notify")
 
 WAKE_CHANNEL = "bourse_engine_wake"
 VERDICT_CHANNEL = "bourse_verdicts"
 MAX_PAYLOAD = 7000  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
+REDIS_VERDICT_PREFIX = "bourse:verdicts"  # + ":{redis db}": pub/sub ignores databases
+VERDICT_KEEP_S = 10.0  # how long a process remembers verdicts nobody waited for yet
+VERDICT_KEEP_MAX = 200_000
 
 
 def _uses_postgres() -> bool:
@@ -151,23 +165,136 @@ class WakeListener:
 # --- verdict: engine -> waiting callers --------------------------------------------------
 
 
-def publish_verdicts(order_ids: list[int]) -> None:
-    """Announce that these orders have a verdict. Call after the batch committed."""
-    if not order_ids:
+@dataclass(frozen=True)
+class Verdict:
+    """An order's engine-owned columns as one batch committed them."""
+
+    order_id: int
+    status: str
+    filled_quantity: Decimal
+    filled_quote: Decimal
+    sequence: int | None
+    cancel_reason: str
+    reject_reason: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, order: Order) -> Verdict:
+        return cls(order.pk, order.status, order.filled_quantity, order.filled_quote, order.sequence,
+                   order.cancel_reason, order.reject_reason, order.updated_at)
+
+    def wire(self) -> list[Any]:
+        return [self.order_id, self.status, str(self.filled_quantity), str(self.filled_quote), self.sequence,
+                self.cancel_reason, self.reject_reason, self.updated_at.isoformat()]
+
+    @classmethod
+    def from_wire(cls, item: list[Any]) -> Verdict:
+        order_id, status, filled, quote, sequence, cancel_reason, reject_reason, updated = item
+        return cls(int(order_id), str(status), Decimal(filled), Decimal(quote),
+                   None if sequence is None else int(sequence), str(cancel_reason), str(reject_reason),
+                   datetime.fromisoformat(updated))
+
+    def apply(self, order: Order) -> None:
+        """Set ``order``'s engine-owned fields to this verdict (the rest never change after
+        submission)."""
+        order.status = self.status
+        order.filled_quantity = self.filled_quantity
+        order.filled_quote = self.filled_quote
+        order.sequence = self.sequence
+        order.cancel_reason = self.cancel_reason
+        order.reject_reason = self.reject_reason
+        order.updated_at = self.updated_at
+
+
+def encode_verdicts(verdicts: Iterable[Verdict], hints: Iterable[int] = ()) -> Iterator[str]:
+    """JSON arrays of at most ``MAX_PAYLOAD`` bytes: a verdict is an array, a bare id a hint
+    ("this order changed: re-read it")."""
+    items = [json.dumps(v.wire(), separators=(",", ":")) for v in verdicts] + [str(int(h)) for h in hints]
+    chunk: list[str] = []
+    size = 2
+    for item in items:
+        if chunk and size + len(item) + 1 > MAX_PAYLOAD:
+            yield "[" + ",".join(chunk) + "]"
+            chunk, size = [], 2
+        chunk.append(item)
+        size += len(item) + 1
+    if chunk:
+        yield "[" + ",".join(chunk) + "]"
+
+
+def decode_verdicts(payload: str) -> tuple[list[Verdict], list[int]]:
+    """``(verdicts, hint ids)`` of one message; a plain comma-separated id list is all hints."""
+    if not payload.startswith("["):
+        return [], [int(part) for part in payload.split(",") if part]
+    verdicts, hints = [], []
+    for item in json.loads(payload):
+        if isinstance(item, list):
+            verdicts.append(Verdict.from_wire(item))
+        else:
+            hints.append(int(item))
+    return verdicts, hints
+
+
+def _uses_redis() -> bool:
+    return bool(settings.REDIS_URL)
+
+
+def redis_verdict_channel() -> str:
+    import redis
+
+    db = redis.connection.parse_url(settings.REDIS_URL).get("db", 0)
+    return f"{REDIS_VERDICT_PREFIX}:{db}"
+
+
+_redis: tuple[int, Any] | None = None
+_redis_lock = threading.Lock()
+
+
+def _redis_client() -> Any:
+    global _redis
+    with _redis_lock:
+        if _redis is None or _redis[0] != os.getpid():
+            import redis
+
+            _redis = (os.getpid(), redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0))
+        return _redis[1]
+
+
+def publish_verdicts(orders: Iterable[Order], hints: Iterable[int] = ()) -> None:
+    """Announce the verdicts of ``orders`` (as they were committed) and, as bare hints, the
+    ids in ``hints`` (a cancel that found no live order: its caller re-reads). Call after
+    the batch committed. Never raises for a lost signal: waiters re-check."""
+    payloads = list(encode_verdicts([Verdict.of(o) for o in orders], hints))
+    if not payloads:
+        return
+    if _uses_redis():
+        try:
+            client = _redis_client()
+            channel = redis_verdict_channel()
+            if len(payloads) == 1:
+                client.publish(channel, payloads[0])
+            else:
+                pipe = client.pipeline(transaction=False)
+                for payload in payloads:
+                    pipe.publish(channel, payload)
+                pipe.execute()
+        except Exception:  # waiters fall back to their bounded re-check
+            log.exception("could not publish verdicts; waiters will re-check")
         return
     if _uses_postgres():
-        _pg_notify(VERDICT_CHANNEL, _chunks(order_ids))
+        _pg_notify(VERDICT_CHANNEL, payloads)
         return
     for path in run_dir().glob("waiter-*.sock"):
-        for payload in _chunks(order_ids):
+        for payload in payloads:
             if not send_datagram(path, payload.encode()):
                 path.unlink(missing_ok=True)  # its process is gone
                 break
 
 
 class VerdictWaiter:
-    """One per process: a daemon thread receives verdict signals and wakes the threads
-    waiting on those order ids."""
+    """One per process: a daemon thread receives verdict messages, remembers each order's
+    latest verdict for ``VERDICT_KEEP_S`` (so one that lands before its caller registers is
+    not missed) and wakes the threads waiting on those order ids."""
 
     _instance: VerdictWaiter | None = None
     _instance_lock = threading.Lock()
@@ -194,10 +321,12 @@ class VerdictWaiter:
         self._on_signal = on_signal
         self._pid = os.getpid()
         self._events: dict[int, set[threading.Event]] = {}
+        self._recent: dict[int, tuple[float, Verdict]] = {}  # order id -> (received at, verdict)
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._stopping = threading.Event()
-        self._postgres = _uses_postgres()
+        self._redis = _uses_redis()
+        self._postgres = not self._redis and _uses_postgres()
         self._params = connection.get_connection_params() if self._postgres else None
         self._thread = threading.Thread(target=self._run, name="bourse-verdicts", daemon=True)
         self._thread.start()
@@ -225,6 +354,12 @@ class VerdictWaiter:
             if not events:
                 del self._events[order_id]
 
+    def verdict(self, order_id: int) -> Verdict | None:
+        """The latest verdict received for ``order_id`` in the last ``VERDICT_KEEP_S``."""
+        with self._lock:
+            entry = self._recent.get(order_id)
+        return entry[1] if entry is not None else None
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop listening and wait for the listener thread to finish."""
         self._stopping.set()
@@ -234,21 +369,58 @@ class VerdictWaiter:
         if self._on_signal is not None:
             self._on_signal(payload)
             return
+        verdicts, hints = decode_verdicts(payload)
+        now = time.monotonic()
         with self._lock:
-            for text in payload.split(","):
-                for event in self._events.get(int(text), ()) if text else ():
+            recent = self._recent
+            for verdict in verdicts:
+                known = recent.pop(verdict.order_id, None)  # re-inserted last: the dict stays in arrival order
+                if known is not None and known[1].updated_at > verdict.updated_at:
+                    verdict = known[1]  # an older verdict arriving late never replaces a newer one
+                recent[verdict.order_id] = (now, verdict)
+                for event in self._events.get(verdict.order_id, ()):
                     event.set()
+            for order_id in hints:
+                recent.pop(order_id, None)  # changed since: only the database knows
+                for event in self._events.get(order_id, ()):
+                    event.set()
+            while recent:
+                oldest = next(iter(recent))
+                if now - recent[oldest][0] <= VERDICT_KEEP_S and len(recent) <= VERDICT_KEEP_MAX:
+                    break
+                del recent[oldest]
 
     def _run(self):
         while not self._stopping.is_set():
             try:
-                if self._postgres:
+                if self._redis:
+                    self._run_redis()
+                elif self._postgres:
                     self._run_postgres()
                 else:
                     self._run_socket()
             except Exception:  # keep the waiter alive; callers fall back to re-reading
                 log.exception("verdict listener failed; restarting")
                 threading.Event().wait(0.5)
+
+    def _run_redis(self):
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5.0)
+        pubsub = client.pubsub()
+        try:
+            pubsub.subscribe(redis_verdict_channel())
+            while not self._stopping.is_set():
+                message = pubsub.get_message(timeout=1.0)
+                if message is None:
+                    continue
+                if message["type"] == "subscribe":
+                    self._ready.set()  # listening: a verdict published from now on reaches us
+                elif message["type"] == "message":
+                    self._deliver(message["data"].decode())
+        finally:
+            pubsub.close()
+            client.close()
 
     def _run_postgres(self):
         import psycopg

@@ -82,7 +82,7 @@ def order_hold(market: Market, *, side: str, type: str, price, quantity, quote_q
     """The asset and amount an order locks at submission: its maximum cost."""
     if side == Order.Side.SELL:
         return market.base_id, quantity
-    if type == Order.Type.LIMIT:
+    if type in Order.LIMIT_TYPES:
         return market.quote_id, limit_buy_need(market, price, quantity)
     return market.quote_id, quote_quantity
 
@@ -90,11 +90,11 @@ def order_hold(market: Market, *, side: str, type: str, price, quantity, quote_q
 def required_hold(order: Order, remaining: Decimal | None) -> Decimal:
     """What an order with ``remaining`` unfilled quantity must still keep locked.
 
-    Only a live limit order keeps anything: a sell its remaining base, a buy the worst-case
-    quote of its remaining quantity. Market orders never rest; their leftovers are released
-    when they close.
+    Only a live limit order (or stop-limit) keeps anything: a sell its remaining base, a buy
+    the worst-case quote of its remaining quantity. Market orders never rest; their leftovers
+    are released when they close.
     """
-    if order.type != Order.Type.LIMIT or not remaining:
+    if order.type not in Order.LIMIT_TYPES or not remaining:
         return Decimal(0)
     if order.side == Order.Side.SELL:
         return remaining

@@ -111,7 +111,7 @@ def _locked_matches_orders() -> dict:
             mismatches.append({"account": account_id, "asset": asset, "locked": "0", "orders_hold": str(total)})
     unsettled = Fill.objects.filter(order=OuterRef("pk"), settled=False)
     settled_open = (
-        Order.objects.filter(status__in=Order.OPEN_STATUSES)
+        Order.objects.filter(status__in=Order.OPEN_STATUSES, hold_review=False)  # under review: settling
         .exclude(Exists(unsettled))
         .select_related("market__base", "market__quote")
     )

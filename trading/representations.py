@@ -22,6 +22,8 @@ def order_to_wire(order: Order, market: Market | None = None) -> dict:
         "price": wire.money(order.price, quote),
         "quantity": wire.money(order.quantity, base),
         "quote_quantity": wire.money(order.quote_quantity, quote),
+        "stop_price": wire.money(order.stop_price, quote),
+        "expire_time": wire.timestamp(order.expire_time),
         "filled_quantity": wire.money(order.filled_quantity, base),
         "remaining_quantity": wire.money(remaining, base),
         "average_price": wire.money(average, quote) if average is not None else None,

@@ -27,6 +27,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from django.conf import settings
@@ -58,8 +59,20 @@ ADVISORY_LOCK_CLASS = 0x426F  # first key of pg_try_advisory_lock(class, market_
 
 SIDE_TO_ENGINE: dict[str, str] = {Order.Side.BUY: m.BUY, Order.Side.SELL: m.SELL}
 SIDE_FROM_ENGINE = {m.BUY: Order.Side.BUY, m.SELL: Order.Side.SELL}
-TYPE_TO_ENGINE: dict[str, str] = {Order.Type.LIMIT: m.LIMIT, Order.Type.MARKET: m.MARKET}
-TIF_TO_ENGINE = {"gtc": m.GTC, "ioc": m.IOC, "fok": m.FOK}
+TYPE_TO_ENGINE: dict[str, str] = {
+    Order.Type.LIMIT: m.LIMIT, Order.Type.MARKET: m.MARKET, Order.Type.STOP_LIMIT: m.LIMIT,
+    Order.Type.STOP_MARKET: m.MARKET,
+}
+TIF_TO_ENGINE = {"gtc": m.GTC, "ioc": m.IOC, "fok": m.FOK, "gtd": m.GTC}  # gtd: a GTC with an expire_at
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def engine_time(moment: datetime) -> int:
+    """A time on the engine's ``Expire`` clock: whole microseconds since the epoch."""
+    return (moment - EPOCH) // MICROSECOND
+
+
 ORDER_FIELDS = ("status", "filled_quantity", "filled_quote", "sequence", "cancel_reason", "reject_reason", "updated_at")
 
 
@@ -89,14 +102,36 @@ def _update_orders(orders) -> None:
             cursor.executemany(ORDER_UPDATE_SQL, rows)
 
 
+AMENDED_SQL = "UPDATE {table} SET {price} = %s, {quantity} = %s, {review} = TRUE WHERE id = %s".format(
+    table=Order._meta.db_table, price=_column("price"), quantity=_column("quantity"), review=_column("hold_review")
+)
+
+
+def _update_amended(orders) -> None:
+    """Amended orders: their new price and quantity, and a hold review for settlement (which
+    releases what they no longer need; only settlement clears the flag)."""
+    ops = connection.ops
+    rows = [[ops.adapt_decimalfield_value(o.price), ops.adapt_decimalfield_value(o.quantity), o.pk]
+            for o in sorted(orders, key=lambda o: o.pk)]
+    with connection.cursor() as cursor:
+        cursor.executemany(AMENDED_SQL, rows)
+
+
+def _engine_audit(order: Order) -> dict[str, object]:
+    return {"status": order.status, "price": order.price, "quantity": order.quantity,
+            "filled_quantity": order.filled_quantity, "cancel_reason": order.cancel_reason or None}
+
+
 def engine_new_order(order: Order, market: Market) -> m.NewOrder:
     """The engine command for a pending order: decimals become ticks, lots, quote units."""
-    if order.type == Order.Type.MARKET and order.quote_quantity is not None:
+    if order.type not in Order.LIMIT_TYPES and order.quote_quantity is not None:  # a (stop-)market buy
         budget, price = pricing.market_buy_budget_units(market, order.quote_quantity), 0
     else:
         budget = None
         price = pricing.to_ticks(market, order.price) if order.price is not None else 0
     size = pricing.to_lots(market, order.quantity) if order.quantity is not None else None
+    stop = pricing.to_ticks(market, order.stop_price) if order.stop_price is not None else None
+    expire_at = engine_time(order.expire_time) if order.expire_time is not None else None
     return m.NewOrder(
         order.pk,
         order.account_id,
@@ -108,12 +143,16 @@ def engine_new_order(order: Order, market: Market) -> m.NewOrder:
         order.post_only,
         order.stp,
         budget,
+        stop,
+        expire_at,
     )
 
 
 def _fits_units(order: Order, market: Market) -> bool:
     """Whether a live order's price and sizes are whole numbers of the market's tick and lot."""
     if order.price is not None and order.price % market.tick_size:
+        return False
+    if order.stop_price is not None and order.stop_price % market.tick_size:
         return False
     if order.quantity is not None and (order.quantity % market.lot_size or order.filled_quantity % market.lot_size):
         return False
@@ -150,6 +189,8 @@ class Batch:
     book_updates: list[tuple[int, list, list]] = field(default_factory=list)  # (sequence, bids, asks)
     done: dict[str, list[int]] = field(default_factory=dict)  # command result -> command ids
     verdicts: set[int] = field(default_factory=set)
+    amended: dict[int, Order] = field(default_factory=dict)  # price/quantity written, hold reviewed
+    audits: dict[str, list[Order]] = field(default_factory=dict)  # engine-made changes: action -> orders
 
 
 class MarketRunner:
@@ -189,11 +230,15 @@ class MarketRunner:
         self.refused = None
         state, _ = EngineState.objects.get_or_create(market=market)
         opened = list(
-            Order.objects.filter(market=market, status__in=Order.OPEN_STATUSES).order_by("sequence", "id")
+            Order.objects.filter(market=market, status__in=(*Order.OPEN_STATUSES, Order.Status.UNTRIGGERED))
+            .order_by("sequence", "id")
         )
-        resting = []
+        resting, stops = [], []
         for order in opened:
             order.market = market
+            if order.status == Order.Status.UNTRIGGERED:  # waiting for its stop, in trigger priority
+                stops.append(engine_new_order(order, market))
+                continue
             remaining = order.quantity - order.filled_quantity
             resting.append(
                 m.RestingOrder(
@@ -203,9 +248,10 @@ class MarketRunner:
                     pricing.to_ticks(market, order.price),
                     pricing.to_lots(market, remaining),
                     pricing.to_lots(market, order.quantity),
+                    engine_time(order.expire_time) if order.expire_time is not None else None,
                 )
             )
-        self.book = engine.OrderBook.from_resting(resting, sequence=state.book_sequence)
+        self.book = engine.OrderBook.from_resting(resting, sequence=state.book_sequence, stops=stops)
         self.resting = {order.pk: order for order in opened}
         self.command_sequence = state.command_sequence
         log.info("book rebuilt", extra={"market": market.symbol, "orders": len(opened), "sequence": state.book_sequence})
@@ -220,7 +266,7 @@ class MarketRunner:
             .select_related("order")
             .order_by("id")[:limit]
         )
-        if not commands:
+        if not commands and not self.expiry_due():
             return 0
         if time.monotonic() - self._market_read_at > MARKET_REFRESH_S:  # fee changes apply within a second
             self.market = Market.objects.select_related("base", "quote").get(pk=self.market.pk)
@@ -231,12 +277,14 @@ class MarketRunner:
             return 0
         try:
             self._run_batch(commands)
-            return len(commands)
+            return max(len(commands), 1)
         except LostOwnership:
             raise
         except database_errors():
             raise  # the database, not a command: nothing to quarantine (the loop retries)
         except Exception as error:  # noqa: BLE001 -- any failure of a batch: find and quarantine the poison
+            if not commands:  # an expiry-only batch: no command to blame, the market backs off
+                raise
             if len(commands) == 1:
                 self._quarantine(Command.objects.get(pk=commands[0].pk), error)
                 return 1
@@ -264,9 +312,14 @@ class MarketRunner:
         batch = Batch()
         now = timezone.now()
         try:
+            # Orders that expired by now go first — also those that expired while no engine ran:
+            # nothing in this batch can trade with them.
+            self._apply(self.book.process(m.Expire(engine_time(now))), batch, now)
             for command in commands:
                 if command.kind == Command.Kind.NEW:
                     self._new(command, batch, now)
+                elif command.kind == Command.Kind.AMEND:
+                    self._amend(command, batch, now)
                 else:
                     self._cancel(command, batch, now)
             self._persist(batch, now)
@@ -275,6 +328,18 @@ class MarketRunner:
             self.rebuild()
             raise
         self._after_commit(batch)
+
+    def expiry_due(self, now: datetime | None = None) -> bool:
+        """Whether an order of this book has reached its expire_time."""
+        due = self.book.next_expiry
+        return due is not None and due <= engine_time(now or timezone.now())
+
+    def seconds_to_expiry(self) -> float | None:
+        """Seconds until the book's next expiry (None: no gtd order), for the idle wait."""
+        due = self.book.next_expiry
+        if due is None:
+            return None
+        return max(0.0, (due - engine_time(timezone.now())) / 1e6)
 
     def _quarantine(self, command: Command, error: Exception) -> None:
         """Set aside a command the engine cannot process: mark it processed with result
@@ -311,7 +376,10 @@ class MarketRunner:
             extra={"alert": "engine_command_quarantined", "market": self.market.symbol, "command": command.pk,
                    "order": command.order_id, "command_kind": command.kind},
         )
-        notify.publish_verdicts([command.order_id])
+        if order is not None:
+            notify.publish_verdicts([order])  # as committed (rejected, or unchanged)
+        else:
+            notify.publish_verdicts([], hints=[command.order_id])
         if rejected:
             self._enqueue_settlement()
 
@@ -339,6 +407,31 @@ class MarketRunner:
         batch.done.setdefault("cancelled" if cancelled else "unknown_order", []).append(command.pk)
         batch.verdicts.add(command.order_id)
 
+    def _amend(self, command: Command, batch: Batch, now) -> None:
+        """Apply an amend (``order_amend`` took the extra hold and wrote the new client id). The
+        order's hold is reviewed by settlement whatever the outcome."""
+        current = self.resting.get(command.order_id)
+        order = current or command.order
+        order.market = self.market
+        order.client_order_id = command.order.client_order_id  # the service wrote it; keep events current
+        price = pricing.to_ticks(self.market, command.price) if command.price is not None else None
+        size = pricing.to_lots(self.market, command.quantity) if command.quantity is not None else None
+        if current is None:
+            result = m.REJECT_UNKNOWN  # closed (or never accepted) before the amend reached the engine
+        elif price is None and size is None:
+            result = "amended"  # only the client order id changed
+            self._touch(order, batch, now)
+        else:
+            events = self.book.process(m.Amend(order.pk, price, size, order.post_only, order.stp))
+            rejected = next((e for e in events if type(e) is m.Rejected), None)
+            result = rejected.reason if rejected is not None else "amended"
+            if rejected is None:
+                self._touch(order, batch, now)
+            self._apply(events, batch, now)
+        batch.amended[order.pk] = order
+        batch.done.setdefault(result, []).append(command.pk)
+        batch.verdicts.add(command.order_id)
+
     def _touch(self, order: Order, batch: Batch, now) -> None:
         order.updated_at = now
         batch.orders[order.pk] = order
@@ -356,6 +449,22 @@ class MarketRunner:
                 order = batch.orders[event.order_id]
                 order.status = Order.Status.PARTIALLY_FILLED if order.filled_quantity else Order.Status.OPEN
                 self.resting[order.pk] = order
+            elif kind is m.Untriggered:
+                order = batch.orders[event.order_id]
+                order.status = Order.Status.UNTRIGGERED
+                self.resting[order.pk] = order
+            elif kind is m.Triggered or kind is m.Amended:
+                order = batch.orders.get(event.order_id) or self.resting[event.order_id]
+                self._touch(order, batch, now)
+                if kind is m.Amended:
+                    order.price = pricing.from_ticks(market, event.price)
+                    order.quantity = pricing.from_lots(market, event.size)
+                    batch.amended[order.pk] = order
+                if kind is m.Triggered or not event.kept_priority:
+                    # Its place in time is now: a rebuild puts it behind what rested before.
+                    self.command_sequence += 1
+                    order.sequence = self.command_sequence
+                batch.audits.setdefault("order.triggered" if kind is m.Triggered else "order.amended", []).append(order)
             elif kind is m.Cancelled:
                 # The taker's remainder, or a resting order (user cancel, STP cancel_oldest/both).
                 order = batch.orders.get(event.order_id) or self.resting[event.order_id]
@@ -364,6 +473,8 @@ class MarketRunner:
                 order.status = Order.Status.FILLED if spent_budget else Order.Status.CANCELLED
                 order.cancel_reason = "" if spent_budget else event.reason
                 self.resting.pop(order.pk, None)
+                if event.reason == m.CANCEL_EXPIRED:
+                    batch.audits.setdefault("order.expired", []).append(order)
             elif kind is m.Rejected:
                 rejected = batch.orders.get(event.order_id)
                 if rejected is not None and rejected.status == Order.Status.PENDING:
@@ -431,8 +542,12 @@ class MarketRunner:
             if fenced != 1:
                 raise LostOwnership(market.symbol)
             _update_orders(batch.orders.values())
+            if batch.amended:
+                _update_amended(batch.amended.values())
             rejected = [o for o in batch.orders.values() if o.status == Order.Status.REJECTED]
             audit_record_many("order.rejected", rejected, actor=ENGINE, after=lambda o: {"reason": o.reject_reason})
+            for action, changed in batch.audits.items():
+                audit_record_many(action, changed, actor=ENGINE, after=_engine_audit)
             Trade.objects.bulk_create(batch.trades, batch_size=500)
             all_fills = []
             for trade, pair in zip(batch.trades, batch.fills, strict=True):
@@ -442,7 +557,9 @@ class MarketRunner:
             Fill.objects.bulk_create(all_fills, batch_size=1000)
             for result, ids in batch.done.items():
                 Command.objects.filter(pk__in=ids).update(processed=True, result=result)
-            outbox_write(self._outbox(batch, all_fills, now))  # sequenced, announced after commit
+            # One row per stream (book, trades, each account's orders and fills), sequenced,
+            # announced after commit.
+            outbox_write(self._outbox(batch, all_fills, now), batched=True)
 
     def _outbox(self, batch: Batch, fills: list[Fill], now) -> list[OutboxEvent]:
         market = self.market
@@ -465,7 +582,12 @@ class MarketRunner:
         return events
 
     def _after_commit(self, batch: Batch) -> None:
-        notify.publish_verdicts(sorted(batch.verdicts))
+        # The verdicts carry each touched order's committed state: waiters answer from them.
+        # A cancel that found no live order changed none: its id goes as a bare hint.
+        notify.publish_verdicts(
+            [batch.orders[i] for i in sorted(batch.verdicts) if i in batch.orders],
+            hints=sorted(i for i in batch.verdicts if i not in batch.orders),
+        )
         if batch.trades or any(o.is_closed for o in batch.orders.values()):
             self._enqueue_settlement()
 
@@ -652,6 +774,10 @@ class EngineProcess:
         if done == 0:
             assert self.listener is not None  # acquire() always leaves one
             idle = min(self.IDLE_WAIT_S if self.runners else 0.5, max(0.0, self._next_dead_man - time.monotonic()))
+            for runner in self.runners.values():  # wake for the next gtd expiry, on time
+                due = runner.seconds_to_expiry()
+                if due is not None:
+                    idle = min(idle, due + 0.001)
             if self.listener.wait(idle) and linger:
                 time.sleep(linger)  # let the submissions arriving with this one join its batch
         elif done < settings.BOURSE_ENGINE_BATCH and linger:

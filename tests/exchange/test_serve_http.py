@@ -88,3 +88,10 @@ def _state(pid: int) -> str:
             return handle.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_a_port_in_use_is_refused(served):
+    _, port = served  # a second server on the same port would silently share it through SO_REUSEPORT
+    refused = subprocess.run([PYTHON, "manage.py", "serve_http", "--port", str(port), "--processes", "1"],
+                             env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and f"127.0.0.1:{port}" in refused.stderr

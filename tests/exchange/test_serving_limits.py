@@ -84,7 +84,9 @@ def test_a_chunked_body_is_cut_at_the_limit(market):
 
 
 def test_slow_clients_get_408_and_cannot_starve_the_others(market, monkeypatch):
-    monkeypatch.setenv("BOURSE_HTTP_REQUEST_TIMEOUT_S", "1.5")
+    # The deadline is long enough that a loaded machine serves the ordinary client well
+    # within it; starved, that client would wait for the slow ones' 408s (3 s).
+    monkeypatch.setenv("BOURSE_HTTP_REQUEST_TIMEOUT_S", "3")
     with daphne() as url:
         host, port = _http_base(url)
         slow = []
@@ -99,14 +101,14 @@ def test_slow_clients_get_408_and_cannot_starve_the_others(market, monkeypatch):
             # and an ordinary client is served meanwhile, at once
             before = time.monotonic()
             assert requests.get(f"http://{host}:{port}/api/v1/time", timeout=5).status_code == 200
-            assert time.monotonic() - before < 1.0
+            assert time.monotonic() - before < 2.0
             time.sleep(0.3)
         for sock in slow:
             status, _, body = _read_response(sock, timeout=5)
             assert status == 408 and json.loads(body)["code"] == "request_timeout"
             assert _closed(sock)
             sock.close()
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 8
         # a keep-alive connection gets a fresh deadline per request, and once idle past it is
         # closed without a stray 408 for the client's next request to misread
         with socket.create_connection((host, port), timeout=5) as sock:
@@ -114,5 +116,5 @@ def test_slow_clients_get_408_and_cannot_starve_the_others(market, monkeypatch):
                 sock.sendall(b"GET /api/v1/time HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                 assert _read_response(sock)[0] == 200
                 time.sleep(1.0)
-            sock.settimeout(5)
-            assert sock.recv(65536) == b""  # closed silently after 1.5 s idle
+            sock.settimeout(8)
+            assert sock.recv(65536) == b""  # closed silently after 3 s idle

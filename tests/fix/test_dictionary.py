@@ -42,7 +42,7 @@ def test_enums_are_exactly_the_gateways_tables():
     assert values("OrdStatus") == set(reports.ORD_STATUS.values())
     assert values("OrdRejReason") == {*reports.ORD_REJ_REASON.values(), "99"}
     assert values("ExecType") == {reports.EXEC_NEW, reports.EXEC_CANCELED, reports.EXEC_REJECTED,
-                                  reports.EXEC_TRADE, reports.EXEC_STATUS}
+                                  reports.EXEC_TRADE, reports.EXEC_STATUS, reports.EXEC_REPLACED}
     custom = ET.parse(BOURSE_DICTIONARY).getroot().find("fields").find("field[@number='8013']")
     assert DD.isField(8013) and custom.get("name") == "CancelOnDisconnect" and custom.get("type") == "BOOLEAN"
 
@@ -58,7 +58,7 @@ def test_the_gateways_reports_validate():
 @pytest.mark.parametrize("msg_type, fields, tag", [
     ("8", [(37, "1"), (17, "E1"), (150, "Z"), (39, "0"), (55, "BTC-USD"), (54, "1"), (151, "0"), (14, "0"), (6, "0")], 150),
     ("8", [(37, "1"), (17, "E1"), (150, "0"), (39, "0"), (55, "BTC-USD"), (54, "5"), (151, "0"), (14, "0"), (6, "0")], 54),
-    ("D", [(11, "c1"), (55, "BTC-USD"), (54, "1"), (60, "20261124-18:00:00.000"), (40, "3")], 40),  # stop orders: no
+    ("D", [(11, "c1"), (55, "BTC-USD"), (54, "1"), (60, "20261124-18:00:00.000"), (40, "P")], 40),  # pegged: no
     ("AE", [(571, "r1")], 35),  # a message type Bourse does not support
 ])
 def test_values_bourse_does_not_support_fail_validation(msg_type, fields, tag):

@@ -9,7 +9,8 @@ from bourse import BourseError, Client, GapError, OrderBook, RetryPolicy, book_c
 
 ORDER = {"order_id": "7", "client_order_id": None, "market": "BTC-USD", "side": "buy", "type": "limit",
          "time_in_force": "gtc", "post_only": False, "stp": "cancel_newest", "price": "1.00", "quantity": "1",
-         "quote_quantity": None, "filled_quantity": "0", "remaining_quantity": "1", "average_price": None,
+         "quote_quantity": None, "stop_price": None, "expire_time": None,
+         "filled_quantity": "0", "remaining_quantity": "1", "average_price": None,
          "status": "open", "reject_reason": None, "cancel_reason": None, "created_at": "t", "updated_at": "t"}
 
 

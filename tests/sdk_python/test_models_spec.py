@@ -12,7 +12,8 @@ from bourse.client import OPERATIONS, AsyncClient, Client
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml").read_text())
 SCHEMAS = SPEC["components"]["schemas"]
-WRAPPERS = {"Problem", "FieldError", "OrderSubmit"}  # BourseError, FieldError, place_order's parameters
+# BourseError, FieldError, place_order's and amend_order's parameters
+WRAPPERS = {"Problem", "FieldError", "OrderSubmit", "PatchedOrderAmend"}
 
 
 def _spec_operations():

@@ -40,7 +40,7 @@ def test_a_command_the_engine_cannot_process_is_quarantined_and_the_market_goes_
     # Given three pending orders, the middle one with a time in force this engine does not
     # know (written by a newer release of the web role during a rolling upgrade)
     first, poisoned, last = _buy(alice, "100.00", "a"), _buy(alice, "100.01", "b"), _buy(alice, "100.05", "c")
-    Order.objects.filter(pk=poisoned.pk).update(time_in_force="gtd")
+    Order.objects.filter(pk=poisoned.pk).update(time_in_force="day")
     # When the engine runs
     with caplog.at_level(logging.CRITICAL, logger="bourse.engine"):
         processed = runner.step()
@@ -54,7 +54,7 @@ def test_a_command_the_engine_cannot_process_is_quarantined_and_the_market_goes_
     assert not Command.objects.filter(processed=False).exists()
     event = AuditEvent.objects.get(action="engine.command_quarantined")
     assert event.outcome == "refused" and event.reason == "KeyError"
-    assert event.after["command"] == command.pk and "gtd" in event.after["error"]
+    assert event.after["command"] == command.pk and "day" in event.after["error"]
     assert AuditEvent.objects.filter(action="order.rejected", after__reason="engine_error").count() == 1
     alerts = [r for r in caplog.records if getattr(r, "alert", None) == "engine_command_quarantined"]
     assert len(alerts) == 1 and alerts[0].order == poisoned.pk
@@ -71,7 +71,7 @@ def test_the_rejected_orders_hold_is_released_by_settlement(runner, alice, marke
 
     before = balances(alice)["USD"]
     poisoned = _buy(alice, "100.01", "b")
-    Order.objects.filter(pk=poisoned.pk).update(time_in_force="gtd")
+    Order.objects.filter(pk=poisoned.pk).update(time_in_force="day")
     runner.step()
     settlement_run(market.pk)
     assert balances(alice)["USD"] == before

@@ -81,7 +81,8 @@ class Ws:
     def __init__(self, url: str, key, **auth_extra):
         from websockets.sync.client import connect
 
-        self.conn = connect(url, open_timeout=10)
+        self._connection = connect(url, open_timeout=10)
+        self.conn = self._connection.__enter__()
         self.events: list[dict] = []
         self.next_id = 0
         reply = self.ask(auth_op(key, **auth_extra))
@@ -99,4 +100,4 @@ class Ws:
             self.events.append(frame)
 
     def close(self):
-        self.conn.close()
+        self._connection.__exit__(None, None, None)

@@ -1,6 +1,8 @@
 """Order entry over /ws/v1 (Channels' communicator; the engine stepped by hand, nobody waits
 for it: BOURSE_ENGINE_WAIT_S=0). The live daphne version of these is the cross-transport
 scenario (tests/trading/test_cross_transport.py)."""
+from decimal import Decimal as D
+
 import pytest
 
 from audit.models import AuditEvent
@@ -161,3 +163,44 @@ async def test_without_cancel_on_disconnect_orders_stay(runner, trader_key):
     await db(runner.step)()
     order = await db(Order.objects.get)(pk=int(placed["order"]["order_id"]))
     assert order.status == "open"
+
+
+@scenario
+async def test_amend_order_and_cancel_by_client_id(runner, trader_key):
+    async with connected() as ws:
+        await authed(ws, trader_key)
+        first = (await ws.ask({"op": "place_order", "id": 1, **LIMIT, "client_order_id": "m-1"}))["order"]
+        second = (await ws.ask({"op": "place_order", "id": 2, **LIMIT, "client_order_id": "m-2"}))["order"]
+        await db(runner.step)()
+        amended = await ws.ask({"op": "amend_order", "id": 3, "order_id": first["order_id"], "quantity": "0.3000",
+                                "client_order_id": "m-1b"})
+        assert (amended["type"], amended["id"], amended["order"]["order_id"]) == ("order", 3, first["order_id"])
+        assert amended["order"]["client_order_id"] == "m-1b"
+        await db(runner.step)()
+        order = await db(Order.objects.get)(pk=int(first["order_id"]))
+        assert (order.quantity, order.client_order_id, order.status) == (D("0.3"), "m-1b", "open")
+        # refusals carry REST's codes
+        below = await ws.ask({"op": "amend_order", "id": 4, "order_id": first["order_id"], "quantity": "0"})
+        assert below["code"] == "validation_error", below
+        nothing = await ws.ask({"op": "amend_order", "id": 5, "order_id": first["order_id"]})
+        assert (nothing["code"], nothing["errors"][0]["code"]) == ("validation_error", "required")
+        unknown = await ws.ask({"op": "amend_order", "id": 6, "order_id": "999999", "price": "99.00"})
+        assert unknown["code"] == "not_found"
+        extra = await ws.ask({"op": "amend_order", "id": 7, "order_id": first["order_id"], "stop_price": "1.00"})
+        assert (extra["code"], extra["errors"][0]["code"]) == ("validation_error", "unknown_field")
+        # cancel by the new client order id
+        cancelled = await ws.ask({"op": "cancel_order", "id": 8, "client_order_id": "m-1b"})
+        assert cancelled["order"]["order_id"] == first["order_id"]
+        await db(runner.step)()
+        assert (await db(Order.objects.get)(pk=int(first["order_id"]))).status == "cancelled"
+        assert (await db(Order.objects.get)(pk=int(second["order_id"]))).status == "open"
+
+
+@scenario
+async def test_amend_counts_against_the_orders_budget(runner, trader_key, settings):
+    settings.BOURSE_RATE_LIMITS = {**settings.BOURSE_RATE_LIMITS, "orders": "1/60"}
+    async with connected() as ws:
+        await authed(ws, trader_key)
+        placed = (await ws.ask({"op": "place_order", "id": 1, **LIMIT}))["order"]
+        refused = await ws.ask({"op": "amend_order", "id": 2, "order_id": placed["order_id"], "quantity": "0.1000"})
+        assert (refused["code"], refused["policy"]) == ("rate_limited", "orders")

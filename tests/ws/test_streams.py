@@ -12,6 +12,7 @@ from tests.signed import SignedClient
 from tests.support import fund
 from tests.ws.helpers import auth_op, connected, db, make_key, scenario
 from trading.models import AccountSequence, OutboxEvent
+from trading.outbox import selectors as outbox_selectors
 from trading.services.orders import order_cancel, order_submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -205,8 +206,7 @@ async def test_resume_with_since_replays_exactly_the_missed_events(market, runne
     await db(submit)(key.account, market, "buy", "90.00", "1")
     await db(runner.step)()
     expected = await db(lambda: {
-        c: list(OutboxEvent.objects.filter(account=key.account, channel=c, sequence__gt=last[c])
-                .order_by("sequence").values_list("sequence", "payload"))
+        c: [(e["sequence"], e["payload"]) for e in outbox_selectors.private_events(key.account.pk, c, last[c])]
         for c in channels})()
     assert all(expected.values())
     async with connected() as ws:
@@ -274,8 +274,8 @@ def test_account_sequences_are_gapless_per_channel(market, runner):
         runner.step()
     for account in accounts:
         for channel in ("orders", "fills", "balances"):
-            sequences = list(OutboxEvent.objects.filter(account=account, channel=channel)
-                             .order_by("id").values_list("sequence", flat=True))
+            rows = OutboxEvent.objects.filter(account=account, channel=channel).order_by("id")
+            sequences = [e["sequence"] for e in outbox_selectors.expand(rows.values("channel", "sequence", "payload"))]
             assert sequences == list(range(1, len(sequences) + 1))
             last = AccountSequence.objects.filter(account=account, channel=channel).values_list("last", flat=True)
             assert list(last) == ([len(sequences)] if sequences else [])

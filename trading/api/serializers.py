@@ -62,16 +62,40 @@ class StrictRegexField(serializers.RegexField):
         return super().to_internal_value(data)
 
 
+class StrictCharField(serializers.CharField):
+    """A string field that takes only a JSON string (DRF would turn numbers into strings)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+ORDER_TYPES = ["limit", "market", "stop_limit", "stop_market"]
+TIME_IN_FORCE = ["gtc", "ioc", "fok", "gtd"]
+ORDER_STATUSES = ["pending", "untriggered", "open", "partially_filled", "filled", "cancelled", "rejected"]
+
+
 class OrderSubmitSerializer(serializers.Serializer):
     """The body of POST /orders. Shapes only; the service checks the market's rules."""
 
     market = serializers.CharField(max_length=33)
     side = serializers.ChoiceField(choices=["buy", "sell"])
-    type = serializers.ChoiceField(choices=["limit", "market"])
+    type = serializers.ChoiceField(choices=ORDER_TYPES)
     quantity = DecimalStringField(required=False, allow_null=True)
     price = DecimalStringField(required=False, allow_null=True)
     quote_quantity = DecimalStringField(required=False, allow_null=True)
-    time_in_force = serializers.ChoiceField(choices=["gtc", "ioc", "fok"], default="gtc")
+    stop_price = DecimalStringField(
+        required=False, allow_null=True,
+        help_text="stop_limit/stop_market: the trade price that triggers the order (buy: a trade at or above it; "
+                  "sell: at or below it).",
+    )
+    time_in_force = serializers.ChoiceField(choices=TIME_IN_FORCE, default="gtc")
+    expire_time = StrictCharField(
+        required=False, allow_null=True, max_length=40, trim_whitespace=False,
+        help_text="gtd only: RFC 3339 time in the future (at most BOURSE_GTD_MAX_DAYS ahead) when the order is "
+                  "cancelled with cancel_reason `expired`.",
+    )
     post_only = serializers.BooleanField(default=False)
     # Not trimmed: "abc\n" is refused (the pattern is anchored at the true end), never read as "abc".
     client_order_id = StrictRegexField(
@@ -89,6 +113,30 @@ class OrderSubmitSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class UnknownFieldsRefused(serializers.Serializer):
+    """Refuse body fields the serializer does not know (a typo must not be silently ignored)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["unknown field"] for name in unknown}, code="unknown_field")
+        return super().to_internal_value(data)
+
+
+class OrderAmendSerializer(UnknownFieldsRefused):
+    """The body of PATCH /orders/{order_id}: any of these; shapes only (the service checks the rest)."""
+
+    price = DecimalStringField(required=False, help_text="The new limit price (loses time priority).")
+    quantity = DecimalStringField(
+        required=False,
+        help_text="The new TOTAL quantity, filled part included; must exceed the filled quantity. A decrease at the "
+                  "same price keeps time priority, an increase loses it.",
+    )
+    client_order_id = StrictRegexField(CLIENT_ORDER_ID_PATTERN, required=False, trim_whitespace=False,
+                                       help_text="A new client order id (unique among the account's orders).")
+
+
 class OrderSerializer(serializers.Serializer):
     """The order object (rendered by ``trading.representations.order_to_wire``)."""
 
@@ -96,19 +144,26 @@ class OrderSerializer(serializers.Serializer):
     client_order_id = serializers.CharField(allow_null=True)
     market = serializers.CharField()
     side = serializers.ChoiceField(choices=["buy", "sell"])
-    type = serializers.ChoiceField(choices=["limit", "market"])
-    time_in_force = serializers.ChoiceField(choices=["gtc", "ioc", "fok"])
+    type = serializers.ChoiceField(choices=ORDER_TYPES)
+    time_in_force = serializers.ChoiceField(choices=TIME_IN_FORCE)
     post_only = serializers.BooleanField()
     stp = serializers.ChoiceField(choices=["cancel_newest", "cancel_oldest", "cancel_both"])
     price = serializers.CharField(allow_null=True)
     quantity = serializers.CharField(allow_null=True)
     quote_quantity = serializers.CharField(allow_null=True)
+    stop_price = serializers.CharField(allow_null=True, help_text="Stop orders' trigger price; null otherwise.")
+    expire_time = serializers.CharField(allow_null=True, help_text="gtd orders' expiry (RFC 3339); null otherwise.")
     filled_quantity = serializers.CharField()
     remaining_quantity = serializers.CharField(allow_null=True)
     average_price = serializers.CharField(allow_null=True)
-    status = serializers.ChoiceField(choices=["pending", "open", "partially_filled", "filled", "cancelled", "rejected"])
+    status = serializers.ChoiceField(choices=ORDER_STATUSES)
     reject_reason = serializers.CharField(allow_null=True)
-    cancel_reason = serializers.CharField(allow_null=True)
+    cancel_reason = serializers.CharField(
+        allow_null=True,
+        help_text="Why a cancelled order was cancelled: `user` (its owner), `ioc`/`fok` (time in force), `stp` "
+                  "(self-trade prevention), `expired` (gtd), `dead_man`, `disconnect`, `operator`, `market_halted`, "
+                  "`market_no_liquidity`/`budget` (a market order's remainder).",
+    )
     created_at = serializers.CharField()
     updated_at = serializers.CharField()
 

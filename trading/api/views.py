@@ -24,6 +24,7 @@ from .serializers import (
     CancelAllSerializer,
     FillSerializer,
     MarketSerializer,
+    OrderAmendSerializer,
     OrderSerializer,
     OrderSubmitSerializer,
     PositionSerializer,
@@ -37,7 +38,8 @@ MARKET_PARAM = OpenApiParameter("market", str, description="Only this market (e.
 ORDER_EXAMPLE = {
     "order_id": "1042", "client_order_id": "mm-7f3a", "market": "BTC-USD", "side": "buy", "type": "limit",
     "time_in_force": "gtc", "post_only": False, "stp": "cancel_newest", "price": "100.000000",
-    "quantity": "0.50000000", "quote_quantity": None, "filled_quantity": "0.20000000",
+    "quantity": "0.50000000", "quote_quantity": None, "stop_price": None, "expire_time": None,
+    "filled_quantity": "0.20000000",
     "remaining_quantity": "0.30000000", "average_price": "99.990000", "status": "partially_filled",
     "reject_reason": None, "cancel_reason": None, "created_at": "2026-11-23T18:00:00.123456Z",
     "updated_at": "2026-11-23T18:00:00.125001Z",
@@ -187,6 +189,17 @@ class OrderListSubmitApi(PrivateApi):
                       "quantity": "0.5000", "time_in_force": "gtc", "client_order_id": "mm-7f3a"}),
                   OpenApiExample("Market buy spending 250 USD (fees included)", request_only=True, value={
                       "market": "BTC-USD", "side": "buy", "type": "market", "quote_quantity": "250.00"}),
+                  OpenApiExample("Stop-limit sell: when a trade prints at or below 95, sell at 94.50 or better",
+                                 request_only=True, value={
+                                     "market": "BTC-USD", "side": "sell", "type": "stop_limit", "stop_price": "95.00",
+                                     "price": "94.50", "quantity": "0.5000"}),
+                  OpenApiExample("Stop-market buy: when a trade prints at or above 110, buy for up to 500 USD",
+                                 request_only=True, value={
+                                     "market": "BTC-USD", "side": "buy", "type": "stop_market", "stop_price": "110.00",
+                                     "quote_quantity": "500.00"}),
+                  OpenApiExample("Good-till-date limit buy", request_only=True, value={
+                      "market": "BTC-USD", "side": "buy", "type": "limit", "price": "99.00", "quantity": "0.2500",
+                      "time_in_force": "gtd", "expire_time": "2026-12-31T23:59:59Z"}),
                   OpenApiExample("Order", response_only=True, status_codes=["201"], value=ORDER_EXAMPLE)],
     )
     @orders_rate_limit
@@ -283,8 +296,47 @@ class OrderDetailApi(PrivateApi):
         )
         return Response(order_to_wire(order), status=200 if answered else 202)
 
+    @extend_schema(
+        operation_id="orders_amend",
+        summary="Amend an order",
+        description=(
+            "Changes one of the caller's live orders in place (scope `trade`; same `order_id`): any of `price`, "
+            "`quantity` (the new TOTAL quantity, above what already filled) and `client_order_id`. A quantity "
+            "decrease at the same price keeps the order's time priority; a price change or a quantity increase "
+            "loses it (the order re-enters the book, and trades at once if the new price crosses). Extra funds the "
+            "new price or quantity needs are held before the amend is accepted (`insufficient_balance` "
+            "otherwise); what it no longer needs is released once the engine applied it. Limit and stop-limit "
+            "orders take price and quantity; any order can change its `client_order_id`. 200 with the order as "
+            "the engine left it, 202 when the engine did not answer within 2 s (the amend stays queued). Counts "
+            "against the `orders` budget."
+        ),
+        tags=["orders"],
+        request=OrderAmendSerializer,
+        parameters=RATE_LIMIT_HEADERS,
+        responses={
+            200: OpenApiResponse(OrderSerializer, description="Amended: the order as the engine left it."),
+            202: OpenApiResponse(OrderSerializer, description="The engine did not answer within 2 s; the amend stays queued."),
+            **problem_responses(400, *PRIVATE_ERRORS, 404, 409, 413, 422),
+        },
+        examples=[*AUTH_ERROR_EXAMPLES,
+                  OpenApiExample("Reduce to 0.3 (keeps priority)", request_only=True, value={"quantity": "0.3000"}),
+                  OpenApiExample("Move the price (loses priority)", request_only=True, value={"price": "99.50"}),
+                  OpenApiExample("Amended", response_only=True, status_codes=["200"],
+                                 value={**ORDER_EXAMPLE, "quantity": "0.30000000", "remaining_quantity": "0.10000000"})],
+    )
+    @orders_rate_limit
+    def patch(self, request, order_id: str):
+        body = OrderAmendSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        order, answered = services.order_amend(
+            request.auth.account, order_id, wait=settings.BOURSE_ENGINE_WAIT_S, **body.validated_data
+        )
+        return Response(order_to_wire(order), status=200 if answered else 202)
+
 
 class OrderByClientIdApi(PrivateApi):
+    write_scope = Scope.TRADE  # GET/HEAD read (scope read); DELETE needs trade
+
     @extend_schema(
         operation_id="orders_get_by_client_id",
         summary="Get an order by client order id",
@@ -299,6 +351,28 @@ class OrderByClientIdApi(PrivateApi):
     def get(self, request, client_order_id: str):
         order = selectors.order_get(account_id=request.auth.account_id, client_order_id=client_order_id)
         return Response(order_to_wire(order))
+
+    @extend_schema(
+        operation_id="orders_cancel_by_client_id",
+        summary="Cancel an order by client order id",
+        description=(
+            "Cancels the caller's open order submitted with this `client_order_id` (scope `trade`); as "
+            "`DELETE /orders/{order_id}`: 200 once the engine cancelled it, 202 when it did not answer within 2 s."
+        ),
+        tags=["orders"],
+        parameters=RATE_LIMIT_HEADERS,
+        responses={
+            200: OpenApiResponse(OrderSerializer, description="Cancelled: the order as the engine left it."),
+            202: OpenApiResponse(OrderSerializer, description="The engine did not answer within 2 s; the cancel stays queued."),
+            **problem_responses(*PRIVATE_ERRORS, 404, 409),
+        },
+        examples=AUTH_ERROR_EXAMPLES,
+    )
+    def delete(self, request, client_order_id: str):
+        order, answered = services.order_cancel_by_client_id(
+            account=request.auth.account, client_order_id=client_order_id, wait=settings.BOURSE_ENGINE_WAIT_S
+        )
+        return Response(order_to_wire(order), status=200 if answered else 202)
 
 
 class FillListApi(PrivateApi):

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from exchange import errors, ratelimit
 from trading.representations import order_to_wire
 from trading.selectors import order_get
-from trading.services import order_cancel, order_cancel_all, order_submit
+from trading.services import order_amend, order_cancel, order_cancel_all, order_submit
 
 from . import reports
 from .codec import FieldError, Message
+from .logon import parse_utc_timestamp
 
 if TYPE_CHECKING:
     from trading.models import Order
@@ -66,7 +68,7 @@ def _enum(message: Message, tag: int, allowed: dict, default: str | None = None)
 def new_order_single(account, message: Message, cancel_ids: dict | None = None) -> Outcome:
     """NewOrderSingle (D) -> ``order_submit``."""
     _required(message, 11, 55, 54, 60, 40)
-    _single(message, 11, 55, 54, 38, 40, 44, 59, 18, 152)
+    _single(message, 11, 55, 54, 38, 40, 44, 59, 18, 152, 99, 126)
     side = _enum(message, 54, reports.SIDE_FROM_FIX)
     order_type = _enum(message, 40, reports.ORD_TYPE_FROM_FIX)
     if message.get(59) == "0":
@@ -76,6 +78,16 @@ def new_order_single(account, message: Message, cancel_ids: dict | None = None) 
                          "send 1 (GTC), 3 (IOC) or 4 (FOK)", 5, 59)
     tif = _enum(message, 59, reports.TIF_FROM_FIX, default="1")
     quantity, price, cash = _decimal(message, 38), _decimal(message, 44), _decimal(message, 152)
+    stop_price = _decimal(message, 99)
+    if order_type in ("stop_market", "stop_limit") and stop_price is None:
+        raise FieldError("Required tag 99 missing (StopPx: OrdType 3 and 4 are stop orders)", 1, 99)
+    expire_time = None
+    if message.get(126) is not None:
+        expire_time = parse_utc_timestamp(message.get(126) or "")
+        if expire_time is None:
+            raise FieldError("Tag 126 must be a UTCTimestamp (YYYYMMDD-HH:MM:SS[.sss])", 6, 126)
+    elif tif == "gtd":
+        raise FieldError("Required tag 126 missing (ExpireTime: TimeInForce 6 is good till date)", 1, 126)
     if quantity is None and cash is None:
         raise FieldError("Required tag 38 missing (OrderQty; CashOrderQty(152) for a market buy by value)", 1, 38)
     exec_inst = message.get(18) or ""
@@ -86,6 +98,7 @@ def new_order_single(account, message: Message, cancel_ids: dict | None = None) 
         result = order_submit(
             account=account, market=symbol, side=side, type=order_type, quantity=quantity, price=price,
             quote_quantity=cash, time_in_force=tif, post_only="6" in exec_inst.split(), client_order_id=cl_ord_id,
+            stop_price=stop_price, expire_time=expire_time,
         )
     except errors.BourseError as error:
         return Outcome([("8", reports.rejected_report(account_id=account.pk, cl_ord_id=cl_ord_id, symbol=symbol,
@@ -138,6 +151,65 @@ def order_cancel_request(account, message: Message, cancel_ids: dict | None = No
     return Outcome()
 
 
+def order_cancel_replace_request(account, message: Message, replace_ids: dict | None = None) -> Outcome:
+    """OrderCancelReplaceRequest (G) -> ``order_amend`` (the REST ``PATCH /orders/{id}``):
+    OrderQty(38) is the new total quantity, Price(44) the new price, ClOrdID(11) becomes the
+    order's ClOrdID. A quantity decrease keeps the order's time priority; a price change or a
+    quantity increase loses it. Accepted: an ExecutionReport Replaced (ExecType 5) when the
+    engine applied it; refused: OrderCancelReject (9) with CxlRejResponseTo 2, ``Text``
+    starting with the Bourse code.
+
+    ``replace_ids`` (the session's order id -> (ClOrdID, OrigClOrdID, price, quantity)) gets
+    the entry before the amend is committed: the engine's report can come before this returns."""
+    from django.conf import settings
+
+    _required(message, 41, 11, 55, 54, 60, 40, 38)
+    _single(message, 41, 11, 37, 55, 54, 38, 40, 44)
+    cl_ord_id, orig = message.get(11) or "", message.get(41)
+    quantity, price = _decimal(message, 38), _decimal(message, 44)
+
+    def refuse(order, reason: str, code: str, text: str) -> Outcome:
+        return Outcome([("9", reports.cancel_reject(account_id=account.pk, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig,
+                                                    order=order, reason=reason, code=code, message=text,
+                                                    response_to="2"))])
+
+    order = _find(account, message, 41)
+    if order is None:
+        return refuse(None, "1", "not_found", f"No order with ClOrdID {orig!r}.")
+    wire = order_to_wire(order)
+    if (message.get(55), message.get(54), message.get(40)) != (
+            wire["market"], reports.SIDE[wire["side"]], reports.ORD_TYPE[wire["type"]]):
+        return refuse(wire, "99", "validation_error", "Symbol, Side and OrdType must be the order's: only "
+                      "OrderQty, Price and ClOrdID can change.")
+    new_price = price if price is not None and wire["price"] is not None and Decimal(price) != Decimal(wire["price"]) else None
+    new_quantity = quantity if quantity is not None and wire["quantity"] is not None and Decimal(quantity) != Decimal(
+        wire["quantity"]) else None
+    pending = replace_ids if replace_ids is not None else {}
+    key = str(order.pk)
+    previous = pending.get(key)
+    changes_book = new_price is not None or new_quantity is not None
+    if changes_book:
+        pending[key] = (cl_ord_id, orig, new_price or wire["price"], new_quantity or wire["quantity"])
+    try:
+        amended, _ = order_amend(account, order.pk, price=new_price, quantity=new_quantity,
+                                 client_order_id=cl_ord_id if cl_ord_id != order.client_order_id else None,
+                                 wait=settings.BOURSE_ENGINE_WAIT_S)
+    except errors.BourseError as error:
+        if changes_book:
+            if previous is None:
+                pending.pop(key, None)
+            else:
+                pending[key] = previous
+        current = order_get(account_id=account.pk, order_id=order.pk)
+        reason = "0" if error.code == "order_closed" else "1" if error.code == "not_found" else "99"
+        return refuse(order_to_wire(current), reason, error.code, str(error))
+    if not changes_book:
+        # Only the ClOrdID changed: nothing for the engine's book, so no engine event carries the report.
+        return Outcome([("8", reports.replaced_report(order_to_wire(amended), account_id=account.pk, cl_ord_id=cl_ord_id,
+                                                      orig_cl_ord_id=orig))])
+    return Outcome()
+
+
 def order_status_request(account, message: Message, cancel_ids: dict | None = None) -> Outcome:
     """OrderStatusRequest (H) -> ExecutionReport with ExecType I."""
     _required(message, 11, 55, 54)
@@ -176,10 +248,12 @@ def order_mass_cancel_request(account, message: Message, cancel_ids: dict | None
                                                      cancelled=len(cancelled)))])
 
 
-HANDLERS = {"D": new_order_single, "F": order_cancel_request, "H": order_status_request, "q": order_mass_cancel_request}
+HANDLERS = {"D": new_order_single, "F": order_cancel_request, "G": order_cancel_replace_request,
+            "H": order_status_request, "q": order_mass_cancel_request}
 
 
-def application_handle(key_id: str, account, message: Message, cancel_ids: dict | None = None) -> Outcome:
+def application_handle(key_id: str, account, message: Message, cancel_ids: dict | None = None,
+                       replace_ids: dict | None = None) -> Outcome:
     """Any application message: it counts against the key's request budget (the ``key``
     policy every REST request counts against) before its handler runs; over the budget it is
     refused with ``rate_limited`` in the answer its type calls for, and nothing is done."""
@@ -191,12 +265,15 @@ def application_handle(key_id: str, account, message: Message, cancel_ids: dict 
             return Outcome([("r", reports.mass_cancel_report(
                 cl_ord_id=message.get(11), request_type=message.get(530), symbol=message.get(55), cancelled=None,
                 reject_reason="99", code=error.code, message=text))])
-        if message.msg_type == "F":
-            return Outcome([("9", reports.cancel_reject(
+        if message.msg_type in ("F", "G"):
+            return Outcome([("9", reports.cancel_reject(response_to="1" if message.msg_type == "F" else "2",
+
                 account_id=account.pk, cl_ord_id=message.get(11) or "NONE", orig_cl_ord_id=message.get(41), order=None,
                 reason="99", code=error.code, message=text))])
         return Outcome([("8", reports.rejected_report(
             account_id=account.pk, cl_ord_id=message.get(11), symbol=message.get(55), side=message.get(54),
             code=error.code, message=text, req_id=message.get(790) if message.msg_type == "H" else None,
             exec_type=reports.EXEC_STATUS if message.msg_type == "H" else reports.EXEC_REJECTED))])
+    if message.msg_type == "G":
+        return order_cancel_replace_request(account, message, replace_ids)
     return HANDLERS[message.msg_type or ""](account, message, cancel_ids)

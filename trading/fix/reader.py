@@ -152,7 +152,8 @@ class OutboxTail:
                 try:
                     session.send_reports(reports.batch_reports(batch["orders"], batch["fills"], account_id=account_id,
                                                                cancel_ids=session.cancel_ids, acked=session.acked,
-                                                               since=session.logon_at, prior_notional=batch_prior))
+                                                               since=session.logon_at, prior_notional=batch_prior,
+                                                               replace_ids=session.replace_ids))
                 except Exception:
                     log.exception("FIX execution reports failed", extra={"key_id": session.verified_key.key_id})
         return False

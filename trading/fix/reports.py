@@ -19,11 +19,13 @@ Field = tuple[int, object]
 
 SIDE = {"buy": "1", "sell": "2"}
 SIDE_FROM_FIX = {v: k for k, v in SIDE.items()}
-ORD_TYPE = {"market": "1", "limit": "2"}
+ORD_TYPE = {"market": "1", "limit": "2", "stop_market": "3", "stop_limit": "4"}  # 3 Stop, 4 Stop limit (StopPx 99)
 ORD_TYPE_FROM_FIX = {v: k for k, v in ORD_TYPE.items()}
-TIF = {"gtc": "1", "ioc": "3", "fok": "4"}
-TIF_FROM_FIX = {"1": "gtc", "3": "ioc", "4": "fok"}  # Day (0) is refused: no session end
-ORD_STATUS = {"pending": "A", "open": "0", "partially_filled": "1", "filled": "2", "cancelled": "4", "rejected": "8"}
+ORD_TYPE_REPORTED = ORD_TYPE
+TIF = {"gtc": "1", "ioc": "3", "fok": "4", "gtd": "6"}  # 6 Good till date (ExpireTime 126)
+TIF_FROM_FIX = {v: k for k, v in TIF.items()}  # Day (0) is refused: no session end
+TIF_REPORTED = TIF
+ORD_STATUS = {"pending": "A", "untriggered": "0", "open": "0", "partially_filled": "1", "filled": "2", "cancelled": "4", "rejected": "8"}
 # Bourse error / engine reject codes -> OrdRejReason(103)
 ORD_REJ_REASON = {
     "market_not_found": "1",  # Unknown symbol
@@ -34,6 +36,7 @@ ORD_REJ_REASON = {
     "invalid_quantity": "13",  # Incorrect quantity
 }
 EXEC_NEW, EXEC_CANCELED, EXEC_REJECTED, EXEC_TRADE, EXEC_STATUS = "0", "4", "8", "F", "I"
+EXEC_REPLACED = "5"
 _status_ids = itertools.count(1)
 
 
@@ -63,11 +66,13 @@ def order_fields(order: dict, *, account_id, exec_id: str, exec_type: str, ord_s
         (39, ord_status),
         (55, order["market"]),
         (54, SIDE[order["side"]]),
-        (40, ORD_TYPE[order["type"]]),
+        (40, ORD_TYPE_REPORTED[order["type"]]),
         (44, order.get("price")),
         (38, order.get("quantity")),
         (152, order.get("quote_quantity")),
-        (59, TIF[order["time_in_force"]]),
+        (59, TIF_REPORTED[order["time_in_force"]]),
+        (99, order.get("stop_price")),
+        (126, _fix_time(order.get("expire_time"))),
         (18, "6" if order.get("post_only") else None),
         (151, _plain(leaves)),
         (14, _plain(cum)),
@@ -76,6 +81,31 @@ def order_fields(order: dict, *, account_id, exec_id: str, exec_type: str, ord_s
         (58, _text(text) if text else None),
     ]
     return fields
+
+
+def _fix_time(value: str | None) -> str | None:
+    """A wire timestamp (RFC 3339) as a FIX UTCTimestamp."""
+    if not value:
+        return None
+    return format_utc_timestamp(datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+def replaced_report(order: dict, *, account_id, cl_ord_id: str, orig_cl_ord_id: str | None) -> list[Field]:
+    """ExecType 5 (Replaced) for an order as it stands after an OrderCancelReplaceRequest."""
+    status = order["status"]
+    cum = _d(order.get("filled_quantity"))
+    closed = status in ("filled", "cancelled", "rejected")
+    return order_fields(order, account_id=account_id, exec_id=f"A{order['order_id']}.{next(_status_ids)}",
+                        exec_type=EXEC_REPLACED, ord_status=ORD_STATUS[status], cum=cum, leaves=_leaves(order, cum, closed),
+                        avg=_d(order["average_price"]) if order.get("average_price") else None, cl_ord_id=cl_ord_id,
+                        orig_cl_ord_id=orig_cl_ord_id)
+
+
+def _replace_applied(order: dict, target: tuple) -> bool:
+    """Whether this event shows the order as the replace asked (its price and quantity)."""
+    _, _, price, quantity = target
+    return (price is None or _d(order.get("price")) == _d(price)) and (
+        quantity is None or _d(order.get("quantity")) == _d(quantity))
 
 
 def _plain(value: Decimal) -> str:
@@ -117,11 +147,12 @@ def rejected_report(*, account_id, cl_ord_id: str | None, symbol: str | None, si
 
 
 def cancel_reject(*, account_id, cl_ord_id: str | None, orig_cl_ord_id: str | None, order: dict | None, reason: str, code: str,
-                  message: str) -> list[Field]:
-    """OrderCancelReject (9). ``reason`` is CxlRejReason: 0 too late, 1 unknown order."""
+                  message: str, response_to: str = "1") -> list[Field]:
+    """OrderCancelReject (9). ``reason`` is CxlRejReason: 0 too late, 1 unknown order;
+    ``response_to`` CxlRejResponseTo: 1 a cancel (F), 2 a cancel/replace (G)."""
     return [
         (37, order["order_id"] if order else "NONE"), (11, cl_ord_id), (41, orig_cl_ord_id), (1, str(account_id)),
-        (39, ORD_STATUS[order["status"]] if order else "8"), (434, "1"), (102, reason), (60, now_fix()),
+        (39, ORD_STATUS[order["status"]] if order else "8"), (434, response_to), (102, reason), (60, now_fix()),
         (58, _text(f"{code}: {message}")),
     ]
 
@@ -146,8 +177,14 @@ def mass_cancel_report(*, cl_ord_id: str | None, request_type: str | None, symbo
 
 def batch_reports(orders: list[dict], fills: list[dict], *, account_id, cancel_ids: dict[str, str],
                   acked: set[str] | None = None, since: str = "",
-                  prior_notional: dict[str, Decimal] | None = None) -> list[tuple[str, list]]:
+                  prior_notional: dict[str, Decimal] | None = None,
+                  replace_ids: dict[str, tuple] | None = None) -> list[tuple[str, list]]:
     """The (msg_type, fields) to send for one engine batch of one account.
+
+    ``replace_ids`` maps order ids this session asked to replace (OrderCancelReplaceRequest)
+    to ``(ClOrdID, OrigClOrdID, price, quantity)``: the first event showing the order at that
+    price and quantity gets a Replaced report (before the fills the new price may have
+    caused in the same batch), and the entry is removed.
 
     ``cancel_ids`` maps order ids this session asked to cancel to the cancel's ClOrdID; the
     Canceled report then carries it (with the order's as OrigClOrdID), and an order that
@@ -190,15 +227,22 @@ def batch_reports(orders: list[dict], fills: list[dict], *, account_id, cancel_i
             accepted_now = order_id not in acked
         else:  # without a logon time: judge from the batch alone
             accepted_now = any(f["liquidity"] == "taker" for f in own_fills) or (
-                not own_fills and cum == 0 and status in ("open", "partially_filled")
+                not own_fills and cum == 0 and status in ("untriggered", "open", "partially_filled")
             )
-        if status in ("open", "partially_filled"):
+        if status in ("untriggered", "open", "partially_filled"):  # a stop is acknowledged once, untriggered
             acked.add(order_id)
         else:
             acked.discard(order_id)
         if accepted_now:
             out.append(("8", order_fields(order, account_id=account_id, exec_id=f"N{order_id}", exec_type=EXEC_NEW,
                                           ord_status="0", cum=Decimal(0), leaves=_leaves(order, Decimal(0), False), avg=None)))
+        target = replace_ids.get(order_id) if replace_ids else None
+        if target is not None and status != "rejected" and _replace_applied(order, target):
+            assert replace_ids is not None  # target came from it
+            replace_ids.pop(order_id, None)
+            before_fills = {**order, "status": "partially_filled" if cum > 0 else "open", "filled_quantity": str(cum)}
+            out.append(("8", replaced_report(before_fills, account_id=account_id, cl_ord_id=target[0],
+                                             orig_cl_ord_id=target[1])))
         spent = Decimal(0)  # a CashOrderQty buy's budget used so far (it fills in one batch)
         for index, fill in enumerate(own_fills):
             qty, price = _d(fill["quantity"]), _d(fill["price"])

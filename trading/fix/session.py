@@ -132,6 +132,7 @@ class Session:
         self.resend_requested = False
         self.resends_answered: set[int] = set()  # ResendRequests answered across a gap
         self.cancel_ids: dict[str, str] = {}
+        self.replace_ids: dict[str, tuple] = {}  # order id -> (ClOrdID, OrigClOrdID, price, quantity)
         self.min_event_id = 0
         self.timer: asyncio.Task | None = None
         self.inflight: set[asyncio.Task] = set()
@@ -498,7 +499,8 @@ class Session:
             return  # ended (by its key): nothing more is accepted
         try:
             outcome = await self.gateway.call(
-                application.application_handle, self.verified_key.key_id, self.account, message, self.cancel_ids)
+                application.application_handle, self.verified_key.key_id, self.account, message, self.cancel_ids,
+                self.replace_ids)
         except FieldError as error:
             self.reject(seq, error, message.msg_type)
             return

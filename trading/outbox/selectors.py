@@ -1,8 +1,14 @@
 """The read side of the outbox: what a transport reads back after an announcement, to replay
-a stream from a sequence, to fill a gap, or to tail the events of some accounts."""
+a stream from a sequence, to fill a gap, or to tail the events of some accounts.
+
+A row may hold one stream's events of a whole engine batch or settlement chunk (its
+``payload`` a list, its ``sequence`` the last one's: ``trading.outbox.services.batch_rows``).
+Every function here returns events, never rows: ``expand`` turns a batched row back into its
+events, each with its own sequence and the row's id, so the transports see one event per
+dict, in stream order, whatever the writer batched."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +21,27 @@ from ..models import AccountSequence, OutboxEvent
 EVENT_FIELDS = ("id", "market_id", "account_id", "channel", "sequence", "payload")
 
 
+def expand(rows: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The events of outbox rows, in order: a batched row (a list payload) becomes one event
+    per element, with the row's id; a private stream's element ``i`` of ``n`` has sequence
+    ``row sequence - n + 1 + i``, a book update the sequence in its payload, a trade none;
+    ``part`` is the element's place in its row (0 for a plain row)."""
+    for row in rows:
+        payload = row["payload"]
+        if not isinstance(payload, list):
+            yield dict(row)
+            continue
+        last, count = row.get("sequence"), len(payload)
+        for index, item in enumerate(payload):
+            event = {**row, "payload": item, "part": index}
+            if "sequence" in row:
+                if row["channel"] == "book":
+                    event["sequence"] = item["sequence"]
+                elif last is not None:
+                    event["sequence"] = last - count + 1 + index
+            yield event
+
+
 def private_last(account_id: int, channel: str) -> int:
     """The sequence of the account's latest event on ``channel`` (0 before the first)."""
     row = AccountSequence.objects.filter(account_id=account_id, channel=channel).values_list("last", flat=True).first()
@@ -22,7 +49,7 @@ def private_last(account_id: int, channel: str) -> int:
 
 
 def events_by_id(ids) -> list[dict]:
-    return list(OutboxEvent.objects.filter(pk__in=list(ids)).order_by("id").values(*EVENT_FIELDS))
+    return list(expand(OutboxEvent.objects.filter(pk__in=list(ids)).order_by("id").values(*EVENT_FIELDS)))
 
 
 def events_after_id(after_id: int, market_ids, account_ids, limit: int = 5000) -> list[dict]:
@@ -32,7 +59,7 @@ def events_after_id(after_id: int, market_ids, account_ids, limit: int = 5000) -
         where |= Q(account__isnull=True, market_id__in=list(market_ids))
     if account_ids:
         where |= Q(account_id__in=list(account_ids))
-    return list(OutboxEvent.objects.filter(where, id__gt=after_id).order_by("id").values(*EVENT_FIELDS)[:limit])
+    return list(expand(OutboxEvent.objects.filter(where, id__gt=after_id).order_by("id").values(*EVENT_FIELDS)[:limit]))
 
 
 def latest_event_id() -> int:
@@ -42,18 +69,23 @@ def latest_event_id() -> int:
 
 def book_events(market_id: int, after: int, before: int | None = None) -> list[dict]:
     """Book updates with ``after < sequence < before``, in sequence order (gap fill)."""
-    rows = OutboxEvent.objects.filter(market_id=market_id, channel="book", sequence__gt=after)
-    if before is not None:
-        rows = rows.filter(sequence__lt=before)
-    return list(rows.order_by("sequence").values(*EVENT_FIELDS)[: settings.BOURSE_WS_MAX_REPLAY])
+    rows = OutboxEvent.objects.filter(market_id=market_id, channel="book", sequence__gt=after)  # a row's last
+    limit = settings.BOURSE_WS_MAX_REPLAY
+    return _between(rows.order_by("sequence").values(*EVENT_FIELDS)[:limit], after, before)[:limit]
+
+
+def _between(rows: Iterable[Mapping[str, Any]], after: int, before: int | None) -> list[dict[str, Any]]:
+    """The events of ``rows`` with ``after < sequence < before``. Rows are selected by their
+    last sequence, so the first may start at or below ``after``; at most the last may reach
+    ``before``."""
+    return [e for e in expand(rows) if e["sequence"] > after and (before is None or e["sequence"] < before)]
 
 
 def private_events(account_id: int, channel: str, after: int, before: int | None = None) -> list[dict]:
     """The account's events on ``channel`` with ``after < sequence < before``, in order."""
-    rows = OutboxEvent.objects.filter(account_id=account_id, channel=channel, sequence__gt=after)
-    if before is not None:
-        rows = rows.filter(sequence__lt=before)
-    return list(rows.order_by("sequence").values(*EVENT_FIELDS)[: settings.BOURSE_WS_MAX_REPLAY + 1])
+    rows = OutboxEvent.objects.filter(account_id=account_id, channel=channel, sequence__gt=after)  # a row's last
+    limit = settings.BOURSE_WS_MAX_REPLAY + 1
+    return _between(rows.order_by("sequence").values(*EVENT_FIELDS)[:limit], after, before)[:limit]
 
 
 def private_replay(account_id: int, channel: str, since: int) -> tuple[int, list[dict]]:
@@ -86,10 +118,10 @@ def account_events_after(accounts, floors: dict[int, int], channels=("orders", "
     condition = Q()
     for market_id, floor in floors.items():
         condition |= Q(market_id=market_id, id__gt=floor)
-    return list(
+    return list(expand(
         OutboxEvent.objects.filter(condition, channel__in=channels, account_id__in=list(accounts))
         .order_by("id").values("id", "market_id", "account_id", "channel", "payload")
-    )
+    ))
 
 
 def market_ids() -> list[int]:

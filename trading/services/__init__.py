@@ -1,6 +1,6 @@
 """Trading services: every state change of markets, orders and fills goes through here.
 
-Split by entity: ``markets`` (create, change filters, halt/resume), ``orders`` (submit, cancel), with the
+Split by entity: ``markets`` (create, change filters, halt/resume), ``orders`` (submit, amend, cancel), with the
 public names re-exported so callers write ``from trading.services import order_submit``.
 """
 from exchange.errors import DuplicateClientOrderId, OrderClosed
@@ -15,8 +15,10 @@ from .markets import (
     market_update,
 )
 from .orders import (
+    order_amend,
     order_cancel,
     order_cancel_all,
+    order_cancel_by_client_id,
     order_cancel_queue,
     order_submit,
     order_validate,
@@ -35,8 +37,10 @@ __all__ = [
     "market_create_check",
     "market_set_status",
     "market_update",
+    "order_amend",
     "order_cancel",
     "order_cancel_all",
+    "order_cancel_by_client_id",
     "order_cancel_queue",
     "order_submit",
     "order_validate",

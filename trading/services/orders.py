@@ -2,8 +2,9 @@
 
 ``order_submit`` validates, enforces ``client_order_id`` idempotency, and in ONE transaction
 locks the order's maximum cost and inserts the order as ``pending`` with its engine
-command; the engine process owning the market is woken when it commits. ``order_cancel`` and
-``order_cancel_all`` queue cancel commands in the same sequence. Each can then wait for the
+command; the engine process owning the market is woken when it commits. ``order_cancel``,
+``order_cancel_by_client_id`` and ``order_cancel_all`` queue cancel commands in the same
+sequence; ``order_amend`` takes any extra hold and queues an amend command. Each can then wait for the
 engine's verdict (``wait`` seconds, 2 s by default at the transports), answering with the
 order as the engine left it, or still ``pending`` when the engine did not answer in time.
 """
@@ -15,10 +16,14 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from accounts import ledger
 from accounts.models import Account, EntryKind
@@ -55,6 +60,8 @@ class OrderRequest:
     quantity: Decimal | None
     quote_quantity: Decimal | None
     client_order_id: str | None
+    stop_price: Decimal | None = None
+    expire_time: datetime | None = None
 
     def same_as(self, order: Order) -> bool:
         """Whether an existing order was submitted with exactly these parameters."""
@@ -68,6 +75,8 @@ class OrderRequest:
             and order.price == self.price
             and order.quantity == self.quantity
             and order.quote_quantity == self.quote_quantity
+            and order.stop_price == self.stop_price
+            and order.expire_time == self.expire_time
         )
 
 
@@ -93,6 +102,39 @@ def _money(value: object, field: str) -> Decimal | None:
     return ledger.to_amount(value, field)
 
 
+RFC3339 = re.compile(
+    r"\A(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z"
+)
+
+
+def _expire_time(value: object) -> datetime | None:
+    """An RFC 3339 time (``2026-12-06T18:00:00.123456Z``; offsets allowed, digits past
+    microseconds dropped), or None."""
+    if value is None or isinstance(value, datetime):
+        return value
+    message = "expire_time must be an RFC 3339 time with a UTC offset, e.g. \"2026-12-06T18:00:00Z\""
+    match = RFC3339.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise errors.ValidationError.field("expire_time", "invalid", message)
+    day, clock, fraction, offset = match.groups()
+    text = f"{day}T{clock}{(fraction or '')[:7]}{'+00:00' if offset in ('Z', 'z') else offset}"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise errors.ValidationError.field("expire_time", "invalid", message) from None
+
+
+def _check_expire_time(expire_time: datetime) -> list[dict[str, str]]:
+    now = timezone.now()
+    if expire_time <= now:
+        return [{"field": "expire_time", "code": "in_past", "message": "expire_time must be in the future"}]
+    latest = now + timedelta(days=settings.BOURSE_GTD_MAX_DAYS)
+    if expire_time > latest:
+        return [{"field": "expire_time", "code": "too_far",
+                 "message": f"expire_time must be at most {settings.BOURSE_GTD_MAX_DAYS} days ahead"}]
+    return []
+
+
 def order_validate(
     *,
     market: str,
@@ -105,8 +147,14 @@ def order_validate(
     post_only: object = False,
     client_order_id: object = None,
     stp: object = "cancel_newest",
+    stop_price: object = None,
+    expire_time: object = None,
 ) -> OrderRequest:
-    """Check an order against the API's rules and the market's filters (no writes)."""
+    """Check an order against the API's rules and the market's filters (no writes).
+
+    ``type`` ``stop_limit``/``stop_market`` need ``stop_price`` (a valid price of the market);
+    ``time_in_force`` ``gtd`` needs ``expire_time`` (RFC 3339, in the future, at most
+    ``BOURSE_GTD_MAX_DAYS`` ahead). Every failure names its field."""
     side = _choice(side, "side", Order.Side.values)
     type = _choice(type, "type", Order.Type.values)
     time_in_force = _choice(time_in_force, "time_in_force", Order.TimeInForce.values)
@@ -117,17 +165,35 @@ def order_validate(
         raise errors.ValidationError.field(
             "client_order_id", "invalid", "client_order_id must be 1-36 characters of A-Za-z0-9_-"
         )
-    price, quantity, quote_quantity = (
+    price, quantity, quote_quantity, stop_price = (
         _money(price, "price"),
         _money(quantity, "quantity"),
         _money(quote_quantity, "quote_quantity"),
+        _money(stop_price, "stop_price"),
     )
+    expire_time = _expire_time(expire_time)
     market_obj = Market.objects.select_related("base", "quote").filter(symbol=market).first()
     if market_obj is None:
         raise errors.MarketNotFound(f"Market {market!r} does not exist.")
 
     problems: list[dict[str, str]] = []
-    if type == Order.Type.LIMIT:
+    is_stop = type in Order.STOP_TYPES
+    if is_stop and stop_price is None:
+        problems.append({"field": "stop_price", "code": "required", "message": f"stop_price is required for {type} orders"})
+    if not is_stop and stop_price is not None:
+        problems.append({"field": "stop_price", "code": "not_allowed", "message": "stop_price is only for stop orders"})
+    if is_stop and post_only:
+        problems.append({"field": "post_only", "code": "not_allowed", "message": "stop orders cannot be post_only"})
+    if time_in_force == Order.TimeInForce.GTD:
+        if expire_time is None:
+            problems.append({"field": "expire_time", "code": "required", "message": "expire_time is required for gtd orders"})
+        else:
+            problems += _check_expire_time(expire_time)
+        if type == Order.Type.MARKET:
+            problems.append({"field": "time_in_force", "code": "not_allowed", "message": "market orders never rest: no gtd"})
+    elif expire_time is not None:
+        problems.append({"field": "expire_time", "code": "not_allowed", "message": "expire_time is only for gtd orders"})
+    if type in Order.LIMIT_TYPES:
         if price is None:
             problems.append({"field": "price", "code": "required", "message": "price is required for limit orders"})
         if quantity is None:
@@ -151,12 +217,14 @@ def order_validate(
             )
         elif time_in_force == Order.TimeInForce.FOK and quantity is None:
             problems.append({"field": "quantity", "code": "required", "message": "a fill-or-kill market buy needs quantity"})
-    if post_only and time_in_force != Order.TimeInForce.GTC:
-        problems.append({"field": "post_only", "code": "not_allowed", "message": "post_only orders are gtc"})
+    if post_only and time_in_force not in (Order.TimeInForce.GTC, Order.TimeInForce.GTD):
+        problems.append({"field": "post_only", "code": "not_allowed", "message": "post_only orders are gtc or gtd"})
+    if stop_price is not None:
+        problems += filters.price_errors(market_obj, stop_price, "stop_price")
     if problems:
         raise errors.ValidationError("; ".join(p["message"] for p in problems), errors=problems)
 
-    if type == Order.Type.LIMIT:
+    if type in Order.LIMIT_TYPES:
         assert price is not None and quantity is not None  # refused above when missing
         filters.market_check_limit(market_obj, price=price, quantity=quantity)
     else:
@@ -175,6 +243,8 @@ def order_validate(
         quantity=quantity,
         quote_quantity=quote_quantity,
         client_order_id=client_order_id,
+        stop_price=stop_price,
+        expire_time=expire_time,
     )
 
 
@@ -215,7 +285,7 @@ def order_submit(*, account: Account, wait: float = 0.0, **params: Any) -> Submi
                 raise
             return SubmitResult(_same_or_refuse(request, existing), created=False)
     if waiter is not None:
-        order = _after_commit(order_wait, order, wait, waiter, default=order)
+        order = _after_commit(order_wait, order, wait, waiter, fresh=True, default=order)
     return SubmitResult(order, created=True)
 
 
@@ -267,6 +337,7 @@ def _insert(account: Account, request: OrderRequest) -> Order:
             account=account, market=market, client_order_id=request.client_order_id, side=request.side,
             type=request.type, time_in_force=request.time_in_force, post_only=request.post_only, stp=request.stp,
             price=request.price, quantity=request.quantity, quote_quantity=request.quote_quantity,
+            stop_price=request.stop_price, expire_time=request.expire_time,
             hold_asset_id=asset, hold_amount=amount, hold_remaining=amount,
         )
         written = order_write.order_insert_one_statement(account.pk, market, unsaved, _order_audit(unsaved))
@@ -290,6 +361,8 @@ def _insert(account: Account, request: OrderRequest) -> Order:
             price=request.price,
             quantity=request.quantity,
             quote_quantity=request.quote_quantity,
+            stop_price=request.stop_price,
+            expire_time=request.expire_time,
             hold_asset_id=asset,
             hold_amount=amount,
             hold_remaining=amount,
@@ -319,7 +392,9 @@ def _order_audit(order: Order) -> dict[str, object]:
         "market": order.market.symbol, "side": order.side, "type": order.type, "price": order.price,
         "quantity": order.quantity, "quote_quantity": order.quote_quantity, "time_in_force": order.time_in_force,
         "post_only": order.post_only, "client_order_id": order.client_order_id, "hold": order.hold_amount,
-    }
+    } | ({"stop_price": order.stop_price} if order.stop_price is not None else {}) | (
+        {"expire_time": order.expire_time.isoformat()} if order.expire_time is not None else {}
+    )
 
 
 def order_wait(
@@ -328,24 +403,39 @@ def order_wait(
     waiter: notify.VerdictWaiter | None = None,
     *,
     until: Callable[[Order], bool] | None = None,
+    fresh: bool = False,
 ) -> Order:
     """Wait up to ``timeout`` s until ``until(order)`` holds (default: no longer pending);
-    return the order as last read. The waiter is registered before the first read, so a
-    verdict published at any moment in between is not missed."""
+    return the order as last known.
+
+    The engine's verdict message carries the order's new state, so the order is updated
+    from it without reading the database. ``fresh``: ``order`` was written after ``waiter``
+    started listening, so every later verdict reaches the waiter and no first read is
+    needed (``order_submit``); otherwise the order is read once first. Without a message
+    for ``VERDICT_RECHECK_S`` (a lost signal) it is re-read: the bounded safety net."""
     until = until or (lambda o: o.status != Order.Status.PENDING)
     waiter = waiter or notify.VerdictWaiter.get()
     event = waiter.register(order.pk)
     deadline = time.monotonic() + timeout
+    read = not fresh
     try:
         while True:
-            order.refresh_from_db()
+            verdict = waiter.verdict(order.pk)
+            if read:
+                order.refresh_from_db()
+            elif verdict is not None and (order.status == Order.Status.PENDING or verdict.updated_at >= order.updated_at):
+                verdict.apply(order)  # a pending order's first verdict is always newer (clock skew aside)
             remaining = deadline - time.monotonic()
             if until(order) or remaining <= 0:
                 return order
-            # Sleep until the engine's verdict signal for this order (cleared before the
-            # re-read, so a verdict landing in between is seen by that read).
-            event.wait(min(remaining, VERDICT_RECHECK_S))
+            # Sleep until the engine's verdict message for this order (cleared before the
+            # next look, so one landing in between is seen by it).
+            signalled = event.wait(min(remaining, VERDICT_RECHECK_S))
             event.clear()
+            # A message with this order's verdict needs no read; a bare hint (or none within
+            # the re-check interval: a lost signal) does.
+            latest = waiter.verdict(order.pk)
+            read = not signalled or latest is None
     finally:
         waiter.unregister(order.pk, event)
 
@@ -361,7 +451,9 @@ def _owned_order(account: Account, order_id: Any) -> Order:
     return order
 
 
-CANCEL_REASONS = ("user", "disconnect", "operator", "dead_man")  # who asked; the order's cancel_reason
+# Who asked for a cancel; the order's cancel_reason. The engine adds its own: ioc, fok, stp,
+# expired, market_no_liquidity, budget.
+CANCEL_REASONS = ("user", "disconnect", "operator", "dead_man", "market_halted")
 
 
 def _cancel_reason(reason: str) -> str:
@@ -393,6 +485,163 @@ def order_cancel(*, account: Account, order_id: Any, wait: float = 0.0, reason: 
     if wait <= 0:
         return order, False
     return _after_commit(_cancel_verdict, order, command, wait, default=(order, False))
+
+
+def order_cancel_by_client_id(
+    *, account: Account, client_order_id: Any, wait: float = 0.0, reason: str = "user"
+) -> tuple[Order, bool]:
+    """``order_cancel`` for the order ``account`` submitted with ``client_order_id`` (an id
+    that names none of its orders, or is malformed, is ``NotFound``)."""
+    order = None
+    if isinstance(client_order_id, str) and CLIENT_ORDER_ID.match(client_order_id):
+        order = Order.objects.filter(account=account, client_order_id=client_order_id).only("pk").first()
+    if order is None:
+        with audit_refusals("order.cancelled", account=account, after={"client_order_id": str(client_order_id)[:40]},
+                            aggregate="cancel"):
+            raise errors.NotFound(f"Order with client_order_id {str(client_order_id)[:40]!r} not found.")
+    return order_cancel(account=account, order_id=order.pk, wait=wait, reason=reason)
+
+
+def order_amend(
+    account: Account,
+    order_id: Any,
+    *,
+    price: object = None,
+    quantity: object = None,
+    client_order_id: object = None,
+    wait: float = 0.0,
+) -> tuple[Order, bool]:
+    """Amend one of ``account``'s live orders in place (same ``order_id``): any of a new
+    ``price``, a new total ``quantity`` (above what already filled), a new
+    ``client_order_id``. The engine keeps the order's time priority for a quantity
+    decrease at the same price; a price change or a quantity increase loses it (the order
+    re-enters, and may trade at once).
+
+    In one transaction, under the order's row lock: the extra hold the new price/quantity
+    can need (``InsufficientBalance`` if not available; nothing written then), the new
+    client order id, the amend command. What the order no longer needs is released by
+    settlement once the engine applied the amend. Waits up to ``wait`` s for the engine.
+
+    Returns ``(order, answered)`` (``answered`` False: the engine did not confirm in time,
+    the amend stays queued). Raises ``OrderClosed`` if the order is (or closed before the
+    engine reached the amend), ``ValidationError`` (field named) for a bad value or one the
+    engine refused (``post_only_would_cross``, ``at_or_below_filled``),
+    ``DuplicateClientOrderId`` if the new client id names another order, ``MarketHalted``.
+    """
+    with audit_refusals("order.amended", account=account, after=_audit_params(
+            {"order_id": order_id, "price": price, "quantity": quantity, "client_order_id": client_order_id})):
+        new_price, new_quantity = _money(price, "price"), _money(quantity, "quantity")
+        if client_order_id is not None and (
+            not isinstance(client_order_id, str) or not CLIENT_ORDER_ID.match(client_order_id)
+        ):
+            raise errors.ValidationError.field(
+                "client_order_id", "invalid", "client_order_id must be 1-36 characters of A-Za-z0-9_-"
+            )
+        if new_price is None and new_quantity is None and client_order_id is None:
+            raise errors.ValidationError.field(
+                "price", "required", "an amend needs at least one of price, quantity, client_order_id"
+            )
+        order = _owned_order(account, order_id)
+        market = Market.objects.select_related("base", "quote").get(pk=order.market_id)
+        order.market = market
+        if order.is_closed:
+            raise OrderClosed(f"Order {order.pk} is already {order.status}.")
+        _check_amend(order, market, new_price, new_quantity)
+        if not market.is_open and (new_price is not None or new_quantity is not None):
+            raise errors.MarketHalted(f"Market {market.symbol} is halted.")
+        try:
+            with transaction.atomic(durable=True):
+                order, command = _amend_locked(account, order.pk, market, new_price, new_quantity, client_order_id)
+        except IntegrityError:
+            raise DuplicateClientOrderId(f"client_order_id {client_order_id!r} names another order.") from None
+    if wait <= 0:
+        return order, False
+    return _after_commit(_amend_verdict, order, command, wait, default=(order, False))
+
+
+def _check_amend(order: Order, market: Market, price: Decimal | None, quantity: Decimal | None) -> None:
+    """The amend's values against the order and the market's filters (no writes)."""
+    if price is None and quantity is None:
+        return
+    if not order.is_limit_form:
+        field = "price" if price is not None else "quantity"
+        raise errors.ValidationError.field(field, "not_allowed", f"{order.type} orders cannot change price or quantity")
+    assert order.price is not None and order.quantity is not None  # limit forms always carry both
+    new_price = order.price if price is None else price
+    new_quantity = order.quantity if quantity is None else quantity
+    filters.market_check_limit(market, price=new_price, quantity=new_quantity)
+    if quantity is not None and quantity <= order.filled_quantity:
+        raise errors.ValidationError.field(
+            "quantity", "at_or_below_filled",
+            f"quantity must exceed the filled quantity {filters._plain(order.filled_quantity)}",
+        )
+
+
+def _amend_locked(account: Account, order_pk: int, market: Market, price: Decimal | None,
+                  quantity: Decimal | None, client_order_id: object) -> tuple[Order, Command]:
+    """The amend's writes, in the caller's transaction, with the order row locked first (a
+    closure and its settlement wait for it, so an extra hold can never outlive the order)."""
+    order = Order.objects.select_for_update(of=("self",)).get(pk=order_pk)
+    order.market = market
+    if order.is_closed:
+        raise OrderClosed(f"Order {order.pk} is already {order.status}.")
+    if quantity is not None and quantity <= order.filled_quantity:
+        raise errors.ValidationError.field(
+            "quantity", "at_or_below_filled", f"quantity must exceed the filled quantity {order.filled_quantity}"
+        )
+    before = {"price": order.price, "quantity": order.quantity, "client_order_id": order.client_order_id}
+    extra = _amend_extra_hold(order, price, quantity)
+    if extra > 0:
+        ledger.post(EntryKind.HOLD, ledger.hold_legs(account.pk, order.hold_asset_id, extra),
+                    reference=f"amend:{order.pk}")
+        balances_publish([(account.pk, order.hold_asset_id)], market.pk)
+    changes: dict[str, Any] = {}
+    if extra > 0:
+        changes.update(hold_amount=F("hold_amount") + extra, hold_remaining=F("hold_remaining") + extra)
+    if price is not None or quantity is not None:
+        changes["hold_review"] = True  # fills meanwhile keep their hold: settlement reviews it after the amend
+    if client_order_id is not None and client_order_id != order.client_order_id:
+        changes["client_order_id"] = client_order_id
+    if changes:
+        Order.objects.filter(pk=order.pk).update(**changes)
+    command = Command.objects.create(market=market, kind=Command.Kind.AMEND, order=order, price=price, quantity=quantity)
+    audit_record("order.amended", target=order, before=before, after={
+        "price": price, "quantity": quantity, "client_order_id": client_order_id, "extra_hold": extra, "requested": True,
+    })
+    notify.wake_engine(market.pk)
+    order.refresh_from_db()
+    return order, command
+
+
+def _amend_extra_hold(order: Order, price: Decimal | None, quantity: Decimal | None) -> Decimal:
+    """What the amend needs held beyond the order's current need: the need at the new price
+    for the new remaining quantity, less the need at the current ones (never negative; a
+    decrease is released by settlement once the engine applied it)."""
+    if price is None and quantity is None:
+        return Decimal(0)
+    assert order.quantity is not None and order.price is not None  # limit forms (checked by _check_amend)
+    remaining = order.quantity - order.filled_quantity
+    now_needs = pricing.required_hold(order, remaining)
+    new_order = Order(type=order.type, side=order.side, market=order.market,
+                      price=order.price if price is None else price)
+    new_remaining = (order.quantity if quantity is None else quantity) - order.filled_quantity
+    return max(Decimal(0), pricing.required_hold(new_order, new_remaining) - now_needs)
+
+
+def _amend_verdict(order: Order, command: Command, wait: float) -> tuple[Order, bool]:
+    order = order_wait(order, wait, until=lambda o: Command.objects.filter(pk=command.pk, processed=True).exists())
+    command.refresh_from_db()
+    if not command.processed:
+        return order, False
+    if command.result == "amended":
+        return order, True
+    if command.result == "post_only_would_cross":
+        raise errors.ValidationError.field("price", "post_only_would_cross",
+                                           "the new price would take liquidity from a post_only order")
+    if command.result == "invalid_quantity":
+        raise errors.ValidationError.field("quantity", "at_or_below_filled",
+                                           f"quantity must exceed the filled quantity {order.filled_quantity}")
+    raise OrderClosed(f"Order {order.pk} closed ({order.status}) before the amend reached the engine.")
 
 
 def _cancel_verdict(order: Order, command: Command, wait: float) -> tuple[Order, bool]:

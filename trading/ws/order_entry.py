@@ -28,13 +28,13 @@ from apikeys import keycache
 from apikeys.verifier import audit_refusal, standing_refusal
 from exchange import errors, ratelimit
 from exchange.problems import to_bourse_error
-from trading import selectors, services
-from trading.api.serializers import OrderSubmitSerializer
+from trading import services
+from trading.api.serializers import OrderAmendSerializer, OrderSubmitSerializer
 from trading.representations import cancel_after_to_wire, order_to_wire
 
 log = logging.getLogger("bourse.ws")
 
-ORDER_OPS = ("place_order", "cancel_order", "cancel_all", "cancel_after")
+ORDER_OPS = ("place_order", "amend_order", "cancel_order", "cancel_all", "cancel_after")
 _executor: ThreadPoolExecutor | None = None
 
 
@@ -99,25 +99,40 @@ def place_order(key_id: str, source_ip: str, message: dict) -> dict:
     return {"type": "order", "order": order_to_wire(result.order)}
 
 
-def _named_order(account_id: int, message: dict):
-    order_id, client_order_id = message.get("order_id"), message.get("client_order_id")
-    if (order_id is None) == (client_order_id is None):
-        raise errors.ValidationError.field("order_id", "required", "Name the order by order_id or client_order_id (one of them).")
-    if client_order_id is not None:
-        if not isinstance(client_order_id, str):
-            raise errors.ValidationError.field("client_order_id", "invalid", "client_order_id must be a string.")
-        return selectors.order_get(account_id=account_id, client_order_id=client_order_id)
+def _order_id(message: dict) -> str:
+    order_id = message.get("order_id")
+    if order_id is None:
+        raise errors.ValidationError.field("order_id", "required", "order_id is required.")
     if not isinstance(order_id, str):
         raise errors.ValidationError.field("order_id", "invalid", "order_id must be a string (as orders carry it).")
-    return selectors.order_get(account_id=account_id, order_id=order_id)
+    return order_id
+
+
+@_checked
+def amend_order(key_id: str, source_ip: str, message: dict) -> dict:
+    """``PATCH /orders/{order_id}``'s twin (it counts against the ``orders`` budget as it does)."""
+    key = trading_key(key_id, source_ip)
+    ratelimit.consume(ratelimit.ORDERS, key.account_id)
+    order_id = _order_id(message)
+    serializer = OrderAmendSerializer(data={k: v for k, v in message.items() if k not in ("op", "id", "order_id")})
+    serializer.is_valid(raise_exception=True)
+    order, _ = services.order_amend(key.account, order_id, wait=settings.BOURSE_ENGINE_WAIT_S, **serializer.validated_data)
+    return {"type": "order", "order": order_to_wire(order)}
 
 
 @_checked
 def cancel_order(key_id: str, source_ip: str, message: dict) -> dict:
+    """``DELETE /orders/{order_id}`` or ``DELETE /orders/by-client-id/{client_order_id}``."""
     key = trading_key(key_id, source_ip)
     _unknown_fields(message, ("order_id", "client_order_id"))
-    order = _named_order(key.account_id, message)
-    order, _ = services.order_cancel(account=key.account, order_id=order.pk, wait=settings.BOURSE_ENGINE_WAIT_S)
+    if ("order_id" in message) == ("client_order_id" in message):
+        raise errors.ValidationError.field("order_id", "required", "Name the order by order_id or client_order_id (one of them).")
+    wait = settings.BOURSE_ENGINE_WAIT_S
+    if "client_order_id" in message:
+        order, _ = services.order_cancel_by_client_id(account=key.account, client_order_id=message["client_order_id"],
+                                                      wait=wait)
+    else:
+        order, _ = services.order_cancel(account=key.account, order_id=_order_id(message), wait=wait)
     order.refresh_from_db()
     return {"type": "order", "order": order_to_wire(order)}
 
@@ -157,7 +172,7 @@ def cancel_on_disconnect_allowed(key, source_ip: str) -> None:
         raise refusal
 
 
-SYNC_OPS = {"place_order": place_order, "cancel_order": cancel_order, "cancel_all": cancel_all,
+SYNC_OPS = {"place_order": place_order, "amend_order": amend_order, "cancel_order": cancel_order, "cancel_all": cancel_all,
             "cancel_after": cancel_after}
 
 

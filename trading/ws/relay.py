@@ -90,6 +90,12 @@ def stream_of(row: dict) -> tuple[str, int]:
     return row["channel"], row["market_id"]
 
 
+def trade_position(event: dict) -> int:
+    """Where an unsequenced (trade) event stands: its row's id, then its place in a batched
+    row (``trading.outbox.selectors.expand`` numbers them ``part``)."""
+    return event["id"] * 2**32 + event.get("part", 0)
+
+
 def render(row: dict) -> tuple[int | None, str]:
     """An outbox row as ``(sequence, frame text)``; trades are unsequenced (None)."""
     channel, payload = row["channel"], row["payload"]
@@ -203,7 +209,8 @@ class Relay:
     def __init__(self, loop):
         self.loop = loop
         self.subscribers: dict[tuple[str, int], set[Subscription]] = defaultdict(set)
-        self.cursor: dict[tuple[str, int], int] = {}  # last sequence (book/private) or id (trades) sent
+        # last sequence (book/private) or position (trades: ``trade_position``) sent
+        self.cursor: dict[tuple[str, int], int] = {}
         self.pending: set[int] = set()
         self.wake = asyncio.Event()
         self.stopped = False
@@ -356,10 +363,11 @@ class Relay:
 
     async def _send_trades(self, stream, rows) -> None:
         last = self.cursor.get(stream, 0)
-        for row in sorted(rows, key=lambda r: r["id"]):
-            if row["id"] <= last:
+        for row in sorted(rows, key=trade_position):
+            position = trade_position(row)
+            if position <= last:
                 continue
-            last = row["id"]
+            last = position
             await self._fan_out(stream, *render(row))
         self.cursor[stream] = last
 

@@ -17,7 +17,18 @@ import subprocess
 import sys
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+
+def refuse_port_in_use(host: str, port: int) -> None:
+    """``SO_REUSEPORT`` would let these sockets share a port another server of the same user
+    already listens on; a plain bind first says whether the port is free."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CommandError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
@@ -44,6 +55,8 @@ class Command(BaseCommand):
         parser.add_argument("--processes", type=int, default=2, help="daphne processes (about the cores for REST)")
 
     def handle(self, *args, host, port, processes, **options):
+        if port:
+            refuse_port_in_use(host, port)
         sockets = [reuseport_socket(host, port)]
         port = sockets[0].getsockname()[1]  # --port 0: a free port, then the same one for all
         sockets += [reuseport_socket(host, port) for _ in range(max(1, processes) - 1)]

@@ -59,6 +59,9 @@ OPERATIONS: dict[str, tuple[str, str, str, bool]] = {
     "orders_cancel_all": ("DELETE", "/api/v1/orders", "cancel_all_orders", True),
     "orders_get": ("GET", "/api/v1/orders/{order_id}", "order", True),
     "orders_cancel": ("DELETE", "/api/v1/orders/{order_id}", "cancel_order", True),
+    "orders_amend": ("PATCH", "/api/v1/orders/{order_id}", "amend_order", True),
+    "orders_cancel_by_client_id": ("DELETE", "/api/v1/orders/by-client-id/{client_order_id}",
+                                   "cancel_order_by_client_id", True),
     "orders_get_by_client_id": ("GET", "/api/v1/orders/by-client-id/{client_order_id}", "order_by_client_id", True),
     "fills_list": ("GET", "/api/v1/fills", "fills", True),
     "ledger_list": ("GET", "/api/v1/ledger", "ledger", True),
@@ -200,13 +203,24 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def _order_body(market: str, side: Side, type: OrderType, quantity: str | None, price: str | None,
                 quote_quantity: str | None, time_in_force: TimeInForce | None, post_only: bool | None,
-                client_order_id: str | None, stp: Stp | None) -> dict[str, Any]:
-    for name, value in (("quantity", quantity), ("price", price), ("quote_quantity", quote_quantity)):
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"{name} must be a decimal string such as '0.0100' (got {type_name(value)})")
+                client_order_id: str | None, stp: Stp | None, stop_price: str | None = None,
+                expire_time: str | None = None) -> dict[str, Any]:
+    _decimal_strings(quantity=quantity, price=price, quote_quantity=quote_quantity, stop_price=stop_price)
     return {"market": market, "side": side, "type": type, "quantity": quantity, "price": price,
             "quote_quantity": quote_quantity, "time_in_force": time_in_force, "post_only": post_only,
-            "client_order_id": client_order_id, "stp": stp}
+            "client_order_id": client_order_id, "stp": stp, "stop_price": stop_price, "expire_time": expire_time}
+
+
+def _decimal_strings(**values: str | None) -> None:
+    for name, value in values.items():
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a decimal string such as '0.0100' (got {type_name(value)})")
+
+
+def _amend_body(price: str | None, quantity: str | None, client_order_id: str | None) -> dict[str, Any]:
+    _decimal_strings(price=price, quantity=quantity)
+    body = {"price": price, "quantity": quantity, "client_order_id": client_order_id}
+    return {name: value for name, value in body.items() if value is not None}
 
 
 def type_name(value: object) -> str:
@@ -330,10 +344,11 @@ class Client(_Core):
     def place_order(self, market: str, side: Side, type: OrderType, *, quantity: str | None = None,
                     price: str | None = None, quote_quantity: str | None = None,
                     time_in_force: TimeInForce | None = None, post_only: bool | None = None,
-                    client_order_id: str | None = None, stp: Stp | None = None) -> Order:
+                    client_order_id: str | None = None, stp: Stp | None = None, stop_price: str | None = None,
+                    expire_time: str | None = None) -> Order:
         """``POST /orders``. Retried on a lost connection or 503 only with ``client_order_id``."""
         body = _order_body(market, side, type, quantity, price, quote_quantity, time_in_force, post_only,
-                           client_order_id, stp)
+                           client_order_id, stp, stop_price, expire_time)
         return Order.from_wire(self._call("orders_submit", body=body))
 
     def orders(self, *, market: str | None = None, status: str | None = None, limit: int | None = None,
@@ -353,6 +368,15 @@ class Client(_Core):
 
     def cancel_order(self, order_id: str) -> Order:
         return Order.from_wire(self._call("orders_cancel", {"order_id": order_id}))
+
+    def amend_order(self, order_id: str, *, price: str | None = None, quantity: str | None = None,
+                    client_order_id: str | None = None) -> Order:
+        """``PATCH /orders/{order_id}``: ``quantity`` is the new total quantity."""
+        return Order.from_wire(self._call("orders_amend", {"order_id": order_id},
+                                          body=_amend_body(price, quantity, client_order_id)))
+
+    def cancel_order_by_client_id(self, client_order_id: str) -> Order:
+        return Order.from_wire(self._call("orders_cancel_by_client_id", {"client_order_id": client_order_id}))
 
     def cancel_all_orders(self, market: str | None = None) -> CancelAll:
         return CancelAll.from_wire(self._call("orders_cancel_all", query={"market": market}))
@@ -471,9 +495,10 @@ class AsyncClient(_Core):
     async def place_order(self, market: str, side: Side, type: OrderType, *, quantity: str | None = None,
                           price: str | None = None, quote_quantity: str | None = None,
                           time_in_force: TimeInForce | None = None, post_only: bool | None = None,
-                          client_order_id: str | None = None, stp: Stp | None = None) -> Order:
+                          client_order_id: str | None = None, stp: Stp | None = None,
+                          stop_price: str | None = None, expire_time: str | None = None) -> Order:
         body = _order_body(market, side, type, quantity, price, quote_quantity, time_in_force, post_only,
-                           client_order_id, stp)
+                           client_order_id, stp, stop_price, expire_time)
         return Order.from_wire(await self._call("orders_submit", body=body))
 
     async def orders(self, *, market: str | None = None, status: str | None = None, limit: int | None = None,
@@ -493,6 +518,14 @@ class AsyncClient(_Core):
 
     async def cancel_order(self, order_id: str) -> Order:
         return Order.from_wire(await self._call("orders_cancel", {"order_id": order_id}))
+
+    async def amend_order(self, order_id: str, *, price: str | None = None, quantity: str | None = None,
+                          client_order_id: str | None = None) -> Order:
+        return Order.from_wire(await self._call("orders_amend", {"order_id": order_id},
+                                                body=_amend_body(price, quantity, client_order_id)))
+
+    async def cancel_order_by_client_id(self, client_order_id: str) -> Order:
+        return Order.from_wire(await self._call("orders_cancel_by_client_id", {"client_order_id": client_order_id}))
 
     async def cancel_all_orders(self, market: str | None = None) -> CancelAll:
         return CancelAll.from_wire(await self._call("orders_cancel_all", query={"market": market}))

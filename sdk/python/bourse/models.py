@@ -19,10 +19,10 @@ __all__ = [
 ]
 
 Side = Literal["buy", "sell"]
-OrderType = Literal["limit", "market"]
-TimeInForce = Literal["gtc", "ioc", "fok"]
+OrderType = Literal["limit", "market", "stop_limit", "stop_market"]
+TimeInForce = Literal["gtc", "ioc", "fok", "gtd"]
 Stp = Literal["cancel_newest", "cancel_oldest", "cancel_both"]
-OrderStatus = Literal["pending", "open", "partially_filled", "filled", "cancelled", "rejected"]
+OrderStatus = Literal["pending", "untriggered", "open", "partially_filled", "filled", "cancelled", "rejected"]
 MarketStatus = Literal["open", "halted"]
 Liquidity = Literal["maker", "taker"]
 Bucket = Literal["available", "locked"]
@@ -233,6 +233,8 @@ class Order(Model):
     price: str | None
     quantity: str | None
     quote_quantity: str | None
+    stop_price: str | None
+    expire_time: str | None
     filled_quantity: str
     remaining_quantity: str | None
     average_price: str | None

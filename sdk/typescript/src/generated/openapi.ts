@@ -255,7 +255,11 @@ export interface paths {
         delete: operations["orders_cancel"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Amend an order
+         * @description Changes one of the caller's live orders in place (scope `trade`; same `order_id`): any of `price`, `quantity` (the new TOTAL quantity, above what already filled) and `client_order_id`. A quantity decrease at the same price keeps the order's time priority; a price change or a quantity increase loses it (the order re-enters the book, and trades at once if the new price crosses). Extra funds the new price or quantity needs are held before the amend is accepted (`insufficient_balance` otherwise); what it no longer needs is released once the engine applied it. Limit and stop-limit orders take price and quantity; any order can change its `client_order_id`. 200 with the order as the engine left it, 202 when the engine did not answer within 2 s (the amend stays queued). Counts against the `orders` budget.
+         */
+        patch: operations["orders_amend"];
         trace?: never;
     };
     "/api/v1/orders/batch": {
@@ -292,7 +296,11 @@ export interface paths {
         get: operations["orders_get_by_client_id"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Cancel an order by client order id
+         * @description Cancels the caller's open order submitted with this `client_order_id` (scope `trade`); as `DELETE /orders/{order_id}`: 200 once the engine cancelled it, 202 when it did not answer within 2 s.
+         */
+        delete: operations["orders_cancel_by_client_id"];
         options?: never;
         head?: never;
         patch?: never;
@@ -493,11 +501,16 @@ export interface components {
             price: string | null;
             quantity: string | null;
             quote_quantity: string | null;
+            /** @description Stop orders' trigger price; null otherwise. */
+            stop_price: string | null;
+            /** @description gtd orders' expiry (RFC 3339); null otherwise. */
+            expire_time: string | null;
             filled_quantity: string;
             remaining_quantity: string | null;
             average_price: string | null;
             status: components["schemas"]["OrderStatusEnum"];
             reject_reason: string | null;
+            /** @description Why a cancelled order was cancelled: `user` (its owner), `ioc`/`fok` (time in force), `stp` (self-trade prevention), `expired` (gtd), `dead_man`, `disconnect`, `operator`, `market_halted`, `market_no_liquidity`/`budget` (a market order's remainder). */
             cancel_reason: string | null;
             created_at: string;
             updated_at: string;
@@ -522,6 +535,7 @@ export interface components {
         };
         /**
          * @description * `pending` - pending
+         *     * `untriggered` - untriggered
          *     * `open` - open
          *     * `partially_filled` - partially_filled
          *     * `filled` - filled
@@ -529,7 +543,7 @@ export interface components {
          *     * `rejected` - rejected
          * @enum {string}
          */
-        OrderStatusEnum: "pending" | "open" | "partially_filled" | "filled" | "cancelled" | "rejected";
+        OrderStatusEnum: "pending" | "untriggered" | "open" | "partially_filled" | "filled" | "cancelled" | "rejected";
         /** @description The body of POST /orders. Shapes only; the service checks the market's rules. */
         OrderSubmit: {
             market: string;
@@ -541,13 +555,35 @@ export interface components {
             price?: string | null;
             /** @example 0.0100 */
             quote_quantity?: string | null;
+            /**
+             * @description stop_limit/stop_market: the trade price that triggers the order (buy: a trade at or above it; sell: at or below it).
+             * @example 0.0100
+             */
+            stop_price?: string | null;
             /** @default gtc */
             time_in_force?: components["schemas"]["TimeInForceEnum"];
+            /** @description gtd only: RFC 3339 time in the future (at most BOURSE_GTD_MAX_DAYS ahead) when the order is cancelled with cancel_reason `expired`. */
+            expire_time?: string | null;
             /** @default false */
             post_only?: boolean;
             client_order_id?: string | null;
             /** @default cancel_newest */
             stp?: components["schemas"]["StpEnum"];
+        };
+        /** @description The body of PATCH /orders/{order_id}: any of these; shapes only (the service checks the rest). */
+        PatchedOrderAmend: {
+            /**
+             * @description The new limit price (loses time priority).
+             * @example 0.0100
+             */
+            price?: string;
+            /**
+             * @description The new TOTAL quantity, filled part included; must exceed the filled quantity. A decrease at the same price keeps time priority, an increase loses it.
+             * @example 0.0100
+             */
+            quantity?: string;
+            /** @description A new client order id (unique among the account's orders). */
+            client_order_id?: string;
         };
         Position: {
             market: string;
@@ -659,9 +695,10 @@ export interface components {
          * @description * `gtc` - gtc
          *     * `ioc` - ioc
          *     * `fok` - fok
+         *     * `gtd` - gtd
          * @enum {string}
          */
-        TimeInForceEnum: "gtc" | "ioc" | "fok";
+        TimeInForceEnum: "gtc" | "ioc" | "fok" | "gtd";
         Trade: {
             trade_id: string;
             market: string;
@@ -677,9 +714,11 @@ export interface components {
         /**
          * @description * `limit` - limit
          *     * `market` - market
+         *     * `stop_limit` - stop_limit
+         *     * `stop_market` - stop_market
          * @enum {string}
          */
-        TypeEnum: "limit" | "market";
+        TypeEnum: "limit" | "market" | "stop_limit" | "stop_market";
     };
     responses: never;
     parameters: never;
@@ -2160,6 +2199,171 @@ export interface operations {
             };
         };
     };
+    orders_amend: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedOrderAmend"];
+            };
+        };
+        responses: {
+            /** @description Amended: the order as the engine left it. */
+            200: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Order"];
+                };
+            };
+            /** @description The engine did not answer within 2 s; the amend stays queued. */
+            202: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Order"];
+                };
+            };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
+            403: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `not_found` */
+            404: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `duplicate_client_order_id`, `order_closed` */
+            409: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `unsupported_media_type` */
+            415: {
+                headers: {
+                    /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `asset_not_found`, `insufficient_balance`, `invalid_amount`, `market_halted`, `market_not_found` */
+            422: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `rate_limited` */
+            429: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     orders_submit_batch: {
         parameters: {
             query?: never;
@@ -2331,6 +2535,132 @@ export interface operations {
             };
             /** @description Problem details; `code` one of: `not_found` */
             404: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `rate_limited` */
+            429: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `service_unavailable` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    orders_cancel_by_client_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                client_order_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Cancelled: the order as the engine left it. */
+            200: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Order"];
+                };
+            };
+            /** @description The engine did not answer within 2 s; the cancel stays queued. */
+            202: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Order"];
+                };
+            };
+            /** @description Problem details; `code` one of: `validation_error` */
+            400: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `invalid_credentials`, `key_expired`, `key_revoked`, `missing_credentials`, `nonce_reused`, `replay_guard_reset`, `timestamp_out_of_window` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `ip_not_allowed`, `owner_deactivated`, `permission_denied` */
+            403: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `not_found` */
+            404: {
+                headers: {
+                    /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
+                    "RateLimit-Policy"?: string;
+                    /** @description What is left of the budgets this request used, e.g. `"key";r=1187;t=41` (r remaining, t seconds until the window resets). */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details; `code` one of: `duplicate_client_order_id`, `order_closed` */
+            409: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
                     "RateLimit-Policy"?: string;
