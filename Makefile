@@ -69,6 +69,8 @@ run: seed
 run-prod: install
 	@test -n "$$DATABASE_URL" || { echo "run-prod: DATABASE_URL is not set; production needs DATABASE_URL, REDIS_URL, SECRET_KEY and BOURSE_ENCRYPTION_KEYS (docs/deployment.md)" >&2; exit 2; }
 	$(BIN)/python manage.py migrate --noinput
+	@# The roles' metrics files (docs/operations.md, "Metrics") start empty with the roles.
+	@if [ -n "$$PROMETHEUS_MULTIPROC_DIR" ]; then mkdir -p "$$PROMETHEUS_MULTIPROC_DIR" && find "$$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete; fi
 	PATH="$(CURDIR)/$(BIN):$$PATH" BOURSE_SHUTDOWN_GRACE_S=$${BOURSE_SHUTDOWN_GRACE_S:-4} $(BIN)/honcho start
 
 ## test: install test dependencies and run the whole suite (DATABASE_URL/REDIS_URL honoured)

@@ -48,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from django.utils import timezone as dj_timezone
 
 from audit.services import audit_auth_failure
-from exchange import errors, ratelimit, wire
+from exchange import errors, metrics, ratelimit, wire
 
 from . import crypto, gate, keycache, signing
 from .models import ApiKey
@@ -132,6 +132,7 @@ def audit_refusal(error: errors.BourseError, *, channel: str, source_ip: str | N
     (429), a second FIX session (409) — and the trail stays bounded because failures past the
     first few per source and window are only counted (``audit_auth_failure``). Never raises:
     an audit outage must not turn a refusal into a crash."""
+    metrics.AUTH_REFUSALS.labels(channel, error.code).inc()
     try:
         key_id = key_id if isinstance(key_id, str) else None
         account_id = None

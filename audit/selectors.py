@@ -1,6 +1,7 @@
 """Reading the audit trail: verifying the chain, and the queries the console shows."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db.models import Min
@@ -44,7 +45,7 @@ class VerifyReport:
         }
 
 
-def audit_verify(*, anchors: dict[int, str] | None = None) -> VerifyReport:
+def audit_verify(*, anchors: dict[int, str] | None = None, progress: Callable[[int], None] | None = None) -> VerifyReport:
     """Walk the sealed events in chain order, recompute every hash, and report the first
     broken link: a missing position (an event deleted), a ``prev_hash`` that is not its
     predecessor's hash (events reordered or replaced), or a hash that does not match the
@@ -80,6 +81,8 @@ def audit_verify(*, anchors: dict[int, str] | None = None) -> VerifyReport:
         tail_seq = batch[-1].seq
         assert tail_seq is not None  # only sealed events are read
         last_seq = tail_seq
+        if progress is not None:
+            progress(checked)
     if broken is None and anchors:
         missing = min(anchors)
         broken = BrokenLink(missing, None, "an anchored position is past the end of the chain (the trail was cut short)")
@@ -92,6 +95,11 @@ def audit_verify(*, anchors: dict[int, str] | None = None) -> VerifyReport:
         oldest_unsealed_id=unsealed["n"],
         broken=broken,
     )
+
+
+def audit_event_count() -> int:
+    """How many events are sealed (what ``audit_verify`` will walk)."""
+    return AuditEvent.objects.filter(seq__isnull=False).count()
 
 
 def audit_events_for_account(account_id: int, *, limit: int = 50):

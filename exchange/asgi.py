@@ -27,9 +27,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs
 
 from exchange import serverlimits, serving  # noqa: E402
 from exchange.bodylimit import BodyLimitASGI  # noqa: E402
+from exchange.logging import install_daphne_access_log  # noqa: E402
 from trading.ws.routing import websocket_urlpatterns  # noqa: E402
 
 serverlimits.install()  # bodies refused before buffering, slow clients cut, oversized frames answered
+install_daphne_access_log()  # daphne's access log as JSON lines, like every other log line
 serving.install()  # start-up checks before listening, port in use, graceful SIGTERM
 
 application = ProtocolTypeRouter({

@@ -31,7 +31,7 @@ from typing import Any
 from django.conf import settings
 from django_ratelimit.core import get_usage
 
-from . import errors
+from . import errors, metrics
 from .clientip import client_ip
 
 log = logging.getLogger("bourse.ratelimit")
@@ -159,6 +159,7 @@ def hit(name: str, identity: str | int, *, increment: bool = True) -> Usage:
 
 def refusal(usage: Usage) -> errors.RateLimited:
     pol = usage.policy
+    metrics.RATE_LIMIT_REFUSALS.labels(pol.name).inc()
     return errors.RateLimited(
         f"Rate limit {pol.name!r} allows {pol.quota} requests per {pol.window} s; retry in {max(1, usage.reset)} s.",
         retry_after=max(1, usage.reset),

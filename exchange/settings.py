@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "exchange.middleware.MetricsMiddleware",  # outermost: the latency covers the whole stack
     "exchange.middleware.RequestIdMiddleware",
     "exchange.ratelimit.RateLimitHeadersMiddleware",
     "exchange.deprecation.DeprecationHeadersMiddleware",  # driven by docs/openapi.yaml
@@ -150,9 +151,10 @@ else:
         "polling_interval": 0.1,  # settlement lag in the embedded mode, not a hot path
     }
 CELERY_TASK_IGNORE_RESULT = True
+BOURSE_RECONCILE_EVERY_S = env_int("BOURSE_RECONCILE_EVERY_S", 60)
 CELERY_BEAT_SCHEDULE = {
     "settlement-sweep": {"task": "trading.settle_sweep", "schedule": env_int("BOURSE_SETTLEMENT_SWEEP_S", 10)},
-    "reconcile": {"task": "trading.reconcile", "schedule": env_int("BOURSE_RECONCILE_EVERY_S", 60)},
+    "reconcile": {"task": "trading.reconcile", "schedule": BOURSE_RECONCILE_EVERY_S},
     # Backstop to the after-commit sealer; also writes auth-failure flood summaries.
     "audit-seal": {"task": "audit.tasks.audit_seal_task", "schedule": env_int("BOURSE_AUDIT_SEAL_INTERVAL_S", 10)},
 }
@@ -172,13 +174,18 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"  # `collectstatic` target; WhiteNoise also serves from finders
+STATIC_ROOT = DATA_DIR / "static"  # `collectstatic` target, served by WhiteNoise
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Production: `collectstatic` also writes gzip/brotli copies WhiteNoise sends to clients that take them.
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if EMBEDDED or DEBUG
+                    else "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True  # serve admin/docs assets without a collectstatic step
+# Development and the embedded mode serve admin/docs assets straight from the apps (no
+# collectstatic step); production serves only the collected set (`manage.py collectstatic`
+# at each release, docs/operations.md), read once at start-up.
+WHITENOISE_USE_FINDERS = env_bool("BOURSE_STATIC_FROM_APPS", EMBEDDED or DEBUG)
 
 # --- Production hardening (docs/admin.md, "Production hardening"): all off or permissive by
 # default so `make run` works over plain HTTP; set them behind TLS.
@@ -192,6 +199,8 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Health checks and scrapes come over plain HTTP from inside: never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 # "HTTP_X_FORWARDED_PROTO=https": the TLS terminator's header saying the request came over
 # HTTPS. Set it only when that proxy always sets (or strips) the header.
 _proxy_ssl = os.environ.get("BOURSE_SECURE_PROXY_SSL_HEADER", "").strip()
@@ -263,7 +272,7 @@ LOGGING = {
     "filters": {"request_id": {"()": "exchange.logging.RequestIdFilter"}},
     "formatters": {
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "exchange.logging.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         }
@@ -277,6 +286,12 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
     },
 }
+
+# One JSON access-log line per HTTP request (logger bourse.access: method, path, route,
+# status, duration_ms, client, bytes, request_id), whichever server runs Bourse.
+BOURSE_ACCESS_LOG = env_bool("BOURSE_ACCESS_LOG", True)
+# Celery logs through the LOGGING above (JSON) instead of installing its own text handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Bourse -------------------------------------------------------------------------------
 # How long a trade may stay unsettled before reconciliation reports it.
@@ -367,7 +382,13 @@ BOURSE_RATE_LIMITS = {
 }
 RATELIMIT_USE_CACHE = "default"
 # django-ratelimit knows Redis; the embedded SQLite cache is atomic too (exchange/sqlitecache.py).
-SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+SILENCED_SYSTEM_CHECKS = [
+    "django_ratelimit.W001",
+    # Django looks for its own CsrfViewMiddleware by name; the console's subclass
+    # (exchange.consolemiddleware) protects every page but the signed API. exchange/checks.py
+    # checks it, and the secure-cookie settings Django no longer checks, instead.
+    "security.W003",
+]
 
 # --- Audit trail and console log-in (audit) -----------------------------------------------
 # When committed audit events are sealed into the hash chain: "thread" (shortly after
@@ -384,3 +405,37 @@ BOURSE_AUDIT_AUTH_FAILURE_WINDOW_S = env_int("BOURSE_AUDIT_AUTH_FAILURE_WINDOW_S
 BOURSE_ADMIN_LOGIN_WINDOW_S = env_int("BOURSE_ADMIN_LOGIN_WINDOW_S", 900)
 BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_IP = env_int("BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_IP", 20)
 BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_USER = env_int("BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_USER", 5)
+
+# --- Operations: heartbeats, readiness, metrics (docs/operations.md) ------------------------
+# Each long-running role (engine, FIX gateway) records a heartbeat this often from its own
+# loop; a heartbeat older than BOURSE_HEARTBEAT_STALE_S means the role is down.
+BOURSE_HEARTBEAT_S = float(os.environ.get("BOURSE_HEARTBEAT_S", "2"))
+BOURSE_HEARTBEAT_STALE_S = float(os.environ.get("BOURSE_HEARTBEAT_STALE_S", "10"))
+# Beat sends the Celery worker a heartbeat task this often (stale after 3 periods + the above).
+BOURSE_WORKER_HEARTBEAT_S = env_int("BOURSE_WORKER_HEARTBEAT_S", 10)
+CELERY_BEAT_SCHEDULE["worker-heartbeat"] = {
+    "task": "exchange.heartbeat", "schedule": BOURSE_WORKER_HEARTBEAT_S,
+    "options": {"expires": BOURSE_WORKER_HEARTBEAT_S},  # a backlog of old beats proves nothing
+}
+CELERY_IMPORTS.append("exchange.tasks")
+# A command waiting longer than this for the engine that owns its market: the market is stalled.
+BOURSE_ENGINE_STALL_S = env_int("BOURSE_ENGINE_STALL_S", 10)
+# An audit event unsealed for longer than this is reported (the sealer is behind or down).
+BOURSE_AUDIT_SEAL_LAG_BUDGET_S = env_int("BOURSE_AUDIT_SEAL_LAG_BUDGET_S", 120)
+# The parts /readyz requires (503 when one is down); the others are reported only. "redis"
+# is ignored without REDIS_URL. Leave out "fix" where no FIX gateway runs.
+BOURSE_READINESS_REQUIRED = env_list(
+    "BOURSE_READINESS_REQUIRED", ["database", "redis", "engine", "worker", "settlement", "reconciliation", "fix"]
+)
+_unknown_parts = set(BOURSE_READINESS_REQUIRED) - {
+    "database", "redis", "engine", "worker", "settlement", "reconciliation", "fix", "audit"}
+if _unknown_parts:
+    raise ImproperlyConfigured(
+        f"BOURSE_READINESS_REQUIRED names unknown part(s) {', '.join(sorted(_unknown_parts))}; "
+        "use database, redis, engine, worker, settlement, reconciliation, fix, audit."
+    )
+# /metrics answers requests from these addresses (CIDRs; the client address as
+# exchange/clientip.py resolves it) or bearing `Authorization: Bearer BOURSE_METRICS_TOKEN`;
+# anyone else gets 403. The embedded mode allows loopback by default, production nobody.
+BOURSE_METRICS_ALLOW = env_list("BOURSE_METRICS_ALLOW", ["127.0.0.1/32", "::1/128"] if EMBEDDED else [])
+BOURSE_METRICS_TOKEN = os.environ.get("BOURSE_METRICS_TOKEN", "").strip()

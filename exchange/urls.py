@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView, SpectacularYAMLAPIView
 
 from accounts.api import views as account_views
+from trading.api import operations as operations_views
 from trading.api import order_entry
 from trading.api import views as trading_views
 
@@ -44,7 +45,8 @@ urlpatterns = [
     path("docs/<slug:slug>", guides.page, name="docs-page"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
-    path("readyz", views.readyz, name="readyz"),
+    path("readyz", operations_views.readyz, name="readyz"),
+    path("metrics", operations_views.metrics_view, name="metrics"),
 ]
 
 handler404 = "exchange.problems.handler404"

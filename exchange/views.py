@@ -1,9 +1,7 @@
-"""Project-level endpoints: server time and health checks."""
+"""Project-level endpoints: server time and liveness (readiness: trading.api.operations)."""
 import time
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
-from django.db import connection
 from django.http import JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -42,24 +40,3 @@ class TimeApi(BourseApi):
 def healthz(request):
     """Liveness: the process answers."""
     return JsonResponse({"status": "ok"})
-
-
-def readyz(request):
-    """Readiness: the database (and Redis, when configured) answer."""
-    checks = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 -- any failure means not ready; the reason goes to the caller
-        checks["database"] = f"error: {exc.__class__.__name__}"
-    if settings.REDIS_URL:
-        try:
-            import redis
-
-            redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1).ping()
-            checks["redis"] = "ok"
-        except Exception as exc:  # noqa: BLE001 -- as for the database
-            checks["redis"] = f"error: {exc.__class__.__name__}"
-    ready = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

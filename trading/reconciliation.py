@@ -18,7 +18,9 @@ report must mean a real fault. The report is written after the snapshot is relea
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
@@ -29,6 +31,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import Account, Balance, LedgerEntry
+from exchange import metrics
 from exchange.dbmath import decimal_sums
 
 from . import pricing
@@ -152,12 +155,17 @@ def _snapshot():
             cursor.execute("COMMIT")  # nothing was written: this only ends the snapshot
 
 
-def reconciliation_run() -> ReconciliationReport:
+def reconciliation_run(progress: Callable[[dict, float], None] | None = None) -> ReconciliationReport:
     """Run every check on one consistent snapshot, store the report, and log an error for
-    each failed check."""
+    each failed check. ``progress(result, seconds)`` hears of each check as it finishes."""
     started_at = timezone.now()
+    results = []
     with _snapshot():
-        results = [check() for check in CHECKS]
+        for check in CHECKS:
+            began = time.monotonic()
+            results.append(check())
+            if progress is not None:
+                progress(results[-1], time.monotonic() - began)
     report = ReconciliationReport.objects.create()
     ReconciliationReport.objects.filter(pk=report.pk).update(started_at=started_at)
     report.started_at = started_at
@@ -166,6 +174,7 @@ def reconciliation_run() -> ReconciliationReport:
     report.ok = report.mismatches == 0
     report.finished_at = timezone.now()
     report.save(update_fields=["checks", "mismatches", "ok", "finished_at"])
+    metrics.RECONCILIATION_RUNS.labels("ok" if report.ok else "mismatch").inc()
     for result in results:
         if not result["ok"]:
             log.error(

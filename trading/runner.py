@@ -38,6 +38,7 @@ from django.utils import timezone
 import matching as engine
 from audit.models import Outcome
 from audit.services import audit_record, audit_record_many
+from exchange import heartbeat, metrics
 from exchange.context import Actor
 from matching import messages as m
 
@@ -322,7 +323,9 @@ class MarketRunner:
                     self._amend(command, batch, now)
                 else:
                     self._cancel(command, batch, now)
+            started = time.perf_counter()
             self._persist(batch, now)
+            metrics.engine_batch(self.market.symbol, len(commands), time.perf_counter() - started)
         except Exception:
             # The in-memory book is ahead of the database: rebuild it from what committed.
             self.rebuild()
@@ -666,6 +669,7 @@ class EngineProcess:
         self.stopping = False
         self._last_acquire = 0.0
         self._failing: dict[int, tuple[int, float]] = {}  # market id -> (failures, retry at)
+        self.heartbeat = heartbeat.Beater("engine")  # readiness: which markets this process runs
         self._next_dead_man = 0.0
 
     def _wanted(self) -> list[Market]:
@@ -768,6 +772,7 @@ class EngineProcess:
         linger = settings.BOURSE_ENGINE_LINGER_MS / 1000
         if self.listener is None or time.monotonic() - self._last_acquire > self.ACQUIRE_EVERY_S:
             self.acquire()
+        self.heartbeat.maybe(self.heartbeat_details)
         if time.monotonic() >= self._next_dead_man:
             self.fire_dead_man()
         done = self.run_once()
@@ -784,6 +789,10 @@ class EngineProcess:
             # A partial batch: more are arriving one by one. A batch's commit costs the same
             # for one order as for hundreds, so waiting a moment buys a larger one.
             time.sleep(linger)
+
+    def heartbeat_details(self) -> dict:
+        return {"markets": {r.market.symbol: {"token": r.token, "failing": pk in self._failing, "refused": r.refused}
+                            for pk, r in self.runners.items()}}
 
     # -- a lost database -----------------------------------------------------------------------
     def _connected(self) -> bool:

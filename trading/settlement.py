@@ -26,6 +26,7 @@ from django.db.models import Exists, Field, OuterRef
 from accounts import ledger
 from accounts.models import Account, Bucket, EntryKind
 from audit.services import audit_record_many
+from exchange import metrics
 from exchange.context import Actor
 
 from . import pricing
@@ -85,6 +86,7 @@ def settlement_run(market_id: int) -> tuple[int, int]:
         trades += done
         if done < CHUNK:
             break
+    metrics.SETTLEMENT_TRADES.inc(trades)
     while True:
         done = _settle_closures(market_id)
         closed += done

@@ -107,7 +107,8 @@ def test_request_id_is_echoed_or_generated(client, db):
     assert re.fullmatch(r"[0-9a-f]{32}", replaced)
 
 
-def test_health_checks(client, db):
+def test_health_checks(client, db, settings):
+    settings.BOURSE_READINESS_REQUIRED = ["database"]  # the other roles: tests/exchange/test_readiness.py
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200

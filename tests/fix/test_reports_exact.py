@@ -68,7 +68,7 @@ def test_time_in_force_day_is_refused_not_taken_as_gtc():
 class _Session:
     def __init__(self, key):
         self.key, self.min_event_id, self.closing = key, 0, False
-        self.cancel_ids, self.acked, self.logon_at = {}, set(), ""
+        self.cancel_ids, self.acked, self.logon_at, self.replace_ids = {}, set(), "", {}
         self.sent = []
 
     def send_reports(self, messages):

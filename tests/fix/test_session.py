@@ -204,8 +204,8 @@ def test_bad_bytes_after_logon_get_rejects_and_the_session_goes_on(gateway, trad
     # a price that is not a number: Reject, incorrect data format
     raw.send("D", new_order("fmt", price="1e5"))
     assert raw.expect("3").get(373) == "6"
-    # an unsupported TimeInForce value
-    raw.send("D", new_order("tif", tif="6"))
+    # an unsupported TimeInForce value (2, at the opening: no auctions)
+    raw.send("D", new_order("tif", tif="2"))
     assert (lambda r: (r.get(373), r.get(371)))(raw.expect("3")) == ("5", "59")
     # an application message Bourse does not support: BusinessMessageReject
     raw.send("AE", [(571, "r1")])

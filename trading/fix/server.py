@@ -12,9 +12,11 @@ import asyncio
 import functools
 from concurrent.futures import ThreadPoolExecutor
 
+from django.conf import settings
 from django.db import close_old_connections, connections
 
 from apikeys.live import LiveSessions
+from exchange import heartbeat, metrics
 
 from . import store
 from .reader import OutboxTail
@@ -33,6 +35,7 @@ class Gateway:
         self.tail = OutboxTail(self)
         self.server: asyncio.Server | None = None
         self.tail_task: asyncio.Task | None = None
+        self.heartbeat_task: asyncio.Task | None = None
         self.live: LiveSessions | None = None  # sessions follow their key (created on the loop)
 
     async def call(self, fn, *args, **kwargs):
@@ -43,6 +46,7 @@ class Gateway:
     def register(self, session: Session) -> None:
         self.by_account.setdefault(session.verified_account.pk, set()).add(session)
         self.tail.wake.set()
+        metrics.FIX_SESSIONS.set(sum(map(len, self.by_account.values())))
 
     def unregister(self, session: Session) -> None:
         key_id, account_id = session.verified_key.key_id, session.verified_account.pk
@@ -53,6 +57,7 @@ class Gateway:
             sessions.discard(session)
             if not sessions:
                 del self.by_account[account_id]
+        metrics.FIX_SESSIONS.set(sum(map(len, self.by_account.values())))
 
     async def _connection(self, reader, writer) -> None:
         session = Session(self, reader, writer)
@@ -67,6 +72,15 @@ class Gateway:
         self.server = await asyncio.start_server(self._connection, self.host, self.port, limit=1 << 20)
         self.port = self.server.sockets[0].getsockname()[1]
         self.tail_task = asyncio.create_task(self.tail.run())
+        self.heartbeat_task = asyncio.create_task(self._heartbeat())
+
+    async def _heartbeat(self) -> None:
+        """Readiness: this gateway is up and its event loop turns (``exchange.heartbeat``)."""
+        beater = heartbeat.Beater("fix", every=0)  # paced by the sleep below
+        while True:
+            details = {"address": f"{self.host}:{self.port}", "sessions": sum(map(len, self.by_account.values()))}
+            await self.call(beater.maybe, functools.partial(dict, details))
+            await asyncio.sleep(settings.BOURSE_HEARTBEAT_S)
 
     async def stop(self) -> None:
         """Log every session out, flush the store, stop."""
@@ -85,6 +99,8 @@ class Gateway:
             self.live.close()
         if self.tail_task is not None:
             self.tail_task.cancel()
+        if self.heartbeat_task is not None:
+            self.heartbeat_task.cancel()
         await self.call(self.store.flush)
         self.tail.stop()
         self.pool.submit(_close_connections).result(timeout=5)

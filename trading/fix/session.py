@@ -21,7 +21,7 @@ from django.conf import settings
 from django.utils import timezone as dj_timezone
 
 from apikeys.verifier import audit_refusal
-from exchange import errors, wire
+from exchange import errors, metrics, wire
 from exchange.syntax import MAX_ID_DIGITS, ascii_digits
 from trading.outbox import selectors as outbox
 from trading.services import order_cancel_all
@@ -35,6 +35,13 @@ if TYPE_CHECKING:
     from apikeys.models import ApiKey
 
 log = logging.getLogger("bourse.fix")
+# MsgTypes counted by name in bourse_fix_messages_total; any other is counted as "other", so
+# a client cannot grow the label set.
+_COUNTED_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "8", "9", "A", "D", "F", "G", "H", "j", "q", "r"})
+
+
+def _count(direction: str, msg_type: str | None) -> None:
+    metrics.FIX_MESSAGES.labels(direction, msg_type if msg_type in _COUNTED_TYPES else "other").inc()
 
 TARGET = "BOURSE"
 SESSION_MESSAGES = {"0", "1", "2", "3", "4", "5", "A"}
@@ -183,6 +190,7 @@ class Session:
         header = [(49, TARGET), (56, self.verified_key.key_id), (34, seq), (52, sending_time), *extra_header]
         body = encode_fields(fields)
         self._write(encode(msg_type, header, body))
+        _count("out", msg_type)
         writer = self.gateway.store
         if msg_type not in SESSION_MESSAGES:
             writer.message(self.store_id, seq, msg_type, sending_time, body.decode("latin-1"))
@@ -279,6 +287,7 @@ class Session:
                 await self._frame(frame)
 
     async def _frame(self, frame) -> None:
+        _count("in", frame.message.msg_type if frame.error is None else "garbled")
         if frame.error is not None:
             seq_match = _SEQ.search(frame.raw)
             if not self.logged_on:

@@ -28,7 +28,7 @@ from django.utils import timezone
 from accounts import ledger
 from accounts.models import Account, EntryKind
 from audit.services import audit_record, audit_record_many, audit_refusals
-from exchange import errors
+from exchange import errors, metrics
 from exchange.errors import DuplicateClientOrderId, OrderClosed
 from exchange.syntax import parse_id
 
@@ -274,6 +274,7 @@ def order_submit(*, account: Account, wait: float = 0.0, **params: Any) -> Submi
             raise errors.MarketHalted(f"Market {request.market.symbol} is halted.")
 
         waiter = notify.VerdictWaiter.get() if wait > 0 else None
+        submitted = time.perf_counter()
         try:
             order = _insert(account, request)
         except IntegrityError:
@@ -286,6 +287,8 @@ def order_submit(*, account: Account, wait: float = 0.0, **params: Any) -> Submi
             return SubmitResult(_same_or_refuse(request, existing), created=False)
     if waiter is not None:
         order = _after_commit(order_wait, order, wait, waiter, fresh=True, default=order)
+        metrics.ORDER_VERDICT.labels("pending" if order.status == Order.Status.PENDING else "verdict").observe(
+            time.perf_counter() - submitted)
     return SubmitResult(order, created=True)
 
 

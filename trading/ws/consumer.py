@@ -28,7 +28,7 @@ from django.conf import settings
 
 from apikeys.live import LiveSessions
 from apikeys.verifier import audit_refusal, require_scope, verify_request
-from exchange import clientip, errors
+from exchange import clientip, errors, metrics
 from exchange.syntax import json_loads, nul_path
 from trading.outbox import selectors as outbox
 
@@ -151,6 +151,7 @@ class MarketDataConsumer(OrderEntryMixin, AsyncWebsocketConsumer):
             return
         _per_ip[self.ip] += 1
         self.open = True
+        metrics.WS_CONNECTIONS.inc()
         await self.accept()
 
     async def disconnect(self, code):
@@ -163,6 +164,7 @@ class MarketDataConsumer(OrderEntryMixin, AsyncWebsocketConsumer):
         if not self.open:
             return
         self.open = False
+        metrics.WS_CONNECTIONS.dec()
         _per_ip[self.ip] -= 1
         if _per_ip[self.ip] <= 0:
             del _per_ip[self.ip]
@@ -251,6 +253,7 @@ class MarketDataConsumer(OrderEntryMixin, AsyncWebsocketConsumer):
             if queued > SLOW_CLIENT_BYTES:
                 # A client that does not read would make the server queue without bound.
                 log.warning("dropping a websocket client that does not read", extra={"queued": queued, "ip": self.ip})
+                metrics.WS_SLOW_DROPPED.inc()
                 transport.abortConnection()
 
     async def stream_broken(self, subscription: Subscription) -> None:
@@ -339,6 +342,8 @@ class MarketDataConsumer(OrderEntryMixin, AsyncWebsocketConsumer):
     async def _policy_close(self, error: errors.BourseError, code: int, message_id=None) -> None:
         """Send the error frame, release the connection's slots at once (even if the close
         below fails, nothing leaks), then close with an application close code."""
+        if isinstance(error, errors.RateLimited):
+            metrics.RATE_LIMIT_REFUSALS.labels(error.extra.get("policy", "ws")).inc()
         await self.send_text(_error_frame(error, message_id))
         self._release()
         try:

@@ -34,6 +34,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
+from exchange import metrics
 from trading.outbox import selectors as outbox
 from trading.outbox import signal
 
@@ -227,13 +228,18 @@ class Relay:
     async def add(self, subscription: Subscription) -> None:
         if not self._started:
             await self._start()
-        self.subscribers[subscription.stream].add(subscription)
+        members = self.subscribers[subscription.stream]
+        if subscription not in members:
+            members.add(subscription)
+            metrics.WS_SUBSCRIPTIONS.inc()
 
     def remove(self, subscription: Subscription) -> None:
         subscription.closed = True
         members = self.subscribers.get(subscription.stream)
         if members is not None:
-            members.discard(subscription)
+            if subscription in members:
+                members.discard(subscription)
+                metrics.WS_SUBSCRIPTIONS.dec()
             if not members:
                 del self.subscribers[subscription.stream]
                 self.cursor.pop(subscription.stream, None)
@@ -394,10 +400,12 @@ class Relay:
         """One event to every local subscriber of ``stream``: the frame is encoded once and
         its bytes written to each socket; only a subscriber that is joining or behind takes
         the slower, awaited path."""
+        started = time.perf_counter()
         wire = ws_text_frame(text.encode()) if settings.BOURSE_WS_RAW_WRITES else None
         for subscription in list(self.subscribers.get(stream, ())):
             if wire is None or not subscription.try_write(sequence, wire):
                 await subscription.offer(sequence, text)
+        metrics.WS_FANOUT.observe(time.perf_counter() - started)
 
     # -- ticker ------------------------------------------------------------------------------
     def _ticker_changed(self, market_id: int) -> None:

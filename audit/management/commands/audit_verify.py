@@ -9,7 +9,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.selectors import audit_verify
+from audit.selectors import audit_event_count, audit_verify
+
+PROGRESS_EVERY = 10_000
 
 
 def _anchor(text: str) -> tuple[int, str]:
@@ -29,7 +31,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         anchors = dict(_anchor(text) for text in opts["anchor"])
-        report = audit_verify(anchors=anchors)
+        total = audit_event_count()
+        shown = [0]
+
+        def progress(checked: int) -> None:  # on stderr, so --json output stays one document
+            if checked - shown[0] >= PROGRESS_EVERY:
+                shown[0] = checked
+                self.stderr.write(f"audit_verify: {checked:,} of {total:,} sealed event(s) checked")
+                self.stderr.flush()
+
+        report = audit_verify(anchors=anchors, progress=progress)
         if opts["json"]:
             self.stdout.write(json.dumps(report.as_dict()))
         else:

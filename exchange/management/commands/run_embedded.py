@@ -12,6 +12,7 @@ running. In production each role runs as its own process (Procfile, docs/deploym
 """
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -142,7 +143,7 @@ def procfile() -> dict[str, str]:
 def roles(host: str, port: str) -> dict[str, list[str]]:
     py = sys.executable
     manage = [py, "manage.py"]
-    celery = [py, "-m", "celery", "-A", "exchange"]
+    celery = [py, "-m", "celery", "-q", "-A", "exchange"]  # -q: no text banner; its logs are JSON
     path = os.pathsep.join([os.path.dirname(py), os.environ.get("PATH", "")])
     return {
         # The Procfile's `web` line (the one place the web server's command is written), on
@@ -192,6 +193,12 @@ class Command(RoleCommand):
         if opts["only"]:
             names = [name.strip() for name in opts["only"].split(",")]
             wanted = {name: wanted[name] for name in names}
+        # Every role counts its metrics into one directory, which /metrics adds up
+        # (exchange/metrics.py); emptied at each start, as prometheus-client requires.
+        metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(settings.DATA_DIR / "run" / "metrics")
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        os.makedirs(metrics_dir, exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         host, port = opts["host"], str(opts["port"])
         if "web" in wanted:
             preflight.check_port("PORT", host, int(port))

@@ -43,19 +43,29 @@ class Command(BaseCommand):
             replay.mark_new_store_fresh()
         path = settings.DATA_DIR / "demo-credentials.json"
         credentials = json.loads(path.read_text()) if path.exists() else {}
-        market, _ = market_create(**DEMO_MARKET)
+        market, created = market_create(**DEMO_MARKET)
+        self._step(f"market {market.symbol} {'created' if created else 'present'}")
         if "admin" not in credentials:
             credentials["admin"] = self._admin()
+            self._step("operator login created")
         for name, funds in DEMO_TRADERS.items():
             if name not in credentials:
                 credentials[name] = self._trader(name, funds)
+                self._step(f"trader {name} created and funded")
             if "key_id" not in credentials[name]:
                 credentials[name].update(self._api_key(credentials[name]["account_id"]))
+                self._step(f"API key for {name} created")
+        self._step("done")
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(credentials, fh, indent=2)
         self._print(market, credentials)
+
+    def _step(self, text: str) -> None:
+        """Progress on stderr (stdout carries the credentials only)."""
+        self.stderr.write(f"seed_demo: {text}")
+        self.stderr.flush()
 
     def _admin(self) -> dict:
         User = get_user_model()

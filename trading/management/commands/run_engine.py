@@ -3,6 +3,7 @@
 Owns each listed market (all markets by default) that no other engine process owns, waits
 as a standby for the others, and takes over a market when its owner dies.
 """
+import logging
 import signal
 
 from exchange.management.base import RoleCommand
@@ -25,5 +26,6 @@ class Command(RoleCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        self.stdout.write(f"engine starting for {', '.join(symbols) if symbols else 'all markets'}")
+        logging.getLogger("bourse.engine").info(
+            "engine starting for %s", ", ".join(symbols) if symbols else "all markets", extra={"markets": symbols})
         process.run()

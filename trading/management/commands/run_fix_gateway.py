@@ -2,10 +2,11 @@
 
 Listens on ``BOURSE_FIX_HOST``:``BOURSE_FIX_PORT`` (default 127.0.0.1:9878) or
 ``--host``/``--port``; ``--port 0`` picks a free port. Prints one line
-``FIX gateway listening on HOST:PORT`` once it accepts connections. SIGTERM or SIGINT logs
-every session out, flushes the session store and exits.
+``FIX gateway listening on HOST:PORT`` once it accepts connections (a JSON log line, like
+all its output). SIGTERM or SIGINT logs every session out, flushes the session store and exits.
 """
 import asyncio
+import logging
 import signal
 
 from django.conf import settings
@@ -13,6 +14,8 @@ from django.conf import settings
 from exchange import preflight
 from exchange.management.base import RoleCommand
 from trading.fix.server import Gateway
+
+log = logging.getLogger("bourse.fix")
 
 
 class Command(RoleCommand):
@@ -41,8 +44,7 @@ class Command(RoleCommand):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        self.stdout.write(f"FIX gateway listening on {host}:{gateway.port}")
-        self.stdout.flush()
+        log.info("FIX gateway listening on %s:%s", host, gateway.port, extra={"host": host, "port": gateway.port})
         await stop.wait()
         await gateway.stop()
-        self.stdout.write("FIX gateway stopped")
+        log.info("FIX gateway stopped")
