@@ -71,7 +71,7 @@ run-prod: install
 	$(BIN)/python manage.py migrate --noinput
 	@# The roles' metrics files (docs/operations.md, "Metrics") start empty with the roles.
 	@if [ -n "$$PROMETHEUS_MULTIPROC_DIR" ]; then mkdir -p "$$PROMETHEUS_MULTIPROC_DIR" && find "$$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete; fi
-	PATH="$(CURDIR)/$(BIN):$$PATH" BOURSE_SHUTDOWN_GRACE_S=$${BOURSE_SHUTDOWN_GRACE_S:-4} $(BIN)/honcho start
+	PATH="$(CURDIR)/$(BIN):$$PATH" BOURSE_SHUTDOWN_GRACE_S=$${BOURSE_SHUTDOWN_GRACE_S:-4} exec $(BIN)/honcho start
 
 ## test: install test dependencies and run the whole suite (DATABASE_URL/REDIS_URL honoured)
 test: install-test sdk-install tools-install

@@ -84,6 +84,7 @@ def from_settings_error(exc: BaseException) -> StartupError:
 def guard(role: str) -> Iterator[None]:
     """Turn a configuration or start-up error raised inside into the one line and an exit."""
     from django.core.exceptions import ImproperlyConfigured
+    from django.db import OperationalError
 
     try:
         yield
@@ -91,6 +92,15 @@ def guard(role: str) -> Iterator[None]:
         fail(role, exc)
     except ImproperlyConfigured as exc:
         fail(role, from_settings_error(exc))
+    except OperationalError as exc:  # the database went away (or was never there): `migrate`, `reconcile`, …
+        from django.conf import settings
+
+        fail(role, StartupError(
+            "DATABASE_URL" if settings.DATABASE_URL else "BOURSE_DATA_DIR",
+            f"the database failed ({_reason(exc)})",
+            "check that the database in DATABASE_URL is running and reachable, then run the command again",
+            code=EXIT_UNAVAILABLE,
+        ))
 
 
 def load_settings(role: str, *, hard: bool = False) -> None:

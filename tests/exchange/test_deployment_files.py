@@ -16,12 +16,15 @@ UNITS = ROOT / "docs" / "deploy" / "systemd"
 
 def test_the_procfile_names_every_role():
     assert set(procfile()) == {"web", "ws", "engine", "worker", "beat", "fix"}
-    assert "exchange.asgi:application" in procfile()["web"]
+    assert "manage.py serve_http" in procfile()["web"]  # the REST command of README "Serving HTTP"
+    assert "exchange.asgi:application" in procfile()["ws"]
+    # each line execs its role, so honcho's SIGTERM reaches the role and its exit code is the role's
+    assert all(command.startswith("exec ") for command in procfile().values())
 
 
 def test_make_run_serves_the_procfiles_web_line():
     web = roles("127.0.0.1", "8123")["web"]
-    assert web[-1] == "exec " + procfile()["web"]
+    assert web[-1] == procfile()["web"] and web[-1].startswith("exec ")
     assert "BOURSE_BIND=127.0.0.1" in web and "BOURSE_WEB_PORT=8123" in web
 
 

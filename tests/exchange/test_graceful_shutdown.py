@@ -247,3 +247,37 @@ def test_run_embedded_stops_every_child(how):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_honcho_stops_every_procfile_role_with_exit_0(tmp_path):
+    """``make run-prod``'s way: honcho runs the Procfile; SIGTERM to it reaches each role (each
+    line execs its role) and every role reports exit 0."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**subprocess_env(), "BOURSE_WEB_PORT": str(free_port()), "BOURSE_WS_PORT": str(free_port()),
+           "BOURSE_FIX_PORT": str(free_port()), "BOURSE_SHUTDOWN_GRACE_S": "4",
+           "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    log_path = tmp_path / "honcho.log"
+    names = ["web", "ws", "engine", "worker", "beat", "fix"]
+    process = subprocess.Popen([str(Path(PYTHON).parent / "honcho"), "-f", str(root / "Procfile"), "-d", str(root),
+                                "start", *names], env=env, stdout=open(log_path, "w"),  # noqa: SIM115
+                               stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        started = ("FIX gateway listening", " ready.", "beat: Starting", "Listening on TCP address")
+        while not all(text in log_path.read_text() for text in started):  # every role past its start
+            assert time.monotonic() < deadline and process.poll() is None, log_path.read_text()[-3000:]
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        wait_exit(process)
+        log = log_path.read_text()
+        for name in names:
+            assert f"{name}.1 stopped (rc=0)" in log, log[-3000:]
+        assert "SIGKILL" not in log
+        assert "exited with 'signal 15" not in log  # no task cut: the worker's pool is itself
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -20,6 +20,7 @@ def entry_points(port: int) -> dict[str, list[str]]:
     """Each role as an operator starts it (README, Procfile)."""
     return {
         "web": [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "exchange.asgi:application"],
+        "rest": [PYTHON, "manage.py", "serve_http", "--port", str(port), "--processes", "1"],  # the Procfile's web
         "engine": [PYTHON, "manage.py", "run_engine"],
         "fix": [PYTHON, "manage.py", "run_fix_gateway", "--port", str(port)],
         "worker": [PYTHON, "-m", "celery", "-A", "exchange", "worker", "--pool=solo", "--without-gossip",
@@ -71,6 +72,14 @@ def test_an_unreachable_database_stops_every_role(role):
     assert "cannot connect to the database" in line
 
 
+def test_migrate_and_other_commands_say_the_database_is_unreachable_in_one_line():
+    dead = f"postgres://bourse@127.0.0.1:{free_port()}/bourse"
+    env = {**subprocess_env(), "DATABASE_URL": dead, **PRODUCTION}
+    for command in (["migrate", "--noinput"], ["reconcile"]):
+        result = subprocess.run([PYTHON, "manage.py", *command], env=env, capture_output=True, text=True, timeout=60)
+        assert_one_clear_line(result, "DATABASE_URL", preflight.EXIT_UNAVAILABLE)
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_an_unreachable_redis_stops_every_role(db, role):
     line = assert_one_clear_line(start(role, {"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}), "REDIS_URL",
@@ -90,7 +99,8 @@ def test_a_malformed_setting_is_named_with_its_fix(db, role, env, setting):
     assert_one_clear_line(start(role, env), setting, preflight.EXIT_CONFIG)
 
 
-@pytest.mark.parametrize("role, setting", [("web", "daphne port"), ("fix", "BOURSE_FIX_PORT"), ("run", "PORT")])
+@pytest.mark.parametrize("role, setting", [("web", "daphne port"), ("rest", "BOURSE_WEB_PORT"), ("fix", "BOURSE_FIX_PORT"),
+                                           ("run", "PORT")])
 def test_a_port_in_use_stops_the_role(db, role, setting):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

@@ -140,6 +140,11 @@ def procfile() -> dict[str, str]:
     return commands
 
 
+def _exec(command: str) -> str:
+    """``command`` run by a shell that becomes it (signals reach the role itself)."""
+    return command if command.startswith("exec ") else "exec " + command
+
+
 def roles(host: str, port: str) -> dict[str, list[str]]:
     py = sys.executable
     manage = [py, "manage.py"]
@@ -150,8 +155,8 @@ def roles(host: str, port: str) -> dict[str, list[str]]:
         # HOST:PORT; it serves REST and WebSocket alike. No --proxy-headers there: daphne would
         # then believe any client's X-Forwarded-For; proxies are trusted only through
         # BOURSE_TRUSTED_PROXIES (exchange/clientip.py).
-        "web": ["/usr/bin/env", f"BOURSE_BIND={host}", f"BOURSE_WEB_PORT={port}", f"PATH={path}",
-                "/bin/sh", "-c", "exec " + procfile()["web"]],
+        "web": ["/usr/bin/env", f"BOURSE_BIND={host}", f"BOURSE_WEB_PORT={port}", "BOURSE_WEB_PROCESSES=1", f"PATH={path}",
+                "/bin/sh", "-c", _exec(procfile()["web"])],
         "engine": [*manage, "run_engine"],
         "worker": [*celery, "worker", "--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle"],
         "beat": [*celery, "beat", "--loglevel=INFO"],

@@ -17,18 +17,19 @@ import subprocess
 import sys
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from exchange import preflight
+from exchange.management.base import RoleCommand
 
 
 def refuse_port_in_use(host: str, port: int) -> None:
     """``SO_REUSEPORT`` would let these sockets share a port another server of the same user
-    already listens on; a plain bind first says whether the port is free."""
+    already listens on; a plain bind first says whether the port is free (one line, exit 69)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise CommandError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}") from None
+            raise preflight.port_in_use("BOURSE_WEB_PORT (--port)", host, port, exc.strerror or str(exc)) from None
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
@@ -46,7 +47,8 @@ def daphne_command(fd: int) -> list[str]:
     return [sys.executable, "-m", "daphne", "--fd", str(fd), "exchange.asgi:application"]
 
 
-class Command(BaseCommand):
+class Command(RoleCommand):
+    role = "web"
     help = "Serve HTTP (REST) with N daphne processes sharing one port (SO_REUSEPORT)."
 
     def add_arguments(self, parser):
@@ -57,11 +59,14 @@ class Command(BaseCommand):
     def handle(self, *args, host, port, processes, **options):
         if port:
             refuse_port_in_use(host, port)
-        sockets = [reuseport_socket(host, port)]
-        port = sockets[0].getsockname()[1]  # --port 0: a free port, then the same one for all
-        sockets += [reuseport_socket(host, port) for _ in range(max(1, processes) - 1)]
+        try:
+            sockets = [reuseport_socket(host, port)]
+            port = sockets[0].getsockname()[1]  # --port 0: a free port, then the same one for all
+            sockets += [reuseport_socket(host, port) for _ in range(max(1, processes) - 1)]
+        except OSError as exc:
+            raise preflight.port_in_use("BOURSE_WEB_PORT (--port)", host, port, exc.strerror or str(exc)) from None
         children: dict[int, subprocess.Popen] = {}
-        stopping = False
+        stopping, failed = False, 0
 
         def start(sock: socket.socket) -> subprocess.Popen:
             return subprocess.Popen(daphne_command(sock.fileno()), pass_fds=(sock.fileno(),))
@@ -80,6 +85,11 @@ class Command(BaseCommand):
         while not stopping:
             time.sleep(0.5)
             for fd, child in list(children.items()):
+                if child.poll() == preflight.EXIT_CONFIG and not stopping:
+                    # its one line said which setting; a restart cannot fix it
+                    self.stderr.write(f"daphne (pid {child.pid}) cannot start (exit {child.returncode}); stopping")
+                    stopping, failed = True, preflight.EXIT_CONFIG
+                    break
                 if child.poll() is not None and not stopping:
                     self.stderr.write(f"daphne (pid {child.pid}) exited with {child.returncode}; starting another")
                     children[fd] = start(by_fd[fd])
@@ -90,3 +100,5 @@ class Command(BaseCommand):
                 child.wait(10)
             except subprocess.TimeoutExpired:
                 child.kill()
+        if failed:
+            raise SystemExit(failed)
