@@ -209,5 +209,6 @@ def procfile_commands() -> dict[str, list[str]]:
     for line in (ROOT / "Procfile").read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#") and ":" in line:
             name, command = line.split(":", 1)
-            commands[name.strip()] = ["bash", "-c", f"exec {command.strip()}"]
+            command = command.strip().removeprefix("exec ")
+            commands[name.strip()] = ["bash", "-c", f"exec {command}"]
     return commands
