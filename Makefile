@@ -7,7 +7,7 @@ export PORT
 # Tests get their own data folder, so they never touch the `make run` database or secrets.
 TEST_DATA_DIR ?= $(CURDIR)/var/test
 
-.PHONY: run run-prod test lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate tools-install bench
+.PHONY: run run-prod test chaos lint lock install install-test migrate seed openapi clean sdk sdk-install sdk-generate tools-install bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,10 @@ run-prod: install
 ## test: install test dependencies and run the whole suite (DATABASE_URL/REDIS_URL honoured)
 test: install-test sdk-install tools-install
 	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## chaos: break a whole deployment on private PostgreSQL/Redis servers under load and prove it recovers (tests/chaos)
+chaos: install-test
+	BOURSE_DATA_DIR=$(TEST_DATA_DIR) BOURSE_ALLOW_GENERATED_SECRETS=1 $(BIN)/python -m pytest -m chaos tests/chaos -s -q $(PYTEST_ARGS)
 
 ## bench: the order path under load (issue 16's targets): REST served as documented (manage.py
 ## serve_http), an engine, a Celery worker; prints each figure beside its same-run baseline and

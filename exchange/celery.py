@@ -29,6 +29,11 @@ def _celery_role() -> str | None:
 if _celery_role():  # a malformed setting: one line, not Celery's traceback of the settings import
     preflight.load_settings(_celery_role() or "celery", hard=True)
 
+if _celery_role() == "worker":
+    from . import kombufix
+
+    kombufix.install()  # the worker survives Redis going away with a task in flight
+
 app = Celery("bourse")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -12,11 +12,18 @@ rebuilt from the open orders (in the sequence they were taken) and the same comm
 replayed to the same result. ``EngineProcess`` runs the loop for several markets and
 handles ownership: one process per market at a time (PostgreSQL advisory lock, or an
 exclusive file lock in the embedded mode); a standby waits and takes over.
+
+A lost database (PostgreSQL restarted, the network cut) does not end the process: it drops
+every market it owned (its advisory locks went with the connection), reconnects with
+back-off and takes ownership again under a new fencing token — or stands by if another
+process took the market meanwhile. A stale owner's batch cannot commit: it is fenced by the
+token (``_persist``).
 """
 from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -48,6 +55,8 @@ log = logging.getLogger("bourse.engine")
 MARKET_REFRESH_S = 1.0
 MARKET_BACKOFF_S = 0.5  # first retry of a market whose book cannot be run; doubles to the max
 MARKET_BACKOFF_MAX_S = 30.0
+RECONNECT_S = 0.25  # first retry after the database was lost; doubles to the max
+RECONNECT_MAX_S = 5.0
 ENGINE = Actor.system("engine")
 ADVISORY_LOCK_CLASS = 0x426F  # first key of pg_try_advisory_lock(class, market_id)
 
@@ -155,6 +164,22 @@ def _fits_units(order: Order, market: Market) -> bool:
 
 class LostOwnership(Exception):
     """Another engine process took this market over; this one must stop writing to it."""
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean the database refused or dropped a connection (or a statement
+    for a transient reason: a lock, a serialisation failure), never a fault of one command:
+    Django's and, for the engine's own connections (ownership locks, wake listener), psycopg's."""
+    from django.db import InterfaceError, OperationalError
+
+    kinds: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
+    try:
+        import psycopg
+
+        kinds += (psycopg.OperationalError, psycopg.InterfaceError)
+    except ImportError:  # pragma: no cover - psycopg is a requirement
+        pass
+    return kinds
 
 
 @dataclass
@@ -271,6 +296,8 @@ class MarketRunner:
             return max(len(commands), 1)
         except LostOwnership:
             raise
+        except database_errors():
+            raise  # the database, not a command: nothing to quarantine (the loop retries)
         except Exception as error:  # noqa: BLE001 -- any failure of a batch: find and quarantine the poison
             if not commands:  # an expiry-only batch: no command to blame, the market backs off
                 raise
@@ -286,6 +313,8 @@ class MarketRunner:
             try:
                 self._run_batch([command])
             except LostOwnership:
+                raise
+            except database_errors():
                 raise
             except Exception as error:  # noqa: BLE001 -- this command alone fails: set it aside
                 self._quarantine(command, error)
@@ -613,7 +642,9 @@ class Ownership:
         if connection.vendor == "postgresql":
             import psycopg
 
-            self._pg = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+            # Named, so an operator sees which process holds a market's lock (pg_stat_activity).
+            params = {**connection.get_connection_params(), "application_name": f"bourse-engine:{os.getpid()}"}
+            self._pg = psycopg.connect(**params, autocommit=True)
 
     def try_acquire(self, market_id: int) -> bool:
         if self._pg is not None:
@@ -629,6 +660,11 @@ class Ownership:
             return False
         self._files[market_id] = handle
         return True
+
+    def check(self) -> None:
+        """Raise (a psycopg error) if the lock connection is gone: its locks went with it."""
+        if self._pg is not None:
+            self._pg.execute("SELECT 1")
 
     def release(self, market_id: int) -> None:
         if self._pg is not None:
@@ -670,6 +706,7 @@ class EngineProcess:
     def acquire(self) -> None:
         """Take every wanted market nobody else owns (standby: retried every second)."""
         self._last_acquire = time.monotonic()
+        self.ownership.check()  # a dead lock connection means our markets are no longer ours
         changed = False
         for market in self._wanted():
             if market.pk in self.runners or not self.ownership.try_acquire(market.pk):
@@ -706,7 +743,9 @@ class EngineProcess:
             except LostOwnership:
                 self._failing.pop(market_id, None)
                 self.drop(market_id)
-            except Exception:
+            except Exception as error:
+                if isinstance(error, database_errors()) and not self._connected():
+                    raise  # the database is gone, not this market: run() reconnects
                 # Not one command (those are quarantined) but the market itself: its book cannot
                 # be rebuilt, or the database is away. The other markets go on; this one is
                 # retried with exponential back-off, and each failure raises an alert.
@@ -740,34 +779,105 @@ class EngineProcess:
     def run(self) -> None:
         self.acquire()
         self.fire_dead_man()  # a deadline that passed while no engine ran fires first
-        linger = settings.BOURSE_ENGINE_LINGER_MS / 1000
         while not self.stopping:
-            if time.monotonic() - self._last_acquire > self.ACQUIRE_EVERY_S:
-                self.acquire()
-            self.heartbeat.maybe(self.heartbeat_details)
-            if time.monotonic() >= self._next_dead_man:
-                self.fire_dead_man()
-            done = self.run_once()
-            if done == 0:
-                assert self.listener is not None  # acquire() always leaves one
-                idle = min(self.IDLE_WAIT_S if self.runners else 0.5, max(0.0, self._next_dead_man - time.monotonic()))
-                for runner in self.runners.values():  # wake for the next gtd expiry, on time
-                    due = runner.seconds_to_expiry()
-                    if due is not None:
-                        idle = min(idle, due + 0.001)
-                if self.listener.wait(idle) and linger:
-                    time.sleep(linger)  # let the submissions arriving with this one join its batch
-            elif done < settings.BOURSE_ENGINE_BATCH and linger:
-                # A partial batch: more are arriving one by one. A batch's commit costs the same
-                # for one order as for hundreds, so waiting a moment buys a larger one.
-                time.sleep(linger)
+            try:
+                self._iterate()
+            except database_errors() as error:
+                if self._connected():
+                    # A transient refusal (a lock, a dropped listener): retry the loop shortly.
+                    log.warning("engine database call failed; retrying", exc_info=True)
+                    self._close_listener()
+                    self._last_acquire = 0.0
+                    time.sleep(RECONNECT_S)
+                else:
+                    self.reconnect(error)
         self.close()
+
+    def _iterate(self) -> None:
+        linger = settings.BOURSE_ENGINE_LINGER_MS / 1000
+        if self.listener is None or time.monotonic() - self._last_acquire > self.ACQUIRE_EVERY_S:
+            self.acquire()
+        self.heartbeat.maybe(self.heartbeat_details)
+        if time.monotonic() >= self._next_dead_man:
+            self.fire_dead_man()
+        done = self.run_once()
+        if done == 0:
+            assert self.listener is not None  # acquire() always leaves one
+            idle = min(self.IDLE_WAIT_S if self.runners else 0.5, max(0.0, self._next_dead_man - time.monotonic()))
+            for runner in self.runners.values():  # wake for the next gtd expiry, on time
+                due = runner.seconds_to_expiry()
+                if due is not None:
+                    idle = min(idle, due + 0.001)
+            if self.listener.wait(idle) and linger:
+                time.sleep(linger)  # let the submissions arriving with this one join its batch
+        elif done < settings.BOURSE_ENGINE_BATCH and linger:
+            # A partial batch: more are arriving one by one. A batch's commit costs the same
+            # for one order as for hundreds, so waiting a moment buys a larger one.
+            time.sleep(linger)
 
     def heartbeat_details(self) -> dict:
         return {"markets": {r.market.symbol: {"token": r.token, "failing": pk in self._failing, "refused": r.refused}
                             for pk, r in self.runners.items()}}
 
-    def close(self) -> None:
+    # -- a lost database -----------------------------------------------------------------------
+    def _connected(self) -> bool:
+        """Whether both the lock connection and Django's connection still answer."""
+        try:
+            self.ownership.check()
+            return connection.connection is None or connection.is_usable()
+        except Exception:  # noqa: BLE001 - any failure of the probe means not connected
+            return False
+
+    def _close_listener(self) -> None:
         if self.listener is not None:
-            self.listener.close()
+            try:
+                self.listener.close()
+            except Exception:  # noqa: BLE001 - its connection is already gone
+                log.debug("closing the wake listener failed", exc_info=True)
+            self.listener = None
+
+    def reconnect(self, error: BaseException) -> None:
+        """The database is gone: forget every market (their locks went with the connection;
+        another process may own them by the time we are back), then reconnect with back-off
+        and take ownership again under new fencing tokens — or stand by. Returns when
+        reconnected, or when asked to stop."""
+        lost = sorted(runner.market.symbol for runner in self.runners.values())
+        log.critical(
+            "engine lost the database; reconnecting", exc_info=(type(error), error, error.__traceback__),
+            extra={"alert": "engine_database_lost", "markets": lost},
+        )
+        started = time.monotonic()
+        self.runners.clear()
+        self._failing.clear()
+        self._close_listener()
+        delay, attempts = RECONNECT_S, 0
+        while not self.stopping:
+            self.ownership.close()
+            try:
+                connection.close()
+            except Exception:  # noqa: BLE001 - the old connection is broken; only its handle goes
+                log.debug("closing the broken connection failed", exc_info=True)
+            try:
+                self.ownership = Ownership()
+                self.acquire()
+            except database_errors():
+                self.runners.clear()  # whatever a half-done acquire took is not ours either
+                self._close_listener()
+                attempts += 1
+                log.warning("engine still without the database; retrying in %.2fs", delay,
+                            extra={"attempts": attempts, "retry_in_s": delay})
+                deadline = time.monotonic() + delay
+                while not self.stopping and time.monotonic() < deadline:
+                    time.sleep(min(0.1, delay))
+                delay = min(RECONNECT_MAX_S, delay * 2)
+                continue
+            log.warning(
+                "engine reconnected to the database",
+                extra={"down_s": round(time.monotonic() - started, 3), "attempts": attempts + 1,
+                       "markets": sorted(runner.market.symbol for runner in self.runners.values())},
+            )
+            return
+
+    def close(self) -> None:
+        self._close_listener()
         self.ownership.close()

@@ -352,10 +352,13 @@ class Relay:
         markets = {ident for (kind, ident) in self.subscribers if kind in ("book", "trades", "ticker")
                    or kind.startswith("candles:")}
         accounts = {ident for (kind, ident) in self.subscribers if kind in PRIVATE_TYPES}
-        start, self._poll_from = self._poll_from, self._max_seen
+        start, top = self._poll_from, self._max_seen
         if not markets and not accounts:
+            self._poll_from = top
             return []
-        return await relay_db(outbox.events_after_id, start, markets, accounts)
+        rows = await relay_db(outbox.events_after_id, start, markets, accounts)
+        self._poll_from = top  # only once read: a failed read (database away) is read again
+        return rows
 
     # -- delivery ----------------------------------------------------------------------------
     async def dispatch(self, rows: list[dict]) -> None:
