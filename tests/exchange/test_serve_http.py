@@ -95,3 +95,37 @@ def test_a_port_in_use_is_refused(served):
     refused = subprocess.run([PYTHON, "manage.py", "serve_http", "--port", str(port), "--processes", "1"],
                              env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and f"127.0.0.1:{port}" in refused.stderr
+
+
+def test_killed_outright_it_takes_its_daphnes_along_and_the_port_is_free_again(served):
+    """A supervisor (honcho, systemd) restarting serve_http after kill -9 must find the port
+    free: orphaned daphnes would keep listening on it and the replacement refuse to start."""
+    process, port = served
+    daphnes = _children(process.pid)
+    assert len(daphnes) == 2
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_state(pid) not in ("Z", "gone") for pid in daphnes):
+        time.sleep(0.2)
+    assert [_state(pid) for pid in daphnes if _state(pid) not in ("Z", "gone")] == []
+    with socket.socket() as probe:  # what the replacement's port check does
+        probe.bind(("127.0.0.1", port))
+
+
+def test_a_daphne_that_keeps_crashing_is_given_up_on(market, tmp_path):
+    """Restarts back off and stop after five quick crashes in a row instead of looping forever."""
+    env = subprocess_env()
+    # every daphne this serve_http starts dies at once: the ASGI app cannot be imported
+    env["PYTHONPATH"] = f"{tmp_path}:{env.get('PYTHONPATH', '')}"
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        "if 'exchange.asgi:application' in sys.argv:\n"
+        "    os._exit(3)\n"
+    )
+    started = time.monotonic()
+    result = subprocess.run([PYTHON, "manage.py", "serve_http", "--port", "0", "--processes", "1"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "giving up" in result.stderr and result.stderr.count("starting another in") == 4
+    assert time.monotonic() - started >= 1 + 2 + 4 + 8  # the back-off between the restarts

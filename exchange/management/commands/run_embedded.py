@@ -10,7 +10,6 @@ every role (each finishes what it is doing, exchange/serving.py); the children a
 SIGTERM from the kernel if the supervisor itself dies (PR_SET_PDEATHSIG), so none is left
 running. In production each role runs as its own process (Procfile, docs/deployment.md).
 """
-import ctypes
 import os
 import shutil
 import signal
@@ -22,22 +21,13 @@ import urllib.request
 from django.conf import settings
 
 from exchange import preflight
-from exchange.management.base import RoleCommand
+from exchange.management.base import RoleCommand, die_with_parent
 
 RESTART_DELAY_S = 1.0  # first restart; doubles after each quick crash, up to the maximum
 RESTART_DELAY_MAX_S = 30.0
 MAX_QUICK_CRASHES = 5  # a role that crashes this many times in a row is given up on
 HEALTHY_AFTER_S = 60.0  # a role that ran this long had started fine: its crash count resets
 STOP_GRACE_S = 15.0  # how long the roles get to finish on a stop before they are killed
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the kernel sends this child SIGTERM when the supervisor dies, however it dies."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 class Supervisor:
@@ -63,7 +53,7 @@ class Supervisor:
         self.stopping = False
 
     def _start(self, name: str) -> None:
-        self.children[name] = subprocess.Popen(self.roles[name], preexec_fn=_die_with_parent)  # noqa: PLW1509
+        self.children[name] = subprocess.Popen(self.roles[name], preexec_fn=die_with_parent)  # noqa: PLW1509
         self.started[name] = time.monotonic()
 
     def poll(self) -> None:

@@ -6,8 +6,10 @@ connections over them by a hash of the connection, so keep-alive clients land ev
 a single shared socket does not promise) and gives one to each daphne (``--fd``). Every
 process is daphne with Bourse's server limits (``exchange.serverlimits``: body size refused
 before buffering, slow clients cut with 408), so nothing about the protections of one
-process changes with N. A process that dies is started again; SIGTERM or SIGINT stops them
-all. Python runs one thread at a time per process, so N is about the cores given to REST.
+process changes with N. A daphne that dies is started again after a back-off (1 s, doubling
+to 30 s); five quick crashes in a row, or one configuration error (exit 78), stop the command
+instead of restarting forever. SIGTERM or SIGINT stops them all, and a serve_http killed
+outright takes its daphnes with it (PR_SET_PDEATHSIG), so its replacement finds the port free. Python runs one thread at a time per process, so N is about the cores given to REST.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import sys
 import time
 
 from exchange import preflight
-from exchange.management.base import RoleCommand
+from exchange.management.base import RoleCommand, die_with_parent
 
 
 def refuse_port_in_use(host: str, port: int) -> None:
@@ -41,6 +43,12 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock
+
+
+RESTART_DELAY_S = 1.0  # a dead daphne's first restart; doubles after each quick crash
+RESTART_DELAY_MAX_S = 30.0
+MAX_QUICK_CRASHES = 5  # in a row, each within HEALTHY_AFTER_S of its start: give up
+HEALTHY_AFTER_S = 60.0
 
 
 def daphne_command(fd: int) -> list[str]:
@@ -69,7 +77,11 @@ class Command(RoleCommand):
         stopping, failed = False, 0
 
         def start(sock: socket.socket) -> subprocess.Popen:
-            return subprocess.Popen(daphne_command(sock.fileno()), pass_fds=(sock.fileno(),))
+            # die_with_parent: a serve_http killed outright takes its daphnes with it, so
+            # none is left holding the port its replacement binds
+            return subprocess.Popen(
+                daphne_command(sock.fileno()), pass_fds=(sock.fileno(),), preexec_fn=die_with_parent,  # noqa: PLW1509
+            )
 
         def stop(signum, frame):
             nonlocal stopping
@@ -82,19 +94,42 @@ class Command(RoleCommand):
         self.stdout.write(f"serving HTTP on {host}:{port} with {len(sockets)} daphne processes", ending="\n")
         self.stdout.flush()
         by_fd = {sock.fileno(): sock for sock in sockets}
+        started = {fd: time.monotonic() for fd in children}
+        crashes = dict.fromkeys(children, 0)  # quick crashes in a row, per socket
+        due: dict[int, float] = {}  # socket -> when its daphne is started again (back-off)
         while not stopping:
             time.sleep(0.5)
+            now = time.monotonic()
             for fd, child in list(children.items()):
-                if child.poll() == preflight.EXIT_CONFIG and not stopping:
+                if stopping:
+                    break
+                if fd in due:
+                    if now >= due[fd]:
+                        del due[fd]
+                        children[fd], started[fd] = start(by_fd[fd]), now
+                    continue
+                code = child.poll()
+                if code is None:
+                    continue
+                if code == preflight.EXIT_CONFIG:
                     # its one line said which setting; a restart cannot fix it
-                    self.stderr.write(f"daphne (pid {child.pid}) cannot start (exit {child.returncode}); stopping")
+                    self.stderr.write(f"daphne (pid {child.pid}) cannot start (exit {code}); stopping")
                     stopping, failed = True, preflight.EXIT_CONFIG
                     break
-                if child.poll() is not None and not stopping:
-                    self.stderr.write(f"daphne (pid {child.pid}) exited with {child.returncode}; starting another")
-                    children[fd] = start(by_fd[fd])
-        for child in children.values():
-            child.terminate()
+                crashes[fd] = crashes[fd] + 1 if now - started[fd] < HEALTHY_AFTER_S else 1
+                if crashes[fd] >= MAX_QUICK_CRASHES:
+                    self.stderr.write(
+                        f"daphne exited {crashes[fd]} times in a row within {HEALTHY_AFTER_S:.0f} s of starting "
+                        f"(last exit {code}); giving up and stopping"
+                    )
+                    stopping, failed = True, 1
+                    break
+                delay = min(RESTART_DELAY_MAX_S, RESTART_DELAY_S * 2 ** (crashes[fd] - 1))
+                self.stderr.write(f"daphne (pid {child.pid}) exited with {code}; starting another in {delay:.0f} s")
+                due[fd] = now + delay
+        for fd, child in children.items():
+            if fd not in due:  # one waiting for its restart has exited already
+                child.terminate()
         for child in children.values():
             try:
                 child.wait(10)
