@@ -9,7 +9,8 @@ before buffering, slow clients cut with 408), so nothing about the protections o
 process changes with N. A daphne that dies is started again after a back-off (1 s, doubling
 to 30 s); five quick crashes in a row, or one configuration error (exit 78), stop the command
 instead of restarting forever. SIGTERM or SIGINT stops them all, and a serve_http killed
-outright takes its daphnes with it (PR_SET_PDEATHSIG), so its replacement finds the port free. Python runs one thread at a time per process, so N is about the cores given to REST.
+outright takes its daphnes with it (PR_SET_PDEATHSIG), so its replacement finds the port free.
+Python runs one thread at a time per process, so N is about the cores given to REST.
 """
 from __future__ import annotations
 
