@@ -103,14 +103,31 @@ def test_killed_outright_it_takes_its_daphnes_along_and_the_port_is_free_again(s
     process, port = served
     daphnes = _children(process.pid)
     assert len(daphnes) == 2
+    client = requests.Session()  # a keep-alive connection the dying daphne closes: TIME_WAIT on its port
+    assert client.get(f"http://127.0.0.1:{port}/api/v1/time", timeout=30).status_code == 200
     os.kill(process.pid, signal.SIGKILL)
     process.wait(10)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and any(_state(pid) not in ("Z", "gone") for pid in daphnes):
         time.sleep(0.2)
     assert [_state(pid) for pid in daphnes if _state(pid) not in ("Z", "gone")] == []
-    with socket.socket() as probe:  # what the replacement's port check does
-        probe.bind(("127.0.0.1", port))
+    client.close()
+    # a replacement on the same port starts and serves (connections of the old one in
+    # TIME_WAIT do not make the port "in use")
+    again = subprocess.Popen([PYTHON, "manage.py", "serve_http", "--port", str(port), "--processes", "1"],
+                             env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert f":{port} with 1 daphne processes" in again.stdout.readline()
+        deadline, status = time.monotonic() + 60, None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                status = requests.get(f"http://127.0.0.1:{port}/api/v1/time", timeout=2).status_code
+            except requests.RequestException:
+                time.sleep(0.2)
+        assert status == 200
+    finally:
+        again.terminate()
+        again.wait(20)
 
 
 def test_a_daphne_that_keeps_crashing_is_given_up_on(market, tmp_path):

@@ -23,16 +23,24 @@ import time
 from exchange import preflight
 from exchange.management.base import RoleCommand, die_with_parent
 
+PORT_WAIT_S = 5.0  # how long a port still held by a predecessor's exiting daphnes may take to free
+
 
 def refuse_port_in_use(host: str, port: int) -> None:
     """``SO_REUSEPORT`` would let these sockets share a port another server of the same user
-    already listens on; a plain bind first says whether the port is free (one line, exit 69)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+    already listens on; a bind without it first says whether the port is free (one line, exit
+    69). The probe sets ``SO_REUSEADDR`` as the servers do, so connections of a previous run
+    still in TIME_WAIT do not count as the port in use; a listener still there is waited for
+    up to ``PORT_WAIT_S`` (the daphnes of a serve_http just killed are stopping)."""
+    deadline = time.monotonic() + PORT_WAIT_S
+    while True:
         try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise preflight.port_in_use("BOURSE_WEB_PORT (--port)", host, port, exc.strerror or str(exc)) from None
+            preflight.check_port("BOURSE_WEB_PORT (--port)", host, port)
+            return
+        except preflight.StartupError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.25)
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
