@@ -130,6 +130,7 @@ def test_every_documented_status_of_post_orders_is_handled(generated, settings, 
 
     monkeypatch.setattr("exchange.ratelimit.get_usage", store_down)  # the embedded cache
     monkeypatch.setattr("exchange.ratelimit._redis_count", store_down)  # Redis (REDIS_URL)
+    monkeypatch.setattr("apikeys.gate._redis", store_down)  # the authentication gate's one round trip
     seen[503] = post(LIMIT)
 
     assert seen[503].headers["Retry-After"].isdigit()
