@@ -1,30 +1,18 @@
 /**
  * Shapes of the order-management additions of the second wave (API.md "Additions (second
- * wave)"). Batch orders and the dead-man switch are in docs/openapi.yaml (generated types);
- * stop and good-till-date fields, amend and cancel by client id are written here from the
- * fixed contract until the document carries them.
+ * wave)"), all from docs/openapi.yaml (generated types): stop and good-till-date fields,
+ * amend, batch orders and the dead-man switch.
  */
 import type { components, OrderSubmit } from "./types.js";
 
-export type OrderTypeExtended = "limit" | "market" | "stop_limit" | "stop_market";
-export type TimeInForceExtended = "gtc" | "ioc" | "fok" | "gtd";
+export type OrderTypeExtended = components["schemas"]["TypeEnum"];
+export type TimeInForceExtended = components["schemas"]["TimeInForceEnum"];
 
-/** `POST /orders` body with the second-wave fields. */
-export interface OrderRequest extends Omit<OrderSubmit, "type" | "time_in_force"> {
-  type: OrderTypeExtended;
-  time_in_force?: TimeInForceExtended;
-  /** Stop orders: rest untriggered until a trade prints at or beyond it (buy: ≥, sell: ≤). */
-  stop_price?: string | null;
-  /** `time_in_force: "gtd"`: RFC 3339, in the future; the order is cancelled (`expired`) then. */
-  expire_time?: string | null;
-}
+/** `POST /orders` body, stop (`stop_price`) and good-till-date (`expire_time`) fields included. */
+export type OrderRequest = OrderSubmit;
 
 /** `PATCH /orders/{order_id}`: any of these; `quantity` is the new total quantity. */
-export interface OrderAmend {
-  price?: string;
-  quantity?: string;
-  client_order_id?: string;
-}
+export type OrderAmend = components["schemas"]["PatchedOrderAmend"];
 
 /** One item of `POST /orders/batch`'s answer, in request order: `order` (2xx) or `error`. */
 export type BatchItem = components["schemas"]["OrderBatchResult"];
