@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -28,13 +29,23 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _logged(process: subprocess.Popen, pattern: str) -> re.Match:
+    """The first log line (JSON, on stderr) of ``process`` matching ``pattern``; the rest of
+    its output (its daphnes' too) is drained, so a full pipe never blocks the server."""
+    for line in process.stderr:
+        found = re.search(pattern, line)
+        if found:
+            threading.Thread(target=process.stderr.read, daemon=True).start()
+            return found
+    raise AssertionError(f"no log line matched {pattern!r}")
+
+
 @pytest.fixture
 def served(market):
     process = subprocess.Popen([PYTHON, "manage.py", "serve_http", "--port", "0", "--processes", "2"],
-                               env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                               env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        line = process.stdout.readline()
-        port = int(re.search(r":(\d+) with 2 daphne processes", line).group(1))
+        port = int(_logged(process, r":(\d+) with 2 daphne processes").group(1))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -115,9 +126,9 @@ def test_killed_outright_it_takes_its_daphnes_along_and_the_port_is_free_again(s
     # a replacement on the same port starts and serves (connections of the old one in
     # TIME_WAIT do not make the port "in use")
     again = subprocess.Popen([PYTHON, "manage.py", "serve_http", "--port", str(port), "--processes", "1"],
-                             env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        assert f":{port} with 1 daphne processes" in again.stdout.readline()
+        assert _logged(again, rf":{port} with 1 daphne processes")
         deadline, status = time.monotonic() + 60, None
         while time.monotonic() < deadline and status != 200:
             try:

@@ -4,6 +4,7 @@ access rule as the web endpoint."""
 import re
 import signal
 import subprocess
+import threading
 
 import pytest
 import requests
@@ -16,11 +17,13 @@ pytestmark = pytest.mark.slow
 
 def _serve(env) -> tuple[subprocess.Popen, int]:
     process = subprocess.Popen([PYTHON, "manage.py", "serve_metrics", "--port", "0"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = process.stdout.readline()
-    match = re.search(r"serving metrics on 127\.0\.0\.1:(\d+)", line)
-    assert match, (line, process.stderr.read() if process.poll() is not None else "")
-    return process, int(match.group(1))
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # its log lines (JSON)
+        match = re.search(r"serving metrics on 127\.0\.0\.1:(\d+)", line)
+        if match:
+            threading.Thread(target=process.stderr.read, daemon=True).start()  # drained from now on
+            return process, int(match.group(1))
+    raise AssertionError(f"serve_metrics did not start (exit {process.wait(10)})")
 
 
 def test_an_engine_only_host_serves_its_counters_to_allowed_scrapers_only(tmp_path):

@@ -14,6 +14,7 @@ Python runs one thread at a time per process, so N is about the cores given to R
 """
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ import time
 from exchange import preflight
 from exchange.management.base import RoleCommand, die_with_parent
 
+log = logging.getLogger("bourse.serve_http")
 PORT_WAIT_S = 5.0  # how long a port still held by a predecessor's exiting daphnes may take to free
 
 
@@ -100,8 +102,7 @@ class Command(RoleCommand):
         signal.signal(signal.SIGINT, stop)
         for sock in sockets:
             children[sock.fileno()] = start(sock)
-        self.stdout.write(f"serving HTTP on {host}:{port} with {len(sockets)} daphne processes", ending="\n")
-        self.stdout.flush()
+        log.info("serving HTTP on %s:%s with %s daphne processes", host, port, len(sockets))
         by_fd = {sock.fileno(): sock for sock in sockets}
         started = {fd: time.monotonic() for fd in children}
         crashes = dict.fromkeys(children, 0)  # quick crashes in a row, per socket
@@ -122,19 +123,17 @@ class Command(RoleCommand):
                     continue
                 if code == preflight.EXIT_CONFIG:
                     # its one line said which setting; a restart cannot fix it
-                    self.stderr.write(f"daphne (pid {child.pid}) cannot start (exit {code}); stopping")
+                    log.error("daphne (pid %s) cannot start (exit %s); stopping", child.pid, code)
                     stopping, failed = True, preflight.EXIT_CONFIG
                     break
                 crashes[fd] = crashes[fd] + 1 if now - started[fd] < HEALTHY_AFTER_S else 1
                 if crashes[fd] >= MAX_QUICK_CRASHES:
-                    self.stderr.write(
-                        f"daphne exited {crashes[fd]} times in a row within {HEALTHY_AFTER_S:.0f} s of starting "
-                        f"(last exit {code}); giving up and stopping"
-                    )
+                    log.error("daphne exited %s times in a row within %.0f s of starting (last exit %s); giving up and stopping",
+                              crashes[fd], HEALTHY_AFTER_S, code)
                     stopping, failed = True, 1
                     break
                 delay = min(RESTART_DELAY_MAX_S, RESTART_DELAY_S * 2 ** (crashes[fd] - 1))
-                self.stderr.write(f"daphne (pid {child.pid}) exited with {code}; starting another in {delay:.0f} s")
+                log.warning("daphne (pid %s) exited with %s; starting another in %.0f s", child.pid, code, delay)
                 due[fd] = now + delay
         for fd, child in children.items():
             if fd not in due:  # one waiting for its restart has exited already

@@ -13,6 +13,7 @@ internal address.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,8 @@ from django.conf import settings
 
 from exchange import metrics, preflight
 from exchange.management.base import RoleCommand
+
+log = logging.getLogger("bourse.metrics")
 
 
 class MetricsHandler(BaseHTTPRequestHandler):
@@ -69,7 +72,7 @@ class Command(RoleCommand):
     def handle(self, *args, host, port, **options):
         preflight.check_port("--port", host, port)
         if metrics.multiprocess_dir() is None:
-            self.stderr.write("PROMETHEUS_MULTIPROC_DIR is not set: only this process's own (empty) counters can be served")
+            log.warning("PROMETHEUS_MULTIPROC_DIR is not set: only this process's own (empty) counters can be served")
         server = ThreadingHTTPServer((host, port), MetricsHandler)
         server.daemon_threads = True
         def on_signal(signum, frame):
@@ -77,7 +80,6 @@ class Command(RoleCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        self.stdout.write(f"serving metrics on {host}:{server.server_address[1]}", ending="\n")
-        self.stdout.flush()
+        log.info("serving metrics on %s:%s", host, server.server_address[1])
         server.serve_forever(poll_interval=0.5)
         server.server_close()
