@@ -63,12 +63,13 @@ seed: migrate
 run: seed
 	$(BIN)/python manage.py run_embedded
 
-## run-prod: production on one machine: migrate, then every role of the Procfile under honcho,
+## run-prod: production on one machine: migrate, collect static files, then every role of the Procfile under honcho,
 ## against DATABASE_URL/REDIS_URL (docs/deployment.md); Ctrl-C / SIGTERM stops them all
 # honcho sends SIGKILL 5 s after SIGTERM: the roles' drain (BOURSE_SHUTDOWN_GRACE_S) stays under it.
 run-prod: install
 	@test -n "$$DATABASE_URL" || { echo "run-prod: DATABASE_URL is not set; production needs DATABASE_URL, REDIS_URL, SECRET_KEY and BOURSE_ENCRYPTION_KEYS (docs/deployment.md)" >&2; exit 2; }
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0  # production serves only the collected set
 	@# The roles' metrics files (docs/operations.md, "Metrics") start empty with the roles.
 	@if [ -n "$$PROMETHEUS_MULTIPROC_DIR" ]; then mkdir -p "$$PROMETHEUS_MULTIPROC_DIR" && find "$$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete; fi
 	PATH="$(CURDIR)/$(BIN):$$PATH" BOURSE_SHUTDOWN_GRACE_S=$${BOURSE_SHUTDOWN_GRACE_S:-4} exec $(BIN)/honcho start

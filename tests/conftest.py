@@ -13,6 +13,17 @@ celery_app.conf.task_eager_propagates = True
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _collected_static():
+    """The production configuration serves static files only from the collected set (as a
+    release runs `collectstatic`, docs/deployment.md); collect them once for the suite."""
+    from django.conf import settings
+    from django.core.management import call_command
+
+    if not settings.WHITENOISE_USE_FINDERS:
+        call_command("collectstatic", "--noinput", verbosity=0)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _stop_verdict_listener(django_db_setup, django_db_blocker):
     """The per-process verdict listener holds a database connection; close it before the
     test database is dropped."""
