@@ -357,6 +357,14 @@ class OrderListSubmitApi(PrivateApi):
         return Response({"cancelled": [str(pk) for pk in cancelled]})
 
 
+
+# The answers of a cancel, by order id or by client order id.
+CANCEL_RESPONSES = {
+    200: OpenApiResponse(OrderSerializer, description="Cancelled: the order as the engine left it."),
+    202: OpenApiResponse(OrderSerializer, description="The engine did not answer within 2 s; the cancel stays queued."),
+    **problem_responses(*PRIVATE_ERRORS, 404, 409),
+}
+
 class OrderDetailApi(PrivateApi):
     write_scope = Scope.TRADE  # GET/HEAD read (scope read); POST/DELETE need trade
 
@@ -383,11 +391,7 @@ class OrderDetailApi(PrivateApi):
         ),
         tags=["orders"],
         parameters=RATE_LIMIT_HEADERS,
-        responses={
-            200: OpenApiResponse(OrderSerializer, description="Cancelled: the order as the engine left it."),
-            202: OpenApiResponse(OrderSerializer, description="The engine did not answer within 2 s; the cancel stays queued."),
-            **problem_responses(*PRIVATE_ERRORS, 404, 409),
-        },
+        responses=CANCEL_RESPONSES,
         examples=AUTH_ERROR_EXAMPLES,
     )
     def delete(self, request, order_id: str):
@@ -461,11 +465,7 @@ class OrderByClientIdApi(PrivateApi):
         ),
         tags=["orders"],
         parameters=RATE_LIMIT_HEADERS,
-        responses={
-            200: OpenApiResponse(OrderSerializer, description="Cancelled: the order as the engine left it."),
-            202: OpenApiResponse(OrderSerializer, description="The engine did not answer within 2 s; the cancel stays queued."),
-            **problem_responses(*PRIVATE_ERRORS, 404, 409),
-        },
+        responses=CANCEL_RESPONSES,
         examples=AUTH_ERROR_EXAMPLES,
     )
     def delete(self, request, client_order_id: str):
