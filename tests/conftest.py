@@ -38,6 +38,9 @@ def _clear_cache():
     """Rate-limit and replay caches must not leak between tests."""
     cache.clear()
     keycache.forget_all()  # a test that changes a key with the ORM must not meet its cached record
+    from trading.notify import VerdictWaiter
+
+    VerdictWaiter.forget_recent()  # a flushed SQLite database gives the next test's orders the same ids
     from apikeys.replay import mark_store_fresh
 
     mark_store_fresh()  # emptied on purpose, not lost: requests signed just before stay valid

@@ -314,6 +314,18 @@ class VerdictWaiter:
         if instance is not None:
             instance.stop()
 
+    @classmethod
+    def forget_recent(cls) -> None:
+        """Drop the verdicts this process keeps for late waiters. Order ids never repeat in a
+        database, except in tests that empty theirs between cases (SQLite's AUTOINCREMENT
+        counter is reset with the tables): a kept verdict would answer the next order given
+        the same id."""
+        with cls._instance_lock:
+            instance = cls._instance
+        if instance is not None:
+            with instance._lock:
+                instance._recent.clear()
+
     def __init__(self, on_signal: Callable[[str], None] | None = None):
         """``on_signal``, when given, receives every verdict payload (a comma-separated id
         list) instead of this waiter waking registered order ids: a listener of its own,
