@@ -62,16 +62,25 @@ def unknown() -> CachedKey:
     return CachedKey(None, _decoy_token()[1], time.monotonic())
 
 
-def _load(key_id: str) -> CachedKey:
+def _load(key_id: str, previous: CachedKey | None = None) -> CachedKey:
+    """Read ``key_id``'s record. ``previous``: its expired entry, whose decrypted secret is
+    reused when the stored ciphertext is unchanged (a refresh costs the query, not the
+    decryption; an unknown id's refresh likewise skips the decoy's)."""
     key = ApiKey.objects.select_related("account", "account__owner").filter(key_id=key_id).first()
     if key is None:
+        if previous is not None and previous.key is None:
+            return CachedKey(None, previous.secret, time.monotonic())
         token, decoy_secret = _decoy_token()
         crypto.decrypt_secret(token)  # the same work as a real HMAC key's first look-up
         return CachedKey(None, decoy_secret, time.monotonic())
     secret: bytes | None = None
     if key.scheme == ApiKey.Scheme.HMAC:
         assert key.secret_encrypted is not None  # the database constraint: an HMAC key has its secret
-        secret = crypto.decrypt_secret(key.secret_encrypted).encode()
+        if (previous is not None and previous.key is not None and previous.key.pk == key.pk
+                and previous.key.secret_encrypted == key.secret_encrypted):
+            secret = previous.secret
+        else:
+            secret = crypto.decrypt_secret(key.secret_encrypted).encode()
     return CachedKey(key, secret, time.monotonic())
 
 
@@ -103,7 +112,7 @@ def key_get(key_id: str) -> CachedKey:
         if entry is not None and time.monotonic() - entry.loaded_at < ttl:
             _entries.move_to_end(key_id)
             return entry
-    entry = _load(key_id)
+    entry = _load(key_id, entry)
     if ttl > 0:
         with _lock:
             _entries[key_id] = entry

@@ -5,11 +5,10 @@ order, under one lock. It runs shortly after each audited commit, coalesced per 
 
 ``seal_soon`` is registered with ``transaction.on_commit`` by ``audit_record``. Sealing
 inline would add a second transaction to every audited request (and, on SQLite, a second
-trip through the single write lock); instead the first commit arms a short timer and
-every commit until it fires rides along, so a process seals at most once per
-``BOURSE_AUDIT_SEAL_DELAY_MS`` however many events it writes, and no request waits for it.
-The timer thread is not a daemon: a management command that exits right after writing
-events still seals them. Celery beat runs ``audit_seal`` periodically as the backstop for
+trip through the single write lock); instead the first commit wakes the process's sealer
+thread, which waits ``BOURSE_AUDIT_SEAL_DELAY_MS`` while every later commit rides along, so
+a process seals at most once per that delay however many events it writes, and no request
+waits for it. A process that exits with a seal due seals at exit. Celery beat runs ``audit_seal`` periodically as the backstop for
 a process that died in between.
 
 ``BOURSE_AUDIT_SEAL_MODE``: ``thread`` (default), ``inline`` (seal in the on-commit
@@ -17,14 +16,16 @@ callback itself: deterministic, for tests), ``off`` (periodic sealing only).
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
+import time
 from datetime import datetime
 from typing import Any, cast
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from . import chain
@@ -35,12 +36,15 @@ log = logging.getLogger(__name__)
 SEALER_LOCK_KEY = 0x6175646974  # "audit": the advisory lock only one sealer holds at a time
 
 _lock = threading.Lock()
-_timer: threading.Timer | None = None
+_wake = threading.Event()
+_thread: threading.Thread | None = None
+_armed = False  # a seal is due: set by the first commit, cleared when the sealer starts sealing
+_sealing = threading.Lock()  # held by the sealer thread while it seals
 
 
 def _reset_after_fork() -> None:
-    global _lock, _timer
-    _lock, _timer = threading.Lock(), None
+    global _lock, _wake, _thread, _armed, _sealing
+    _lock, _wake, _thread, _armed, _sealing = threading.Lock(), threading.Event(), None, False, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
@@ -51,20 +55,41 @@ def _run_sealer() -> None:
         audit_seal()
     except Exception:  # the periodic run retries; a failed seal loses nothing
         log.exception("audit sealing failed")
+        connection.close()  # a broken connection is replaced on the next seal
 
 
-def _fire() -> None:
-    global _timer
-    with _lock:
-        _timer = None  # commits from now on arm a new timer
-    try:
+def _sealer_loop() -> None:
+    """The process's sealer thread: sleeps until a commit arms it, lets the commits of the
+    next ``BOURSE_AUDIT_SEAL_DELAY_MS`` ride along, seals them all, and sleeps again. It keeps
+    its database connection between seals (a thread per seal connected afresh each time: a
+    PostgreSQL backend forked five times a second per busy process)."""
+    global _armed
+    while True:
+        _wake.wait()
+        _wake.clear()
+        time.sleep(int(getattr(settings, "BOURSE_AUDIT_SEAL_DELAY_MS", 200)) / 1000)
+        with _sealing:
+            with _lock:
+                _armed = False  # commits from now on arm the next seal
+            close_old_connections()
+            _run_sealer()
+
+
+def _seal_at_exit() -> None:
+    """A process that exits with a seal armed (a management command that wrote events just
+    before returning) seals them itself: the sealer thread is a daemon and dies with it. A seal
+    in progress is let finish first."""
+    if _sealing.acquire(timeout=10):
+        _sealing.release()
+    if _armed:
         _run_sealer()
-    finally:
-        connection.close()  # this thread's own connection
+
+
+atexit.register(_seal_at_exit)
 
 
 def seal_soon() -> None:
-    global _timer
+    global _thread, _armed
     mode = getattr(settings, "BOURSE_AUDIT_SEAL_MODE", "thread")
     if mode == "off":
         return
@@ -72,12 +97,13 @@ def seal_soon() -> None:
         _run_sealer()
         return
     with _lock:
-        if _timer is not None:
+        if _armed:
             return
-        delay = int(getattr(settings, "BOURSE_AUDIT_SEAL_DELAY_MS", 200)) / 1000
-        _timer = threading.Timer(delay, _fire)
-        _timer.name = "audit-sealer"
-        _timer.start()
+        _armed = True
+        if _thread is None:
+            _thread = threading.Thread(target=_sealer_loop, name="audit-sealer", daemon=True)
+            _thread.start()
+    _wake.set()
 
 
 def _take_sealer_lock() -> bool:

@@ -308,6 +308,10 @@ BOURSE_ENGINE_LINGER_MS = float(os.environ.get("BOURSE_ENGINE_LINGER_MS", "2"))
 # How long a process trusts its cached copy of an API key (apikeys/keycache.py): the bound on
 # how late a key change made by another process bites. 0 disables the cache.
 BOURSE_KEY_CACHE_S = float(os.environ.get("BOURSE_KEY_CACHE_S", "1.0"))
+# How long a process validates orders against its cached copy of a market
+# (trading/services/marketcache.py). Correctness does not depend on it: every order's write
+# checks the market is unchanged. 0 disables the cache.
+BOURSE_MARKET_CACHE_S = float(os.environ.get("BOURSE_MARKET_CACHE_S", "1.0"))
 # Threads per HTTP server process serving requests (exchange/httppool.py), each with its own
 # persistent database connection; 0 runs Django's stock ASGI handler (a thread per request).
 BOURSE_HTTP_THREADS = env_int("BOURSE_HTTP_THREADS", 16)

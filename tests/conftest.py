@@ -41,6 +41,9 @@ def _clear_cache():
     from trading.notify import VerdictWaiter
 
     VerdictWaiter.forget_recent()  # a flushed SQLite database gives the next test's orders the same ids
+    from trading.services import marketcache
+
+    marketcache.forget()  # and its markets the same ids and symbols (with other filters)
     from apikeys.replay import mark_store_fresh
 
     mark_store_fresh()  # emptied on purpose, not lost: requests signed just before stay valid

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 LIMIT = {"market": "BTC-USD", "side": "buy", "type": "limit", "price": "100.00", "quantity": "0.0100"}
 
 # (statements, Redis round trips) per configuration:
-# - place: the market read, the one-statement write (trading/services/order_write.py), the
+# - place: the one-statement write (trading/services/order_write.py; the market comes from the
+#   process's cache, trading/services/marketcache.py, and is checked inside it), the
 #   engine's wake-up NOTIFY; Redis: the authentication script (apikeys/gate.py: failure budget,
 #   nonce, replay epoch, key and orders budgets) and the outbox signal's PUBLISH. SQLite writes
 #   through the general path inside one transaction (BEGIN IMMEDIATE … COMMIT).
@@ -30,8 +31,8 @@ LIMIT = {"market": "BTC-USD", "side": "buy", "type": "limit", "price": "100.00",
 #   transaction, the NOTIFY; Redis: the authentication script.
 # - read (GET /account): the account row; Redis: the authentication script.
 BUDGET = {
-    "postgresql": {"place": (3, 2), "cancel": (6, 1), "read": (1, 1)},
-    "sqlite": {"place": (14, 0), "cancel": (5, 0), "read": (1, 0)},
+    "postgresql": {"place": (2, 2), "cancel": (6, 1), "read": (1, 1)},
+    "sqlite": {"place": (13, 0), "cancel": (5, 0), "read": (1, 0)},
 }
 
 

@@ -29,3 +29,28 @@ def test_unknown_ids_are_cached_as_misses_and_the_cache_is_bounded(monkeypatch, 
     for i in range(20):
         assert keycache.key_get(f"bk_nosuchkey{i:04d}").key is None
     assert len(keycache._entries) == 5
+
+
+def test_a_refresh_reads_the_key_but_decrypts_only_a_changed_secret(monkeypatch, settings):
+    from apikeys import crypto
+
+    settings.BOURSE_KEY_CACHE_S = 0.01
+    decrypted = []
+    real = crypto.decrypt_secret
+    monkeypatch.setattr(crypto, "decrypt_secret", lambda token: (decrypted.append(token), real(token))[1])
+    key = ApiKeyFactory()
+    first = keycache.key_get(key.key_id)
+    time.sleep(0.02)
+    second = keycache.key_get(key.key_id)
+    assert second is not first and second.secret == first.secret
+    assert len(decrypted) == 1  # the refresh re-read the row, not the secret
+    time.sleep(0.02)
+    assert keycache.key_get("bk_nosuchkey0001").key is None
+    time.sleep(0.02)
+    assert keycache.key_get("bk_nosuchkey0001").key is None
+    assert len(decrypted) == 2  # an unknown id: the decoy's decryption once, as a real key's
+    rotated = crypto.new_hmac_secret()
+    type(key).objects.filter(pk=key.pk).update(secret_encrypted=crypto.encrypt_secret(rotated))
+    time.sleep(0.02)
+    assert keycache.key_get(key.key_id).secret == rotated.encode()
+    assert len(decrypted) == 3

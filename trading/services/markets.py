@@ -15,6 +15,7 @@ from audit.services import audit_record
 from exchange import errors
 
 from ..models import Market, Order
+from . import marketcache
 
 ASSET_CODE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
 
@@ -176,6 +177,7 @@ def market_update(*, symbol: str, actor: object = None, reason: str = "", **chan
             setattr(market, field, value)
         _full_clean(market)
         market.save(update_fields=list(changed))
+        transaction.on_commit(lambda: marketcache.forget(symbol))  # other processes: the order write's check
         audit_record("market.updated", target=market, actor=actor, before=before, after=changed, reason=reason)
         return market
 
@@ -234,6 +236,7 @@ def market_set_status(*, symbol: str, status: str, actor: object = None, reason:
             before = market.status
             market.status = status
             market.save(update_fields=["status"])
+            transaction.on_commit(lambda: marketcache.forget(symbol))
             audit_record(
                 "market.halted" if status == Market.Status.HALTED else "market.resumed",
                 target=market, actor=actor, before={"status": before}, after={"status": status}, reason=reason,

@@ -9,10 +9,11 @@ statement of data-modifying CTEs, run in autocommit: the row locks live for one 
 and the order costs one round trip (plus the engine's wake-up NOTIFY after it).
 
 What decides is the balance ``UPDATE … WHERE available >= hold``: every other insert reads
-from its result, so when the market is halted (or its units changed), the balance row does
-not exist yet, or the balance is short, the statement writes nothing and says so; the caller
-then takes the general path (``orders._insert``), which refuses with the precise error or,
-for a missing balance row, creates it. The rows written are exactly those of the general
+from its result, so when the market is halted or changed (any column validation used:
+``marketcache.PINNED``), the balance row does not exist yet, or the balance is short, the
+statement writes nothing and says which; the caller validates again against the market as it
+now is, or takes the general path (``orders._insert``), which refuses with the precise error
+or, for a missing balance row, creates it. The rows written are exactly those of the general
 path; ``tests/trading/test_order_write.py`` compares them column by column.
 
 Column lists come from the models (``_columns``), so a field added to a model with a default
@@ -33,6 +34,7 @@ from audit.services import audit_event_build, audit_events_written
 from .. import notify
 from ..models import AccountSequence, Command, Market, Order, OutboxEvent
 from ..outbox import signal
+from . import marketcache
 
 
 def available() -> bool:
@@ -69,17 +71,18 @@ def _table(model: type[Model]) -> str:
 def order_insert_one_statement(account_id: int, market: Market, order: Order, audit_after: dict[str, object]) -> Order | None:
     """Write ``order`` (unsaved, fully populated) with its hold, command, ``balances`` event
     and audit event in one statement. Returns the order with its id and times, or None when
-    nothing was written (halted or changed market, no balance row, insufficient balance)."""
+    nothing was written (no balance row, insufficient balance); raises ``MarketChanged`` when
+    the market was halted or edited since ``market`` was read."""
     now = timezone.now()
     order.created_at = order.updated_at = now
     amount, asset = order.hold_amount, order.hold_asset_id
     params: list[Any] = []
 
     # 1. the market, shared-locked: a halt or a filter edit (exclusive) waits for us, or we see it
-    market_sql = (
-        f"SELECT id FROM {_table(Market)} WHERE id = %s AND status = %s AND tick_size = %s AND lot_size = %s FOR SHARE"
-    )
-    params += [market.pk, Market.Status.OPEN, market.tick_size, market.lot_size]
+    # and as validation saw it (marketcache: the copy may be a process's cached one)
+    unchanged, unchanged_params = marketcache.unchanged(market)
+    market_sql = f"SELECT id FROM {_table(Market)} WHERE id = %s AND {unchanged} FOR SHARE"
+    params += [market.pk, *unchanged_params]
     # 2. the hold: the one row lock, for this statement only
     balance_sql = (
         f"UPDATE {_table(Balance)} SET available = available - %s, locked = locked + %s "
@@ -131,11 +134,13 @@ def order_insert_one_statement(account_id: int, market: Market, order: Order, au
     sql = (
         f"WITH mkt AS ({market_sql}), bal AS ({balance_sql}), ord AS ({order_sql}), jnl AS ({journal_sql}), "
         f"ent AS ({entries_sql}), cmd AS ({command_sql}), seq AS ({sequence_sql}), evt AS ({event_sql}), "
-        f"aud AS ({audit_sql}) SELECT (SELECT id FROM ord), (SELECT id FROM evt)"
+        f"aud AS ({audit_sql}) SELECT (SELECT id FROM mkt), (SELECT id FROM ord), (SELECT id FROM evt)"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        order_id, event_id = cursor.fetchone()
+        market_id, order_id, event_id = cursor.fetchone()
+    if market_id is None:
+        raise marketcache.MarketChanged()
     if order_id is None:
         return None
     order.pk = order_id

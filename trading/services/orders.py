@@ -35,7 +35,7 @@ from exchange.syntax import parse_id
 from .. import filters, notify, pricing
 from ..models import Command, Market, Order
 from ..outbox.services import balances_publish
-from . import order_write
+from . import marketcache, order_write
 
 log = logging.getLogger("bourse.orders")
 
@@ -44,6 +44,8 @@ CLIENT_ORDER_ID = re.compile(r"\A[A-Za-z0-9_-]{1,36}\Z")
 # (a lost one must not strand a caller), so a waiter also re-reads this often without one:
 # a safety net, not the hot path, which never polls.
 VERDICT_RECHECK_S = 1.0
+# Validations against a market that keeps changing under the order before it is refused as busy.
+MARKET_CHANGED_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,7 @@ def order_validate(
         _money(stop_price, "stop_price"),
     )
     expire_time = _expire_time(expire_time)
-    market_obj = Market.objects.select_related("base", "quote").filter(symbol=market).first()
+    market_obj = marketcache.market_get(market)
     if market_obj is None:
         raise errors.MarketNotFound(f"Market {market!r} does not exist.")
 
@@ -265,31 +267,61 @@ def order_submit(*, account: Account, wait: float = 0.0, **params: Any) -> Submi
     # A refused submission (validation, balance, halted market, duplicate id) is audited
     # after its transaction rolled back.
     with audit_refusals("order.rejected", account=account, after=_audit_params(params)):
-        request = order_validate(**params)
-        if request.client_order_id is not None:
-            existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
-            if existing is not None:
-                return SubmitResult(_same_or_refuse(request, existing), created=False)
-        if not request.market.is_open:
-            raise errors.MarketHalted(f"Market {request.market.symbol} is halted.")
-
-        waiter = notify.VerdictWaiter.get() if wait > 0 else None
-        submitted = time.perf_counter()
-        try:
-            order = _insert(account, request)
-        except IntegrityError:
-            # Two submissions raced with one client_order_id: the unique constraint let one win.
-            if request.client_order_id is None:
-                raise
-            existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
-            if existing is None:
-                raise
-            return SubmitResult(_same_or_refuse(request, existing), created=False)
+        return_now: SubmitResult | None = None
+        for attempt in range(MARKET_CHANGED_ATTEMPTS):
+            try:
+                return_now, order, waiter, submitted = _submit_once(account, wait, params, fresh=attempt > 0)
+                break
+            except marketcache.MarketChanged:
+                # Halted or edited since this process cached it: validate again against the
+                # market as it is now (which refuses precisely if it is halted).
+                marketcache.forget(str(params.get("market")))
+                if attempt == MARKET_CHANGED_ATTEMPTS - 1:
+                    raise errors.ServiceUnavailable(
+                        f"Market {params.get('market')} is being changed; retry the order.") from None
+        if return_now is not None:
+            return return_now
     if waiter is not None:
         order = _after_commit(order_wait, order, wait, waiter, fresh=True, default=order)
         metrics.ORDER_VERDICT.labels("pending" if order.status == Order.Status.PENDING else "verdict").observe(
             time.perf_counter() - submitted)
     return SubmitResult(order, created=True)
+
+
+def _submit_once(account: Account, wait: float, params: dict[str, Any], *, fresh: bool
+                 ) -> tuple[SubmitResult | None, Order, notify.VerdictWaiter | None, float]:
+    """Validate and write one submission: ``(earlier result, …)`` when its client_order_id
+    names an identical earlier order, else ``(None, order, waiter, submitted at)``. Raises
+    ``MarketChanged`` when the market changed under the cached copy validation used, and
+    instead of refusing against a cached copy unless ``fresh`` (the market was just re-read):
+    an order is only ever refused for the market as it is now (just resumed, say)."""
+    try:
+        request = order_validate(**params)
+    except errors.ValidationError:
+        if fresh:
+            raise
+        raise marketcache.MarketChanged() from None
+    if request.client_order_id is not None:
+        existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
+        if existing is not None:
+            return SubmitResult(_same_or_refuse(request, existing), created=False), existing, None, 0.0
+    if not request.market.is_open:
+        if not fresh:
+            raise marketcache.MarketChanged()
+        raise errors.MarketHalted(f"Market {request.market.symbol} is halted.")
+    waiter = notify.VerdictWaiter.get() if wait > 0 else None
+    submitted = time.perf_counter()
+    try:
+        order = _insert(account, request)
+    except IntegrityError:
+        # Two submissions raced with one client_order_id: the unique constraint let one win.
+        if request.client_order_id is None:
+            raise
+        existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
+        if existing is None:
+            raise
+        return SubmitResult(_same_or_refuse(request, existing), created=False), existing, None, 0.0
+    return None, order, waiter, submitted
 
 
 _T = TypeVar("_T")
@@ -350,8 +382,8 @@ def _insert(account: Account, request: OrderRequest) -> Order:
         # Re-read the market under a shared row lock: a halt (or a filter edit) takes the row
         # exclusively, so it either commits before this read (and the order is refused) or
         # waits until this order is committed — an order is never accepted after a halt.
-        if not _market_open_locked(market):
-            raise errors.MarketHalted(f"Market {market.symbol} is halted.")
+        if not _market_unchanged_locked(market):
+            raise marketcache.MarketChanged()
         order = Order.objects.create(
             account=account,
             market=market,
@@ -378,16 +410,18 @@ def _insert(account: Account, request: OrderRequest) -> Order:
     return order
 
 
-def _market_open_locked(market: Market) -> bool:
-    """Whether ``market`` is open, read under a shared lock held to the end of the transaction
-    (PostgreSQL ``FOR SHARE``: submissions do not wait for each other, only for a halt or an
-    edit; SQLite's immediate transactions already hold the database's one write lock)."""
+def _market_unchanged_locked(market: Market) -> bool:
+    """Whether ``market`` is open and as validation saw it (``marketcache.PINNED``), read under
+    a shared lock held to the end of the transaction (PostgreSQL ``FOR SHARE``: submissions do
+    not wait for each other, only for a halt or an edit; SQLite's immediate transactions
+    already hold the database's one write lock)."""
     if connection.vendor == "postgresql":
+        condition, params = marketcache.unchanged(market)
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT status FROM {Market._meta.db_table} WHERE id = %s FOR SHARE", [market.pk])
-            row = cursor.fetchone()
-        return row is not None and row[0] == Market.Status.OPEN
-    return Market.objects.filter(pk=market.pk, status=Market.Status.OPEN).exists()
+            cursor.execute(f"SELECT 1 FROM {Market._meta.db_table} WHERE id = %s AND {condition} FOR SHARE",
+                           [market.pk, *params])
+            return cursor.fetchone() is not None
+    return Market.objects.filter(marketcache.unchanged_q(market)).exists()
 
 
 def _order_audit(order: Order) -> dict[str, object]:

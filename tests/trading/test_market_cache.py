@@ -1,0 +1,75 @@
+"""Orders are validated against a per-process cached copy of their market
+(``trading/services/marketcache.py``), yet never accepted or refused against a stale one: the
+write checks the market is unchanged, and a refusal is only given for the market as it is now.
+Each test changes the market behind the cache's back (an ORM update: what another process's
+edit looks like to this one)."""
+from decimal import Decimal as D
+
+import pytest
+
+from exchange import errors
+from tests.support import fund
+from trading.models import Market, Order
+from trading.services import marketcache, order_submit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def long_lived_cache(settings):
+    settings.BOURSE_MARKET_CACHE_S = 3600  # only the checks can notice a change within the test
+
+
+@pytest.fixture
+def funded(trader):
+    fund(trader, USD="100000", BTC="10")
+    return trader
+
+
+def _buy(trader, price="100.00", quantity="0.5000"):
+    return order_submit(account=trader, market="BTC-USD", side="buy", type="limit", price=price,
+                        quantity=quantity).order
+
+
+def _cached(market):
+    _buy_cached = marketcache.market_get(market.symbol)
+    assert _buy_cached is marketcache.market_get(market.symbol)  # it is cached now
+    return _buy_cached
+
+
+def test_a_halt_behind_the_cache_refuses_the_order_and_writes_nothing(market, funded):
+    _cached(market)
+    Market.objects.filter(pk=market.pk).update(status=Market.Status.HALTED)
+    with pytest.raises(errors.MarketHalted):
+        _buy(funded)
+    assert not Order.objects.exists()
+
+
+def test_a_resume_behind_the_cache_accepts_the_order(market, funded):
+    Market.objects.filter(pk=market.pk).update(status=Market.Status.HALTED)
+    _cached(market)
+    Market.objects.filter(pk=market.pk).update(status=Market.Status.OPEN)
+    assert _buy(funded).status == Order.Status.PENDING
+
+
+def test_a_stricter_filter_behind_the_cache_refuses(market, funded):
+    _cached(market)
+    Market.objects.filter(pk=market.pk).update(min_notional=D("1000"))  # 100 x 0.5 = 50 is too small now
+    with pytest.raises(errors.ValidationError) as refused:
+        _buy(funded)
+    assert "min_notional" in str(refused.value.errors)
+    assert not Order.objects.exists()
+
+
+def test_a_looser_filter_behind_the_cache_accepts(market, funded):
+    Market.objects.filter(pk=market.pk).update(min_notional=D("1000"))
+    _cached(market)
+    Market.objects.filter(pk=market.pk).update(min_notional=D("1"))
+    assert _buy(funded).status == Order.Status.PENDING
+
+
+def test_a_fee_change_behind_the_cache_holds_the_new_fee(market, funded):
+    _cached(market)
+    Market.objects.filter(pk=market.pk).update(taker_fee_rate=D("0.01"))
+    order = _buy(funded)
+    assert order.hold_amount == D("50.500000")  # 100 x 0.5 plus 1 % (the cached 0.2 % would hold 50.100000)

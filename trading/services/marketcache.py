@@ -1,0 +1,70 @@
+"""The per-process cache of markets an order is validated against.
+
+Reading the market with its assets through the ORM was the largest single cost of an order's
+validation (Django compiling the query, more than the round trip). Markets change rarely
+and by an operator, so each process keeps them for ``BOURSE_MARKET_CACHE_S`` (1 s by
+default) — but an order is never accepted against a stale copy: the order's write checks,
+in the same statement and under the market row's shared lock, that the market is open and
+every column validation used (``PINNED``) still holds the cached value
+(``unchanged_sql``). When it does not, the write changes nothing, the entry is dropped and
+the order is validated again against the market as it now is (``orders.order_submit``).
+The services that change a market drop its entry in their own process at once.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+
+from ..models import Market
+
+# Every column of the market that an order's validation or hold depends on.
+PINNED = ("base_id", "quote_id", "tick_size", "lot_size", "min_quantity", "min_notional", "maker_fee_rate",
+          "taker_fee_rate", "max_price", "max_quantity", "max_notional")
+
+_entries: dict[str, tuple[Market, float]] = {}
+_lock = threading.Lock()
+
+
+class MarketChanged(Exception):
+    """The market an order was validated against was halted or edited before its write."""
+
+
+def market_get(symbol: str) -> Market | None:
+    """The market ``symbol`` with its assets, from the cache when read within its lifetime."""
+    ttl = float(getattr(settings, "BOURSE_MARKET_CACHE_S", 1.0))
+    entry = _entries.get(symbol)
+    if entry is not None and time.monotonic() - entry[1] < ttl:
+        return entry[0]
+    market = Market.objects.select_related("base", "quote").filter(symbol=symbol).first()
+    if market is not None and ttl > 0:
+        with _lock:
+            _entries[symbol] = (market, time.monotonic())
+    return market
+
+
+def forget(symbol: str | None = None) -> None:
+    """Drop ``symbol``'s entry (every entry with None)."""
+    with _lock:
+        if symbol is None:
+            _entries.clear()
+        else:
+            _entries.pop(symbol, None)
+
+
+def unchanged(market: Market) -> tuple[str, list[Any]]:
+    """``(condition, params)`` over the markets table's columns, for PostgreSQL: the market row
+    is open and every pinned column still holds ``market``'s value."""
+    condition = " AND ".join(["status = %s"] + [f"{column} IS NOT DISTINCT FROM %s" for column in PINNED])
+    return condition, [Market.Status.OPEN] + [getattr(market, column) for column in PINNED]
+
+
+def unchanged_q(market: Market) -> Q:
+    """The same condition as a query filter (any database)."""
+    return Q(pk=market.pk, status=Market.Status.OPEN) & Q(
+        *[Q(**{f"{column}__isnull": True}) if getattr(market, column) is None else Q(**{column: getattr(market, column)})
+          for column in PINNED]
+    )
