@@ -32,8 +32,8 @@ def _row(instance, ignored=IGNORED):
 
 
 def _submit(trader, **extra):
-    return order_submit(account=trader, market="BTC-USD", side="buy", type="limit", price="100.00",
-                        quantity="0.5000", **extra).order
+    order = {"market": "BTC-USD", "side": "buy", "type": "limit", "price": "100.00", "quantity": "0.5000"}
+    return order_submit(account=trader, **(order | extra)).order
 
 
 def _written(order):
@@ -104,3 +104,33 @@ def test_what_it_cannot_decide_is_refused_by_the_general_path(market):
         _submit(trader)
     assert not Order.objects.exists() and not Command.objects.exists()
     assert not Journal.objects.filter(kind="hold").exists()
+
+
+@pytest.mark.parametrize("extra", [
+    {},
+    {"client_order_id": "cached-1"},
+    {"type": "stop_limit", "stop_price": "90.00"},
+    {"time_in_force": "gtd", "expire_time": "2099-01-01T00:00:00Z"},
+])
+def test_the_statement_stays_within_psycopgs_parse_cache(market, monkeypatch, settings, extra):
+    """psycopg parses a statement once and keeps it only under 4 KB and 50 parameters; above
+    either it re-parsed this one on every order (a tenth of a REST process's CPU)."""
+    import psycopg
+    from psycopg import _queries
+
+    settings.BOURSE_GTD_MAX_DAYS = 365 * 100
+    trader = AccountFactory()
+    fund(trader, USD="1000")
+    seen = []
+    real = psycopg.Cursor.execute
+
+    def execute(cursor, query, params=None, **kwargs):
+        if str(query).startswith("WITH"):
+            seen.append((len(query), len(params)))
+        return real(cursor, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    _submit(trader, **extra)
+    assert len(seen) == 1
+    length, count = seen[0]
+    assert length <= _queries.MAX_CACHED_STATEMENT_LENGTH and count <= _queries.MAX_CACHED_STATEMENT_PARAMS, seen

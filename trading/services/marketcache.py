@@ -25,6 +25,9 @@ from ..models import Market
 PINNED = ("base_id", "quote_id", "tick_size", "lot_size", "min_quantity", "min_notional", "maker_fee_rate",
           "taker_fee_rate", "max_price", "max_quantity", "max_notional")
 
+ASSET_PINS = PINNED[:2]
+NUMBER_PINS = PINNED[2:]
+
 _entries: dict[str, tuple[Market, float]] = {}
 _lock = threading.Lock()
 
@@ -57,9 +60,12 @@ def forget(symbol: str | None = None) -> None:
 
 def unchanged(market: Market) -> tuple[str, list[Any]]:
     """``(condition, params)`` over the markets table's columns, for PostgreSQL: the market row
-    is open and every pinned column still holds ``market``'s value."""
-    condition = " AND ".join(["status = %s"] + [f"{column} IS NOT DISTINCT FROM %s" for column in PINNED])
-    return condition, [Market.Status.OPEN] + [getattr(market, column) for column in PINNED]
+    is open and every pinned column still holds ``market``'s value (three parameters: arrays
+    compare element by element, NULLs equal)."""
+    condition = (f"status = %s AND ARRAY[{', '.join(ASSET_PINS)}]::text[] = %s::text[] "
+                 f"AND ARRAY[{', '.join(NUMBER_PINS)}]::numeric[] = %s::numeric[]")
+    return condition, [Market.Status.OPEN, [getattr(market, c) for c in ASSET_PINS],
+                       [getattr(market, c) for c in NUMBER_PINS]]
 
 
 def unchanged_q(market: Market) -> Q:

@@ -21,6 +21,8 @@ is written here too.
 """
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection
@@ -42,11 +44,48 @@ def available() -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-def _columns(instance: Model, sql: dict[str, str | tuple[str, list[Any]]], params: list[Any]) -> tuple[str, str]:
+_SHAREABLE = (str, int, bool, Decimal, datetime)
+
+
+class _Params(dict[str, Any]):
+    """The statement's parameters, by (short) name. A value several rows share (the time, the
+    account, the market, the hold, empty strings, a NULL of one column type) is passed once,
+    which keeps the statement under psycopg's limits for caching its parsed form (50
+    parameters, 4 KB; it re-parsed the statement on every order otherwise)."""
+
+    def __init__(self, now: Any) -> None:
+        super().__init__()
+        self.now = now
+        self._shared: dict[tuple[Any, ...], str] = {}
+
+    def add(self, value: Any, null_type: str | None = None) -> str:
+        """A parameter for ``value``: an equal value of the same type given before is passed
+        once (a NULL, untyped on the wire, only for columns of one ``null_type``)."""
+        if value is None:
+            key: tuple[Any, ...] | None = None if null_type is None else ("null", null_type)
+        else:
+            key = (type(value), value) if isinstance(value, _SHAREABLE) else None
+        name = self._shared.get(key) if key is not None else None
+        if name is None:
+            name = f"a{len(self)}"
+            self[name] = value
+            if key is not None:
+                self._shared[key] = name
+        return f"%({name})s"
+
+    def sql(self, text: str, *values: Any) -> str:
+        """``text`` with each ``%s`` replaced by a parameter for the next of ``values``."""
+        parts = text.split("%s")
+        assert len(parts) == len(values) + 1
+        names = [self.add(value) for value in values]
+        return parts[0] + "".join(name + part for name, part in zip(names, parts[1:], strict=True))
+
+
+def _columns(instance: Model, sql: dict[str, str | tuple[str, list[Any]]], params: _Params) -> tuple[str, str]:
     """``(column list, value list)`` for inserting ``instance``: every concrete field but the
     primary key, each as a parameter taken from the instance (Django's own conversion, so
-    defaults and auto-now times are applied) unless ``sql`` gives an SQL expression for it
-    (with its own parameters, as ``(expression, params)``)."""
+    defaults are applied; automatic times are the statement's one time) unless ``sql`` gives
+    an SQL expression for it (with its own parameters, as ``(expression with %s, values)``)."""
     names, values = [], []
     for field in instance._meta.concrete_fields:
         if field.primary_key:
@@ -55,12 +94,14 @@ def _columns(instance: Model, sql: dict[str, str | tuple[str, list[Any]]], param
         if field.name in sql:
             expression = sql[field.name]
             if isinstance(expression, tuple):
-                expression, extra = expression
-                params.extend(extra)
+                expression = params.sql(expression[0], *expression[1])
             values.append(expression)
+        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            setattr(instance, field.attname, params.now)
+            values.append(params.add(field.get_db_prep_save(params.now, connection)))
         else:
-            values.append("%s")
-            params.append(field.get_db_prep_save(field.pre_save(instance, add=True), connection))
+            value = field.get_db_prep_save(field.pre_save(instance, add=True), connection)
+            values.append(params.add(value, field.db_type(connection)))
     return ", ".join(names), ", ".join(values)
 
 
@@ -76,20 +117,20 @@ def order_insert_one_statement(account_id: int, market: Market, order: Order, au
     now = timezone.now()
     order.created_at = order.updated_at = now
     amount, asset = order.hold_amount, order.hold_asset_id
-    params: list[Any] = []
+    params = _Params(now)
 
     # 1. the market, shared-locked: a halt or a filter edit (exclusive) waits for us, or we see it
     # and as validation saw it (marketcache: the copy may be a process's cached one)
     unchanged, unchanged_params = marketcache.unchanged(market)
-    market_sql = f"SELECT id FROM {_table(Market)} WHERE id = %s AND {unchanged} FOR SHARE"
-    params += [market.pk, *unchanged_params]
+    market_sql = params.sql(f"SELECT id FROM {_table(Market)} WHERE id = %s AND {unchanged} FOR SHARE",
+                            market.pk, *unchanged_params)
     # 2. the hold: the one row lock, for this statement only
-    balance_sql = (
+    balance_sql = params.sql(
         f"UPDATE {_table(Balance)} SET available = available - %s, locked = locked + %s "
         f"WHERE account_id = %s AND asset_id = %s AND available >= %s AND EXISTS (SELECT 1 FROM mkt) "
-        f"RETURNING available, locked"
+        f"RETURNING available, locked",
+        amount, amount, account_id, asset, amount,
     )
-    params += [amount, amount, account_id, asset, amount]
     # 3. the order
     order_cols, order_vals = _columns(order, {}, params)
     order_sql = f"INSERT INTO {_table(Order)} ({order_cols}) SELECT {order_vals} FROM bal RETURNING id"
@@ -110,19 +151,19 @@ def order_insert_one_statement(account_id: int, market: Market, order: Order, au
     command_cols, command_vals = _columns(command, {"order": "o.id"}, params)
     command_sql = f"INSERT INTO {_table(Command)} ({command_cols}) SELECT {command_vals} FROM ord o"
     # 6. the `balances` event, sequenced on the account's stream (outbox_write's rule)
-    sequence_sql = (
+    sequence_sql = params.sql(
         f"INSERT INTO {_table(AccountSequence)} (account_id, channel, last) SELECT %s, 'balances', 1 FROM bal "
-        f"ON CONFLICT (account_id, channel) DO UPDATE SET last = {_table(AccountSequence)}.last + 1 RETURNING last"
+        f"ON CONFLICT (account_id, channel) DO UPDATE SET last = {_table(AccountSequence)}.last + 1 RETURNING last",
+        account_id,
     )
-    params.append(account_id)
     scale = market.base.scale if asset == market.base_id else market.quote.scale
     payload = (
-        "json_build_object('asset', %s::text, 'total', round(b.available + b.locked, %s)::text, "
-        "'available', round(b.available, %s)::text, 'locked', round(b.locked, %s)::text)::jsonb"
+        "(SELECT json_build_object('asset', %s::text, 'total', round(b.available + b.locked, x)::text, "
+        "'available', round(b.available, x)::text, 'locked', round(b.locked, x)::text)::jsonb FROM (SELECT %s::int AS x) d)"
     )
     event = OutboxEvent(market_id=market.pk, account_id=account_id, channel="balances", payload={}, created_at=now)
     event_cols, event_vals = _columns(
-        event, {"sequence": "s.last", "payload": (payload, [asset, scale, scale, scale])}, params
+        event, {"sequence": "s.last", "payload": (payload, [asset, scale])}, params
     )
     event_sql = f"INSERT INTO {_table(OutboxEvent)} ({event_cols}) SELECT {event_vals} FROM bal b, seq s RETURNING id"
     # 7. the audit event
