@@ -28,11 +28,15 @@ import asyncio
 import contextvars
 from concurrent.futures import ThreadPoolExecutor
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
 from django.db import close_old_connections, connections
 from django.http import FileResponse
+from django.urls import set_script_prefix
 
 
 class PooledASGIHandler(ASGIHandler):
@@ -46,12 +50,63 @@ class PooledASGIHandler(ASGIHandler):
         """Django's entry point without its per-request ``ThreadSensitiveContext``: that context
         gives each request a thread executor of its own, so every request started a thread (or
         two) just to run the request signals and ``response.close()`` (~9 % of a REST
-        process's time under load, by py-spy). The view runs in the pool below; what Django
-        still runs through ``sync_to_async`` on the event loop's side (those signals, the close)
-        goes to asgiref's one shared thread instead."""
+        process's time under load, by py-spy)."""
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         await self.handle(scope, receive, send)
+
+    async def handle(self, scope, receive, send):
+        """Django's ``ASGIHandler.handle`` (body read whole, the disconnect watch), with the
+        request signals and the close of a complete response run in the request's pool thread
+        beside the view: the signals' work (closing obsolete connections) concerns that
+        thread's connections, and a request hands off to another thread once, not three
+        times. A streaming response is closed after it is sent, as Django does."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            assert error_response is not None
+            body_file.close()
+            await self.send_response(error_response, send)
+            await sync_to_async(error_response.close)()
+            return
+
+        async def process_request():
+            response = await self.run_get_response(request)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # the client disconnected while the response was being sent
+            return response
+
+        tasks = [asyncio.create_task(self.listen_for_disconnect(receive)), asyncio.create_task(process_request())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            await signals.request_finished.asend(sender=self.__class__)
+        else:
+            if response.streaming:
+                await sync_to_async(response.close)()
+        body_file.close()
 
     async def run_get_response(self, request):
         loop = asyncio.get_running_loop()
@@ -62,17 +117,23 @@ class PooledASGIHandler(ASGIHandler):
             response.block_size = self.chunk_size
         if response.streaming and not response.is_async:
             # Django would drain a synchronous iterator (a CSV export reading the database) in
-            # the thread-sensitive executor, now asgiref's one shared thread: it would hold up
-            # every request's signals for the export's length. It gets a thread of its own.
+            # the thread-sensitive executor, here asgiref's one shared thread: it would hold up
+            # other requests for the export's length. It gets a thread of its own.
             response.streaming_content = _drained_elsewhere(response.streaming_content)
         return response
 
     def _respond(self, request):
-        close_old_connections()  # an obsolete or broken connection of this thread goes first
+        # request_started closes this thread's obsolete or broken connection first;
+        # request_finished (the close of a complete response) does after.
+        signals.request_started.send(sender=self.__class__, scope=request.scope)
         try:
-            return self._sync.get_response(request)
-        finally:
+            response = self._sync.get_response(request)
+        except BaseException:
             close_old_connections()
+            raise
+        if not response.streaming:
+            response.close()
+        return response
 
 
 async def _drained_elsewhere(iterator):

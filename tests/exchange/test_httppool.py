@@ -91,3 +91,25 @@ def test_a_long_streaming_export_does_not_hold_up_other_requests():
     others, export = asyncio.run(run())
     assert others == [(200, b"ok")] * 5
     assert export == (200, b"first\nlast\n")
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_the_request_signals_run_in_the_thread_that_served_the_request():
+    """Their work (closing an obsolete or broken database connection) concerns that thread's
+    connections; run anywhere else it closes nothing that matters."""
+    from django.core import signals
+
+    app = PooledASGIHandler(2)
+    seen = []
+
+    def record(**kwargs):
+        seen.append(threading.current_thread().name)
+
+    signals.request_started.connect(record)
+    signals.request_finished.connect(record)
+    try:
+        assert asyncio.run(_get(app, "plain")) == (200, b"ok")
+    finally:
+        signals.request_started.disconnect(record)
+        signals.request_finished.disconnect(record)
+    assert len(seen) == 2 and all(name.startswith("bourse-http") for name in seen), seen
