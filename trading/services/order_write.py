@@ -21,12 +21,13 @@ is written here too.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
-from django.db.models import Model
+from django.db import connection, models
+from django.db.models import Field, Model
 from django.utils import timezone
 
 from accounts.models import Balance, Bucket, EntryKind, Journal, LedgerEntry
@@ -81,28 +82,61 @@ class _Params(dict[str, Any]):
         return parts[0] + "".join(name + part for name, part in zip(names, parts[1:], strict=True))
 
 
+# Field kinds whose Python value is already what psycopg sends: no Django conversion needed.
+_PLAIN = (models.CharField, models.IntegerField, models.BooleanField, models.ForeignKey)
+
+
+@dataclass(frozen=True)
+class _Column:
+    field: Field
+    attname: str
+    quoted: str  # the column's quoted name
+    db_type: str  # a NULL's type, for sharing it with other NULLs of the type
+    automatic_time: bool  # auto_now / auto_now_add: the statement's one time
+    plain: bool
+
+
+_plans: dict[type[Model], tuple[str, list[_Column]]] = {}
+
+
+def _plan(model: type[Model]) -> tuple[str, list[_Column]]:
+    """A model's insert columns, worked out once per process (asking each field for its
+    database type and conversion on every order was most of this module's time)."""
+    plan = _plans.get(model)
+    if plan is None:
+        columns = [
+            _Column(field, field.attname, connection.ops.quote_name(field.column), field.db_type(connection),
+                    bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)),
+                    isinstance(field, _PLAIN))
+            for field in model._meta.concrete_fields if not field.primary_key
+        ]
+        plan = _plans[model] = (", ".join(column.quoted for column in columns), columns)
+    return plan
+
+
 def _columns(instance: Model, sql: dict[str, str | tuple[str, list[Any]]], params: _Params) -> tuple[str, str]:
     """``(column list, value list)`` for inserting ``instance``: every concrete field but the
-    primary key, each as a parameter taken from the instance (Django's own conversion, so
-    defaults are applied; automatic times are the statement's one time) unless ``sql`` gives
-    an SQL expression for it (with its own parameters, as ``(expression with %s, values)``)."""
-    names, values = [], []
-    for field in instance._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        names.append(connection.ops.quote_name(field.column))
-        if field.name in sql:
-            expression = sql[field.name]
+    primary key, each as a parameter taken from the instance (Django's own conversion where
+    one applies, so defaults are applied; automatic times are the statement's one time)
+    unless ``sql`` gives an SQL expression for it (with its own parameters, as
+    ``(expression with %s, values)``)."""
+    names, columns = _plan(type(instance))
+    values = []
+    for column in columns:
+        name = column.field.name
+        if name in sql:
+            expression = sql[name]
             if isinstance(expression, tuple):
                 expression = params.sql(expression[0], *expression[1])
             values.append(expression)
-        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            setattr(instance, field.attname, params.now)
-            values.append(params.add(field.get_db_prep_save(params.now, connection)))
+        elif column.automatic_time:
+            setattr(instance, column.attname, params.now)
+            values.append(params.add(params.now))
         else:
-            value = field.get_db_prep_save(field.pre_save(instance, add=True), connection)
-            values.append(params.add(value, field.db_type(connection)))
-    return ", ".join(names), ", ".join(values)
+            value = getattr(instance, column.attname) if column.plain else \
+                column.field.get_db_prep_save(column.field.pre_save(instance, add=True), connection)
+            values.append(params.add(value, column.db_type))
+    return names, ", ".join(values)
 
 
 def _table(model: type[Model]) -> str:
