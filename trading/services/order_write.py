@@ -88,10 +88,10 @@ _PLAIN = (models.CharField, models.IntegerField, models.BooleanField, models.For
 
 @dataclass(frozen=True)
 class _Column:
-    field: Field
+    field: Field[Any, Any]
     attname: str
     quoted: str  # the column's quoted name
-    db_type: str  # a NULL's type, for sharing it with other NULLs of the type
+    db_type: str | None  # a NULL's type, for sharing it with other NULLs of the type
     automatic_time: bool  # auto_now / auto_now_add: the statement's one time
     plain: bool
 
