@@ -23,7 +23,7 @@ from exchange.schema import ProblemSerializer, problem_responses
 from .. import services
 from ..models import Order
 from ..representations import cancel_after_to_wire, order_to_wire
-from .serializers import OrderSerializer, OrderSubmitSerializer
+from .serializers import OrderSerializer, OrderSubmitSerializer, order_submit_body
 from .views import ORDER_EXAMPLE
 
 log = logging.getLogger("bourse.api")
@@ -129,9 +129,7 @@ class OrderBatchApi(PrivateApi):
                 ratelimit.record(request, usage)
                 if usage.exceeded:
                     raise _Refused(ratelimit.refusal(usage))
-                serializer = OrderSubmitSerializer(data=body)
-                serializer.is_valid(raise_exception=True)
-                result = services.order_submit(account=account, **serializer.validated_data)
+                result = services.order_submit(account=account, **order_submit_body(body))
             except _Refused as refused:
                 results.append({"status": refused.error.status, "error": refused.error.as_problem(request_id)})
                 continue

@@ -34,6 +34,7 @@ from .serializers import (
     PositionSerializer,
     TickerSerializer,
     TradeSerializer,
+    order_submit_body,
 )
 
 PRIVATE_ERRORS = (401, 403, 429)
@@ -303,10 +304,8 @@ class OrderListSubmitApi(PrivateApi):
     )
     @orders_rate_limit
     def post(self, request):
-        body = OrderSubmitSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
         result = services.order_submit(
-            account=request.auth.account, wait=settings.BOURSE_ENGINE_WAIT_S, **body.validated_data
+            account=request.auth.account, wait=settings.BOURSE_ENGINE_WAIT_S, **order_submit_body(request.data)
         )
         order = result.order
         status = 200 if not result.created else 202 if order.status == "pending" else 201

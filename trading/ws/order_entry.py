@@ -29,7 +29,7 @@ from apikeys.verifier import audit_refusal, standing_refusal
 from exchange import errors, ratelimit
 from exchange.problems import to_bourse_error
 from trading import services
-from trading.api.serializers import OrderAmendSerializer, OrderSubmitSerializer
+from trading.api.serializers import OrderAmendSerializer, order_submit_body
 from trading.representations import cancel_after_to_wire, order_to_wire
 
 log = logging.getLogger("bourse.ws")
@@ -93,9 +93,7 @@ def place_order(key_id: str, source_ip: str, message: dict) -> dict:
     key = trading_key(key_id, source_ip)
     ratelimit.consume(ratelimit.ORDERS, key.account_id)
     body = {name: value for name, value in message.items() if name not in ("op", "id")}
-    serializer = OrderSubmitSerializer(data=body)
-    serializer.is_valid(raise_exception=True)
-    result = services.order_submit(account=key.account, wait=settings.BOURSE_ENGINE_WAIT_S, **serializer.validated_data)
+    result = services.order_submit(account=key.account, wait=settings.BOURSE_ENGINE_WAIT_S, **order_submit_body(body))
     return {"type": "order", "order": order_to_wire(result.order)}
 
 
