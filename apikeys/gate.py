@@ -79,7 +79,7 @@ for i = 4, #KEYS do
 end
 return out
 """
-_scripts: dict[int, Any] = {}  # redis-py Script objects, per client
+
 
 
 @dataclass
@@ -124,13 +124,7 @@ def _usage(pol: ratelimit.Policy, count: int, window_end: int) -> ratelimit.Usag
 
 
 def _redis(source_ip, mode, key_id, nonce, verdict, timestamp_ms, now_ms, budgets) -> Outcome:
-    from django.core.cache import caches
-
-    cache = caches["default"]
-    client = cache.client.get_client(write=True)  # type: ignore[attr-defined]
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(_SCRIPT)
+    cache, client = ratelimit.redis_store()
     fail_pol = ratelimit.policy(ratelimit.AUTH_FAILURES)
     identity = _failure_identity(source_ip)
     fail_key, fail_end = ("", 0)
@@ -147,7 +141,7 @@ def _redis(source_ip, mode, key_id, nonce, verdict, timestamp_ms, now_ms, budget
         keys.append(cache.make_key(raw))
         args += [pol.quota, pol.window + ratelimit._EXPIRATION_FUDGE]
         counted.append((pol, end))
-    answer = script(keys=keys, args=args)
+    answer = ratelimit.run_script(client, _SCRIPT, keys, args)
     outcome = answer[0].decode() if isinstance(answer[0], bytes) else str(answer[0])
     failures = _usage(fail_pol, answer[1], fail_end) if identity is not None else None
     usages = [_usage(pol, count, end) for (pol, end), count in zip(counted, answer[2:], strict=False)]

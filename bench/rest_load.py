@@ -135,24 +135,37 @@ def _postgres_pids() -> list[int]:
 
 
 class CpuMeter:
-    """CPU seconds used by the server roles and by PostgreSQL between start() and stop().
-    PostgreSQL backends are counted whole (the database serves only this benchmark's
-    connections unless someone else uses the same server)."""
+    """CPU seconds used by the server roles, by PostgreSQL and by this load generator (the
+    client) between start() and stop(). PostgreSQL backends are counted whole (the database
+    serves only this benchmark's connections unless someone else uses the same server); a
+    backend that exits in between takes its CPU along (counted low, never negative)."""
 
     def __init__(self, roles: dict[str, subprocess.Popen]):
         self.roles = roles
 
-    def sample(self) -> dict[str, float]:
+    def sample(self) -> tuple[dict[str, float], dict[int, float]]:
         out = {name: sum(_cpu_of(p) for p in _tree(proc.pid)) for name, proc in self.roles.items()}
-        out["postgresql"] = sum(_cpu_of(p) for p in _postgres_pids()) if connection.vendor == "postgresql" else 0.0
-        return out
+        times = os.times()
+        out["client"] = times.user + times.system
+        backends = {p: _cpu_of(p) for p in _postgres_pids()} if connection.vendor == "postgresql" else {}
+        return out, backends
 
     def start(self):
         self.before = self.sample()
 
     def stop(self) -> dict[str, float]:
-        after = self.sample()
-        return {name: after[name] - self.before.get(name, 0.0) for name in after}
+        (after, backends), (before, backends_before) = self.sample(), self.before
+        used = {name: after[name] - before.get(name, 0.0) for name in after if name != "client"}
+        used["postgresql"] = sum(cpu - backends_before.get(pid, 0.0) for pid, cpu in backends.items())
+        used["client"] = after["client"] - before["client"]
+        return used
+
+
+def cpu_line(cpu: dict[str, float], count: int, what: str) -> str:
+    per = {name: seconds * 1000 / max(count, 1) for name, seconds in cpu.items()}
+    server = sum(value for name, value in per.items() if name != "client")
+    return (f"CPU per {what}: " + ", ".join(f"{name} {value:.2f} ms" for name, value in per.items())
+            + f"; server side total {server:.2f} ms")
 
 
 # --- the client ----------------------------------------------------------------------------
@@ -435,10 +448,14 @@ def main():
         say(f"server: manage.py serve_http, {args.processes} daphne processes x {args.threads} threads, engine process"
             f"{', Celery worker' if 'worker' in roles else ''}; {connection.vendor}"
             f"{' + Redis' if os.environ.get('REDIS_URL') else ''}; client: {args.connections} keep-alive connections")
+        meter = CpuMeter(roles)
+        meter.start()
         noop_rate, noop = asyncio.run(closed_loop(port, traders, args.connections, args.seconds, account,
                                                   "GET /account, closed loop"))
+        noop_cpu = meter.stop()
         say(f"[load {loadavg()}] GET /api/v1/account (signed no-op): {noop_rate:,.0f} req/s, "
             f"p50 {ms(percentile(noop.latencies, .5))}, p99 {ms(percentile(noop.latencies, .99))}, {noop.statuses}")
+        say(cpu_line(noop_cpu, len(noop.latencies), "signed GET"))
         order_rate, orders = asyncio.run(closed_loop(port, traders, args.connections, args.seconds, order,
                                                      "POST /orders, closed loop"))
         say(f"[load {loadavg()}] POST /api/v1/orders (signed, engine verdict): {order_rate:,.0f} orders/s, "
@@ -462,9 +479,7 @@ def main():
             say(f"[load {loadavg()}] sustained {args.sustain} s: {sustain_rate:,.0f} orders/s (target >= 1,000), "
                 f"p50 {ms(percentile(sustained.latencies, .5))}, p99 {ms(percentile(sustained.latencies, .99))}, "
                 f"{sustained.statuses}")
-            per_order = {name: seconds * 1000 / max(placed, 1) for name, seconds in cpu.items()}
-            say("CPU per placement: " + ", ".join(f"{name} {value:.2f} ms" for name, value in per_order.items())
-                + f"; total {sum(per_order.values()):.2f} ms")
+            say(cpu_line(cpu, placed, "placement"))
             say(f"settlement lag during the phase: max {max((s for _, s in lag.samples), default=0):.1f} s")
         # Every accepted order reaches its verdict: wait for the engine to drain.
         deadline = time.monotonic() + 60

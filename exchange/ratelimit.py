@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import time
 import zlib
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any
 
 from django.conf import settings
 from django_ratelimit.core import get_usage
+from redis.exceptions import NoScriptError
 
 from . import errors, metrics
 from .clientip import client_ip
@@ -93,7 +95,44 @@ if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) en
 return count
 """
 _EXPIRATION_FUDGE = 5  # seconds a window's key outlives it (django-ratelimit's)
-_scripts: dict[int, Any] = {}  # redis-py Script objects, per client
+# (pid, cache, Redis client): looked up once per process. Django's cache handler keeps its
+# cache objects per context, and the REST pool runs each request in a fresh copy of the
+# context, so ``caches["default"]`` built a new cache and client (and redis-py ``Script``,
+# whose call re-checks its client's type) per request: over a quarter of a signed GET's CPU.
+_store: tuple[int, Any, Any] | None = None
+
+
+def redis_store() -> tuple[Any, Any]:
+    """``(cache, client)``: the default cache (django-redis) and its Redis client, for this
+    process (the client's connection pool is thread-safe)."""
+    global _store
+    if _store is None or _store[0] != os.getpid():
+        from django.core.cache import caches
+
+        cache = caches["default"]
+        _store = (os.getpid(), cache, cache.client.get_client(write=True))
+    return _store[1], _store[2]
+
+
+def forget_store() -> None:
+    """Look the store up again on next use (after a change to the cache settings)."""
+    global _store
+    _store = None
+
+
+def run_script(client: Any, source: str, keys: list[str], args: list[Any]) -> Any:
+    """Run the Lua ``source`` by its SHA1 (EVALSHA), loading it when Redis does not know it
+    (restarted or flushed)."""
+    sha = _script_shas.get(source)
+    if sha is None:
+        sha = _script_shas[source] = hashlib.sha1(source.encode()).hexdigest()
+    try:
+        return client.evalsha(sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return client.eval(source, len(keys), *keys, *args)
+
+
+_script_shas: dict[str, str] = {}
 
 
 def _window_key(group: str, pol: Policy, value: str) -> tuple[str, int]:
@@ -111,17 +150,9 @@ def _window_key(group: str, pol: Policy, value: str) -> tuple[str, int]:
 
 
 def _redis_count(name: str, pol: Policy, identity: str, increment: bool) -> Usage:
-    from django.core.cache import caches
-    from django_redis.cache import RedisCache
-
-    cache = caches["default"]
-    assert isinstance(cache, RedisCache)  # only called when _uses_redis_cache()
-    client = cache.client.get_client(write=True)
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(_COUNT)
+    cache, client = redis_store()  # only called when _uses_redis_cache()
     key, window = _window_key(f"bourse:{name}", pol, identity)
-    count = int(script(keys=[cache.make_key(key)], args=[1 if increment else 0, pol.window + _EXPIRATION_FUDGE]))
+    count = int(run_script(client, _COUNT, [cache.make_key(key)], [1 if increment else 0, pol.window + _EXPIRATION_FUDGE]))
     return Usage(pol, count, max(0, window - int(time.time())))
 
 

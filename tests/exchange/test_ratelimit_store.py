@@ -32,3 +32,36 @@ def test_one_round_trip_and_the_same_count_as_django_ratelimit(monkeypatch):
                        increment=True)
     assert theirs["count"] == 3
     assert ratelimit.hit(ratelimit.ORDERS, 7, increment=False).count == 3
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the Redis client is Redis's")
+def test_one_client_per_process_whatever_the_requests_context(monkeypatch):
+    """The REST pool runs each request in a fresh copy of the context, where Django's cache
+    handler would build a new cache and Redis client every time."""
+    import contextvars
+
+    import redis
+
+    ratelimit.hit(ratelimit.ORDERS, 8)
+    built = []
+    original = redis.Redis.__init__
+    monkeypatch.setattr(redis.Redis, "__init__", lambda self, *a, **k: built.append(1) or original(self, *a, **k))
+    for _ in range(20):
+        contextvars.Context().run(ratelimit.hit, ratelimit.ORDERS, 8)
+    assert built == []
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="Redis's script cache")
+def test_a_flushed_script_cache_is_refilled():
+    """A restarted Redis has forgotten the scripts: the count (and the authentication gate)
+    loads them again instead of failing."""
+    from apikeys import gate
+
+    _, client = ratelimit.redis_store()
+    ratelimit.hit(ratelimit.ORDERS, 9)
+    client.script_flush()
+    assert ratelimit.hit(ratelimit.ORDERS, 9).count == 2
+    client.script_flush()
+    outcome = gate.run(source_ip="198.51.100.9", mode="claim", key_id="bk_x", nonce="n-flush", timestamp_ms=1,
+                       now_ms=1, budgets=((ratelimit.ORDERS, "9"),))
+    assert outcome.outcome == gate.ACCEPTED and outcome.usages[0].count == 3
