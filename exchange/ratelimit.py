@@ -110,7 +110,7 @@ def redis_store() -> tuple[Any, Any]:
         from django.core.cache import caches
 
         cache = caches["default"]
-        _store = (os.getpid(), cache, cache.client.get_client(write=True))
+        _store = (os.getpid(), cache, cache.client.get_client(write=True))  # type: ignore[attr-defined]
     return _store[1], _store[2]
 
 
