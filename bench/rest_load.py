@@ -123,22 +123,18 @@ def _tree(pid: int) -> list[int]:
 
 
 def _postgres_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
+    """The PostgreSQL backends connected to this benchmark's database (other databases on the
+    same server — other people's test runs — are not counted; nor are the server's shared
+    background processes: the WAL writer, the checkpointer, autovacuum launcher)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return [row[0] for row in cursor.fetchall()]
 
 
 class CpuMeter:
-    """CPU seconds used by the server roles, by PostgreSQL and by this load generator (the
-    client) between start() and stop(). PostgreSQL backends are counted whole (the database
-    serves only this benchmark's connections unless someone else uses the same server); a
-    backend that exits in between takes its CPU along (counted low, never negative)."""
+    """CPU seconds used by the server roles, by PostgreSQL (the backends connected to this
+    benchmark's database) and by this load generator (the client) between start() and stop().
+    A backend that exits in between takes its CPU along (counted low, never negative)."""
 
     def __init__(self, roles: dict[str, subprocess.Popen]):
         self.roles = roles
