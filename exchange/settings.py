@@ -101,6 +101,12 @@ if not EMBEDDED:
     # Server-side parameters: psycopg sends values separately instead of Django quoting each
     # one into the SQL text in Python, which dominated the engine's bulk inserts.
     DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    # Server-side prepared statements: a statement a connection has run this many times is
+    # prepared, so PostgreSQL plans it once per connection instead of on every execution (the
+    # order write's plan alone took as long as running it). 0 turns them off (a transaction-
+    # pooling proxy in front of PostgreSQL that cannot keep them, say).
+    _prepare = env_int("DB_PREPARE_THRESHOLD", 5)
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = _prepare if _prepare > 0 else None
     # An unreachable server fails a connection attempt after this long instead of hanging.
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT_S", 5))
 else:
