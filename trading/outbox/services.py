@@ -164,12 +164,16 @@ def book_update_payload(
 
 
 def balance_to_wire(balance: Balance) -> dict[str, str | None]:
-    scale = balance.asset.scale
+    return balance_payload(balance.asset_id, balance.available, balance.locked, balance.asset.scale)
+
+
+def balance_payload(asset: str, available: Decimal, locked: Decimal, scale: int) -> dict[str, str | None]:
+    """A ``balances`` event's payload from the amounts (a writer that knows them reads nothing)."""
     return {
-        "asset": balance.asset_id,
-        "total": wire.money(balance.available + balance.locked, scale),
-        "available": wire.money(balance.available, scale),
-        "locked": wire.money(balance.locked, scale),
+        "asset": asset,
+        "total": wire.money(available + locked, scale),
+        "available": wire.money(available, scale),
+        "locked": wire.money(locked, scale),
     }
 
 
