@@ -212,6 +212,8 @@ class MarketRunner:
         self.trade_sequence = 0  # the last trade's public trade_id in this market
         self.candles = CandleBook(market)
         self.checksum: BookChecksum | None = None
+        self._settle_sent = -1e9  # monotonic time the last settlement task was sent
+        self._settle_at: float | None = None  # a deferred settlement task goes out then
 
     # -- start -----------------------------------------------------------------------------
     def rebuild(self) -> None:
@@ -620,8 +622,34 @@ class MarketRunner:
             self._enqueue_settlement()
 
     def _enqueue_settlement(self) -> None:
+        """Ask the worker to settle this market — at most once per ``BOURSE_SETTLE_EVERY_MS``.
+        A task's cost is mostly fixed (the message, three short transactions), so one task per
+        small batch cost more than the settling itself; within the interval the request is
+        deferred (``flush_settlement`` sends it), and the one task then settles every batch
+        committed before it starts. Every committed trade is still followed by a task sent
+        after its commit; a task lost with a crash is the periodic sweep's, as before."""
         from .tasks import settle_market
 
+        now = time.monotonic()
+        every = settings.BOURSE_SETTLE_EVERY_MS / 1000
+        if every and not settle_market.app.conf.task_always_eager and now < self._settle_sent + every:
+            self._settle_at = self._settle_sent + every
+            return
+        self._send_settlement(now)
+
+    def flush_settlement(self, force: bool = False) -> None:
+        """Send the deferred settlement task once its time has come (or now, ``force``)."""
+        if self._settle_at is not None and (force or time.monotonic() >= self._settle_at):
+            self._send_settlement(time.monotonic())
+
+    def seconds_to_settlement(self) -> float | None:
+        """Seconds until a deferred settlement task is due (None: none is), for the idle wait."""
+        return None if self._settle_at is None else max(0.0, self._settle_at - time.monotonic())
+
+    def _send_settlement(self, now: float) -> None:
+        from .tasks import settle_market
+
+        self._settle_sent, self._settle_at = now, None
         try:
             settle_market.delay(self.market.pk)
         except Exception:  # the broker is down: the periodic sweep settles it later
@@ -726,6 +754,7 @@ class EngineProcess:
 
     def drop(self, market_id: int) -> None:
         runner = self.runners.pop(market_id)
+        runner.flush_settlement(force=True)  # what it committed is settled by whoever owns the market now
         self.ownership.release(market_id)
         log.error("engine lost market", extra={"market": runner.market.symbol})
 
@@ -801,13 +830,15 @@ class EngineProcess:
         if time.monotonic() >= self._next_dead_man:
             self.fire_dead_man()
         done = self.run_once()
+        for runner in self.runners.values():
+            runner.flush_settlement()
         if done == 0:
             assert self.listener is not None  # acquire() always leaves one
             idle = min(self.IDLE_WAIT_S if self.runners else 0.5, max(0.0, self._next_dead_man - time.monotonic()))
-            for runner in self.runners.values():  # wake for the next gtd expiry, on time
-                due = runner.seconds_to_expiry()
-                if due is not None:
-                    idle = min(idle, due + 0.001)
+            for runner in self.runners.values():  # wake for the next gtd expiry and deferred settlement, on time
+                for due in (runner.seconds_to_expiry(), runner.seconds_to_settlement()):
+                    if due is not None:
+                        idle = min(idle, due + 0.001)
             if self.listener.wait(idle) and linger:
                 time.sleep(linger)  # let the submissions arriving with this one join its batch
         elif done < settings.BOURSE_ENGINE_BATCH and linger:
@@ -879,5 +910,10 @@ class EngineProcess:
             return
 
     def close(self) -> None:
+        for runner in self.runners.values():
+            try:
+                runner.flush_settlement(force=True)
+            except Exception:  # noqa: BLE001 - best effort on the way out: the sweep settles it
+                log.debug("sending a deferred settlement failed", exc_info=True)
         self._close_listener()
         self.ownership.close()
