@@ -23,8 +23,6 @@ from exchange import errors
 from exchange.pgarrays import array_literal, int_array
 
 from .models import (
-    MONEY_INTEGER_DIGITS,
-    MONEY_PLACES,
     Account,
     Asset,
     Balance,
@@ -247,15 +245,6 @@ def _written(changed: list[tuple[Balance, dict[str, Decimal]]]) -> None:
             setattr(balance, bucket, getattr(balance, bucket) + delta)
 
 
-def _storable(amount: Decimal) -> bool:
-    """``money_storable`` for PostgreSQL, without ``normalize()`` for the usual amounts
-    (at most 18 places and 20 integer digits as written)."""
-    _, digits, exponent = amount.as_tuple()
-    if isinstance(exponent, int) and exponent >= -MONEY_PLACES and len(digits) + exponent <= MONEY_INTEGER_DIGITS:
-        return True
-    return money_storable(amount)
-
-
 _JOURNAL_SQL = """
 WITH j AS MATERIALIZED (
     SELECT nextval(pg_get_serial_sequence('{journal}', 'id')) AS id, t.n, t.kind, t.reference, t.key
@@ -294,7 +283,7 @@ def _write_postgres(postings: list[Posting], changed: list[tuple[Balance, dict[s
     amounts: list[Decimal] = []
     for n, posting in enumerate(postings, start=1):
         for leg in posting.legs:
-            if not _storable(leg.amount):
+            if not money_storable(leg.amount):
                 raise MoneyNotStorable(leg.amount, "amount")
             ns.append(n)
             accounts.append(leg.account_id)
