@@ -174,7 +174,9 @@ def test_post_many_writes_what_post_writes_in_a_constant_number_of_statements(tr
         with CaptureQueriesContext(connection) as queries, transaction.atomic():
             journals = ledger.post_many(postings(n))
         counts.append(len(queries))
-        assert len(journals) == n + 1 and all(journals)  # their ids
+        assert len(journals) == n + 1 and all(journals) and journals == sorted(journals)  # their ids, in order
+        assert [j.reference for j in Journal.objects.filter(pk__in=journals).order_by("pk")] == [
+            p.reference for p in postings(n)]
     assert counts[0] == counts[1], counts  # statements do not grow with the number of journals
     assert balance(trader, "USD") == (Decimal("1000") + 4 - Decimal("1.5") * 41, Decimal("1.5") * 41)
     assert balance(other_trader, "USD") == (Decimal("996"), 0)
