@@ -204,6 +204,11 @@ def latency(market, traders, rate, seconds, threads=4):
                                       cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     celery = None
     if os.environ.get("REDIS_URL"):
+        # Tasks queued with no worker (the throughput phase's, an earlier run's) would be this
+        # worker's first work and count in its lag and CPU: drop them.
+        from exchange.celery import app as celery_app
+
+        celery_app.control.purge()
         celery = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "exchange", "worker", "--pool=solo", "--loglevel=WARNING",
              "--without-gossip", "--without-mingle"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
