@@ -369,6 +369,8 @@ def lock_balances(wanted: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Ba
     keys = list(wanted)
     if not keys:
         return {}
+    if connection.vendor == "postgresql":
+        return _lock_postgres(keys)
     match = Q()
     for account_id, asset in keys:
         match |= Q(account_id=account_id, asset_id=asset)
@@ -381,6 +383,35 @@ def lock_balances(wanted: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Ba
             ignore_conflicts=True,  # a concurrent posting may create the same row first
         )
         locked = {(b.account_id, b.asset_id): b for b in query.all()}
+    return locked
+
+
+_BALANCE_COLUMNS = [f.attname for f in Balance._meta.concrete_fields]
+_LOCK_SQL = (
+    f"SELECT {', '.join(f.column for f in Balance._meta.concrete_fields)} FROM {Balance._meta.db_table} "
+    f"WHERE (account_id, asset_id) IN (SELECT * FROM unnest(%s::bigint[], %s::text[])) ORDER BY id FOR UPDATE"
+)
+
+
+def _lock_postgres(keys: list[tuple[int, str]]) -> dict[tuple[int, str], Balance]:
+    """``lock_balances`` on PostgreSQL: the keys as two arrays and a prepared statement (the
+    ORM's OR of one ``Q`` per key cost a settlement chunk more CPU to compile than to run)."""
+
+    def read() -> dict[tuple[int, str], Balance]:
+        with connection.cursor() as cursor:
+            cursor.execute(_LOCK_SQL, [int_array(a for a, _ in keys), array_literal(asset for _, asset in keys)])
+            rows = cursor.fetchall()
+        balances = (Balance.from_db(connection.alias, _BALANCE_COLUMNS, row) for row in rows)
+        return {(b.account_id, b.asset_id): b for b in balances}
+
+    locked = read()
+    missing = [key for key in keys if key not in locked]
+    if missing:  # first movement of an asset for an account: rare, so a second round trip
+        Balance.objects.bulk_create(
+            [Balance(account_id=account_id, asset_id=asset) for account_id, asset in missing],
+            ignore_conflicts=True,  # a concurrent posting may create the same row first
+        )
+        locked = read()
     return locked
 
 
