@@ -39,6 +39,10 @@ def money_storable(value: Decimal, vendor: str | None = None) -> bool:
     """Whether ``value`` survives a write and a read of a money column unchanged."""
     if not value.is_finite():
         return False
+    _, written, places = value.as_tuple()
+    assert isinstance(places, int)  # finite, checked above
+    if places >= -MONEY_PLACES and len(written) + places <= MONEY_INTEGER_DIGITS and len(written) <= SQLITE_EXACT_DIGITS:
+        return True  # within every configuration's bounds as written (normalising only drops digits)
     if value == 0:
         return True
     normal = value.normalize()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -34,6 +35,7 @@ from django.utils import timezone
 
 from exchange.context import Actor, actor_var, request_id_var, source_ip_var
 from exchange.errors import BourseError
+from exchange.pgarrays import array_literal
 
 from . import sealer
 from .actions import ACTIONS
@@ -169,6 +171,48 @@ def audit_record_many(
         AuditEvent.objects.bulk_create(events)
         transaction.on_commit(sealer.seal_soon)
     return events
+
+
+def audit_record_rows(
+    action: str, rows: Iterable[tuple[tuple[str, object], int | None, object]], *, actor: object = None
+) -> int:
+    """``audit_record_many`` for writers that hold no model instances: one event per
+    ``((target_type, target_id), account_id, after)``, inserted by ONE statement on
+    PostgreSQL (columns bound as arrays, no ``AuditEvent`` instance per row: settlement
+    records two events per trade), by ``bulk_create`` on SQLite. Returns how many."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_record_rows belongs inside the transaction of the change")
+    rows = list(rows)
+    if not rows:
+        return 0
+    if connection.vendor != "postgresql":
+        AuditEvent.objects.bulk_create(
+            [_event(action, target=target, account=account, actor=actor, after=after) for target, account, after in rows]
+        )
+        transaction.on_commit(sealer.seal_soon)
+        return len(rows)
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}: add it to audit.actions.ACTIONS")
+    who = _actor(actor)
+    source_ip = source_ip_var.get()
+    table = AuditEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (created_at, actor_type, actor_id, actor_label, action, target_type, target_id, "
+            f"account_id, before, after, outcome, reason, source_ip, request_id) "
+            f"SELECT %s, %s, %s, %s, %s, r.target_type, r.target_id, r.account_id, NULL, r.after, %s, '', %s, %s "
+            f"FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::jsonb[]) WITH ORDINALITY "
+            f"AS r(target_type, target_id, account_id, after, n) ORDER BY r.n",
+            [timezone.now(), who.kind, who.id[:64], who.label[:150], action, Outcome.SUCCESS, source_ip,
+             request_id_var.get() or "",
+             array_literal(str(target[0])[:64] for target, _, _ in rows),
+             array_literal(("" if target[1] is None else str(target[1]))[:64] for target, _, _ in rows),
+             array_literal(account for _, account, _ in rows),
+             array_literal(None if after is None else json.dumps(jsonable(after), separators=(",", ":"))
+                           for _, _, after in rows)],
+        )
+    transaction.on_commit(sealer.seal_soon)
+    return len(rows)
 
 
 def _event(

@@ -67,7 +67,7 @@ def profiled(profile_dir, name, fn):
     """Run ``fn``; with ``profile_dir``, under cProfile, writing NAME.prof and NAME.txt."""
     if profile_dir is None:
         return fn()
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)  # CPU: waits on PostgreSQL are not this process's cost
     result = profiler.runcall(fn)
     profile_dir.mkdir(parents=True, exist_ok=True)
     profiler.dump_stats(profile_dir / f"{name}.prof")
@@ -109,7 +109,7 @@ def order_params(rng, symbol):
     return params
 
 
-def throughput(market, traders, count, profile_dir=None):
+def throughput(market, traders, count, profile_dir=None, batch=None):
     rng = random.Random(1)
     started = time.perf_counter()
     for _ in range(count):
@@ -128,17 +128,18 @@ def throughput(market, traders, count, profile_dir=None):
     runner = MarketRunner(market, "bench")
     runner.rebuild()
     def run_engine():
-        while runner.step():
+        while runner.step(batch):
             pass
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     profiled(profile_dir, "engine", run_engine)
-    elapsed = time.perf_counter() - started
+    elapsed, engine_cpu = time.perf_counter() - started, time.process_time() - cpu
     trades = Fill.objects.filter(market=market, settled=False).count() // 2
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     profiled(profile_dir, "settlement", lambda: settlement_run(market.pk))
-    settle_elapsed = time.perf_counter() - started
+    settle_elapsed, settle_cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"orders": len(orders), "submit_per_s": submit_rate, "engine_per_s": len(orders) / elapsed,
+            "engine_cpu_ms": engine_cpu * 1000 / max(1, len(orders)), "settle_cpu_ms": settle_cpu * 1000 / max(1, trades),
             "pure_engine_per_s": pure, "trades": trades, "settle_per_s": trades / settle_elapsed}
 
 
@@ -188,12 +189,26 @@ class LagSampler(threading.Thread):
             connection.close()
 
 
+def cpu_seconds(pid):
+    """User + system CPU of a process (all its threads) so far, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def latency(market, traders, rate, seconds, threads=4):
     env = dict(os.environ)
     engine_process = subprocess.Popen([sys.executable, "manage.py", "run_engine", "--markets", market.symbol],
                                       cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     celery = None
     if os.environ.get("REDIS_URL"):
+        # Tasks queued with no worker (the throughput phase's, an earlier run's) would be this
+        # worker's first work and count in its lag and CPU: drop them.
+        from exchange.celery import app as celery_app
+
+        celery_app.control.purge()
         celery = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "exchange", "worker", "--pool=solo", "--loglevel=WARNING",
              "--without-gossip", "--without-mingle"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -205,6 +220,7 @@ def latency(market, traders, rate, seconds, threads=4):
     lag.start()
     lock = threading.Lock()
     waiter = VerdictWaiter.get()
+    cpu_before = {name: cpu_seconds(p.pid) for name, p in (("engine", engine_process), ("worker", celery)) if p}
 
     def submitter(index):
         rng = random.Random(100 + index)
@@ -249,6 +265,11 @@ def latency(market, traders, rate, seconds, threads=4):
         while time.perf_counter() - drained_at < 60 and (not lag.samples or lag.samples[-1][1] > 0):
             time.sleep(0.5)
     drain_s = time.perf_counter() - drained_at
+    # CPU per order of the engine process and the settlement worker over the phase and the
+    # drain (idle polling included: it is part of what each role costs).
+    cpu_ms = {name: (cpu_seconds(p.pid) - cpu_before[name]) * 1000 / max(1, len(verdicts))
+              for name, p in (("engine", engine_process), ("worker", celery))
+              if p and cpu_before.get(name) is not None}
     lag.stopping.set()
     lag.join()
     for process in (engine_process, celery):
@@ -259,7 +280,8 @@ def latency(market, traders, rate, seconds, threads=4):
             "p50_ms": percentile(verdicts, 0.50) * 1000, "p99_ms": percentile(verdicts, 0.99) * 1000,
             "select1_p50_ms": percentile(round_trips, 0.50) * 1000, "timeline": sorted(timeline),
             "lag": lag.samples, "phase_lag_max_s": phase_lag, "drain_s": drain_s if celery else None,
-            "settling": celery is not None, "load": load}
+            "settling": celery is not None, "load": load,
+            "cpu_ms": cpu_ms}
 
 
 def plot(report_dir, lat, rate):
@@ -297,19 +319,23 @@ def main():
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--report", type=Path, default=None)
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument("--batch", type=int, default=None,
+                        help="engine batch size of the throughput phase (default BOURSE_ENGINE_BATCH)")
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
     tag = "".join(random.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(5))
     market, traders = setup(tag)
     print(f"database: {connection.vendor}; market {market.symbol}")
-    t = throughput(market, traders, args.orders, args.profile)
+    t = throughput(market, traders, args.orders, args.profile, args.batch)
     lines = []
     print(f"throughput: {t['orders']} pending orders processed at {t['engine_per_s']:,.0f} orders/s "
-          f"(group commit, batch {django.conf.settings.BOURSE_ENGINE_BATCH}); pure in-memory engine on the same "
+          f"(group commit, batch {args.batch or django.conf.settings.BOURSE_ENGINE_BATCH}; "
+          f"CPU {t['engine_cpu_ms']:.2f} ms/order in this process); pure in-memory engine on the same "
           f"orders {t['pure_engine_per_s']:,.0f}/s; ratio {t['engine_per_s'] / t['pure_engine_per_s']:.3f}; "
           f"order_submit from one thread {t['submit_per_s']:,.0f}/s")
     print(f"settlement: {t['trades']} trades settled at {t['settle_per_s']:,.0f} trades/s by settlement_run "
-          f"(engine made them at {t['trades'] / t['orders'] * t['engine_per_s']:,.0f} trades/s)")
+          f"(CPU {t['settle_cpu_ms']:.2f} ms/trade in this process; engine made them at "
+          f"{t['trades'] / t['orders'] * t['engine_per_s']:,.0f} trades/s)")
     market2, traders2 = setup(tag + "L")
     lat = latency(market2, traders2, args.rate, args.seconds)
     print(f"latency at {args.rate}/s target ({lat['achieved_rate']:,.0f}/s achieved, {lat['orders']} orders, "
@@ -323,6 +349,9 @@ def main():
     if lat["settling"]:
         print(f"settlement lag during the phase (worker beside the engine): max {lat['phase_lag_max_s']:.2f} s; "
               f"backlog settled {lat['drain_s']:.1f} s after the phase")
+    if lat["cpu_ms"]:
+        print("CPU per order during the latency phase: "
+              + ", ".join(f"{name} {value:.2f} ms" for name, value in lat["cpu_ms"].items()))
     print(f"load average (1 min) at the end of the latency phase: {lat['load']:.2f}")
     if args.report:
         plot(args.report, lat, args.rate)
@@ -342,6 +371,8 @@ def main():
         if lat["settling"]:
             lines.append(f"| settlement lag at {args.rate}/s | max {lat['phase_lag_max_s']:.2f} s; backlog settled "
                          f"{lat['drain_s']:.1f} s after | — |")
+        for name, value in lat["cpu_ms"].items():
+            lines.append(f"| CPU per order, {name} process (latency phase) | {value:.2f} ms | — |")
         lines += ["", "![engine process](engine_process.png)", ""]
         (args.report / "report.md").write_text("\n".join(lines))
     VerdictWaiter.shutdown()

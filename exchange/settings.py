@@ -311,6 +311,10 @@ BOURSE_GTD_MAX_DAYS = env_int("BOURSE_GTD_MAX_DAYS", 365)
 # How long the engine lets commands gather after a wake-up or a partial batch, so that a batch
 # under load holds many orders (its commit costs the same for one as for hundreds).
 BOURSE_ENGINE_LINGER_MS = float(os.environ.get("BOURSE_ENGINE_LINGER_MS", "2"))
+# The engine asks the settlement worker to settle a market at most once per this many ms: the
+# batches committed meanwhile are settled by the one task (its cost per run is mostly fixed).
+# Bounds how much later than the trade settlement starts; 0 sends one task per batch.
+BOURSE_SETTLE_EVERY_MS = float(os.environ.get("BOURSE_SETTLE_EVERY_MS", "50"))
 # How long a process trusts its cached copy of an API key (apikeys/keycache.py): the bound on
 # how late a key change made by another process bites. 0 disables the cache.
 BOURSE_KEY_CACHE_S = float(os.environ.get("BOURSE_KEY_CACHE_S", "1.0"))

@@ -174,7 +174,9 @@ def test_post_many_writes_what_post_writes_in_a_constant_number_of_statements(tr
         with CaptureQueriesContext(connection) as queries, transaction.atomic():
             journals = ledger.post_many(postings(n))
         counts.append(len(queries))
-        assert len(journals) == n + 1 and all(j.pk for j in journals)
+        assert len(journals) == n + 1 and all(journals) and journals == sorted(journals)  # their ids, in order
+        assert [j.reference for j in Journal.objects.filter(pk__in=journals).order_by("pk")] == [
+            p.reference for p in postings(n)]
     assert counts[0] == counts[1], counts  # statements do not grow with the number of journals
     assert balance(trader, "USD") == (Decimal("1000") + 4 - Decimal("1.5") * 41, Decimal("1.5") * 41)
     assert balance(other_trader, "USD") == (Decimal("996"), 0)
@@ -188,3 +190,26 @@ def test_post_many_refuses_all_when_a_bucket_would_go_negative(trader, usd):
     with pytest.raises(errors.InsufficientBalance), transaction.atomic():
         ledger.post_many([ledger.Posting("hold", ledger.hold_legs(trader.pk, "USD", Decimal("6"))) for _ in range(2)])
     assert snapshot() == before
+
+
+def test_post_many_writes_any_reference_and_exact_amounts_and_refuses_a_posted_key(trader, usd):
+    from django.db import IntegrityError
+
+    services.balance_deposit(account=trader, asset="USD", amount="1000")
+    odd = 'a"b\\c,{d} NULL e'  # array-literal syntax inside the text must come back as written
+    from django.db import connection
+
+    # the smallest amount the configuration stores exactly next to 1000 (SQLite: 15 digits)
+    tiny = Decimal("0.000000000000000001") if connection.vendor == "postgresql" else Decimal("0.000000000001")
+    with transaction.atomic():
+        (journal_id,) = ledger.post_many([ledger.Posting("hold", ledger.hold_legs(trader.pk, "USD", tiny),
+                                                         reference=odd, idempotency_key="k:1")])
+    journal = Journal.objects.get(pk=journal_id)
+    assert (journal.reference, journal.idempotency_key) == (odd, "k:1")
+    entries = list(LedgerEntry.objects.filter(journal=journal).order_by("id"))
+    assert [(e.bucket, e.amount, e.reference) for e in entries] == [("available", -tiny, odd), ("locked", tiny, odd)]
+    assert balance(trader, "USD") == (Decimal("1000") - tiny, tiny)
+    with pytest.raises(IntegrityError), transaction.atomic():  # posted once: never twice
+        ledger.post_many([ledger.Posting("hold", ledger.hold_legs(trader.pk, "USD", tiny), idempotency_key="k:1")])
+    assert balance(trader, "USD") == (Decimal("1000") - tiny, tiny)
+    assert_all_journals_balance()

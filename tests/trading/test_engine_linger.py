@@ -21,7 +21,8 @@ def test_linger_after_a_wake_up_and_a_partial_batch_only(settings, monkeypatch):
             return 0
         return done
 
-    process.runners = {1: types.SimpleNamespace(step=step, seconds_to_expiry=lambda: None)}
+    process.runners = {1: types.SimpleNamespace(step=step, seconds_to_expiry=lambda: None, seconds_to_settlement=lambda: None,
+                                                flush_settlement=lambda force=False: None)}
     process.listener = types.SimpleNamespace(wait=lambda timeout: next(wakes), close=lambda: None)
     wakes = iter([{1}, set(), set()])
     monkeypatch.setattr(process, "acquire", lambda: None)

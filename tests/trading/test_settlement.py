@@ -116,3 +116,91 @@ def test_reconcile_command_exit_status(runner, traded):
     Balance.objects.filter(account=alice, asset_id="USD").update(available=D("1"))
     with pytest.raises(CommandError, match="mismatches"):
         call_command("reconcile", stdout=StringIO())
+
+
+def _crossing(accounts, pairs):
+    for index in range(pairs):
+        seller, buyer = accounts[index % len(accounts)], accounts[(index + 1) % len(accounts)]
+        order_submit(account=seller, market="BTC-USD", side="sell", type="limit", price="100.00", quantity="0.1000")
+        order_submit(account=buyer, market="BTC-USD", side="buy", type="limit", price="100.00", quantity="0.1000")
+
+
+def test_statements_per_settlement_run_do_not_grow_with_the_trades(no_inline_settlement, runner, market, settings):
+    """A run's statements are a constant number per chunk: 2 trades and 40 trades (and the
+    closures of their filled orders) cost the same statements, and the ledger, the balance
+    events and the audit trail are all there."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from audit.models import AuditEvent
+    from trading.models import OutboxEvent
+
+    settings.BOURSE_AUDIT_SEAL_MODE = "off"
+    accounts = [AccountFactory() for _ in range(4)]
+    for account in accounts:
+        fund(account, USD="100000", BTC="100")
+    _crossing(accounts, 1)  # the first trade creates the fees account's balance row: not measured
+    runner.step()
+    settlement_run(market.pk)
+    counts = []
+    # Every account and balance row touched in both. SQLite: within its 999 bound parameters
+    # per statement (beyond them Django splits an INSERT).
+    sizes = (4, 40) if connection.vendor == "postgresql" else (4, 10)
+    for pairs in sizes:
+        _crossing(accounts, pairs)
+        runner.step()
+        with CaptureQueriesContext(connection) as queries:
+            assert settlement_run(market.pk) == (pairs, 2 * pairs)
+        counts.append([q["sql"] for q in queries.captured_queries])
+    assert len(counts[0]) == len(counts[1]), "\n".join(q[:100] for q in counts[0]) + "\n----\n" + "\n".join(q[:100] for q in counts[1])
+    assert len(counts[1]) <= (22 if connection.vendor == "postgresql" else 34), "\n".join(counts[1])
+    assert not Fill.objects.filter(settled=False).exists()
+    assert Journal.objects.filter(reference__startswith="trade:").count() == 1 + sum(sizes)
+    assert AuditEvent.objects.filter(action="fill.settled").count() == 2 * (1 + sum(sizes))
+    assert OutboxEvent.objects.filter(channel="balances").exists()
+    assert all(balances(account)["BTC"][1] == 0 for account in accounts)  # every hold released
+    assert reconciliation_run().ok
+
+
+def test_the_engine_sends_at_most_one_settlement_task_per_interval(runner, market, settings, monkeypatch):
+    """Batches committed within BOURSE_SETTLE_EVERY_MS of a sent task share ONE deferred task,
+    sent by ``flush_settlement`` once the interval is over; nothing committed is left without
+    a task sent after its commit."""
+    from trading import runner as runner_module
+    from trading import tasks
+
+    settings.BOURSE_SETTLE_EVERY_MS = 50
+    sent = []
+    original = tasks.settle_market.delay
+    celery_app.conf.task_always_eager = False
+    tasks.settle_market.delay = lambda market_id: sent.append(market_id)
+    try:
+        _deferred(runner, market, sent, runner_module, monkeypatch)
+    finally:
+        tasks.settle_market.delay = original
+        celery_app.conf.task_always_eager = True
+
+
+def _deferred(runner, market, sent, runner_module, monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(runner_module.time, "monotonic", lambda: clock[0])
+    accounts = [AccountFactory() for _ in range(2)]
+    for account in accounts:
+        fund(account, USD="100000", BTC="100")
+    _crossing(accounts, 1)
+    runner.step()
+    assert sent == [market.pk]  # the first goes at once
+    for _ in range(3):
+        clock[0] += 0.01
+        _crossing(accounts, 1)
+        runner.step()
+    assert sent == [market.pk]  # deferred: one task will settle all three batches
+    assert runner.seconds_to_settlement() == pytest.approx(0.02)
+    runner.flush_settlement()
+    assert sent == [market.pk]  # not yet due
+    clock[0] += 0.02
+    runner.flush_settlement()
+    assert sent == [market.pk, market.pk] and runner.seconds_to_settlement() is None
+    runner.flush_settlement()
+    assert len(sent) == 2  # nothing more was deferred
+    assert settlement_run(market.pk) == (4, 8)

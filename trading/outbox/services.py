@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -58,7 +59,7 @@ def _bump(counts: dict[tuple[int, str], int]) -> dict[tuple[int, str], int]:
 _COLUMNS = ("market_id", "account_id", "channel", "sequence", "payload", "created_at")
 
 
-def _insert_postgres(rows: list[OutboxEvent]) -> None:
+def _insert_postgres(rows: Sequence[OutboxEvent | Event]) -> None:
     """Insert ``rows`` with multi-row ``VALUES`` (``RETURNING id``, in row order), each payload
     bound as its own ``jsonb`` parameter. Django's ``bulk_create`` binds each column as one
     array (``UNNEST``), and psycopg escapes every quote of every JSON text inside a text array
@@ -84,35 +85,49 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"))
 
 
-def _stream(event: OutboxEvent) -> tuple[str, int | None, int | None]:
+@dataclass(slots=True)
+class Event:
+    """An outbox event before it is written: what ``OutboxEvent`` holds, without a model
+    instance (the engine builds several per order; ``outbox_write`` takes either)."""
+
+    channel: str
+    payload: Any
+    market_id: int | None = None
+    account_id: int | None = None
+    sequence: int | None = None
+    created_at: datetime | None = None
+    pk: int | None = None
+
+
+def _stream(event: OutboxEvent | Event) -> tuple[str, int | None, int | None]:
     """The stream an event belongs to: an account's channel, or a market's public channel."""
     if event.account_id is not None:
         return event.channel, event.account_id, None
     return event.channel, None, event.market_id
 
 
-def batch_rows(events: list[OutboxEvent]) -> list[OutboxEvent]:
+def batch_rows(events: Sequence[OutboxEvent | Event]) -> list[OutboxEvent | Event]:
     """One row per stream: the events of a stream that has several become ONE row whose
     ``payload`` is the list of their payloads, in order, and whose ``sequence`` is the last
     one's (a private stream's events are consecutive, so the first is ``sequence - n + 1``;
     a book update keeps its own sequence in its payload). Streams keep the order in which
     they first appear; a stream with one event stays a plain row. Call after sequencing."""
-    streams: dict[tuple[str, int | None, int | None], list[OutboxEvent]] = {}
+    streams: dict[tuple[str, int | None, int | None], list[OutboxEvent | Event]] = {}
     for event in events:
         streams.setdefault(_stream(event), []).append(event)
-    rows = []
+    rows: list[OutboxEvent | Event] = []
     for members in streams.values():
         first = members[0]
         if len(members) == 1:
             rows.append(first)
             continue
-        rows.append(OutboxEvent(market_id=first.market_id, account_id=first.account_id, channel=first.channel,
-                                sequence=members[-1].sequence, payload=[e.payload for e in members],
-                                created_at=first.created_at))
+        rows.append(Event(market_id=first.market_id, account_id=first.account_id, channel=first.channel,
+                          sequence=members[-1].sequence, payload=[e.payload for e in members],
+                          created_at=first.created_at))
     return rows
 
 
-def outbox_write(events: list[OutboxEvent], *, batched: bool = False) -> list[OutboxEvent]:
+def outbox_write(events: Sequence[OutboxEvent | Event], *, batched: bool = False) -> Sequence[OutboxEvent | Event]:
     """Sequence, insert and (after commit) announce ``events``. Call inside the writing
     transaction; the events' order in the list is their order in each stream. ``batched``:
     write one row per stream (``batch_rows``; the engine's batches, settlement's chunks) —
@@ -139,7 +154,13 @@ def outbox_write(events: list[OutboxEvent], *, batched: bool = False) -> list[Ou
     if connection.vendor == "postgresql":
         _insert_postgres(rows)
     else:
-        OutboxEvent.objects.bulk_create(rows, batch_size=1000)
+        instances = [row if isinstance(row, OutboxEvent) else
+                     OutboxEvent(market_id=row.market_id, account_id=row.account_id, channel=row.channel,
+                                 sequence=row.sequence, payload=row.payload, created_at=row.created_at or now)
+                     for row in rows]
+        OutboxEvent.objects.bulk_create(instances, batch_size=1000)
+        for row, instance in zip(rows, instances, strict=True):
+            row.pk = instance.pk
     ids = [e.pk for e in rows]
     transaction.on_commit(lambda: signal.announce(ids))
     return rows
@@ -164,12 +185,16 @@ def book_update_payload(
 
 
 def balance_to_wire(balance: Balance) -> dict[str, str | None]:
-    scale = balance.asset.scale
+    return balance_payload(balance.asset_id, balance.available, balance.locked, balance.asset.scale)
+
+
+def balance_payload(asset: str, available: Decimal, locked: Decimal, scale: int) -> dict[str, str | None]:
+    """A ``balances`` event's payload from the amounts (a writer that knows them reads nothing)."""
     return {
-        "asset": balance.asset_id,
-        "total": wire.money(balance.available + balance.locked, scale),
-        "available": wire.money(balance.available, scale),
-        "locked": wire.money(balance.locked, scale),
+        "asset": asset,
+        "total": wire.money(available + locked, scale),
+        "available": wire.money(available, scale),
+        "locked": wire.money(locked, scale),
     }
 
 
