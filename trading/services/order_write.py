@@ -77,7 +77,8 @@ class _Params(dict[str, Any]):
     def sql(self, text: str, *values: Any) -> str:
         """``text`` with each ``%s`` replaced by a parameter for the next of ``values``."""
         parts = text.split("%s")
-        assert len(parts) == len(values) + 1
+        if len(parts) != len(values) + 1:
+            raise ValueError(f"{len(parts) - 1} placeholders for {len(values)} values")
         names = [self.add(value) for value in values]
         return parts[0] + "".join(name + part for name, part in zip(names, parts[1:], strict=True))
 
