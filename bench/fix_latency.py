@@ -282,10 +282,11 @@ def run_config(symbol: str, pipeline: int, rates: list[int], args, lines: list[s
     """One gateway + engine with BOURSE_FIX_PIPELINE=pipeline, one QuickFIX session, every rate."""
     key = setup_trader(f"p{pipeline}")
     say(f"pipeline {pipeline}: starting the engine and the gateway")
-    # The account's order budget (the ``orders`` policy, shared with REST) is lifted: the
-    # point is the gateway's speed, not the rate limiter's refusals.
+    # The account's order budget (the ``orders`` policy, shared with REST) and the key's
+    # request budget (``key``: every application message counts) are lifted: the point is
+    # the gateway's speed, not the rate limiter's refusals.
     processes = Processes(markets=(symbol,), start_timeout=LOGON_TIMEOUT_S * 3, BOURSE_FIX_PIPELINE=str(pipeline),
-                          BOURSE_RATE_LIMIT_ORDERS="10000000/10")
+                          BOURSE_RATE_LIMIT_ORDERS="10000000/10", BOURSE_RATE_LIMIT_KEY="10000000/10")
     app = TimingApp(key)
     client = None
     results = []
@@ -327,7 +328,7 @@ def run_config(symbol: str, pipeline: int, rates: list[int], args, lines: list[s
                 break
     except BenchError as error:
         if client is not None:
-            events = sorted(Path(client.dir, "log").glob("*.event.log"))
+            events = sorted(Path(client.dir, "log").glob("*event*.log"))
             tail = "".join(events[0].read_text().splitlines(keepends=True)[-20:]) if events else "(none)"
         else:
             tail = "(no client)"
