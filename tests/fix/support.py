@@ -33,35 +33,54 @@ def wait_for(predicate, timeout=10.0, interval=0.01):
 
 
 class Processes:
-    """An engine for the given markets and a gateway on a free port, stopped by ``stop()``."""
+    """An engine for the given markets and a gateway on a free port, stopped by ``stop()``.
 
-    def __init__(self, markets=("BTC-USD",), **env_extra):
+    The gateway's port is read from its start-up line ``FIX gateway listening on HOST:PORT``,
+    an INFO log line: the children log at INFO at least whatever LOG_LEVEL the caller runs
+    with (a bench run with LOG_LEVEL=WARNING would otherwise wait for a line that never
+    comes). Start-up fails with the children's output after ``start_timeout`` seconds or
+    as soon as the gateway exits. Both children's output is drained continuously (a full
+    pipe would block a child) and kept for ``output()`` and ``stop()``."""
+
+    def __init__(self, markets=("BTC-USD",), start_timeout: float = 60.0, **env_extra):
         env = {**subprocess_env(), **env_extra}
+        if env.get("LOG_LEVEL", "INFO").upper() not in ("DEBUG", "INFO"):
+            env["LOG_LEVEL"] = "INFO"
         self.engine = subprocess.Popen([PYTHON, "manage.py", "run_engine", "--markets", ",".join(markets)],
                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.gateway = subprocess.Popen([PYTHON, "manage.py", "run_fix_gateway", "--port", "0"],
                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.gateway_output: list[str] = []
-        match = None
-        while match is None:
-            line = self.gateway.stdout.readline().decode(errors="replace")
-            if not line:
-                self.stop()
-                raise RuntimeError(f"gateway did not start:\n{self.output()}{self.gateway.stdout.read().decode(errors='replace')}")
-            self.gateway_output.append(line)
-            match = re.search(r"FIX gateway listening on [0-9.]+:([0-9]+)", line)
-        self.port = int(match.group(1))
-        threading.Thread(target=self._drain, daemon=True).start()
+        self.engine_output: list[str] = []
+        self.port = 0
+        listening = threading.Event()
+        self._drains = [threading.Thread(target=self._drain, args=(self.gateway, self.gateway_output, listening), daemon=True),
+                        threading.Thread(target=self._drain, args=(self.engine, self.engine_output, None), daemon=True)]
+        for thread in self._drains:
+            thread.start()
+        deadline = time.monotonic() + start_timeout
+        while not listening.wait(0.1):
+            if self.gateway.poll() is not None or time.monotonic() > deadline:
+                listening.wait(0.5)  # the last lines of a gateway that just exited
+                reason = (f"exited with code {self.gateway.returncode}" if self.gateway.poll() is not None
+                          else f"printed no 'FIX gateway listening on' line within {start_timeout:g} s")
+                output = self.stop()
+                raise RuntimeError(f"FIX gateway did not start: {reason}; output of the gateway and the engine:\n{output}")
 
-    def _drain(self):
-        for raw in self.gateway.stdout:
-            self.gateway_output.append(raw.decode(errors="replace"))
+    def _drain(self, process, lines: list[str], listening: threading.Event | None):
+        for raw in process.stdout:
+            line = raw.decode(errors="replace")
+            lines.append(line)
+            if listening is not None and not listening.is_set():
+                match = re.search(r"FIX gateway listening on [0-9.]+:([0-9]+)", line)
+                if match:
+                    self.port = int(match.group(1))
+                    listening.set()
 
     def output(self) -> str:
         return "".join(self.gateway_output)
 
     def stop(self) -> str:
-        out = []
         for process in (self.gateway, self.engine):
             if process.poll() is None:
                 process.terminate()
@@ -70,9 +89,9 @@ class Processes:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if self.engine.stdout:
-            out.append(self.engine.stdout.read().decode(errors="replace"))
-        return self.output() + "".join(out)
+        for thread in self._drains:
+            thread.join(timeout=5)  # until the drains have read what the children wrote last
+        return self.output() + "".join(self.engine_output)
 
 
 def logon_signature(key, sending_time: str, seq: int | str, target: str = "BOURSE") -> str:
