@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from . import chain
@@ -71,8 +71,7 @@ def _sealer_loop() -> None:
         with _sealing:
             with _lock:
                 _armed = False  # commits from now on arm the next seal
-            close_old_connections()
-            _run_sealer()
+            _run_sealer()  # on its own connection, kept (a failed seal closes it; the next reconnects)
 
 
 def _seal_at_exit() -> None:

@@ -323,6 +323,22 @@ def test_client_order_id_is_idempotent(runner, bob):
                         quantity="0.1000", client_order_id="my-1").created
 
 
+def test_a_resubmission_refused_for_balance_or_halt_answers_with_the_order_it_repeats(runner, bob):
+    """The client_order_id is looked up when an order cannot be written (the unique constraint
+    refuses a second one): a resubmission that would now be refused for the balance (the
+    first spent it) or a halt still gets the earlier order back, not the refusal."""
+    params = {"market": "BTC-USD", "side": "buy", "type": "limit", "price": "900.00", "quantity": "1.0000",
+              "client_order_id": "all-in"}
+    first = order_submit(account=bob, **params)  # holds 901.80 of 1000 USD
+    again = order_submit(account=bob, **params)
+    assert not again.created and again.order.pk == first.order.pk
+    market_set_status(symbol="BTC-USD", status="halted")
+    assert order_submit(account=bob, **params).order.pk == first.order.pk
+    with pytest.raises(errors.MarketHalted):  # no earlier order with this id: the refusal stands
+        order_submit(account=bob, **{**params, "client_order_id": "other"})
+    assert Order.objects.count() == 1
+
+
 def test_restart_rebuilds_the_same_book(runner, market, alice, bob):
     limit(alice, "sell", "100.00", "1.0000")
     limit(alice, "sell", "100.00", "0.5000")

@@ -134,3 +134,21 @@ def test_the_statement_stays_within_psycopgs_parse_cache(market, monkeypatch, se
     assert len(seen) == 1
     length, count = seen[0]
     assert length <= _queries.MAX_CACHED_STATEMENT_LENGTH and count <= _queries.MAX_CACHED_STATEMENT_PARAMS, seen
+
+
+def test_a_repeated_client_order_id_is_refused_by_the_constraint_and_answered_with_the_first(market):
+    """No look-up before the write: the statement's INSERT meets the unique constraint, writes
+    nothing (the hold included), and the earlier order is the answer."""
+    trader = AccountFactory()
+    fund(trader, USD="1000")
+    first = _submit(trader, client_order_id="again")
+    with CaptureQueriesContext(connection) as queries:
+        again = order_submit(account=trader, market="BTC-USD", side="buy", type="limit", price="100.00",
+                             quantity="0.5000", client_order_id="again")
+    assert not again.created and again.order.pk == first.pk
+    assert [q["sql"].split()[0].upper() for q in queries.captured_queries] == ["WITH", "SELECT"]
+    balance = Balance.objects.get(account=trader, asset_id="USD")
+    assert (balance.available, balance.locked) == (D("949.900000"), D("50.100000"))  # held once
+    with pytest.raises(errors.DuplicateClientOrderId):
+        _submit(trader, client_order_id="again", price="100.01")
+    assert Order.objects.count() == 1

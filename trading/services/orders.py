@@ -301,23 +301,23 @@ def _submit_once(account: Account, wait: float, params: dict[str, Any], *, fresh
         if fresh:
             raise
         raise marketcache.MarketChanged() from None
-    if request.client_order_id is not None:
-        existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
-        if existing is not None:
-            return SubmitResult(_same_or_refuse(request, existing), created=False), existing, None, 0.0
-    if not request.market.is_open:
-        if not fresh:
-            raise marketcache.MarketChanged()
-        raise errors.MarketHalted(f"Market {request.market.symbol} is halted.")
+    # A client_order_id is looked up only when the order could not be written: the unique
+    # constraint refuses a second order with it (a look-up before every write was most of a
+    # FIX order's cost, every NewOrderSingle carrying a ClOrdID), and a resubmission refused
+    # for the market or the balance is still answered with the order it repeats.
     waiter = notify.VerdictWaiter.get() if wait > 0 else None
     submitted = time.perf_counter()
     try:
+        if not request.market.is_open:
+            if not fresh:
+                raise marketcache.MarketChanged()
+            raise errors.MarketHalted(f"Market {request.market.symbol} is halted.")
         order = _insert(account, request)
-    except IntegrityError:
-        # Two submissions raced with one client_order_id: the unique constraint let one win.
-        if request.client_order_id is None:
-            raise
-        existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
+    except (IntegrityError, errors.MarketHalted, errors.InsufficientBalance):
+        # The same client_order_id already used (or raced by a concurrent submission, which the
+        # constraint let win), or a refusal that an earlier identical order answers instead.
+        existing = None if request.client_order_id is None else \
+            Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
         if existing is None:
             raise
         return SubmitResult(_same_or_refuse(request, existing), created=False), existing, None, 0.0
