@@ -114,6 +114,20 @@ def install() -> bool:
 
     WebRequest.gotLength, WebRequest.handleContentChunk = gotLength, handleContentChunk
 
+    web_request_init = WebRequest.__init__
+
+    def __init__(self, *args, **kwargs):  # noqa: N807
+        web_request_init(self, *args, **kwargs)
+        # daphne hands the application the body as bytes and never reads ``request.args``:
+        # Twisted's own parsing of form bodies into it (multipart, urlencoded) was pure cost
+        # on the event loop for every POST (its Content-Type parse through the email package
+        # alone was ~5 % of a REST process's CPU under order load), and a body it could not
+        # parse got a bare 400 of Twisted's and a dropped connection before the application
+        # and its error contract saw the request.
+        self._parsePOSTFormSubmission = False
+
+    WebRequest.__init__ = __init__
+
     class DeadlineHTTPChannel(http.HTTPChannel):
         """An HTTP connection whose every request must arrive within the request timeout."""
 

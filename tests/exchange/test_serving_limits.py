@@ -118,3 +118,24 @@ def test_slow_clients_get_408_and_cannot_starve_the_others(market, monkeypatch):
                 time.sleep(1.0)
             sock.settimeout(8)
             assert sock.recv(65536) == b""  # closed silently after 3 s idle
+
+
+def test_form_bodies_reach_the_application_unparsed_by_the_server(market):
+    """daphne hands the application the body as bytes; Twisted's own parsing of form bodies
+    (multipart, urlencoded) into ``request.args`` is never read, cost CPU on the event loop
+    for every POST, and refused a body it could not parse with a bare 400 of its own and a
+    dropped connection, before the application (and its error contract) saw the request."""
+    with daphne() as url:
+        host, port = _http_base(url)
+        with socket.create_connection((host, port), timeout=5) as sock:
+            body = b"this is not multipart"
+            sock.sendall(b"POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: multipart/form-data; boundary=zz\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            status, headers, raw = _read_response(sock)
+            assert headers.get("content-type") == "application/problem+json", (status, headers, raw)
+            assert status in (401, 415) and json.loads(raw)["code"]
+            # The connection is kept: the next request on it is answered.
+            sock.sendall(b"GET /api/v1/markets HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            status, _, raw = _read_response(sock)
+            assert status == 200 and json.loads(raw)
