@@ -83,6 +83,17 @@ class ValidationError(BourseError):
         return cls(message, errors=[{"field": field, "code": code, "message": message, **more}])
 
 
+class BadRequest(BourseError):
+    code = "bad_request"
+    status = 400
+    title = "Bad request"
+    description = (
+        "The request could not be taken at all, before any operation looked at it: a `Host` "
+        "header the deployment does not serve (`ALLOWED_HOSTS`), or another request Django "
+        "refuses as malformed or suspicious. Nothing was done."
+    )
+
+
 class NotFound(BourseError):
     code = "not_found"
     status = 404

@@ -1,7 +1,8 @@
 """RFC 9457 problem details for the whole API.
 
 ``exception_handler`` is DRF's hook; ``problem_response`` renders any ``BourseError``;
-``handler404``/``handler500`` cover requests that never reached a DRF view. Each maps
+``handler400``/``handler403``/``handler404``/``handler500`` cover requests that never
+reached a DRF view (an API path never gets Django's HTML pages). Each maps
 errors exactly once, so every refusal has the same shape and a stable ``code``.
 """
 import logging
@@ -98,6 +99,24 @@ def exception_handler(exc, context):
 
 def _is_api(request) -> bool:
     return request.path.startswith("/api/")
+
+
+def handler400(request, exception=None):
+    """Django's refusals before any view: a ``Host`` outside ``ALLOWED_HOSTS``
+    (``DisallowedHost``), other ``SuspiciousOperation`` and ``BadRequest``."""
+    if not _is_api(request):
+        from django.views.defaults import bad_request
+
+        return bad_request(request, exception)
+    return problem_response(errors.BadRequest())
+
+
+def handler403(request, exception=None):
+    if not _is_api(request):
+        from django.views.defaults import permission_denied
+
+        return permission_denied(request, exception)
+    return problem_response(errors.PermissionDenied("Permission denied."))
 
 
 def handler404(request, exception=None):

@@ -52,5 +52,7 @@ urlpatterns = [
     path("metrics", operations_views.metrics_view, name="metrics"),
 ]
 
+handler400 = "exchange.problems.handler400"
+handler403 = "exchange.problems.handler403"
 handler404 = "exchange.problems.handler404"
 handler500 = "exchange.problems.handler500"

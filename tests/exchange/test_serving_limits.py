@@ -139,3 +139,13 @@ def test_form_bodies_reach_the_application_unparsed_by_the_server(market):
             sock.sendall(b"GET /api/v1/markets HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             status, _, raw = _read_response(sock)
             assert status == 200 and json.loads(raw)
+            # A Host the deployment does not serve: the API's problem body, not Django's HTML page.
+            sock.sendall(b"GET /api/v1/markets HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+            status, headers, raw = _read_response(sock)
+            assert status == 400 and headers.get("content-type") == "application/problem+json"
+            if headers.get("transfer-encoding") == "chunked":  # refused before Django sized it
+                while not raw.endswith(b"\r\n0\r\n\r\n"):
+                    raw += sock.recv(65536)
+                size, _, rest = raw.partition(b"\r\n")
+                raw = rest[:int(size, 16)]
+            assert json.loads(raw)["code"] == "bad_request", (status, headers, raw)

@@ -44,6 +44,7 @@ EXACT_ERRORS: dict[str, type[Exception]] = {
     "duplicate_client_order_id": DuplicateOrderId,
     "order_closed": OrderNotFound,  # no open order by that id any more (filled, cancelled or rejected)
     "payload_too_large": BadRequest,
+    "bad_request": BadRequest,
     "unsupported_media_type": BadRequest,
     "method_not_allowed": BadRequest,
     "insufficient_balance": InsufficientFunds,

@@ -488,7 +488,7 @@ export interface components {
          * @description Stable machine-readable error code: branch on this (docs/errors.md).
          * @enum {string}
          */
-        CodeEnum: "already_authenticated" | "asset_not_found" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "invalid_message" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_authenticated" | "not_found" | "order_closed" | "owner_deactivated" | "payload_too_large" | "permission_denied" | "rate_limited" | "replay_guard_reset" | "request_timeout" | "resync_required" | "service_unavailable" | "session_active" | "timestamp_out_of_window" | "too_many_connections" | "too_many_subscriptions" | "unknown_channel" | "unknown_op" | "unsupported_media_type" | "validation_error";
+        CodeEnum: "already_authenticated" | "asset_not_found" | "bad_request" | "duplicate_client_order_id" | "insufficient_balance" | "internal_error" | "invalid_amount" | "invalid_credentials" | "invalid_message" | "ip_not_allowed" | "key_expired" | "key_revoked" | "market_halted" | "market_not_found" | "method_not_allowed" | "missing_credentials" | "nonce_reused" | "not_authenticated" | "not_found" | "order_closed" | "owner_deactivated" | "payload_too_large" | "permission_denied" | "rate_limited" | "replay_guard_reset" | "request_timeout" | "resync_required" | "service_unavailable" | "session_active" | "timestamp_out_of_window" | "too_many_connections" | "too_many_subscriptions" | "unknown_channel" | "unknown_op" | "unsupported_media_type" | "validation_error";
         FieldError: {
             field: string | null;
             code: string;
@@ -837,7 +837,7 @@ export interface operations {
                     "application/json": components["schemas"]["Account"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -926,7 +926,7 @@ export interface operations {
                     "application/json": components["schemas"]["AssetPage"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
@@ -993,7 +993,7 @@ export interface operations {
                     "application/json": components["schemas"]["BalancePage"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1082,7 +1082,7 @@ export interface operations {
                     "application/json": components["schemas"]["CancelAfterState"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1201,7 +1201,7 @@ export interface operations {
                     "application/json": components["schemas"]["FillPage"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1309,7 +1309,7 @@ export interface operations {
                     "application/json": components["schemas"]["LedgerEntryPage"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -1411,7 +1411,7 @@ export interface operations {
                     "application/json": components["schemas"]["MarketPage"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
@@ -1475,7 +1475,7 @@ export interface operations {
                     "application/json": components["schemas"]["Market"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
@@ -1555,7 +1555,7 @@ export interface operations {
                     "application/json": components["schemas"]["Book"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
@@ -1641,7 +1641,7 @@ export interface operations {
                     "application/json": components["schemas"]["Candle"][];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
@@ -1718,7 +1718,7 @@ export interface operations {
                     "application/json": components["schemas"]["Ticker"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
@@ -1804,7 +1804,7 @@ export interface operations {
                     "application/json": components["schemas"]["TradePage"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
@@ -1892,7 +1892,7 @@ export interface operations {
                     "application/json": components["schemas"]["OrderPage"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -2020,7 +2020,7 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -2155,7 +2155,7 @@ export interface operations {
                     "application/json": components["schemas"]["CancelAll"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -2254,7 +2254,7 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -2367,7 +2367,7 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -2497,7 +2497,7 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -2647,7 +2647,7 @@ export interface operations {
                     "application/json": components["schemas"]["OrderBatchResults"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -2755,7 +2755,7 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -2868,7 +2868,7 @@ export interface operations {
                     "application/json": components["schemas"]["Order"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -2978,7 +2978,7 @@ export interface operations {
                     "application/json": components["schemas"]["PositionList"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the key, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds). */
@@ -3067,7 +3067,7 @@ export interface operations {
                     "application/json": components["schemas"]["TickerPage"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
@@ -3129,7 +3129,7 @@ export interface operations {
                     "application/json": components["schemas"]["ServerTime"];
                 };
             };
-            /** @description Problem details; `code` one of: `validation_error` */
+            /** @description Problem details; `code` one of: `bad_request`, `validation_error` */
             400: {
                 headers: {
                     /** @description The budgets that apply to the caller, e.g. `"key";q=1200;w=60, "orders";q=50;w=10` (q requests per w seconds; `ip` for requests without credentials). */
