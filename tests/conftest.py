@@ -33,6 +33,17 @@ def _stop_verdict_listener(django_db_setup, django_db_blocker):
     VerdictWaiter.shutdown()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_key_revalidator():
+    """No key-cache revalidator thread in the test process: it would keep a connection to the
+    test database and re-read keys behind the tests' backs (tests/apikeys/test_keycache.py
+    calls ``keycache.revalidate`` itself). Servers the tests start run it as deployed."""
+    from django.conf import settings
+
+    settings.BOURSE_KEY_REVALIDATE = False
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Rate-limit and replay caches must not leak between tests."""

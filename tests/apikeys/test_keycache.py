@@ -54,3 +54,51 @@ def test_a_refresh_reads_the_key_but_decrypts_only_a_changed_secret(monkeypatch,
     time.sleep(0.02)
     assert keycache.key_get(key.key_id).secret == rotated.encode()
     assert len(decrypted) == 3
+
+
+# --- the revalidator: one query confirms every key requests used lately ---------------------
+
+
+def test_revalidation_keeps_an_unchanged_key_fresh_without_a_request_reading_it(settings, django_assert_num_queries):
+    settings.BOURSE_KEY_CACHE_S = 0.3
+    key = ApiKeyFactory()
+    other = ApiKeyFactory()
+    first = keycache.key_get(key.key_id)
+    keycache.key_get(other.key_id)
+    time.sleep(0.2)
+    with django_assert_num_queries(1):  # both keys, one query
+        assert keycache.revalidate() == (2, 0)
+    time.sleep(0.15)  # past the lifetime since the request's read, not since the revalidation
+    with django_assert_num_queries(0):
+        assert keycache.key_get(key.key_id).key is first.key
+
+
+def test_revalidation_drops_a_key_changed_behind_the_services(settings):
+    from django.contrib.auth import get_user_model
+
+    settings.BOURSE_KEY_CACHE_S = 3600
+    key = ApiKeyFactory()
+    first = keycache.key_get(key.key_id)
+    assert first.key is not None and first.key.account.owner.is_active
+    get_user_model().objects.filter(pk=key.account.owner_id).update(is_active=False)  # no event
+    assert keycache.revalidate() == (0, 1)
+    again = keycache.key_get(key.key_id)
+    assert again is not first and again.key is not None and not again.key.account.owner.is_active
+
+
+def test_revalidation_leaves_a_key_it_cannot_see_to_expire(settings):
+    settings.BOURSE_KEY_CACHE_S = 3600
+    key = ApiKeyFactory()
+    first = keycache.key_get(key.key_id)
+    type(key).objects.filter(pk=key.pk).delete()
+    assert keycache.revalidate() == (0, 0)
+    assert keycache.key_get(key.key_id) is first  # still within its lifetime; never made fresher
+
+
+def test_revalidation_reads_only_keys_used_lately(settings, monkeypatch, django_assert_num_queries):
+    settings.BOURSE_KEY_CACHE_S = 0.05
+    key = ApiKeyFactory()
+    keycache.key_get(key.key_id)
+    time.sleep(0.05 * keycache.RECENT_LIFETIMES + 0.05)
+    with django_assert_num_queries(0):
+        assert keycache.revalidate() == (0, 0)
