@@ -301,15 +301,11 @@ def _settle_trades(run: _Run) -> int:
         fees_id = run.fees_id if any_fee else 0
         moved = {(f.account_id, asset) for pair in fills.values() for f in pair.values()
                  for asset in (market.base_id, market.quote_id)}
-        # Every balance row the chunk's journals touch, locked now in one global order: locked
-        # journal by journal, two markets' chunks over the same accounts could deadlock.
-        locked = ledger.lock_balances(moved | ({(fees_id, market.quote_id)} if any_fee else set()))
-        # One journal per trade, all written by one statement (PostgreSQL), from the rows locked above.
-        ledger.post_many([_settle_trade(trade_id, pair, orders, market, fees_id) for trade_id, pair in fills.items()],
-                         locked=locked)
+        # One journal per trade (its orders' remaining holds updated in memory).
+        postings = [_settle_trade(trade_id, pair, orders, market, fees_id) for trade_id, pair in fills.items()]
+        # What needs no balance first: the balance rows are the accounts' hot rows (every order
+        # of theirs takes its hold there), so they are locked for the last statements only.
         _flag_settled(orders.values(), ["hold_remaining"], list(fills))
-        # The `balances` WebSocket events of every account the chunk moved, one row per account.
-        outbox_write(_balance_events(moved, locked, market), batched=True)
         audit_record_rows(
             "fill.settled",
             [(("trading.fill", f.id), f.account_id,
@@ -317,6 +313,13 @@ def _settle_trades(run: _Run) -> int:
              for pair in fills.values() for f in pair.values()],
             actor=SETTLEMENT,
         )
+        # Every balance row the chunk's journals touch, locked now in one global order: locked
+        # journal by journal, two markets' chunks over the same accounts could deadlock.
+        locked = ledger.lock_balances(moved | ({(fees_id, market.quote_id)} if any_fee else set()))
+        # The journals, all written by one statement (PostgreSQL), from the rows locked above.
+        ledger.post_many(postings, locked=locked)
+        # The `balances` WebSocket events of every account the chunk moved, one row per account.
+        outbox_write(_balance_events(moved, locked, market), batched=True)
         return len(fills)
 
 
@@ -392,8 +395,6 @@ def _settle_closures(run: _Run) -> int:
     with transaction.atomic(durable=True):
         _lock_market(market_id)
         orders = _closing_orders(market_id)
-        # All rows the chunk's releases touch, up front in one order (see _settle_trades).
-        locked = ledger.lock_balances({(o.account_id, o.hold_asset_id) for o in orders if o.hold_remaining})
         released, postings = set(), []
         for order in orders:
             if order.hold_remaining:
@@ -406,8 +407,10 @@ def _settle_closures(run: _Run) -> int:
                 ))
                 order.hold_remaining = Decimal(0)
             order.close_settled = True
-        ledger.post_many(postings, locked=locked)
         _update_orders(orders, ["hold_remaining", "close_settled"])
+        # The balance rows last, all in one order (see _settle_trades), for the last statements only.
+        locked = ledger.lock_balances(released)
+        ledger.post_many(postings, locked=locked)
         # The `balances` WebSocket events, one row per account (from the rows as written).
         outbox_write(_balance_events(released, locked, run.market), batched=True)
         return len(orders)
