@@ -46,7 +46,6 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.core.management import call_command  # noqa: E402
 from django.db import connection, connections  # noqa: E402
 
 import matching as engine  # noqa: E402
@@ -322,7 +321,9 @@ def main():
     parser.add_argument("--batch", type=int, default=None,
                         help="engine batch size of the throughput phase (default BOURSE_ENGINE_BATCH)")
     args = parser.parse_args()
-    call_command("migrate", verbosity=0)
+    from benchdb import prepare  # bench/ (the script's folder) is on the path
+
+    print(prepare(), flush=True)
     tag = "".join(random.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(5))
     market, traders = setup(tag)
     print(f"database: {connection.vendor}; market {market.symbol}")

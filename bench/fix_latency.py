@@ -44,7 +44,6 @@ import django  # noqa: E402
 django.setup()
 
 import quickfix as fix  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 
 from accounts import services as account_services  # noqa: E402
 from apikeys.services import apikey_create  # noqa: E402
@@ -393,7 +392,9 @@ def main():
     pipelines = [int(p) for p in args.pipeline.split(",")]
 
     say(f"migrating the database ({django.db.connection.vendor})")
-    call_command("migrate", verbosity=0)
+    from benchdb import prepare  # bench/ (the script's folder) is on the path
+
+    print(prepare(), flush=True)
     symbol = setup_market()
     lines = [f"database: {django.db.connection.vendor}; market {symbol}; {args.seconds:g} s per rate; "
              f"rates {args.rates}; pipeline {args.pipeline}; load average at start {loadavg()}; {os.cpu_count()} CPUs"]

@@ -36,7 +36,6 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
@@ -70,7 +69,9 @@ def main():
     parser.add_argument("--no-profile", action="store_true", help="CPU per placement without the profiler's overhead")
     args = parser.parse_args()
 
-    call_command("migrate", verbosity=0)
+    from benchdb import prepare  # bench/ (the script's folder) is on the path
+
+    print(prepare(), flush=True)
     tag = "".join(random.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(5))
     symbol = f"P{tag}-USD"
     market_create(symbol=symbol, tick_size="0.01", lot_size="0.0001", min_notional="1", maker_fee_rate="0.001",

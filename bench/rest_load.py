@@ -58,7 +58,6 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from apikeys.services import trader_create  # noqa: E402
@@ -386,7 +385,9 @@ def main():
     parser.add_argument("--report", type=Path, default=None)
     args = parser.parse_args()
 
-    call_command("migrate", verbosity=0)
+    from benchdb import prepare  # bench/ (the script's folder) is on the path
+
+    database = prepare()
     tag = "".join(random.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(5))
     symbol = f"R{tag}-USD"
     market_create(symbol=symbol, tick_size="0.01", lot_size="0.0001", min_notional="1", maker_fee_rate="0.001",
@@ -403,6 +404,8 @@ def main():
     def say(text):
         print(text, flush=True)
         lines.append(text)
+
+    say(database)
 
     def account(rng):
         return "GET", "/api/v1/account", b""
