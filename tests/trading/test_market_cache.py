@@ -3,9 +3,11 @@
 write checks the market is unchanged, and a refusal is only given for the market as it is now.
 Each test changes the market behind the cache's back (an ORM update: what another process's
 edit looks like to this one)."""
+from decimal import Decimal
 from decimal import Decimal as D
 
 import pytest
+from django.db import connection
 
 from exchange import errors
 from tests.support import fund
@@ -73,3 +75,18 @@ def test_a_fee_change_behind_the_cache_holds_the_new_fee(market, funded):
     Market.objects.filter(pk=market.pk).update(taker_fee_rate=D("0.01"))
     order = _buy(funded)
     assert order.hold_amount == D("50.500000")  # 100 x 0.5 plus 1 % (the cached 0.2 % would hold 50.100000)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement write is PostgreSQL's")
+def test_the_pins_text_form_reads_back_as_the_values(db):
+    """``unchanged`` passes the pinned columns as array literals: PostgreSQL must read each one
+    back as exactly the values, whatever their notation (exponents, trailing zeros, NULLs) or
+    characters (quotes, backslashes, commas, braces)."""
+    numbers = [Decimal("0.01"), Decimal("1E+3"), Decimal("1.500000000000000000"), None, Decimal("-0"), Decimal("7")]
+    texts = ['USD', 'a"b', "c\\d", "e,f", "{g}", None, "NULL", ""]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::numeric[] = %s::numeric[], %s::text[] IS NOT DISTINCT FROM %s::text[], %s::text[]",
+                       [marketcache.array_literal(numbers), numbers, marketcache.array_literal(texts), texts,
+                        marketcache.array_literal(texts)])
+        same_numbers, same_texts, read = cursor.fetchone()
+    assert same_numbers and same_texts and read == texts
