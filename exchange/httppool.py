@@ -83,7 +83,18 @@ class PooledASGIHandler(ASGIHandler):
             return response
 
         tasks = [asyncio.create_task(self.listen_for_disconnect(receive)), asyncio.create_task(process_request())]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The server cancels the request (its shutdown grace over, or the client gone too
+            # long). The two tasks go with it and their ends are collected here: left running,
+            # the response would still be sent after the cancel and the disconnect watch would
+            # end in a RequestAborted nobody retrieves (logged as a traceback by asyncio).
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            body_file.close()
+            raise
         for task in tasks:
             if task.done():
                 try:

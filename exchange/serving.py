@@ -75,16 +75,7 @@ def install() -> bool:
                     log.exception("could not close a websocket cleanly")
 
         def busy() -> int:
-            count = 0
-            for protocol, details in list(self.connections.items()):
-                if details.get("disconnected"):
-                    continue
-                if isinstance(protocol, WebSocketProtocol):
-                    count += 1  # waits for the client's close (or the grace)
-                else:
-                    instance = details.get("application_instance")
-                    count += instance is not None and not instance.done()
-            return count
+            return in_flight(self.connections, WebSocketProtocol)
 
         log.info("shutting down: draining", extra={"websockets_closed": sockets, "in_flight": busy(),
                                                    "grace_s": grace})
@@ -107,3 +98,20 @@ def install() -> bool:
     Server.listen_error = listen_failed
     Server.kill_all_applications = drain_then_kill
     return True
+
+
+def in_flight(connections: dict, websocket_protocol: type) -> int:
+    """What the drain waits for: each WebSocket not yet closed by its client, and each
+    application instance not yet returned. An HTTP connection counts until its application
+    returns, not until its response is sent: daphne marks the connection ended with the
+    response's last byte, while the application is still finishing (the request's end, its
+    disconnect watch); cancelled there, it left a task behind that asyncio logged as a
+    traceback."""
+    count = 0
+    for protocol, details in list(connections.items()):
+        instance = details.get("application_instance")
+        if instance is not None and not instance.done():
+            count += 1
+        elif isinstance(protocol, websocket_protocol) and not details.get("disconnected"):
+            count += 1  # waits for the client's close (or the grace)
+    return count

@@ -13,6 +13,8 @@ from django.urls import path
 from exchange.httppool import PooledASGIHandler
 
 export_may_finish = threading.Event()
+slow_view_entered = threading.Event()
+slow_view_may_answer = threading.Event()
 
 
 def _plain(request):
@@ -28,7 +30,13 @@ def _export(request):
     return StreamingHttpResponse(rows(), content_type="text/csv")
 
 
-urlpatterns = [path("plain", _plain), path("export", _export)]
+def _slow(request):
+    slow_view_entered.set()
+    slow_view_may_answer.wait(10)
+    return HttpResponse(b"late")
+
+
+urlpatterns = [path("plain", _plain), path("export", _export), path("slow", _slow)]
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -113,3 +121,45 @@ def test_the_request_signals_run_in_the_thread_that_served_the_request():
         signals.request_started.disconnect(record)
         signals.request_finished.disconnect(record)
     assert len(seen) == 2 and all(name.startswith("bourse-http") for name in seen), seen
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_a_cancelled_request_leaves_no_task_behind_and_sends_nothing_after():
+    """daphne cancels an application it gives up on (the shutdown grace over, a client gone
+    too long). The request's two tasks — the view's and the disconnect watch — end with it:
+    left running, the response went out after the cancel and the watch's RequestAborted was
+    logged by asyncio as a traceback nobody retrieved (it failed CI's graceful-shutdown test)."""
+    import gc
+
+    app = PooledASGIHandler(2)
+    slow_view_entered.clear()
+    slow_view_may_answer.clear()
+
+    async def run():
+        unretrieved: list[dict] = []
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: unretrieved.append(context))
+        inbox: asyncio.Queue = asyncio.Queue()
+        sent: list[dict] = []
+
+        async def send(message):
+            sent.append(message)
+
+        await inbox.put({"type": "http.request", "body": b""})
+        request = asyncio.create_task(app(_scope("slow"), inbox.get, send))
+        while not slow_view_entered.is_set():
+            await asyncio.sleep(0.01)
+        request.cancel()
+        await inbox.put({"type": "http.disconnect"})  # what daphne sends as the connection ends
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        slow_view_may_answer.set()  # the view's thread finishes its work regardless
+        await asyncio.sleep(0.3)
+        gc.collect()
+        await asyncio.sleep(0)
+        left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        return sent, left, unretrieved
+
+    sent, left, unretrieved = asyncio.run(run())
+    assert sent == []
+    assert left == []
+    assert unretrieved == []
