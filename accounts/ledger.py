@@ -313,8 +313,11 @@ def _write_postgres(postings: list[Posting], changed: list[tuple[Balance, dict[s
         return [row[0] for row in cursor.fetchall()]
 
 
+_KINDS, _BUCKETS = frozenset(EntryKind.values), frozenset(Bucket.values)  # ``.values`` builds a list per access
+
+
 def _check_legs(kind: str, legs: list[Leg]) -> None:
-    if kind not in EntryKind.values:
+    if kind not in _KINDS:
         raise ValueError(f"unknown journal kind {kind!r}")
     if not legs:
         raise ValueError("a journal needs legs")
@@ -322,7 +325,7 @@ def _check_legs(kind: str, legs: list[Leg]) -> None:
     for leg in legs:
         if leg.amount == 0:
             raise ValueError(f"zero-amount leg {leg}")
-        if leg.bucket not in Bucket.values:
+        if leg.bucket not in _BUCKETS:
             raise ValueError(f"unknown bucket {leg.bucket!r}")
         per_asset[leg.asset] += leg.amount
     unbalanced = {asset: total for asset, total in per_asset.items() if total != 0}

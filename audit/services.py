@@ -215,6 +215,9 @@ def audit_record_rows(
     return len(rows)
 
 
+_OUTCOMES = tuple(Outcome.values)  # ``.values`` builds a list per access
+
+
 def _event(
     action: str,
     *,
@@ -230,8 +233,8 @@ def _event(
 ) -> AuditEvent:
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}: add it to audit.actions.ACTIONS")
-    if outcome not in Outcome.values:
-        raise ValueError(f"outcome must be one of {Outcome.values}")
+    if outcome not in _OUTCOMES:
+        raise ValueError(f"outcome must be one of {_OUTCOMES}")
     who = _actor(actor)
     target_type, target_id, implied_account = _target(target)
     if account is not None:

@@ -152,3 +152,83 @@ def test_a_repeated_client_order_id_is_refused_by_the_constraint_and_answered_wi
     with pytest.raises(errors.DuplicateClientOrderId):
         _submit(trader, client_order_id="again", price="100.01")
     assert Order.objects.count() == 1
+
+
+@pytest.mark.parametrize("source_ip", ["203.0.113.9", "2001:db8::7", None])
+def test_the_audit_event_from_one_json_record_equals_the_general_paths(market, monkeypatch, source_ip):
+    """The audit row goes in as one JSON record read back by ``jsonb_populate_record``: the
+    actor, the source address (v4, v6, none), the request id and the parameters land as the
+    general path writes them."""
+    from exchange.context import Actor, actor_var, request_id_var, source_ip_var
+
+    trader = AccountFactory()
+    fund(trader, USD="1000")
+    tokens = (source_ip_var.set(source_ip), request_id_var.set("req-7f3a"),
+              actor_var.set(Actor("apikey", "bk_test", "test key \u00e9\"'")))
+    try:
+        fast = _submit(trader, client_order_id="audit-fast")
+        monkeypatch.setattr(order_write, "available", lambda: False)
+        slow = _submit(trader, client_order_id="audit-slow")
+    finally:
+        for var, token in zip((source_ip_var, request_id_var, actor_var), tokens, strict=True):
+            var.reset(token)
+    keep = IGNORED - {"request_id"}
+    fast_row, slow_row = (_row(AuditEvent.objects.get(action="order.submitted", target_id=str(order.pk)), keep)
+                          for order in (fast, slow))
+    for row in (fast_row, slow_row):
+        row["after"].pop("client_order_id")
+    assert fast_row == slow_row
+    assert (fast_row["source_ip"], fast_row["request_id"], fast_row["actor_label"]) == (
+        source_ip, "req-7f3a", "test key \u00e9\"'")
+    assert fast_row["before"] is None
+
+
+def test_the_statement_is_made_once_and_only_its_values_change(market, monkeypatch, settings):
+    """The text is the same for every order (limit, market, stop, GTD, with and without a
+    client order id): made once per process, only the parameters are worked out per order."""
+    import psycopg
+
+    settings.BOURSE_GTD_MAX_DAYS = 365 * 100
+    trader = AccountFactory()
+    fund(trader, USD="100000", BTC="10")
+    texts = set()
+    real = psycopg.Cursor.execute
+
+    def execute(cursor, query, params=None, **kwargs):
+        if str(query).startswith("WITH"):
+            texts.add(query)
+        return real(cursor, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    built = []
+    real_build = order_write._Statement.__init__
+
+    def counting_build(statement):
+        built.append(statement)
+        real_build(statement)
+
+    monkeypatch.setattr(order_write, "_statement", None)
+    monkeypatch.setattr(order_write._Statement, "__init__", counting_build)
+    _submit(trader)
+    _submit(trader, client_order_id="once-1", price="99.99", quantity="0.2500")
+    _submit(trader, side="sell", quantity="0.1000", price="120.00")
+    _submit(trader, type="market", price=None, quote_quantity="10.00")
+    _submit(trader, type="stop_limit", stop_price="90.00")
+    _submit(trader, time_in_force="gtd", expire_time="2099-01-01T00:00:00Z")
+    assert Order.objects.filter(account=trader).count() == 6
+    assert len(built) == 1 and len(texts) == 1
+
+
+def test_a_column_whose_default_is_computed_gets_it_per_order(market, monkeypatch):
+    """A field whose default is a callable (say, one added later) is worked out per order,
+    not frozen into the statement."""
+    reason = Command._meta.get_field("reason")
+    counter = iter(range(1, 100))
+    computed = lambda: f"r{next(counter)}"  # noqa: E731
+    monkeypatch.setattr(reason, "default", computed)
+    monkeypatch.setattr(reason, "_get_default", computed, raising=False)  # Django caches the default's getter
+    monkeypatch.setattr(order_write, "_statement", None)
+    trader = AccountFactory()
+    fund(trader, USD="1000")
+    first, second = _submit(trader), _submit(trader)
+    assert [Command.objects.get(order_id=order.pk).reason for order in (first, second)] == ["r1", "r2"]

@@ -71,14 +71,22 @@ def array_literal(values: Iterable[Any]) -> str:
 _literals: dict[tuple[Any, ...], tuple[str, str]] = {}
 
 
+def unchanged_condition() -> str:
+    """``unchanged``'s condition: the status, then the two arrays of pinned values."""
+    return _CONDITION
+
+
+_CONDITION = (f"status = %s AND ARRAY[{', '.join(ASSET_PINS)}]::text[] = %s::text[] "
+              f"AND ARRAY[{', '.join(NUMBER_PINS)}]::numeric[] = %s::numeric[]")
+
+
 def unchanged(market: Market) -> tuple[str, list[Any]]:
     """``(condition, params)`` over the markets table's columns, for PostgreSQL: the market row
     is open and every pinned column still holds ``market``'s value (three parameters: arrays
     compare element by element, NULLs equal). The arrays go as their text form, made once per
     set of values: psycopg adapting two Python lists element by element on every order was
     ~4 % of a REST process's CPU under order load."""
-    condition = (f"status = %s AND ARRAY[{', '.join(ASSET_PINS)}]::text[] = %s::text[] "
-                 f"AND ARRAY[{', '.join(NUMBER_PINS)}]::numeric[] = %s::numeric[]")
+    condition = unchanged_condition()
     values = tuple(getattr(market, column) for column in PINNED)
     literals = _literals.get(values)
     if literals is None:

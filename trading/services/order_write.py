@@ -16,11 +16,12 @@ now is, or takes the general path (``orders._insert``), which refuses with the p
 or, for a missing balance row, creates it. The rows written are exactly those of the general
 path; ``tests/trading/test_order_write.py`` compares them column by column.
 
-Column lists come from the models (``_columns``), so a field added to a model with a default
-is written here too.
+The statement's text is made once per process from the models (``_Statement``), so a field
+added to a model with a default is written here too; per order only its values are worked out.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -45,44 +46,6 @@ def available() -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-_SHAREABLE = (str, int, bool, Decimal, datetime)
-
-
-class _Params(dict[str, Any]):
-    """The statement's parameters, by (short) name. A value several rows share (the time, the
-    account, the market, the hold, empty strings, a NULL of one column type) is passed once,
-    which keeps the statement under psycopg's limits for caching its parsed form (50
-    parameters, 4 KB; it re-parsed the statement on every order otherwise)."""
-
-    def __init__(self, now: Any) -> None:
-        super().__init__()
-        self.now = now
-        self._shared: dict[tuple[Any, ...], str] = {}
-
-    def add(self, value: Any, null_type: str | None = None) -> str:
-        """A parameter for ``value``: an equal value of the same type given before is passed
-        once (a NULL, untyped on the wire, only for columns of one ``null_type``)."""
-        if value is None:
-            key: tuple[Any, ...] | None = None if null_type is None else ("null", null_type)
-        else:
-            key = (type(value), value) if isinstance(value, _SHAREABLE) else None
-        name = self._shared.get(key) if key is not None else None
-        if name is None:
-            name = f"a{len(self)}"
-            self[name] = value
-            if key is not None:
-                self._shared[key] = name
-        return f"%({name})s"
-
-    def sql(self, text: str, *values: Any) -> str:
-        """``text`` with each ``%s`` replaced by a parameter for the next of ``values``."""
-        parts = text.split("%s")
-        if len(parts) != len(values) + 1:
-            raise ValueError(f"{len(parts) - 1} placeholders for {len(values)} values")
-        names = [self.add(value) for value in values]
-        return parts[0] + "".join(name + part for name, part in zip(names, parts[1:], strict=True))
-
-
 # Field kinds whose Python value is already what psycopg sends: no Django conversion needed.
 _PLAIN = (models.CharField, models.IntegerField, models.BooleanField, models.ForeignKey)
 
@@ -92,128 +55,213 @@ class _Column:
     field: Field[Any, Any]
     attname: str
     quoted: str  # the column's quoted name
-    db_type: str | None  # a NULL's type, for sharing it with other NULLs of the type
+    db_type: str | None
     automatic_time: bool  # auto_now / auto_now_add: the statement's one time
     plain: bool
 
-
-_plans: dict[type[Model], tuple[str, list[_Column]]] = {}
-
-
-def _plan(model: type[Model]) -> tuple[str, list[_Column]]:
-    """A model's insert columns, worked out once per process (asking each field for its
-    database type and conversion on every order was most of this module's time)."""
-    plan = _plans.get(model)
-    if plan is None:
-        columns = [
-            _Column(field, field.attname, connection.ops.quote_name(field.column), field.db_type(connection),
-                    bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)),
-                    isinstance(field, _PLAIN))
-            for field in model._meta.concrete_fields if not field.primary_key
-        ]
-        plan = _plans[model] = (", ".join(column.quoted for column in columns), columns)
-    return plan
+    def value(self, instance: Model) -> Any:
+        """The column's value for ``instance``, converted as Django converts it for a save."""
+        if self.plain:
+            return getattr(instance, self.attname)
+        return self.field.get_db_prep_save(self.field.pre_save(instance, add=True), connection)
 
 
-def _columns(instance: Model, sql: dict[str, str | tuple[str, list[Any]]], params: _Params) -> tuple[str, str]:
-    """``(column list, value list)`` for inserting ``instance``: every concrete field but the
-    primary key, each as a parameter taken from the instance (Django's own conversion where
-    one applies, so defaults are applied; automatic times are the statement's one time)
-    unless ``sql`` gives an SQL expression for it (with its own parameters, as
-    ``(expression with %s, values)``)."""
-    names, columns = _plan(type(instance))
-    values = []
-    for column in columns:
-        name = column.field.name
-        if name in sql:
-            expression = sql[name]
-            if isinstance(expression, tuple):
-                expression = params.sql(expression[0], *expression[1])
-            values.append(expression)
-        elif column.automatic_time:
-            setattr(instance, column.attname, params.now)
-            values.append(params.add(params.now))
-        else:
-            value = getattr(instance, column.attname) if column.plain else \
-                column.field.get_db_prep_save(column.field.pre_save(instance, add=True), connection)
-            values.append(params.add(value, column.db_type))
-    return names, ", ".join(values)
+def _plan(model: type[Model]) -> list[_Column]:
+    """A model's insert columns: every concrete field but the primary key."""
+    return [
+        _Column(field, field.attname, connection.ops.quote_name(field.column), field.db_type(connection),
+                bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)),
+                isinstance(field, _PLAIN))
+        for field in model._meta.concrete_fields if not field.primary_key
+    ]
 
 
 def _table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+def _named(text: str, *names: str) -> str:
+    """``text`` with each ``%s`` replaced by the next of ``names`` as a named parameter."""
+    parts = text.split("%s")
+    if len(parts) != len(names) + 1:
+        raise ValueError(f"{len(parts) - 1} placeholders for {len(names)} names")
+    return parts[0] + "".join(f"%({name})s" + part for name, part in zip(names, parts[1:], strict=True))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return str(value)  # an address (inet), a UUID
+
+
+class _Statement:
+    """The statement's text and the plan for its parameters, made once per process from the
+    models (so a field added to a model is written here too): only the values of one
+    submission are worked out per order. Building the text, seven model instances and every
+    column's conversion on each order was ~0.7 ms of a REST process's CPU per placement, more
+    than the statement's execution (thread CPU, ``bench/order_path.md``).
+
+    Parameters: the submission's values by role (the time, the market and its pinned values,
+    the account, the hold's asset and amount, the asset's scale), one per column of the order
+    (Django's conversion), and the audit event as ONE JSON record (its columns read back by
+    ``jsonb_populate_record``), which keeps the statement under psycopg's limits for caching
+    its parsed form (50 parameters, 4 KB). What the other rows write that is the same for
+    every order (a journal's kind, a command's defaults, the event's channel) is part of the
+    text as typed literals; a column whose default is computed (callable) is a parameter
+    worked out per order."""
+
+    ROLES = {"account_id": "account", "market_id": "market", "hold_asset_id": "asset", "hold_amount": "amount"}
+
+    def __init__(self) -> None:
+        connection.ensure_connection()
+        self._raw = connection.connection
+        self.computed: list[tuple[str, _Column]] = []  # callable defaults, per order
+        self.order_columns: list[tuple[str, _Column]] = []
+        self.condition = marketcache.unchanged_condition()
+
+        market_sql = (f"SELECT id FROM {_table(Market)} WHERE id = %(market)s AND "
+                      f"{_named(self.condition, 'open', 'pin_assets', 'pin_numbers')} FOR SHARE")
+        balance_sql = (
+            f"UPDATE {_table(Balance)} SET available = available - %(amount)s, locked = locked + %(amount)s "
+            f"WHERE account_id = %(account)s AND asset_id = %(asset)s AND available >= %(amount)s "
+            f"AND EXISTS (SELECT 1 FROM mkt) RETURNING available, locked"
+        )
+        order_values = []
+        order_plan = _plan(Order)
+        for number, column in enumerate(order_plan):
+            if column.automatic_time:
+                order_values.append("%(now)s")
+            elif column.attname in self.ROLES:
+                order_values.append(f"%({self.ROLES[column.attname]})s")
+            else:
+                name = f"o{number}"
+                self.order_columns.append((name, column))
+                order_values.append(f"%({name})s")
+        order_sql = (f"INSERT INTO {_table(Order)} ({self._names(order_plan)}) SELECT {', '.join(order_values)} "
+                     f"FROM bal RETURNING id")
+        reference = "'order:' || o.id"
+        journal_sql = self._insert(Journal, {"kind": EntryKind.HOLD, "reason": ""}, {"reference": reference},
+                                   "FROM ord o RETURNING id")
+        entries = [
+            self._select(LedgerEntry, {"bucket": bucket, "kind": EntryKind.HOLD},
+                         {"journal": "j.id", "reference": reference, "account": "%(account)s",
+                          "asset": "%(asset)s", "amount": amount}, "FROM jnl j, ord o")
+            for bucket, amount in ((Bucket.AVAILABLE, "%(debit)s"), (Bucket.LOCKED, "%(amount)s"))
+        ]
+        entries_sql = f"INSERT INTO {_table(LedgerEntry)} ({self._names(_plan(LedgerEntry))}) " + " UNION ALL ".join(entries)
+        command_sql = self._insert(Command, {"kind": Command.Kind.NEW}, {"market": "%(market)s", "order": "o.id"},
+                                   "FROM ord o")
+        sequences = _table(AccountSequence)
+        sequence_sql = (
+            f"INSERT INTO {sequences} (account_id, channel, last) SELECT %(account)s, 'balances', 1 FROM bal "
+            f"ON CONFLICT (account_id, channel) DO UPDATE SET last = {sequences}.last + 1 RETURNING last"
+        )
+        payload = (
+            "(SELECT json_build_object('asset', %(asset)s::text, 'total', round(b.available + b.locked, x)::text, "
+            "'available', round(b.available, x)::text, 'locked', round(b.locked, x)::text)::jsonb "
+            "FROM (SELECT %(scale)s::int AS x) d)"
+        )
+        event_sql = self._insert(OutboxEvent, {"channel": "balances"},
+                                 {"market": "%(market)s", "account": "%(account)s", "sequence": "s.last",
+                                  "payload": payload}, "FROM bal b, seq s RETURNING id")
+        # the audit event: its columns from one JSON record, the order's id and the one time
+        audit_plan = _plan(AuditEvent)
+        timed = {column.attname for column in audit_plan if column.automatic_time or column.attname == "created_at"}
+        self.audit_columns = [column for column in audit_plan if column.attname not in timed | {"target_id"}]
+        audit_values = ["o.id::text" if column.attname == "target_id" else
+                        "%(now)s" if column.attname in timed else f"r.{column.quoted}" for column in audit_plan]
+        audit_sql = (f"INSERT INTO {_table(AuditEvent)} ({self._names(audit_plan)}) SELECT {', '.join(audit_values)} "
+                     f"FROM ord o, jsonb_populate_record(NULL::{_table(AuditEvent)}, %(audit)s::jsonb) r")
+        self.text = (
+            f"WITH mkt AS ({market_sql}), bal AS ({balance_sql}), ord AS ({order_sql}), jnl AS ({journal_sql}), "
+            f"ent AS ({entries_sql}), cmd AS ({command_sql}), seq AS ({sequence_sql}), evt AS ({event_sql}), "
+            f"aud AS ({audit_sql}) SELECT (SELECT id FROM mkt), (SELECT id FROM ord), (SELECT id FROM evt)"
+        )
+
+    @staticmethod
+    def _names(plan: list[_Column]) -> str:
+        return ", ".join(column.quoted for column in plan)
+
+    def _select(self, model: type[Model], fixed: dict[str, Any], sql: dict[str, str], tail: str) -> str:
+        """``SELECT`` of one row of ``model``: ``sql`` gives an expression per field name,
+        ``fixed`` a value that is the same for every order (a typed literal), an automatic time
+        is the statement's time, every other field its default (a literal, or a parameter
+        worked out per order when the default is computed)."""
+        values = []
+        for column in _plan(model):
+            name = column.field.name
+            if name in sql:
+                values.append(sql[name])
+            elif column.automatic_time:
+                values.append("%(now)s")
+            elif name in fixed:
+                values.append(self._literal(column, fixed[name]))
+            elif column.field.has_default() and callable(column.field.default):
+                parameter = f"d{len(self.computed)}"
+                self.computed.append((parameter, column))
+                values.append(f"%({parameter})s")
+            else:
+                values.append(self._literal(column, column.field.get_default()))
+        return f"SELECT {', '.join(values)} {tail}"
+
+    def _insert(self, model: type[Model], fixed: dict[str, Any], sql: dict[str, str], tail: str) -> str:
+        return f"INSERT INTO {_table(model)} ({self._names(_plan(model))}) {self._select(model, fixed, sql, tail)}"
+
+    def _literal(self, column: _Column, value: Any) -> str:
+        from psycopg import sql
+
+        if isinstance(value, str):
+            value = str(value)  # a choice's member: its plain value
+        value = column.field.get_db_prep_save(value, connection)
+        return f"{sql.Literal(value).as_string(self._raw)}::{column.db_type}"
+
+    def params(self, market: Market, order: Order, audit: AuditEvent, now: datetime) -> dict[str, Any]:
+        amount, asset = order.hold_amount, order.hold_asset_id
+        condition, (status, pin_assets, pin_numbers) = marketcache.unchanged(market)
+        if condition != self.condition:
+            raise RuntimeError("the market's condition changed under a built statement")
+        params = {
+            "now": now, "market": market.pk, "open": status, "pin_assets": pin_assets, "pin_numbers": pin_numbers,
+            "account": order.account_id, "asset": asset, "amount": amount, "debit": -amount,
+            "scale": market.base.scale if asset == market.base_id else market.quote.scale,
+        }
+        for name, column in self.order_columns:
+            params[name] = column.value(order)
+        for name, column in self.computed:
+            params[name] = column.field.get_db_prep_save(column.field.get_default(), connection)
+        record = {}
+        for column in self.audit_columns:
+            value = getattr(audit, column.attname)
+            if not (column.plain or isinstance(column.field, models.JSONField)):
+                value = column.field.get_db_prep_save(value, connection)
+            record[column.attname] = value
+        params["audit"] = json.dumps(record, default=_json_default)
+        return params
+
+
+_statement: _Statement | None = None
+
+
 def order_insert_one_statement(account_id: int, market: Market, order: Order, audit_after: dict[str, object]) -> Order | None:
     """Write ``order`` (unsaved, fully populated) with its hold, command, ``balances`` event
     and audit event in one statement. Returns the order with its id and times, or None when
     nothing was written (no balance row, insufficient balance); raises ``MarketChanged`` when
-    the market was halted or edited since ``market`` was read."""
+    the market was halted or edited since ``market`` was read (``market``: as validation saw
+    it, the process's cached copy perhaps — the statement checks it under the row's shared
+    lock)."""
+    global _statement
+    if order.account_id != account_id:
+        raise ValueError("the order is another account's")
+    statement = _statement
+    if statement is None:
+        statement = _statement = _Statement()
     now = timezone.now()
     order.created_at = order.updated_at = now
-    amount, asset = order.hold_amount, order.hold_asset_id
-    params = _Params(now)
-
-    # 1. the market, shared-locked: a halt or a filter edit (exclusive) waits for us, or we see it
-    # and as validation saw it (marketcache: the copy may be a process's cached one)
-    unchanged, unchanged_params = marketcache.unchanged(market)
-    market_sql = params.sql(f"SELECT id FROM {_table(Market)} WHERE id = %s AND {unchanged} FOR SHARE",
-                            market.pk, *unchanged_params)
-    # 2. the hold: the one row lock, for this statement only
-    balance_sql = params.sql(
-        f"UPDATE {_table(Balance)} SET available = available - %s, locked = locked + %s "
-        f"WHERE account_id = %s AND asset_id = %s AND available >= %s AND EXISTS (SELECT 1 FROM mkt) "
-        f"RETURNING available, locked",
-        amount, amount, account_id, asset, amount,
-    )
-    # 3. the order
-    order_cols, order_vals = _columns(order, {}, params)
-    order_sql = f"INSERT INTO {_table(Order)} ({order_cols}) SELECT {order_vals} FROM bal RETURNING id"
-    # 4. the hold journal and its two entries (ledger.hold_legs)
-    reference = "'order:' || o.id"
-    journal = Journal(kind=EntryKind.HOLD, reason="", created_at=now)
-    journal_cols, journal_vals = _columns(journal, {"reference": reference}, params)
-    journal_sql = f"INSERT INTO {_table(Journal)} ({journal_cols}) SELECT {journal_vals} FROM ord o RETURNING id"
-    entries = []
-    for bucket, signed in ((Bucket.AVAILABLE, -amount), (Bucket.LOCKED, amount)):
-        entry = LedgerEntry(account_id=account_id, asset_id=asset, bucket=bucket, kind=EntryKind.HOLD, amount=signed,
-                            created_at=now)
-        cols, vals = _columns(entry, {"journal": "j.id", "reference": reference}, params)
-        entries.append(f"SELECT {vals} FROM jnl j, ord o")
-    entries_sql = f"INSERT INTO {_table(LedgerEntry)} ({cols}) " + " UNION ALL ".join(entries)
-    # 5. the engine's command
-    command = Command(market_id=market.pk, kind=Command.Kind.NEW, created_at=now)
-    command_cols, command_vals = _columns(command, {"order": "o.id"}, params)
-    command_sql = f"INSERT INTO {_table(Command)} ({command_cols}) SELECT {command_vals} FROM ord o"
-    # 6. the `balances` event, sequenced on the account's stream (outbox_write's rule)
-    sequence_sql = params.sql(
-        f"INSERT INTO {_table(AccountSequence)} (account_id, channel, last) SELECT %s, 'balances', 1 FROM bal "
-        f"ON CONFLICT (account_id, channel) DO UPDATE SET last = {_table(AccountSequence)}.last + 1 RETURNING last",
-        account_id,
-    )
-    scale = market.base.scale if asset == market.base_id else market.quote.scale
-    payload = (
-        "(SELECT json_build_object('asset', %s::text, 'total', round(b.available + b.locked, x)::text, "
-        "'available', round(b.available, x)::text, 'locked', round(b.locked, x)::text)::jsonb FROM (SELECT %s::int AS x) d)"
-    )
-    event = OutboxEvent(market_id=market.pk, account_id=account_id, channel="balances", payload={}, created_at=now)
-    event_cols, event_vals = _columns(
-        event, {"sequence": "s.last", "payload": (payload, [asset, scale])}, params
-    )
-    event_sql = f"INSERT INTO {_table(OutboxEvent)} ({event_cols}) SELECT {event_vals} FROM bal b, seq s RETURNING id"
-    # 7. the audit event
     audit = audit_event_build("order.submitted", target=("trading.order", None), account=account_id, after=audit_after)
-    audit.created_at = now
-    audit_cols, audit_vals = _columns(audit, {"target_id": "o.id::text"}, params)
-    audit_sql = f"INSERT INTO {_table(AuditEvent)} ({audit_cols}) SELECT {audit_vals} FROM ord o"
-
-    sql = (
-        f"WITH mkt AS ({market_sql}), bal AS ({balance_sql}), ord AS ({order_sql}), jnl AS ({journal_sql}), "
-        f"ent AS ({entries_sql}), cmd AS ({command_sql}), seq AS ({sequence_sql}), evt AS ({event_sql}), "
-        f"aud AS ({audit_sql}) SELECT (SELECT id FROM mkt), (SELECT id FROM ord), (SELECT id FROM evt)"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(statement.text, statement.params(market, order, audit, now))
         market_id, order_id, event_id = cursor.fetchone()
     if market_id is None:
         raise marketcache.MarketChanged()
@@ -225,4 +273,3 @@ def order_insert_one_statement(account_id: int, market: Market, order: Order, au
     signal.announce([event_id])
     audit_events_written()
     return order
-

@@ -88,6 +88,12 @@ class SubmitResult:
     created: bool  # False: an identical earlier submission with this client_order_id
 
 
+# Each choice's values, listed once: ``Choices.values`` builds its list anew on every access
+# (labels and all), several times per order.
+_SIDES, _TYPES = tuple(Order.Side.values), tuple(Order.Type.values)
+_TIMES_IN_FORCE, _STPS = tuple(Order.TimeInForce.values), tuple(Order.Stp.values)
+
+
 def _choice(value: object, field: str, allowed: Collection[str]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise errors.ValidationError.field(field, "invalid_choice", f"{field} must be one of: {', '.join(allowed)}")
@@ -157,10 +163,10 @@ def order_validate(
     ``type`` ``stop_limit``/``stop_market`` need ``stop_price`` (a valid price of the market);
     ``time_in_force`` ``gtd`` needs ``expire_time`` (RFC 3339, in the future, at most
     ``BOURSE_GTD_MAX_DAYS`` ahead). Every failure names its field."""
-    side = _choice(side, "side", Order.Side.values)
-    type = _choice(type, "type", Order.Type.values)
-    time_in_force = _choice(time_in_force, "time_in_force", Order.TimeInForce.values)
-    stp = _choice(stp, "stp", Order.Stp.values)
+    side = _choice(side, "side", _SIDES)
+    type = _choice(type, "type", _TYPES)
+    time_in_force = _choice(time_in_force, "time_in_force", _TIMES_IN_FORCE)
+    stp = _choice(stp, "stp", _STPS)
     if not isinstance(post_only, bool):
         raise errors.ValidationError.field("post_only", "invalid_type", "post_only must be true or false")
     if client_order_id is not None and (not isinstance(client_order_id, str) or not CLIENT_ORDER_ID.match(client_order_id)):
