@@ -128,10 +128,13 @@ def install() -> bool:
 
     WebRequest.__init__ = __init__
 
+    request_timeout = settings.BOURSE_HTTP_REQUEST_TIMEOUT_S  # read once: every request arms it
+
     class DeadlineHTTPChannel(http.HTTPChannel):
         """An HTTP connection whose every request must arrive within the request timeout."""
 
         _bourse_deadline = None
+        _bourse_receiving = False
 
         def connectionMade(self):  # noqa: N802
             super().connectionMade()
@@ -143,11 +146,15 @@ def install() -> bool:
             super().dataReceived(data)
 
         def _bourse_arm(self):
-            self._bourse_disarm()
             self._bourse_started = False
-            timeout = settings.BOURSE_HTTP_REQUEST_TIMEOUT_S
-            if timeout > 0:
-                self._bourse_deadline = reactor.callLater(timeout, self._bourse_too_slow)
+            self._bourse_receiving = True
+            if request_timeout <= 0:
+                return
+            if self._bourse_deadline is not None and self._bourse_deadline.active():
+                # Moved later in place: cheaper than a cancel and a new timer per request.
+                self._bourse_deadline.reset(request_timeout)
+            else:
+                self._bourse_deadline = reactor.callLater(request_timeout, self._bourse_too_slow)
 
         def _bourse_disarm(self):
             if self._bourse_deadline is not None and self._bourse_deadline.active():
@@ -155,7 +162,9 @@ def install() -> bool:
             self._bourse_deadline = None
 
         def allContentReceived(self):  # noqa: N802 - the request arrived whole in time
-            self._bourse_disarm()
+            # The timer stays (it fires harmlessly while the request is served) and the next
+            # request's arm moves it later in place: no cancel and new timer per request.
+            self._bourse_receiving = False
             super().allContentReceived()
 
         def requestDone(self, request):  # noqa: N802 - the next request's clock starts now
@@ -169,6 +178,8 @@ def install() -> bool:
 
         def _bourse_too_slow(self):
             self._bourse_deadline = None
+            if not self._bourse_receiving:
+                return  # the request arrived whole and is being served: the next one re-arms
             if not self._bourse_started:  # an idle keep-alive connection: closed silently, as is usual
                 self.transport.loseConnection()
                 return
