@@ -80,3 +80,19 @@ def _worker_preflight(**_):
 @signals.beat_init.connect
 def _beat_preflight(**_):
     preflight.check_or_exit("beat", hard=True)
+
+
+@signals.beat_init.connect
+def _beat_stops_between_ticks(sender, **_):
+    """SIGTERM/SIGINT ask beat's loop to stop; the loop closes the schedule once, on its way
+    out. Celery's own handler closed the schedule's shelf inside the signal handler, wherever
+    the main thread was: when that thread went on ticking (the signal came during start-up or
+    a tick), the next tick read the closed shelf and beat exited 1 with a traceback (seen in
+    CI: test_honcho_stops_every_procfile_role_with_exit_0)."""
+    from celery import platforms
+
+    def stop(signum, frame):
+        sender.stop()  # the loop's flag: checked before every tick
+        raise SystemExit()  # out of a sleep between ticks at once
+
+    platforms.signals.update(SIGTERM=stop, SIGINT=stop)

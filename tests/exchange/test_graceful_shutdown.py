@@ -238,6 +238,30 @@ def test_beat_exits_0(tmp_path):
             process.wait()
 
 
+def test_beats_signal_handler_stops_the_loop_and_leaves_the_schedule_to_it():
+    """Celery's handler closed the schedule's shelf inside the signal handler, wherever the
+    main thread was; a tick that went on then read the closed shelf and beat exited 1. Ours
+    sets the loop's stop flag and raises SystemExit; the loop closes the schedule once."""
+    from celery import platforms
+    from celery.beat import Service
+
+    from exchange import celery as bourse_celery
+
+    service = Service(celery_app)
+    closed = []
+    service.sync = lambda: closed.append(True)  # what Celery's handler called
+    saved = {name: signal.getsignal(getattr(signal, name)) for name in ("SIGTERM", "SIGINT")}
+    try:
+        bourse_celery._beat_stops_between_ticks(sender=service)
+        handler = signal.getsignal(signal.SIGTERM)
+        with pytest.raises(SystemExit):
+            handler(signal.SIGTERM, None)
+        assert service._is_shutdown.is_set()  # the loop ends before its next tick
+        assert closed == []  # the shelf is left to the loop's own way out
+    finally:
+        platforms.signals.update(**saved)
+
+
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return [int(word) for word in out.split()]
