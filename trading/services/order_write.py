@@ -119,6 +119,7 @@ class _Statement:
         self._raw = connection.connection
         self.computed: list[tuple[str, _Column]] = []  # callable defaults, per order
         self.order_columns: list[tuple[str, _Column]] = []
+        self.role_columns: list[tuple[str, _Column]] = []  # the order's columns other rows share
         self.condition = marketcache.unchanged_condition()
 
         market_sql = (f"SELECT id FROM {_table(Market)} WHERE id = %(market)s AND "
@@ -134,6 +135,7 @@ class _Statement:
             if column.automatic_time:
                 order_values.append("%(now)s")
             elif column.attname in self.ROLES:
+                self.role_columns.append((self.ROLES[column.attname], column))
                 order_values.append(f"%({self.ROLES[column.attname]})s")
             else:
                 name = f"o{number}"
@@ -218,17 +220,17 @@ class _Statement:
         return f"{sql.Literal(value).as_string(self._raw)}::{column.db_type}"
 
     def params(self, market: Market, order: Order, audit: AuditEvent, now: datetime) -> dict[str, Any]:
-        amount, asset = order.hold_amount, order.hold_asset_id
         condition, (status, pin_assets, pin_numbers) = marketcache.unchanged(market)
         if condition != self.condition:
             raise RuntimeError("the market's condition changed under a built statement")
-        params = {
-            "now": now, "market": market.pk, "open": status, "pin_assets": pin_assets, "pin_numbers": pin_numbers,
-            "account": order.account_id, "asset": asset, "amount": amount, "debit": -amount,
-            "scale": market.base.scale if asset == market.base_id else market.quote.scale,
-        }
-        for name, column in self.order_columns:
-            params[name] = column.value(order)
+        params: dict[str, Any] = {"now": now, "open": status, "pin_assets": pin_assets, "pin_numbers": pin_numbers}
+        for name, column in self.role_columns + self.order_columns:
+            params[name] = column.value(order)  # the hold's amount too: refused when not storable
+        if params["market"] != market.pk:
+            raise ValueError("the order is another market's")
+        asset = params["asset"]
+        params["debit"] = -params["amount"]
+        params["scale"] = market.base.scale if asset == market.base_id else market.quote.scale
         for name, column in self.computed:
             params[name] = column.field.get_db_prep_save(column.field.get_default(), connection)
         record = {}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# This tree against a baseline commit, alternately in one run: bench/rest_load.py on each,
+# ROUNDS times (default 2), the baseline `git worktree`d into var/ab-baseline (same
+# virtualenv). Usage: bench/tree_ab.sh BASELINE_COMMIT [rest_load.py arguments...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+baseline=${1:?usage: bench/tree_ab.sh BASELINE_COMMIT [rest_load.py arguments...]}
+shift
+args=("$@")
+[ ${#args[@]} -eq 0 ] && args=(--compare "" --seconds 8 --sustain 20 --rate 500 --warmup 2 --connections 16)
+base="$PWD/var/ab-baseline"
+git worktree remove --force "$base" 2>/dev/null || rm -rf "$base"
+git worktree add --detach "$base" "$baseline" >/dev/null
+ln -s "$PWD/.venv" "$base/.venv"
+trap 'git worktree remove --force "$base"' EXIT
+for round in $(seq 1 "${ROUNDS:-2}"); do
+  for tree in "$PWD" "$base"; do
+    echo "=== round $round: $( [ "$tree" = "$PWD" ] && echo "this tree $(git rev-parse --short HEAD)" || echo "baseline $baseline")"
+    (cd "$tree" && env DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bourse_bench}" \
+      REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/5}" BOURSE_ALLOW_GENERATED_SECRETS=1 \
+      BOURSE_DATA_DIR="$PWD/var/bench" LOG_LEVEL=WARNING \
+      .venv/bin/python bench/rest_load.py "${args[@]}" \
+      | grep -E "GET /api|POST /api|ratio|sustained|CPU per|open loop|alone|settlement")
+  done
+done
