@@ -181,6 +181,7 @@ class _Statement:
             f"ent AS ({entries_sql}), cmd AS ({command_sql}), seq AS ({sequence_sql}), evt AS ({event_sql}), "
             f"aud AS ({audit_sql}) SELECT (SELECT id FROM mkt), (SELECT id FROM ord), (SELECT id FROM evt)"
         )
+        del self._raw  # the literals are made: no connection is kept past the build
 
     @staticmethod
     def _names(plan: list[_Column]) -> str:
