@@ -22,6 +22,15 @@ serves the application), sends the error frame every other refusal sends, then c
 the application close code ``4009``; the rest of the oversized message is discarded unread,
 so nothing is buffered beyond the limit. The consumer's own, smaller limit
 (``BOURSE_WS_MAX_FRAME_BYTES``) answers the same error without closing.
+
+**A client has time to read why it was closed.** When the server closes a WebSocket (a policy
+close, a revoked key, a shutdown), autobahn waits for the client's close frame and then aborts
+the TCP connection (a reset). Its default wait is 1 s: a client stalled for a second (a busy
+machine, a congested link) got the reset before it had answered, and a reset can take the
+error frame that explained the close with it (the kernel may drop unread data; the
+``websockets`` client drops the frames of the read whose close answer failed). The wait is
+``BOURSE_WS_CLOSE_TIMEOUT_S`` (5 s); the connection's slots are released at the close itself,
+so a slow closer holds only its socket for that long.
 """
 from __future__ import annotations
 
@@ -84,13 +93,23 @@ def install() -> bool:
     present (another server: its own limits apply)."""
     try:
         from daphne.http_protocol import HTTPFactory, WebRequest
-        from daphne.ws_protocol import WebSocketProtocol
+        from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
         from twisted.internet import reactor
         from twisted.web import http
     except ImportError:  # pragma: no cover
         return False
 
     WebSocketProtocol._max_message_size_exceeded = _max_message_size_exceeded
+
+    ws_factory_init = WebSocketFactory.__init__
+    close_timeout = settings.BOURSE_WS_CLOSE_TIMEOUT_S
+
+    def ws_factory_init_with_close_timeout(self, *args, **kwargs):
+        ws_factory_init(self, *args, **kwargs)
+        # daphne's own setProtocolOptions (in Server.run) names other options only: this stays.
+        self.setProtocolOptions(closeHandshakeTimeout=close_timeout)
+
+    WebSocketFactory.__init__ = ws_factory_init_with_close_timeout
 
     got_length, handle_chunk = WebRequest.gotLength, WebRequest.handleContentChunk
 

@@ -371,6 +371,9 @@ BOURSE_WS_MAX_MESSAGES_PER_S = env_int("BOURSE_WS_MAX_MESSAGES_PER_S", 20)
 # Work per connection per second: an operation costs 1 plus 1 per channel it names.
 BOURSE_WS_MAX_WORK_PER_S = env_int("BOURSE_WS_MAX_WORK_PER_S", 200)
 BOURSE_WS_MAX_FRAME_BYTES = env_int("BOURSE_WS_MAX_FRAME_BYTES", 16 * 1024)
+# After the server sends a close frame, how long the client has to answer it before the TCP
+# connection is reset (daphne/autobahn's own default, 1 s, lost error frames to stalled clients).
+BOURSE_WS_CLOSE_TIMEOUT_S = float(os.environ.get("BOURSE_WS_CLOSE_TIMEOUT_S", "5"))
 # Most events one `since` replays; further behind, the client resyncs over REST.
 BOURSE_WS_MAX_REPLAY = env_int("BOURSE_WS_MAX_REPLAY", 10_000)
 # The relay re-reads the outbox this often even without a commit signal (a lost signal).

@@ -4,13 +4,14 @@ connection has a work budget per second; policy closes use application close cod
 always give the connection's slots back (against real daphne, where the library refuses
 1008); a frame over daphne's own maximum gets ``payload_too_large``."""
 import json
+import time
 
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from tests.ws.helpers import application, connected, scenario
 from tests.ws.test_live_server import daphne, recv
@@ -106,3 +107,60 @@ def test_a_frame_over_daphnes_maximum_gets_payload_too_large(market):
         with connect(url, open_timeout=10) as ws:  # the server goes on
             ws.send(json.dumps({"op": "ping"}))
             assert recv(ws)["type"] == "pong"
+
+
+def _answering_closes_late(monkeypatch, seconds: float) -> list:
+    """Make this process's websockets clients answer a server's close frame ``seconds`` late,
+    as a client stalled on a busy machine does; returns what became of each answer (``"sent"``,
+    or the error writing it met)."""
+    answers = []
+    answer = ClientConnection.send_data
+
+    def late(self):
+        if self.protocol.close_rcvd is None or answers:
+            return answer(self)
+        time.sleep(seconds)
+        try:
+            answer(self)
+        except OSError as exc:
+            answers.append(type(exc))
+            raise
+        answers.append("sent")
+
+    monkeypatch.setattr(ClientConnection, "send_data", late)
+    return answers
+
+
+def _flood(url) -> tuple[list[dict], ConnectionClosed]:
+    with connect(url, open_timeout=10) as ws:
+        for i in range(6):
+            ws.send(json.dumps({"op": "ping", "id": i}))
+        frames = []
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                frames.append(json.loads(ws.recv(timeout=10)))
+    return frames, closed.value
+
+
+@pytest.mark.slow
+def test_a_client_slow_to_answer_the_close_still_gets_the_error_frame_on_daphne(monkeypatch, market):
+    # autobahn's own wait for the client's close (1 s) reset the connection under a client
+    # stalled that long, and the error frame saying why went with it (a CI failure of the test above)
+    monkeypatch.setenv("BOURSE_WS_MAX_MESSAGES_PER_S", "5")
+    answers = _answering_closes_late(monkeypatch, 1.5)
+    with daphne() as url:
+        frames, closed = _flood(url)
+    assert answers == ["sent"]  # the server still waited for it
+    assert [f["type"] for f in frames] == ["pong"] * 5 + ["error"] and frames[-1]["code"] == "rate_limited"
+    assert closed.rcvd.code == 4029
+
+
+@pytest.mark.slow
+def test_a_client_that_never_answers_the_close_is_reset_after_the_close_timeout(monkeypatch, market):
+    monkeypatch.setenv("BOURSE_WS_MAX_MESSAGES_PER_S", "5")
+    monkeypatch.setenv("BOURSE_WS_CLOSE_TIMEOUT_S", "0.5")
+    answers = _answering_closes_late(monkeypatch, 2)
+    with daphne() as url:
+        _frames, closed = _flood(url)
+    assert answers in ([ConnectionResetError], [BrokenPipeError])  # the server had let go
+    assert closed.rcvd.code == 4029
