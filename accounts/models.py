@@ -192,11 +192,12 @@ class Journal(models.Model):
     """One balanced movement of money: the unit the ledger is written in."""
 
     kind = models.CharField(max_length=12, choices=EntryKind.choices)
-    reference = models.CharField(max_length=100, blank=True, db_index=True)
+    reference = models.CharField(max_length=100, blank=True)
     reason = models.TextField(blank=True)
     # Makes posting idempotent where the caller needs exactly-once (e.g. settling a fill):
-    # the database, not a check-then-write, refuses a second journal with the same key.
-    idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    # the database, not a check-then-write, refuses a second journal with the same key
+    # (the constraint ``journal_idempotency_key``).
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -204,6 +205,11 @@ class Journal(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # Written for every order (its hold), trade and close. ``db_index``/``unique`` on a
+        # CharField add a ``varchar_pattern_ops`` copy on PostgreSQL that nothing here reads
+        # (no LIKE on these columns): an index and a constraint instead (migration 0004).
+        indexes = [models.Index(fields=["reference"], name="journal_reference")]
+        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="journal_idempotency_key")]
 
     def __str__(self):
         return f"{self.kind} #{self.pk} {self.reference}"
@@ -211,8 +217,9 @@ class Journal(models.Model):
 
 class LedgerEntry(models.Model):
     journal = models.ForeignKey(Journal, on_delete=models.PROTECT, related_name="entries")
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="entries")
+    # entry_account_asset_id leads with both: no index of their own (db_index=False).
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries", db_index=False)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="entries", db_index=False)
     bucket = models.CharField(max_length=9, choices=Bucket.choices)
     kind = models.CharField(max_length=12, choices=EntryKind.choices)
     amount = MoneyField(help_text="Signed: positive credits the bucket, negative debits it.")

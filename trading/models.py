@@ -160,8 +160,10 @@ class Order(models.Model):
     STOP_TYPES = (Type.STOP_LIMIT, Type.STOP_MARKET)
     CLOSED_STATUSES = (Status.FILLED, Status.CANCELLED, Status.REJECTED)
 
-    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="orders")
-    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="orders")
+    # No index of their own (db_index=False) on these foreign keys: composite indexes lead with
+    # account and market, and nothing looks orders up by hold asset (see Meta.indexes).
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="orders", db_index=False)
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="orders", db_index=False)
     client_order_id = models.CharField(max_length=36, null=True, blank=True)
     side = models.CharField(max_length=4, choices=Side.choices)
     type = models.CharField(max_length=11, choices=Type.choices)
@@ -179,7 +181,7 @@ class Order(models.Model):
     reject_reason = models.CharField(max_length=40, blank=True)
     cancel_reason = models.CharField(max_length=40, blank=True)
     sequence = models.BigIntegerField(null=True, blank=True, help_text="Market command sequence it was taken in.")
-    hold_asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    hold_asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+", db_index=False)
     hold_amount = MoneyField(help_text="Locked at submission (the order's maximum cost).")
     hold_remaining = MoneyField(help_text="Still locked for this order; settlement moves it down to 0.")
     close_settled = models.BooleanField(default=False, help_text="The release at closure has been applied.")
@@ -270,7 +272,8 @@ class Command(models.Model):
 class Trade(models.Model):
     """One match between a taker and a maker, at the maker's price."""
 
-    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="trades")
+    # Its own index would repeat the composites of Meta.indexes, which lead with it.
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="trades", db_index=False)
     price = MoneyField()
     quantity = MoneyField()
     # The public ``trade_id``: 1, 2, 3… per market, given by the engine in match order (the
@@ -327,15 +330,17 @@ class Fill(models.Model):
         MAKER = "maker"
         TAKER = "taker"
 
-    trade = models.ForeignKey(Trade, on_delete=models.PROTECT, related_name="fills")
+    # No index of their own: fill_one_per_trade_side leads with trade, fill_account_id with
+    # account, and nothing looks fills up by fee asset.
+    trade = models.ForeignKey(Trade, on_delete=models.PROTECT, related_name="fills", db_index=False)
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
-    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="fills")
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="fills", db_index=False)
     market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+")
     side = models.CharField(max_length=4, choices=Order.Side.choices)
     price = MoneyField()
     quantity = MoneyField()
     fee = MoneyField()
-    fee_asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    fee_asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+", db_index=False)
     liquidity = models.CharField(max_length=5, choices=Liquidity.choices)
     order_remaining = MoneyField(null=True, help_text="The order's unfilled quantity right after this fill.")
     settled = models.BooleanField(default=False)
@@ -358,7 +363,8 @@ class OutboxEvent(models.Model):
     """
 
     market = models.ForeignKey(Market, null=True, on_delete=models.PROTECT, related_name="+")
-    account = models.ForeignKey("accounts.Account", null=True, on_delete=models.PROTECT, related_name="+")
+    # outbox_account_id and outbox_account_market_id lead with it: no index of its own.
+    account = models.ForeignKey("accounts.Account", null=True, on_delete=models.PROTECT, related_name="+", db_index=False)
     channel = models.CharField(max_length=16)
     sequence = models.BigIntegerField(null=True)
     payload = models.JSONField()

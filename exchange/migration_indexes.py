@@ -1,0 +1,37 @@
+"""A migration step that drops the single-column indexes Django made for fields (``db_index``,
+and every ForeignKey's own) once a field no longer wants one, without touching anything else.
+
+Django's own ``AlterField`` to ``db_index=False`` drops and re-adds a foreign key's
+constraint on PostgreSQL, which re-checks every row under a lock that holds up writes, and
+rebuilds the whole table on SQLite. Dropping an index is all it takes: the migrations pair
+this (as ``database_operations``) with the ``AlterField`` as ``state_operations``. On
+PostgreSQL a varchar column's pattern copy (``…_like``) goes with it."""
+from __future__ import annotations
+
+from django.db import migrations
+
+
+def _name(schema_editor, table: str, column: str, suffix: str = "") -> str:
+    return schema_editor._create_index_name(table, [column], suffix=suffix)  # Django's own naming rule
+
+
+def drop_column_indexes(table: str, columns: dict[str, bool]) -> migrations.RunPython:
+    """``columns``: column name -> whether it is a varchar (it had a pattern copy on PostgreSQL)."""
+
+    def forwards(apps, schema_editor):
+        quote = schema_editor.quote_name
+        for column in columns:
+            for suffix in ("", "_like"):
+                schema_editor.execute(f"DROP INDEX IF EXISTS {quote(_name(schema_editor, table, column, suffix))}")
+
+    def backwards(apps, schema_editor):
+        quote = schema_editor.quote_name
+        postgresql = schema_editor.connection.vendor == "postgresql"
+        for column, varchar in columns.items():
+            schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {quote(_name(schema_editor, table, column))} "
+                                  f"ON {quote(table)} ({quote(column)})")
+            if varchar and postgresql:
+                schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {quote(_name(schema_editor, table, column, '_like'))} "
+                                      f"ON {quote(table)} ({quote(column)} varchar_pattern_ops)")
+
+    return migrations.RunPython(forwards, backwards)
