@@ -68,8 +68,10 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_display = ("time", "actor_display", "action", "target_link", "account_link", "outcome", "request_id", "source_ip")
     list_display_links = ("time",)
     list_filter = (ActionFilter, "actor_type", "outcome", "created_at")
-    # "=" fields are exact (indexed); the rest prefix matches. One box for actor, action,
-    # target, account and request id, as support staff ask.
+    # "=" fields match whole values, "^" prefixes, case-insensitively. One box for actor,
+    # action, target, account and request id, as support staff ask. Django's admin runs these
+    # as UPPER(column) comparisons OR-ed together, which no index serves: a search reads the
+    # whole table.
     search_fields = ("=request_id", "=actor_id", "^actor_label", "^action", "=target_id", "=target_type", "=account_id")
     search_help_text = "Request id, actor (username or key id), action, target id or type, account id."
     list_per_page = 100

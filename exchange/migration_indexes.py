@@ -1,5 +1,6 @@
-"""A migration step that drops the single-column indexes Django made for fields (``db_index``,
-and every ForeignKey's own) once a field no longer wants one, without touching anything else.
+"""Migration steps for the single-column indexes Django made for fields (``db_index``,
+``unique`` and every ForeignKey's own): drop them, or give one a ``Meta.indexes`` name, once a
+field no longer wants its own, without touching anything else.
 
 Django's own ``AlterField`` to ``db_index=False`` drops and re-adds a foreign key's
 constraint on PostgreSQL, which re-checks every row under a lock that holds up writes, and
@@ -33,5 +34,32 @@ def drop_column_indexes(table: str, columns: dict[str, bool]) -> migrations.RunP
             if varchar and postgresql:
                 schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {quote(_name(schema_editor, table, column, '_like'))} "
                                       f"ON {quote(table)} ({quote(column)} varchar_pattern_ops)")
+
+    return migrations.RunPython(forwards, backwards)
+
+
+def rename_column_index(table: str, column: str, name: str) -> migrations.RunPython:
+    """The plain index ``db_index`` made on a varchar ``column`` becomes the ``Meta.indexes``
+    index ``name``: renamed in place on PostgreSQL (no rebuild) with its pattern copy dropped;
+    recreated on SQLite (which has no ``ALTER INDEX … RENAME``)."""
+
+    def forwards(apps, schema_editor):
+        quote, old = schema_editor.quote_name, _name(schema_editor, table, column)
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(f"ALTER INDEX IF EXISTS {quote(old)} RENAME TO {quote(name)}")
+            schema_editor.execute(f"DROP INDEX IF EXISTS {quote(_name(schema_editor, table, column, '_like'))}")
+        else:
+            schema_editor.execute(f"DROP INDEX IF EXISTS {quote(old)}")
+            schema_editor.execute(f"CREATE INDEX {quote(name)} ON {quote(table)} ({quote(column)})")
+
+    def backwards(apps, schema_editor):
+        quote, old = schema_editor.quote_name, _name(schema_editor, table, column)
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(f"ALTER INDEX IF EXISTS {quote(name)} RENAME TO {quote(old)}")
+            schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {quote(_name(schema_editor, table, column, '_like'))} "
+                                  f"ON {quote(table)} ({quote(column)} varchar_pattern_ops)")
+        else:
+            schema_editor.execute(f"DROP INDEX IF EXISTS {quote(name)}")
+            schema_editor.execute(f"CREATE INDEX {quote(old)} ON {quote(table)} ({quote(column)})")
 
     return migrations.RunPython(forwards, backwards)

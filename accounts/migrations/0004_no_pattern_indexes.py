@@ -9,12 +9,9 @@ name, and its uniqueness stays the table's own (SQLite cannot drop it without re
 table; it enforces the same rule)."""
 from django.db import migrations, models
 
+from exchange.migration_indexes import rename_column_index
+
 TABLE = "accounts_journal"
-
-
-def _name(schema_editor, column: str, suffix: str = "") -> str:
-    # The name ``db_index``/``unique`` gave the index in 0001 (Django's own naming rule).
-    return schema_editor._create_index_name(TABLE, [column], suffix=suffix)
 
 
 def _unique_constraint(schema_editor) -> str | None:
@@ -27,36 +24,26 @@ def _unique_constraint(schema_editor) -> str | None:
     return row[0] if row else None
 
 
-def forwards(apps, schema_editor):
-    quote = schema_editor.quote_name
-    old = _name(schema_editor, "reference")
+def unique_forwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
-        schema_editor.execute(f"DROP INDEX IF EXISTS {quote(old)}")
-        schema_editor.execute(f"CREATE INDEX {quote('journal_reference')} ON {quote(TABLE)} ({quote('reference')})")
-        return
-    schema_editor.execute(f"ALTER INDEX IF EXISTS {quote(old)} RENAME TO {quote('journal_reference')}")
-    schema_editor.execute(f"DROP INDEX IF EXISTS {quote(_name(schema_editor, 'reference', '_like'))}")
+        return  # SQLite: the table's own uniqueness stays (see above)
+    quote = schema_editor.quote_name
     unique = _unique_constraint(schema_editor)
     if unique is not None and unique != "journal_idempotency_key":
         schema_editor.execute(f"ALTER TABLE {quote(TABLE)} RENAME CONSTRAINT {quote(unique)} "
                               f"TO {quote('journal_idempotency_key')}")
-    schema_editor.execute(f"DROP INDEX IF EXISTS {quote(_name(schema_editor, 'idempotency_key', '_like'))}")
+    like = schema_editor._create_index_name(TABLE, ["idempotency_key"], suffix="_like")  # Django's naming rule
+    schema_editor.execute(f"DROP INDEX IF EXISTS {quote(like)}")
 
 
-def backwards(apps, schema_editor):
-    quote = schema_editor.quote_name
-    old = _name(schema_editor, "reference")
+def unique_backwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
-        schema_editor.execute(f"DROP INDEX IF EXISTS {quote('journal_reference')}")
-        schema_editor.execute(f"CREATE INDEX {quote(old)} ON {quote(TABLE)} ({quote('reference')})")
         return
-    schema_editor.execute(f"ALTER INDEX IF EXISTS {quote('journal_reference')} RENAME TO {quote(old)}")
-    schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {quote(_name(schema_editor, 'reference', '_like'))} "
-                          f"ON {quote(TABLE)} ({quote('reference')} varchar_pattern_ops)")
+    quote = schema_editor.quote_name
     schema_editor.execute(f"ALTER TABLE {quote(TABLE)} RENAME CONSTRAINT {quote('journal_idempotency_key')} "
                           f"TO {quote(TABLE + '_idempotency_key_key')}")
-    schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {quote(_name(schema_editor, 'idempotency_key', '_like'))} "
-                          f"ON {quote(TABLE)} ({quote('idempotency_key')} varchar_pattern_ops)")
+    like = schema_editor._create_index_name(TABLE, ["idempotency_key"], suffix="_like")
+    schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {quote(like)} ON {quote(TABLE)} ({quote('idempotency_key')} varchar_pattern_ops)")
 
 
 class Migration(migrations.Migration):
@@ -71,6 +58,9 @@ class Migration(migrations.Migration):
                 migrations.AddConstraint("journal", models.UniqueConstraint(fields=["idempotency_key"],
                                                                             name="journal_idempotency_key")),
             ],
-            database_operations=[migrations.RunPython(forwards, backwards)],
+            database_operations=[
+                rename_column_index(TABLE, "reference", "journal_reference"),
+                migrations.RunPython(unique_forwards, unique_backwards),
+            ],
         ),
     ]
