@@ -205,7 +205,9 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["account", "market", "status"], name="order_account_market_status"),
             models.Index(fields=["market", "status", "sequence"], name="order_market_status_seq"),
-            models.Index(fields=["status", "close_settled"], name="order_status_close_settled"),
+            # The orders settlement has still to close (and the open book): settlement's checks
+            # (market, closed status, not close-settled) read only these, not a market's history.
+            models.Index(fields=["market", "status"], condition=Q(close_settled=False), name="order_unsettled"),
             models.Index(fields=["market"], condition=Q(hold_review=True), name="order_hold_review"),
         ]
 

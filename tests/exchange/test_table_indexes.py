@@ -3,6 +3,7 @@ audit table (each order's insert, then its seal's update, which is never HOT) an
 (every order's hold, every trade and close)."""
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Journal
 from audit.models import AuditEvent
@@ -11,7 +12,10 @@ pytestmark = pytest.mark.django_db
 
 
 def _plan(queryset) -> str:
-    sql, params = queryset.query.get_compiler("default").as_sql()
+    return _plan_of(*queryset.query.get_compiler("default").as_sql())
+
+
+def _plan_of(sql: str, params=()) -> str:
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET LOCAL enable_seqscan = off")  # an empty table: only a missing index scans it
@@ -73,3 +77,32 @@ def test_no_index_on_those_tables_repeats_the_start_of_another():
     ]
     assert repeated == []
     assert len(plain) > len(HOT_TABLES)  # the catalog was read
+
+
+def test_settlements_checks_read_only_the_orders_still_to_settle(market):
+    # market_id = … AND status IN (closed) AND NOT close_settled: with no index stopping at the
+    # orders still to settle, each check read the market's whole history of closed orders
+    from tests.factories import AccountFactory
+    from tests.support import fund
+    from trading import settlement
+    from trading.models import Order
+    from trading.services import order_submit
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan is PostgreSQL's (SQLite's embedded mode keeps small tables)")
+    account = AccountFactory()
+    fund(account, USD="1000")
+    order_submit(account=account, market=market.symbol, side="buy", type="limit", price="1.00", quantity="1")
+    table = Order._meta.db_table
+    columns = ", ".join(f'"{f.column}"' for f in Order._meta.concrete_fields if not f.primary_key
+                        and f.column not in ("status", "close_settled", "client_order_id"))
+    with connection.cursor() as cursor:
+        for status, settled, copies in (("filled", True, 3000), ("cancelled", False, 3)):
+            cursor.execute(f"INSERT INTO {table} ({columns}, status, close_settled) SELECT {columns}, %s, %s "
+                           f"FROM {table}, generate_series(1, %s) WHERE id = (SELECT min(id) FROM {table})",
+                           [status, settled, copies])
+        cursor.execute(f"ANALYZE {table}")
+    with CaptureQueriesContext(connection) as queries:
+        assert settlement._due(market.pk)[1]
+    plan = _plan_of(queries.captured_queries[-1]["sql"])
+    assert "order_unsettled" in plan, plan
