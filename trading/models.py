@@ -205,9 +205,10 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["account", "market", "status"], name="order_account_market_status"),
             models.Index(fields=["market", "status", "sequence"], name="order_market_status_seq"),
-            # The orders settlement has still to close (and the open book): settlement's checks
-            # (market, closed status, not close-settled) read only these, not a market's history.
-            models.Index(fields=["market", "status"], condition=Q(close_settled=False), name="order_unsettled"),
+            # The closed orders settlement has still to close (CLOSED_STATUSES): its checks read
+            # only these, not the market's history of closed orders.
+            models.Index(fields=["market"], condition=Q(close_settled=False, status__in=["filled", "cancelled", "rejected"]),
+                         name="order_close_due"),
             models.Index(fields=["market"], condition=Q(hold_review=True), name="order_hold_review"),
         ]
 

@@ -211,20 +211,24 @@ def settlement_run(market_id: int) -> tuple[int, int]:
     return trades, closed
 
 
+# The closed statuses as literals, not parameters: the partial index order_close_due matches
+# them in any plan, a generic one of a prepared statement included.
+_CLOSED = ", ".join(f"'{status}'" for status in Order.CLOSED_STATUSES)
+
+
 def _due(market_id: int) -> tuple[bool, bool, bool]:
     """Whether the market has unsettled trades, unsettled closures, hold reviews — ONE
     statement over the partial indexes, so a pass with nothing to do costs nothing (each
     pass's ORM queries cost ~3 ms of CPU to compile: an idle run cost 10 ms). What appears
     after it is the next run's: every engine batch that makes trades or closes orders sends
     a task after its commit, and the periodic sweep catches the rest."""
-    closed = ", ".join(["%s"] * len(Order.CLOSED_STATUSES))
     trade, order = Trade._meta.db_table, Order._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT EXISTS(SELECT 1 FROM {trade} WHERE market_id = %s AND NOT settled), "
-            f"EXISTS(SELECT 1 FROM {order} WHERE market_id = %s AND status IN ({closed}) AND NOT close_settled), "
+            f"EXISTS(SELECT 1 FROM {order} WHERE market_id = %s AND status IN ({_CLOSED}) AND NOT close_settled), "
             f"EXISTS(SELECT 1 FROM {order} WHERE market_id = %s AND hold_review)",
-            [market_id, market_id, *Order.CLOSED_STATUSES, market_id],
+            [market_id, market_id, market_id],
         )
         row = cursor.fetchone()
     assert row is not None  # a SELECT without FROM returns one row
