@@ -134,3 +134,51 @@ def test_verdicts_round_trip_and_hints_mean_read_again():
     assert [h for _, hints in decoded for h in hints] == [9]
     assert sum(len(v) for v, _ in decoded) == 201
     assert notify.decode_verdicts("4,5") == ([], [4, 5])  # a bare id list: hints
+
+
+def test_the_fix_tail_reads_each_markets_events_above_its_floor(runner, market, usd):
+    """``account_events_after`` (the FIX report reader's tail, read after every batch; one
+    prepared statement on PostgreSQL) returns exactly what the plain filter does: the
+    accounts' events on the channels, above each market's own floor, batched rows expanded,
+    in id order; a market without a floor is not read."""
+    from tests.factories import AssetFactory, MarketFactory
+
+    accounts = traders(3)
+    other = MarketFactory(base=AssetFactory(code="ETH", scale=8), quote=usd)
+    start = outbox.latest_event_id()
+    crossing_flow(accounts, 6)
+    runner.step()
+    middle = outbox.latest_event_id()
+    for account in accounts[:2]:
+        OutboxEvent.objects.create(market=other, account=account, channel="orders", sequence=None,
+                                   payload={"order_id": "1", "note": "other market"})
+        OutboxEvent.objects.create(market=other, account=account, channel="balances", sequence=None,
+                                   payload=[{"asset": "USD"}])
+    crossing_flow(accounts, 3)
+    runner.step()
+
+    def expected(watched, floors, channels=("orders", "fills")):
+        rows = (OutboxEvent.objects.filter(account_id__in=watched, channel__in=channels, market_id__in=list(floors))
+                .order_by("id").values("id", "market_id", "account_id", "channel", "payload"))
+        return list(outbox.expand(r for r in rows if r["id"] > floors[r["market_id"]]))
+
+    watched = [accounts[0].pk, accounts[2].pk]
+    cases = [
+        {market.pk: start, other.pk: start},
+        {market.pk: middle, other.pk: start},
+        {market.pk: start},  # the other market has no floor: not read
+        {other.pk: start, 999_999: 0},  # a floor for a market with no events
+        {market.pk: outbox.latest_event_id(), other.pk: outbox.latest_event_id()},
+    ]
+    for floors in cases:
+        got = outbox.account_events_after(watched, floors)
+        assert got == expected(watched, floors), floors
+    assert any(e["market_id"] == other.pk for e in outbox.account_events_after(watched, cases[0]))
+    assert len(outbox.account_events_after(watched, cases[0])) > len(outbox.account_events_after(watched, cases[1])) > 0
+    assert outbox.account_events_after(watched, cases[-1]) == []
+    assert outbox.account_events_after([], cases[0]) == [] and outbox.account_events_after(watched, {}) == []
+    # every event of a batched row is there, each with the row's id (the reader's floors are row ids)
+    got = outbox.account_events_after(watched, cases[0])
+    assert [e["id"] for e in got] == sorted(e["id"] for e in got)
+    assert {e["channel"] for e in got} == {"orders", "fills"}
+    assert {e["channel"] for e in outbox.account_events_after(watched, cases[0], channels=("balances",))} == {"balances"}

@@ -8,10 +8,12 @@ events, each with its own sequence and the row's id, so the transports see one e
 dict, in stream order, whatever the writer batched."""
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q
 
 from exchange import errors
@@ -109,18 +111,40 @@ def private_replay(account_id: int, channel: str, since: int) -> tuple[int, list
     return last, rows
 
 
+TAIL_SQL = f"""
+SELECT e.id, e.market_id, e.account_id, e.channel, e.payload
+FROM {OutboxEvent._meta.db_table} e
+JOIN unnest(%s::bigint[], %s::bigint[]) AS f(market_id, floor) ON e.market_id = f.market_id AND e.id > f.floor
+WHERE e.account_id = ANY(%s::bigint[]) AND e.channel = ANY(%s::text[])
+ORDER BY e.id
+"""
+
+
 def account_events_after(accounts, floors: dict[int, int], channels=("orders", "fills")) -> list[Mapping[str, Any]]:
     """Events on ``channels`` of ``accounts`` above each market's floor (``floors``: market id
     -> last id already read), in id order: the FIX report reader's tail. Markets missing from
-    ``floors`` are not read. Each market is one range of the (account, market, id) index."""
+    ``floors`` are not read. Each market is one range of the (account, market, id) index.
+
+    The reader runs this after every engine batch of any market, so on PostgreSQL it is one
+    statement text whatever the number of markets (the floors travel as two arrays; the
+    connection prepares it once) and its rows are read without the ORM, which cost eight
+    times the query itself. The payload is decoded as ``JSONField`` decodes it."""
     if not floors or not accounts:
         return []
-    condition = Q()
-    for market_id, floor in floors.items():
-        condition |= Q(market_id=market_id, id__gt=floor)
+    if connection.vendor != "postgresql":
+        condition = Q()
+        for market_id, floor in floors.items():
+            condition |= Q(market_id=market_id, id__gt=floor)
+        return list(expand(
+            OutboxEvent.objects.filter(condition, channel__in=channels, account_id__in=list(accounts))
+            .order_by("id").values("id", "market_id", "account_id", "channel", "payload")
+        ))
+    with connection.cursor() as cursor:
+        cursor.execute(TAIL_SQL, [list(floors), list(floors.values()), list(accounts), list(channels)])
+        rows = cursor.fetchall()
     return list(expand(
-        OutboxEvent.objects.filter(condition, channel__in=channels, account_id__in=list(accounts))
-        .order_by("id").values("id", "market_id", "account_id", "channel", "payload")
+        {"id": id_, "market_id": market_id, "account_id": account_id, "channel": channel, "payload": json.loads(payload)}
+        for id_, market_id, account_id, channel, payload in rows
     ))
 
 
