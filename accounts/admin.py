@@ -2,19 +2,21 @@
 through the services, here via the fund/debit action that asks for a reason."""
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from audit.adminmixins import AuditedModelAdmin
 from audit.console import account_console_view
+from exchange.adminsearch import LargeTableMixin, as_id
 from exchange.errors import BourseError
 from exchange.wire import money
 
 from . import services
 from .forms import FundingForm
 from .models import Account, Asset, Balance, Journal, LedgerEntry
+from .selectors import account_ids_matching
 
 
 class AtAssetScale:
@@ -149,11 +151,18 @@ class EntryInline(AtAssetScale, admin.TabularInline):
 
 
 @admin.register(Journal)
-class JournalAdmin(ReadOnlyAdmin):
+class JournalAdmin(LargeTableMixin, ReadOnlyAdmin):
     list_display = ("id", "kind", "reference", "created_by", "created_at", "net")
     list_filter = ("kind", "created_at")
-    search_fields = ("=id", "reference", "reason", "idempotency_key")
+    search_help_text = "Exact journal id, reference (order:42, trade:7) or idempotency key."
     inlines = [EntryInline]
+
+    def search_conditions(self, term):
+        """Indexed look-ups only (a journal per order): the id, the reference
+        (``journal_reference``), the idempotency key (``journal_idempotency_key``)."""
+        condition = Q(reference=term) | Q(idempotency_key=term)
+        number = as_id(term)
+        return condition | Q(pk=number) if number is not None else condition
 
     @admin.display(description="Net (always 0)")
     def net(self, journal):
@@ -162,8 +171,17 @@ class JournalAdmin(ReadOnlyAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(AtAssetScale, ReadOnlyAdmin):
+class LedgerEntryAdmin(LargeTableMixin, AtAssetScale, ReadOnlyAdmin):
     list_display = ("id", "journal", "account", "asset", "bucket", "kind", "amount_at_scale", "reference", "created_at")
     list_filter = ("kind", "bucket", "asset", "created_at")
-    search_fields = ("=account__id", "account__name", "reference", "=journal__id")
+    search_help_text = "Account id, name or owner; exact journal id or reference (order:42)."
     list_select_related = ("account", "asset", "journal")
+
+    def search_conditions(self, term):
+        """Indexed look-ups only: the accounts the term names (``entry_account_asset_id``), a
+        journal by id or by reference (the journal's index, then ``journal_id``)."""
+        journals = list(Journal.objects.filter(reference=term).order_by("pk").values_list("pk", flat=True)[:100])
+        number = as_id(term)
+        if number is not None:
+            journals.append(number)
+        return Q(account_id__in=account_ids_matching(term)) | Q(journal_id__in=journals)

@@ -2,9 +2,13 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 
 from accounts.admin import ReadOnlyAdmin  # orders, trades, fills change only through the services
+from accounts.models import Account
+from accounts.selectors import account_ids_matching
 from exchange import errors
+from exchange.adminsearch import LargeTableMixin, as_id
 from exchange.errors import BourseError
 
 from . import services
@@ -102,15 +106,35 @@ class MarketAdmin(admin.ModelAdmin):
         self._set_status(request, queryset, Market.Status.OPEN)
 
 
+def orders_by_client_order_id(term: str, limit: int = 100) -> list[int]:
+    """The orders whose client order id is ``term``, as ids. Client order ids are unique per
+    account (``order_client_id_unique_per_account``, which leads with the account), so the
+    look-up names every account: one probe of that index per account, in its own query so the
+    planner can choose it (beside other conditions in one OR it would read the whole table)."""
+    if len(term) > (Order._meta.get_field("client_order_id").max_length or 0):
+        return []
+    return list(Order.objects.filter(client_order_id=term, account_id__in=Account.objects.values("pk"))
+                .order_by("pk").values_list("pk", flat=True)[:limit])
+
+
 @admin.register(Order)
-class OrderAdmin(ReadOnlyAdmin):
+class OrderAdmin(LargeTableMixin, ReadOnlyAdmin):
     list_display = ("id", "client_order_id", "account", "market", "side", "type", "price", "quantity",
                     "filled_quantity", "status", "created_at")
+    # No date hierarchy: its links are made from the distinct dates of every order (a pass over
+    # the table on each page); the created_at filter gives the same ranges.
     list_filter = ("status", "market", "side", "type", "time_in_force", "created_at")
-    search_fields = ("=id", "client_order_id", "=account__id", "account__name", "account__owner__username")
+    search_help_text = "Exact order id or client order id; account id, name or owner."
     list_select_related = ("account", "market")
-    date_hierarchy = "created_at"
     actions = ["cancel_orders"]
+
+    def search_conditions(self, term):
+        """Indexed look-ups only: the id, the accounts the term names
+        (``order_account_market_status``), and the orders with that client order id
+        (``orders_by_client_order_id``)."""
+        condition = Q(account_id__in=account_ids_matching(term)) | Q(pk__in=orders_by_client_order_id(term))
+        number = as_id(term)
+        return condition | Q(pk=number) if number is not None else condition
 
     def has_cancel_permission(self, request):
         return request.user.has_perm("trading.cancel_order")  # the Operations role
@@ -129,19 +153,30 @@ class OrderAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Trade)
-class TradeAdmin(ReadOnlyAdmin):
+class TradeAdmin(LargeTableMixin, ReadOnlyAdmin):
     list_display = ("id", "market", "price", "quantity", "taker_side", "taker_order", "maker_order", "settled", "created_at")
     list_filter = ("market", "settled", "created_at")
-    search_fields = ("=id", "=taker_order__id", "=maker_order__id")
+    search_help_text = "Exact trade id, or an order id (taker or maker)."
     list_select_related = ("market",)
+
+    def search_conditions(self, term):
+        number = as_id(term)
+        if number is None:
+            return Q(pk__in=[])
+        return Q(pk=number) | Q(taker_order_id=number) | Q(maker_order_id=number)
 
 
 @admin.register(Fill)
-class FillAdmin(ReadOnlyAdmin):
+class FillAdmin(LargeTableMixin, ReadOnlyAdmin):
     list_display = ("id", "trade", "order", "account", "side", "price", "quantity", "fee", "liquidity", "settled", "created_at")
     list_filter = ("market", "liquidity", "settled", "created_at")
-    search_fields = ("=id", "=order__id", "order__client_order_id", "=account__id", "account__name")
+    search_help_text = "Exact fill or order id, or an order's client order id; account id, name or owner."
     list_select_related = ("account", "order")
+
+    def search_conditions(self, term):
+        condition = Q(account_id__in=account_ids_matching(term)) | Q(order_id__in=orders_by_client_order_id(term))
+        number = as_id(term)
+        return condition | Q(pk=number) | Q(order_id=number) if number is not None else condition
 
 
 @admin.register(ReconciliationReport)

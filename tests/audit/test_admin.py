@@ -7,6 +7,7 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import connection
 
 from accounts import services as accounts_services
 from audit.admin import csv_cell
@@ -51,6 +52,95 @@ def test_search_by_request_id_actor_action_and_target(support_client, trader, ot
     assert listed_ids(support_client.get(LIST, {"actor_type__exact": "user"})) >= {by_user.pk}
     assert listed_ids(support_client.get(LIST, {"created_at__date__gte": "2000-01-01", "q": "req-aaa"})) == {first.pk}
     assert listed_ids(support_client.get(LIST, {"created_at__date__lt": "2000-01-01"})) == set()
+
+
+def test_search_finds_keys_users_by_current_name_action_prefixes_and_accounts(support_client, trader):
+    from exchange.context import Actor
+
+    user = get_user_model().objects.create_user("ops-mia")
+    by_key = audit_record("apikey.created", target=("apikeys.apikey", "bk_Z9x"), actor=Actor.apikey("bk_Z9x", "demo"))
+    by_user = audit_record("market.halted", target=("trading.market", 41), actor=user)
+    on_account = audit_record("balance.deposited", target=trader)
+    user.username = "ops-mira"  # renamed since: found by the name it has now
+    user.save()
+
+    assert listed_ids(support_client.get(LIST, {"q": "bk_Z9x"})) == {by_key.pk}  # actor and target
+    assert listed_ids(support_client.get(LIST, {"q": "bk_z9x"})) == set()  # key ids are exact
+    assert listed_ids(support_client.get(LIST, {"q": "ops-mir"})) == {by_user.pk}
+    assert listed_ids(support_client.get(LIST, {"q": "ops-mia"})) == set()
+    assert by_user.pk in listed_ids(support_client.get(LIST, {"q": "MARKET."}))
+    assert listed_ids(support_client.get(LIST, {"q": "market.halted 41"})) == {by_user.pk}  # terms are ANDed
+    assert on_account.pk in listed_ids(support_client.get(LIST, {"q": str(trader.pk)}))
+    assert listed_ids(support_client.get(LIST, {"q": "trading.market"})) >= {by_user.pk}
+    assert listed_ids(support_client.get(LIST, {"q": '"market.halted"'})) == {by_user.pk}
+
+
+@pytest.mark.parametrize("term", ["req\x01id", "req\x7fid", "x" * 201, "9" * 30])
+def test_a_search_term_that_cannot_be_a_value_matches_nothing_and_says_why(support_client, term):
+    audit_record("account.created", target=("accounts.account", 1), request_id="req-ccc")
+    response = support_client.get(LIST, {"q": term})
+    assert response.status_code == 200
+    assert listed_ids(response) == set()
+    if len(term) != 30:  # an id beyond bigint is simply no id; the others are refused
+        assert "cannot match anything" in response.content.decode()
+
+
+def test_a_nul_in_the_search_is_refused_by_the_search_form(support_client):
+    audit_record("account.created", target=("accounts.account", 1), request_id="req-ccc")
+    response = support_client.get(LIST, {"q": "req\x00id"})
+    assert response.status_code == 200 and response.context["cl"].query == ""
+    assert "Null characters are not allowed." in response.content.decode()
+
+
+def test_only_the_first_search_terms_are_used(support_client):
+    event = audit_record("account.created", target=("accounts.account", 1), request_id="req-ddd")
+    response = support_client.get(LIST, {"q": " ".join(["req-ddd"] * 8 + ["nothing-matches-this"])})
+    assert listed_ids(response) == {event.pk}
+    assert "Only the first 8 search terms were used." in response.content.decode()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="reads PostgreSQL's plans")
+def test_searches_read_the_trails_indexes_not_the_whole_table(support_user, rf):
+    """30,000 events, analysed: each kind of search reads a few index entries, never the whole
+    trail (Django's own search compared UPPER(column) on every row: a sequential scan, or a
+    walk of the primary key filtering out every row when nothing matched)."""
+    import json
+
+    from audit.admin import AuditEventAdmin
+
+    get_user_model().objects.create_user("ops-ana")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO audit_auditevent (created_at, actor_type, actor_id, actor_label, action, target_type, target_id,"
+            " account_id, outcome, reason, request_id) SELECT now(), 'apikey', 'k' || (g % 500), 'k' || (g % 500),"
+            " CASE WHEN g % 100 = 0 THEN 'apikey.created' ELSE 'order.submitted' END, 'trading.order', g::text, g % 300,"
+            " 'success', '', md5(g::text) FROM generate_series(1, 30000) g")
+        cursor.execute("ANALYZE audit_auditevent")
+    model_admin = AuditEventAdmin(AuditEvent, admin.site)
+    request = rf.get(LIST)
+    request.user = support_user
+    # Rows each search may pass over: a few for rare or absent values; for a value one event in
+    # a hundred has, a walk down the primary key that stops at the 101st match (~10,000 rows)
+    # is the planner's right choice, not the whole table.
+    bounds = {"0123456789abcdef0123456789abcdef": 1000, "k17": 1000, "ops-an": 1000, "29999": 1000,
+              "no-such-thing": 1000, "apikey.": 15000}
+    for term, bound in bounds.items():
+        queryset, _ = model_admin.get_search_results(request, AuditEvent.objects.order_by("-id"), term)
+        sql, params = queryset[:101].query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+            plan = cursor.fetchone()[0]
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        nodes, stack = [], [plan[0]["Plan"]]
+        while stack:
+            node = stack.pop()
+            nodes.append(node)
+            stack.extend(node.get("Plans", []))
+        on_trail = [n for n in nodes if n.get("Relation Name") == "audit_auditevent"]
+        assert on_trail, term
+        assert not any(n["Node Type"] == "Seq Scan" for n in on_trail), (term, plan)
+        removed = sum(n.get("Rows Removed by Filter", 0) + n.get("Rows Removed by Index Recheck", 0) for n in on_trail)
+        assert removed < bound, (term, removed, plan)
 
 
 def test_csv_export_streams_exactly_the_filtered_list_and_is_audited(support_client, support_user, trader):
