@@ -63,3 +63,22 @@ def rename_column_index(table: str, column: str, name: str) -> migrations.RunPyt
             schema_editor.execute(f"CREATE INDEX {quote(old)} ON {quote(table)} ({quote(column)})")
 
     return migrations.RunPython(forwards, backwards)
+
+
+def create_index_concurrently(schema_editor, name: str, table: str, definition: str) -> None:
+    """``CREATE INDEX name ON table definition`` (``definition``: the columns and any ``WHERE``),
+    built ``CONCURRENTLY`` on PostgreSQL so writes go on while it reads the table (the migration
+    must be ``atomic = False``). A concurrent build that was interrupted — the migration killed,
+    a lost connection, a deadlock — leaves an INVALID index of that name behind, which ``IF NOT
+    EXISTS`` would then keep, unused by every query and still written by every insert; it is
+    dropped first, so running the migration again builds the index."""
+    quote = schema_editor.quote_name
+    if schema_editor.connection.vendor != "postgresql":
+        schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table)} {definition}")
+        return
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [quote(name)])
+        row = cursor.fetchone()
+    if row is not None and row[0]:
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(name)}")
+    schema_editor.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {quote(name)} ON {quote(table)} {definition}")

@@ -8,20 +8,21 @@ order insert for as long as it reads the table), hence a migration outside a tra
 from django.db import migrations, models
 from django.db.models import Q
 
+from exchange.migration_indexes import create_index_concurrently
+
 PREDICATE = "NOT \"close_settled\" AND \"status\" IN ('filled', 'cancelled', 'rejected')"
 
 
 def forwards(apps, schema_editor):
     concurrently = " CONCURRENTLY" if schema_editor.connection.vendor == "postgresql" else ""
-    schema_editor.execute(f'CREATE INDEX{concurrently} IF NOT EXISTS "order_close_due" '
-                          f'ON "trading_order" ("market_id") WHERE {PREDICATE}')
+    create_index_concurrently(schema_editor, "order_close_due", "trading_order", f'("market_id") WHERE {PREDICATE}')
     schema_editor.execute(f'DROP INDEX{concurrently} IF EXISTS "order_status_close_settled"')
 
 
 def backwards(apps, schema_editor):
     concurrently = " CONCURRENTLY" if schema_editor.connection.vendor == "postgresql" else ""
-    schema_editor.execute(f'CREATE INDEX{concurrently} IF NOT EXISTS "order_status_close_settled" '
-                          'ON "trading_order" ("status", "close_settled")')
+    create_index_concurrently(schema_editor, "order_status_close_settled", "trading_order",
+                              '("status", "close_settled")')
     schema_editor.execute(f'DROP INDEX{concurrently} IF EXISTS "order_close_due"')
 
 
