@@ -9,14 +9,27 @@ from django.utils.html import format_html
 
 from audit.adminmixins import AuditedModelAdmin
 from audit.console import account_console_view
-from exchange.adminsearch import LargeTableMixin, as_id
+from exchange.adminsearch import LargeTableMixin
 from exchange.errors import BourseError
+from exchange.syntax import parse_id
 from exchange.wire import money
 
 from . import services
 from .forms import FundingForm
 from .models import Account, Asset, Balance, Journal, LedgerEntry
-from .selectors import account_ids_matching
+
+
+def account_ids_matching(term: str, limit: int = 100) -> list[int]:
+    """The accounts a console search term can name — its id, a part of its name, the start of
+    its owner's username, its owner's e-mail — as ids (at most ``limit``), so a search of a
+    table written per order looks its rows up by account through that table's index. The
+    accounts table is read as a whole here (console search only, across every account): it
+    holds a row per customer, not per order."""
+    condition = Q(name__icontains=term) | Q(owner__username__istartswith=term) | Q(owner__email__iexact=term)
+    number = parse_id(term)
+    if number is not None:
+        condition |= Q(pk=number)
+    return list(Account.objects.filter(condition).order_by("pk").values_list("pk", flat=True)[:limit])
 
 
 class AtAssetScale:
@@ -161,7 +174,7 @@ class JournalAdmin(LargeTableMixin, ReadOnlyAdmin):
         """Indexed look-ups only (a journal per order): the id, the reference
         (``journal_reference``), the idempotency key (``journal_idempotency_key``)."""
         condition = Q(reference=term) | Q(idempotency_key=term)
-        number = as_id(term)
+        number = parse_id(term)
         return condition | Q(pk=number) if number is not None else condition
 
     @admin.display(description="Net (always 0)")
@@ -181,7 +194,7 @@ class LedgerEntryAdmin(LargeTableMixin, AtAssetScale, ReadOnlyAdmin):
         """Indexed look-ups only: the accounts the term names (``entry_account_asset_id``), a
         journal by id or by reference (the journal's index, then ``journal_id``)."""
         journals = list(Journal.objects.filter(reference=term).order_by("pk").values_list("pk", flat=True)[:100])
-        number = as_id(term)
+        number = parse_id(term)
         if number is not None:
             journals.append(number)
         return Q(account_id__in=account_ids_matching(term)) | Q(journal_id__in=journals)

@@ -59,18 +59,3 @@ def ledger_entry_list(*, account_id: int, asset: str | None = None):
         entries = entries.filter(asset_id=asset)
     return entries
 
-
-def account_ids_matching(term: str, limit: int = 100) -> list[int]:
-    """The accounts a console search term can name — its id, a part of its name, the start of
-    its owner's username, its owner's e-mail — as ids (at most ``limit``), so a search of a
-    table written per order looks its rows up by account through that table's index. The
-    accounts table is read as a whole here: it holds a row per customer, not per order."""
-    from django.db.models import Q
-
-    from exchange.adminsearch import as_id
-
-    condition = Q(name__icontains=term) | Q(owner__username__istartswith=term) | Q(owner__email__iexact=term)
-    number = as_id(term)
-    if number is not None:
-        condition |= Q(pk=number)
-    return list(Account.objects.filter(condition).order_by("pk").values_list("pk", flat=True)[:limit])

@@ -21,7 +21,8 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from exchange.adminsearch import LargeTableMixin, as_id, distinct_leading
+from exchange.adminsearch import LargeTableMixin, distinct_leading
+from exchange.syntax import parse_id
 from exchange.wire import timestamp
 
 from .actions import ACTIONS
@@ -103,7 +104,7 @@ class AuditEventAdmin(LargeTableMixin, admin.ModelAdmin):
                  .values_list("pk", flat=True)[:100]]
         if users:
             condition |= Q(actor_type=ActorKind.USER, actor_id__in=users)
-        account = as_id(term)
+        account = parse_id(term)
         if account is not None:
             condition |= Q(account_id=account)
         return condition

@@ -28,13 +28,14 @@ from django.db.models import Q
 from django.utils.functional import cached_property
 from django.utils.text import smart_split, unescape_string_literal
 
+from .syntax import has_control
+
 if TYPE_CHECKING:
     from django.db.models import Model, QuerySet
     from django.http import HttpRequest
 
 MAX_TERMS = 8
 MAX_TERM_LENGTH = 200
-BIGINT_MAX = 2**63 - 1
 MAX_DISTINCT = 1000
 
 
@@ -47,15 +48,6 @@ def search_terms(search_term: str) -> list[str]:
         if bit:
             terms.append(bit)
     return terms
-
-
-def as_id(term: str) -> int | None:
-    """``term`` as a positive database id, or None when it cannot be one."""
-    if term.isascii() and term.isdigit():
-        value = int(term)
-        if 0 < value <= BIGINT_MAX:
-            return value
-    return None
 
 
 def distinct_leading(model: type[Model], column: str) -> list[str]:
@@ -116,7 +108,7 @@ class LargeTableMixin:
             messages.warning(request, f"Only the first {MAX_TERMS} search terms were used.")
             terms = terms[:MAX_TERMS]
         for term in terms:
-            if len(term) > MAX_TERM_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in term):
+            if len(term) > MAX_TERM_LENGTH or has_control(term):
                 messages.warning(request, f"A search term longer than {MAX_TERM_LENGTH} characters or with a "
                                           "control character cannot match anything.")
                 return queryset.none(), False

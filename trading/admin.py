@@ -4,12 +4,12 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 
-from accounts.admin import ReadOnlyAdmin  # orders, trades, fills change only through the services
+from accounts.admin import ReadOnlyAdmin, account_ids_matching  # orders, trades, fills change only through the services
 from accounts.models import Account
-from accounts.selectors import account_ids_matching
 from exchange import errors
-from exchange.adminsearch import LargeTableMixin, as_id
+from exchange.adminsearch import LargeTableMixin
 from exchange.errors import BourseError
+from exchange.syntax import parse_id
 
 from . import services
 from .models import Fill, Market, Order, ReconciliationReport, Trade
@@ -133,7 +133,7 @@ class OrderAdmin(LargeTableMixin, ReadOnlyAdmin):
         (``order_account_market_status``), and the orders with that client order id
         (``orders_by_client_order_id``)."""
         condition = Q(account_id__in=account_ids_matching(term)) | Q(pk__in=orders_by_client_order_id(term))
-        number = as_id(term)
+        number = parse_id(term)
         return condition | Q(pk=number) if number is not None else condition
 
     def has_cancel_permission(self, request):
@@ -160,7 +160,7 @@ class TradeAdmin(LargeTableMixin, ReadOnlyAdmin):
     list_select_related = ("market",)
 
     def search_conditions(self, term):
-        number = as_id(term)
+        number = parse_id(term)
         if number is None:
             return Q(pk__in=[])
         return Q(pk=number) | Q(taker_order_id=number) | Q(maker_order_id=number)
@@ -175,7 +175,7 @@ class FillAdmin(LargeTableMixin, ReadOnlyAdmin):
 
     def search_conditions(self, term):
         condition = Q(account_id__in=account_ids_matching(term)) | Q(order_id__in=orders_by_client_order_id(term))
-        number = as_id(term)
+        number = parse_id(term)
         return condition | Q(pk=number) | Q(order_id=number) if number is not None else condition
 
 
