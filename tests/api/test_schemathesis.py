@@ -48,18 +48,22 @@ class Signer(requests.auth.AuthBase):
         return prepared
 
 
+def funded_key():
+    """A new account with funds and a read/trade key: the same starting state each time."""
+    account = AccountFactory()
+    money.balance_deposit(account=account, asset="USD", amount="1000.00", reference="wire")
+    money.balance_hold(account=account, asset="USD", amount="10.00", reference="order")
+    money.balance_deposit(account=account, asset="BTC", amount="10.00000000", reference="wire")
+    return ApiKeyFactory(account=account, scopes=["read", "trade"])
+
+
 @pytest.fixture
 def session(transactional_db, live_server, settings):
     settings.BOURSE_RATE_LIMITS = {name: "100000/60" for name in settings.BOURSE_RATE_LIMITS}
     usd, btc = AssetFactory(code="USD", scale=2), AssetFactory(code="BTC", scale=8)
     MarketFactory(base=btc, quote=usd)
-    account = AccountFactory()
-    money.balance_deposit(account=account, asset="USD", amount="1000.00", reference="wire")
-    money.balance_hold(account=account, asset="USD", amount="10.00", reference="order")
-    money.balance_deposit(account=account, asset="BTC", amount="10.00000000", reference="wire")
-    key = ApiKeyFactory(account=account, scopes=["read", "trade"])
     with requests.Session() as http:
-        http.auth = Signer(key)
+        http.auth = Signer(funded_key())
         yield http
 
 
@@ -104,6 +108,14 @@ def test_stateful_create_get_cancel_links(session, live_server):
     error, every response as documented."""
 
     class Workflow(APIWorkflow):
+        def setup(self):
+            # Every scenario starts from the same server state: a new funded account of its
+            # own. Sharing one, a later scenario's orders met the holds and orders an earlier
+            # one left, so the same generated steps got other answers (a refusal instead of a
+            # 201), the links offered other next steps, and Hypothesis, replaying a recorded
+            # prefix of choices, failed with "Inconsistent data generation".
+            session.auth = Signer(funded_key())
+
         def get_call_kwargs(self, case):
             return {"base_url": live_server.url, "session": session}
 
