@@ -4,14 +4,13 @@ after a full batch, when more are already waiting."""
 import types
 
 from trading import runner as runner_module
-from trading.runner import EngineProcess
 
 
-def test_linger_after_a_wake_up_and_a_partial_batch_only(settings, monkeypatch):
+def test_linger_after_a_wake_up_and_a_partial_batch_only(settings, monkeypatch, engine_process):
     settings.BOURSE_ENGINE_LINGER_MS = 2
     settings.BOURSE_ENGINE_BATCH = 10
     steps = iter([0, 3, 10, 0])  # idle (then woken), a partial batch, a full batch, idle (not woken)
-    process = EngineProcess()
+    process = engine_process
     slept = []
 
     def step():

@@ -16,7 +16,6 @@ from exchange.management.commands.run_embedded import Supervisor
 from tests.factories import AccountFactory
 from tests.support import balances, fund
 from trading.models import Command, Market, Order
-from trading.runner import EngineProcess
 from trading.services import order_submit
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +76,7 @@ def test_the_rejected_orders_hold_is_released_by_settlement(runner, alice, marke
     assert balances(alice)["USD"] == before
 
 
-def test_one_failing_market_does_not_stop_the_others(runner, alice, market, caplog, monkeypatch):
+def test_one_failing_market_does_not_stop_the_others(runner, alice, market, caplog, monkeypatch, engine_process):
     class Broken:
         market = Market(symbol="BAD-USD")
 
@@ -87,7 +86,7 @@ def test_one_failing_market_does_not_stop_the_others(runner, alice, market, capl
         def rebuild(self):
             raise RuntimeError("still unreadable")
 
-    process = EngineProcess()
+    process = engine_process
     process.runners = {-1: Broken(), market.pk: runner}
     _buy(alice, "100.00", "a")
     with caplog.at_level(logging.CRITICAL, logger="bourse.engine"):
