@@ -29,6 +29,44 @@ def balances(account) -> dict:
     return {b.asset_id: (b.available, b.locked) for b in Balance.objects.filter(account=account)}
 
 
+@dataclass
+class Trace:
+    """The protocol messages the client sent (``F``) and received (``B``), from libpq's trace."""
+
+    lines: list[str]
+
+    @property
+    def round_trips(self) -> int:
+        """How many times the client sent and then waited for the server's answer: the
+        trace is in the order things happened, so each turn from sending (``F``) to receiving
+        (``B``) is one (after a statement's ``Sync`` outside a pipeline, a simple ``Query``,
+        or a pipeline's ``Sync`` or ``Flush`` where it reads results)."""
+        return sum(1 for before, line in zip(["B", *self.lines], self.lines, strict=False)
+                   if line.startswith("B") and before.startswith("F"))
+
+    def __str__(self) -> str:
+        return "\n".join(line[:120] for line in self.lines)
+
+
+@contextmanager
+def pg_trace():
+    """Trace what Django's PostgreSQL connection sends and receives in the block."""
+    from psycopg.pq import Trace as Flags
+
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    trace = Trace([])
+    with tempfile.TemporaryFile() as out:
+        pgconn.trace(out.fileno())
+        pgconn.set_trace_flags(Flags.SUPPRESS_TIMESTAMPS | Flags.REGRESS_MODE)
+        try:
+            yield trace
+        finally:
+            pgconn.untrace()
+            out.seek(0)
+            trace.lines[:] = out.read().decode(errors="replace").splitlines()
+
+
 def subprocess_env() -> dict:
     """Environment for a child process (engine, server) that must use the test database."""
     env = dict(os.environ)

@@ -239,11 +239,20 @@ def _uses_redis() -> bool:
     return bool(settings.REDIS_URL)
 
 
-def redis_verdict_channel() -> str:
-    import redis
+_verdict_channels: dict[str, str] = {}
 
-    db = redis.connection.parse_url(settings.REDIS_URL).get("db", 0)
-    return f"{REDIS_VERDICT_PREFIX}:{db}"
+
+def redis_verdict_channel() -> str:
+    """The verdicts' pub/sub channel for ``REDIS_URL`` (worked out once per URL: every batch
+    publishes on it)."""
+    url = settings.REDIS_URL
+    channel = _verdict_channels.get(url)
+    if channel is None:
+        import redis
+
+        db = redis.connection.parse_url(url).get("db", 0)
+        channel = _verdict_channels[url] = f"{REDIS_VERDICT_PREFIX}:{db}"
+    return channel
 
 
 _redis: tuple[int, Any] | None = None
@@ -260,26 +269,30 @@ def _redis_client() -> Any:
         return _redis[1]
 
 
-def publish_verdicts(orders: Iterable[Order], hints: Iterable[int] = ()) -> None:
+def publish_verdicts(orders: Iterable[Order], hints: Iterable[int] = (), announce: Iterable[int] = ()) -> None:
     """Announce the verdicts of ``orders`` (as they were committed) and, as bare hints, the
     ids in ``hints`` (a cancel that found no live order: its caller re-reads). Call after
-    the batch committed. Never raises for a lost signal: waiters re-check."""
+    the batch committed. ``announce``: the ids of outbox rows the batch wrote, announced to
+    their readers (``trading.outbox.signal.announce``) in the same Redis round trip. Never
+    raises for a lost signal: waiters re-check, readers poll."""
+    from .outbox import signal
+
     payloads = list(encode_verdicts([Verdict.of(o) for o in orders], hints))
-    if not payloads:
-        return
-    if _uses_redis():
+    ids = list(announce)
+    if _uses_redis() and (payloads or ids):
         try:
-            client = _redis_client()
+            pipe = _redis_client().pipeline(transaction=False)
             channel = redis_verdict_channel()
-            if len(payloads) == 1:
-                client.publish(channel, payloads[0])
-            else:
-                pipe = client.pipeline(transaction=False)
-                for payload in payloads:
-                    pipe.publish(channel, payload)
-                pipe.execute()
-        except Exception:  # waiters fall back to their bounded re-check
+            for payload in payloads:
+                pipe.publish(channel, payload)
+            for message in signal.encode(ids) if ids else ():
+                pipe.publish(signal.redis_channel(), message)
+            pipe.execute()
+        except Exception:  # waiters fall back to their bounded re-check, readers to their poll
             log.exception("could not publish verdicts; waiters will re-check")
+        return
+    signal.announce(ids)
+    if not payloads:
         return
     if _uses_postgres():
         _pg_notify(VERDICT_CHANNEL, payloads)

@@ -42,6 +42,7 @@ from audit.services import audit_record, audit_record_many
 from exchange import heartbeat, metrics
 from exchange.context import Actor
 from exchange.pgarrays import array_literal, int_array
+from exchange.pgpipeline import pipelined
 from matching import messages as m
 
 from . import notify, pricing
@@ -291,6 +292,7 @@ class Batch:
     verdicts: set[int] = field(default_factory=set)
     amended: dict[int, Order] = field(default_factory=dict)  # price/quantity written, hold reviewed
     audits: dict[str, list[Order]] = field(default_factory=dict)  # engine-made changes: action -> orders
+    outbox_ids: list[int] = field(default_factory=list)  # the rows written, announced after commit
 
 
 class MarketRunner:
@@ -378,12 +380,14 @@ class MarketRunner:
         query was the largest CPU cost of a small batch's read), and its rows — the command's
         columns, then the order's — become instances with ``from_db``, as Django's iterator
         makes them (PostgreSQL needs no converters for these fields). SQLite: the ORM."""
-        query = (Command.objects.filter(market_id=self.market.pk, processed=False)
-                 .select_related("order").order_by("id"))
-        if connection.vendor != "postgresql":
-            return list(query[:limit])
-        compiled = self._pending_sql.get(limit)
+        compiled = self._pending_sql.get(limit) if connection.vendor == "postgresql" else None
         if compiled is None:
+            # Built only when not compiled yet: building the QuerySet (its filter's lookups) cost
+            # as much CPU as running the compiled statement.
+            query = (Command.objects.filter(market_id=self.market.pk, processed=False)
+                     .select_related("order").order_by("id"))
+            if connection.vendor != "postgresql":
+                return list(query[:limit])
             compiled = self._pending_sql[limit] = query[:limit].query.sql_with_params()
         sql, params = compiled
         with connection.cursor() as cursor:
@@ -679,35 +683,55 @@ class MarketRunner:
 
     # -- persistence -----------------------------------------------------------------------
     def _persist(self, batch: Batch, now) -> None:
+        """Write the batch in one transaction, fenced by this runner's ownership token. On
+        PostgreSQL the statements go out pipelined (``exchange.pgpipeline``): the fence, the
+        order and command updates and the rest are sent without waiting for each answer, and
+        the transaction costs a round trip per statement whose rows are read (trades, outbox
+        rows) plus its commit, not one per statement. So the fence's answer is read after the
+        others were sent: a lost fence rolls everything back as before (nothing commits), and
+        a statement that failed behind a lost fence is reported as the lost ownership."""
+        # The fence's statement is prepared once (Django would compile an UPDATE per batch).
+        with transaction.atomic(durable=True), pipelined() as pipe, connection.cursor() as fence:
+            fence.execute(FENCE_SQL, [self.command_sequence, self.book.sequence,
+                                      connection.ops.adapt_datetimefield_value(now), self.market.pk, self.token])
+            try:
+                self._write(batch, now)
+            except Exception as error:
+                try:
+                    lost = pipe.rowcount(fence) != 1
+                except Exception:  # noqa: BLE001 - no answer to read (the connection went): the error stands
+                    lost = False
+                if lost:
+                    raise LostOwnership(self.market.symbol) from error
+                raise
+            if pipe.rowcount(fence) != 1:
+                raise LostOwnership(self.market.symbol)
+
+    def _write(self, batch: Batch, now) -> None:
+        """The batch's rows, inside ``_persist``'s fenced transaction."""
         market = self.market
-        with transaction.atomic(durable=True):
-            with connection.cursor() as cursor:  # prepared once (Django would compile an UPDATE per batch)
-                cursor.execute(FENCE_SQL, [self.command_sequence, self.book.sequence,
-                                           connection.ops.adapt_datetimefield_value(now), market.pk, self.token])
-                fenced = cursor.rowcount
-            if fenced != 1:
-                raise LostOwnership(market.symbol)
-            _update_orders(batch.orders.values())
-            if batch.amended:
-                _update_amended(batch.amended.values())
-            rejected = [o for o in batch.orders.values() if o.status == Order.Status.REJECTED]
-            audit_record_many("order.rejected", rejected, actor=ENGINE, after=lambda o: {"reason": o.reject_reason})
-            for action, changed in batch.audits.items():
-                audit_record_many(action, changed, actor=ENGINE, after=_engine_audit)
-            all_fills = [fill for pair in batch.fills for fill in pair]
-            if connection.vendor == "postgresql":
-                _insert_trades_postgres(market, batch, now)
-            else:
-                Trade.objects.bulk_create(batch.trades, batch_size=500)
-                for trade, pair in zip(batch.trades, batch.fills, strict=True):
-                    for fill in pair:
-                        fill.trade = trade  # the trade has its primary key now
-                Fill.objects.bulk_create(all_fills, batch_size=1000)
-            batch.candles = self.candles.record(batch.trades)
-            _mark_processed(batch.done)
-            # One row per stream (book, trades, each account's orders and fills), sequenced,
-            # announced after commit.
-            outbox_write(self._outbox(batch, all_fills, now), batched=True)
+        _update_orders(batch.orders.values())
+        if batch.amended:
+            _update_amended(batch.amended.values())
+        rejected = [o for o in batch.orders.values() if o.status == Order.Status.REJECTED]
+        audit_record_many("order.rejected", rejected, actor=ENGINE, after=lambda o: {"reason": o.reject_reason})
+        for action, changed in batch.audits.items():
+            audit_record_many(action, changed, actor=ENGINE, after=_engine_audit)
+        all_fills = [fill for pair in batch.fills for fill in pair]
+        if connection.vendor == "postgresql":
+            _insert_trades_postgres(market, batch, now)
+        else:
+            Trade.objects.bulk_create(batch.trades, batch_size=500)
+            for trade, pair in zip(batch.trades, batch.fills, strict=True):
+                for fill in pair:
+                    fill.trade = trade  # the trade has its primary key now
+            Fill.objects.bulk_create(all_fills, batch_size=1000)
+        batch.candles = self.candles.record(batch.trades)
+        _mark_processed(batch.done)
+        # One row per stream (book, trades, each account's orders and fills), sequenced,
+        # announced after commit with the verdicts (_after_commit).
+        rows = outbox_write(self._outbox(batch, all_fills, now), batched=True, announce=False)
+        batch.outbox_ids = [row.pk for row in rows]
 
     def _outbox(self, batch: Batch, fills: list[Fill], now) -> list[Event]:
         """The batch's events as plain ``Event`` values (no model instance per event)."""
@@ -735,6 +759,7 @@ class MarketRunner:
         notify.publish_verdicts(
             [batch.orders[i] for i in sorted(batch.verdicts) if i in batch.orders],
             hints=sorted(i for i in batch.verdicts if i not in batch.orders),
+            announce=batch.outbox_ids,
         )
         if batch.trades or any(o.is_closed for o in batch.orders.values()):
             self._enqueue_settlement()

@@ -127,12 +127,16 @@ def batch_rows(events: Sequence[OutboxEvent | Event]) -> list[OutboxEvent | Even
     return rows
 
 
-def outbox_write(events: Sequence[OutboxEvent | Event], *, batched: bool = False) -> Sequence[OutboxEvent | Event]:
+def outbox_write(
+    events: Sequence[OutboxEvent | Event], *, batched: bool = False, announce: bool = True
+) -> Sequence[OutboxEvent | Event]:
     """Sequence, insert and (after commit) announce ``events``. Call inside the writing
     transaction; the events' order in the list is their order in each stream. ``batched``:
     write one row per stream (``batch_rows``; the engine's batches, settlement's chunks) —
     readers see the same events, sequences and order (``trading.outbox.selectors`` expands
-    them). Returns the rows written."""
+    them). ``announce=False``: the caller announces the rows' ids after the commit itself
+    (the engine sends them with its verdicts, ``notify.publish_verdicts``). Returns the rows
+    written."""
     if not events:
         return events
     if not connection.in_atomic_block:
@@ -161,8 +165,9 @@ def outbox_write(events: Sequence[OutboxEvent | Event], *, batched: bool = False
         OutboxEvent.objects.bulk_create(instances, batch_size=1000)
         for row, instance in zip(rows, instances, strict=True):
             row.pk = instance.pk
-    ids = [e.pk for e in rows]
-    transaction.on_commit(lambda: signal.announce(ids))
+    if announce:
+        ids = [e.pk for e in rows]
+        transaction.on_commit(lambda: signal.announce(ids))
     return rows
 
 
