@@ -269,30 +269,22 @@ def _redis_client() -> Any:
         return _redis[1]
 
 
-def publish_verdicts(orders: Iterable[Order], hints: Iterable[int] = (), announce: Iterable[int] = ()) -> None:
+def publish_verdicts(orders: Iterable[Order], hints: Iterable[int] = ()) -> None:
     """Announce the verdicts of ``orders`` (as they were committed) and, as bare hints, the
     ids in ``hints`` (a cancel that found no live order: its caller re-reads). Call after
-    the batch committed. ``announce``: the ids of outbox rows the batch wrote, announced to
-    their readers (``trading.outbox.signal.announce``) in the same Redis round trip. Never
-    raises for a lost signal: waiters re-check, readers poll."""
-    from .outbox import signal
-
-    payloads = list(encode_verdicts([Verdict.of(o) for o in orders], hints))
-    ids = list(announce)
-    if _uses_redis() and (payloads or ids):
+    the batch committed. Never raises for a lost signal: waiters re-check. (The engine's
+    batches send theirs with the outbox announcement: ``trading.outbox.signal.publish_batch``.)"""
+    payloads = verdict_payloads(orders, hints)
+    if not payloads:
+        return
+    if _uses_redis():
         try:
             pipe = _redis_client().pipeline(transaction=False)
-            channel = redis_verdict_channel()
             for payload in payloads:
-                pipe.publish(channel, payload)
-            for message in signal.encode(ids) if ids else ():
-                pipe.publish(signal.redis_channel(), message)
+                pipe.publish(redis_verdict_channel(), payload)
             pipe.execute()
-        except Exception:  # waiters fall back to their bounded re-check, readers to their poll
+        except Exception:  # waiters fall back to their bounded re-check
             log.exception("could not publish verdicts; waiters will re-check")
-        return
-    signal.announce(ids)
-    if not payloads:
         return
     if _uses_postgres():
         _pg_notify(VERDICT_CHANNEL, payloads)
@@ -302,6 +294,16 @@ def publish_verdicts(orders: Iterable[Order], hints: Iterable[int] = (), announc
             if not send_datagram(path, payload.encode()):
                 path.unlink(missing_ok=True)  # its process is gone
                 break
+
+
+def verdict_payloads(orders: Iterable[Order], hints: Iterable[int] = ()) -> list[str]:
+    """The messages that carry the verdicts of ``orders`` and the bare ``hints``."""
+    return list(encode_verdicts([Verdict.of(o) for o in orders], hints))
+
+
+def redis_client() -> Any:
+    """This process's Redis client for the signals (one per process)."""
+    return _redis_client()
 
 
 class VerdictWaiter:

@@ -49,6 +49,7 @@ from . import notify, pricing
 from .candles import CandleBook, candles_backfill, candles_payload
 from .checksum import BookChecksum
 from .models import Command, EngineState, Fill, Market, Order, OutboxEvent, Trade
+from .outbox import signal
 from .outbox.services import Event, book_update_payload, outbox_write
 from .representations import fill_to_wire, order_to_wire, trade_to_wire
 from .services import deadman
@@ -731,7 +732,7 @@ class MarketRunner:
         # One row per stream (book, trades, each account's orders and fills), sequenced,
         # announced after commit with the verdicts (_after_commit).
         rows = outbox_write(self._outbox(batch, all_fills, now), batched=True, announce=False)
-        batch.outbox_ids = [row.pk for row in rows]
+        batch.outbox_ids = [row.pk for row in rows if row.pk is not None]  # (each written row has its id)
 
     def _outbox(self, batch: Batch, fills: list[Fill], now) -> list[Event]:
         """The batch's events as plain ``Event`` values (no model instance per event)."""
@@ -755,11 +756,12 @@ class MarketRunner:
     def _after_commit(self, batch: Batch) -> None:
         self.candles.commit(batch.candles)
         # The verdicts carry each touched order's committed state: waiters answer from them.
+        # They go with the outbox rows' announcement (one Redis round trip).
         # A cancel that found no live order changed none: its id goes as a bare hint.
-        notify.publish_verdicts(
+        signal.publish_batch(
             [batch.orders[i] for i in sorted(batch.verdicts) if i in batch.orders],
-            hints=sorted(i for i in batch.verdicts if i not in batch.orders),
-            announce=batch.outbox_ids,
+            sorted(i for i in batch.verdicts if i not in batch.orders),
+            batch.outbox_ids,
         )
         if batch.trades or any(o.is_closed for o in batch.orders.values()):
             self._enqueue_settlement()

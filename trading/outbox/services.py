@@ -2,9 +2,10 @@
 
 Every transaction that publishes events calls ``outbox_write`` with them, inside the
 transaction: private events (``account`` set) get their account's next sequence on their
-channel from ``AccountSequence`` (one ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` with
-the rows in key order, so two writers never deadlock, and the row stays locked until commit,
-so sequence N+1 cannot commit before N); all events are inserted; after commit their ids are
+channel from ``AccountSequence`` (``INSERT … ON CONFLICT DO UPDATE … RETURNING`` with the
+rows in key order, so two writers never deadlock, and the row stays locked until commit, so
+sequence N+1 cannot commit before N); all events are inserted — on PostgreSQL the bump and the
+insert are one statement (``WRITE_SQL``); after commit their ids are
 announced (``trading.outbox.signal``) to the processes that read them back: the WebSocket
 relays fan them out, the FIX gateways turn them into execution reports. The announcement is
 a hint: readers also re-read the outbox periodically and fill any sequence gap from it, so a
@@ -27,6 +28,7 @@ from django.utils import timezone
 
 from accounts.models import Balance
 from exchange import wire
+from exchange.pgarrays import array_literal, int_array
 
 from ..models import AccountSequence, Market, OutboxEvent
 from . import signal
@@ -58,27 +60,64 @@ def _bump(counts: dict[tuple[int, str], int]) -> dict[tuple[int, str], int]:
 
 _COLUMNS = ("market_id", "account_id", "channel", "sequence", "payload", "created_at")
 
+# PostgreSQL: the counters' bump and the rows' insert as ONE statement of a fixed text (so the
+# connection prepares it), the rows bound as arrays and the payloads as ONE JSON document (no
+# per-element escaping). A private row's sequence is its stream's new last value less the
+# events of its stream that follow it in this write (``back``); ids are drawn in row order.
+WRITE_SQL = f"""
+WITH bump AS (
+    INSERT INTO {AccountSequence._meta.db_table} AS s (account_id, channel, last)
+    SELECT * FROM unnest(%(k_account)s::bigint[], %(k_channel)s::text[], %(k_count)s::bigint[]) ORDER BY 1, 2
+    ON CONFLICT (account_id, channel) DO UPDATE SET last = s.last + excluded.last
+    RETURNING account_id, channel, last
+), r AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('{OutboxEvent._meta.db_table}', 'id')) AS id, u.market_id, u.account_id,
+           u.channel, CASE WHEN u.account_id IS NULL THEN u.sequence ELSE b.last - u.back END AS sequence,
+           p.payload, u.created_at, u.n
+    FROM unnest(%(market)s::bigint[], %(account)s::bigint[], %(channel)s::text[], %(back)s::bigint[],
+                %(sequence)s::bigint[], %(created)s::timestamptz[])
+         WITH ORDINALITY AS u(market_id, account_id, channel, back, sequence, created_at, n)
+    JOIN jsonb_array_elements(%(payloads)s::jsonb) WITH ORDINALITY AS p(payload, n) ON p.n = u.n
+    LEFT JOIN bump b ON b.account_id = u.account_id AND b.channel = u.channel
+    ORDER BY u.n
+), written AS (
+    INSERT INTO {OutboxEvent._meta.db_table} (id, {", ".join(_COLUMNS)})
+    SELECT id, {", ".join(_COLUMNS)} FROM r ORDER BY n
+)
+SELECT id, sequence FROM r ORDER BY n
+"""
 
-def _insert_postgres(rows: Sequence[OutboxEvent | Event]) -> None:
-    """Insert ``rows`` with multi-row ``VALUES`` (``RETURNING id``, in row order), each payload
-    bound as its own ``jsonb`` parameter. Django's ``bulk_create`` binds each column as one
-    array (``UNNEST``), and psycopg escapes every quote of every JSON text inside a text array
-    with a regular-expression substitution: the engine's profile showed that escaping as the
-    largest single cost of a batch's write."""
-    from psycopg.types.json import Jsonb
 
-    table = OutboxEvent._meta.db_table
+def _write_postgres(groups: list[list[OutboxEvent | Event]], rows: list[OutboxEvent | Event]) -> None:
+    """Sequence and insert ``rows`` (row i holds the events of ``groups[i]``) in one statement;
+    set each row's and each private event's sequence and each row's primary key."""
+    counts: Counter[tuple[int, str]] = Counter()
+    backs = [0] * len(rows)
+    for i in range(len(rows) - 1, -1, -1):  # from the end: the events of each stream after row i
+        row = rows[i]
+        if row.account_id is not None:
+            key = (row.account_id, row.channel)
+            backs[i] = counts[key]
+            counts[key] += len(groups[i])
+    keys = sorted(counts)
+    params = {
+        "k_account": int_array(k[0] for k in keys), "k_channel": array_literal(k[1] for k in keys),
+        "k_count": int_array(counts[k] for k in keys),
+        "market": array_literal(r.market_id for r in rows), "account": array_literal(r.account_id for r in rows),
+        "channel": array_literal(r.channel for r in rows), "back": int_array(backs),
+        "sequence": array_literal(None if r.account_id is not None else r.sequence for r in rows),
+        "created": array_literal(r.created_at.isoformat() for r in rows),  # type: ignore[union-attr]
+        "payloads": _dumps([r.payload for r in rows]),
+    }
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start:start + _CHUNK]
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
-            params: list[Any] = []
-            for row in chunk:
-                params += [row.market_id, row.account_id, row.channel, row.sequence,
-                           Jsonb(row.payload, dumps=_dumps), row.created_at]
-            cursor.execute(f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {values} RETURNING id", params)
-            for row, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
-                row.pk = pk
+        cursor.execute(WRITE_SQL, params)
+        written = cursor.fetchall()
+    for row, group, (pk, sequence) in zip(rows, groups, written, strict=True):
+        row.pk = pk
+        if row.account_id is not None:
+            row.sequence = sequence
+            for back, event in enumerate(reversed(group)):
+                event.sequence = sequence - back
 
 
 def _dumps(value: Any) -> str:
@@ -106,25 +145,30 @@ def _stream(event: OutboxEvent | Event) -> tuple[str, int | None, int | None]:
     return event.channel, None, event.market_id
 
 
+def stream_groups(events: Sequence[OutboxEvent | Event]) -> list[list[OutboxEvent | Event]]:
+    """The events by stream, streams in the order in which they first appear."""
+    streams: dict[tuple[str, int | None, int | None], list[OutboxEvent | Event]] = {}
+    for event in events:
+        streams.setdefault(_stream(event), []).append(event)
+    return list(streams.values())
+
+
+def _merged(members: list[OutboxEvent | Event]) -> OutboxEvent | Event:
+    """One stream's events as one row (a single event stays itself)."""
+    first = members[0]
+    if len(members) == 1:
+        return first
+    return Event(market_id=first.market_id, account_id=first.account_id, channel=first.channel,
+                 sequence=members[-1].sequence, payload=[e.payload for e in members], created_at=first.created_at)
+
+
 def batch_rows(events: Sequence[OutboxEvent | Event]) -> list[OutboxEvent | Event]:
     """One row per stream: the events of a stream that has several become ONE row whose
     ``payload`` is the list of their payloads, in order, and whose ``sequence`` is the last
     one's (a private stream's events are consecutive, so the first is ``sequence - n + 1``;
     a book update keeps its own sequence in its payload). Streams keep the order in which
     they first appear; a stream with one event stays a plain row. Call after sequencing."""
-    streams: dict[tuple[str, int | None, int | None], list[OutboxEvent | Event]] = {}
-    for event in events:
-        streams.setdefault(_stream(event), []).append(event)
-    rows: list[OutboxEvent | Event] = []
-    for members in streams.values():
-        first = members[0]
-        if len(members) == 1:
-            rows.append(first)
-            continue
-        rows.append(Event(market_id=first.market_id, account_id=first.account_id, channel=first.channel,
-                          sequence=members[-1].sequence, payload=[e.payload for e in members],
-                          created_at=first.created_at))
-    return rows
+    return [_merged(group) for group in stream_groups(events)]
 
 
 def outbox_write(
@@ -135,29 +179,31 @@ def outbox_write(
     write one row per stream (``batch_rows``; the engine's batches, settlement's chunks) —
     readers see the same events, sequences and order (``trading.outbox.selectors`` expands
     them). ``announce=False``: the caller announces the rows' ids after the commit itself
-    (the engine sends them with its verdicts, ``notify.publish_verdicts``). Returns the rows
+    (the engine sends them with its verdicts, ``signal.publish_batch``). Returns the rows
     written."""
     if not events:
         return events
     if not connection.in_atomic_block:
         raise RuntimeError("outbox_write must run inside the writing transaction")
-    counts = Counter((e.account_id, e.channel) for e in events if e.account_id is not None)
-    if counts:
-        last = _bump(counts)
-        following = {key: last[key] - n for key, n in counts.items()}
-        for event in events:
-            if event.account_id is not None:
-                key = (event.account_id, event.channel)
-                following[key] += 1
-                event.sequence = following[key]
     now = timezone.now()
     for event in events:
         if event.created_at is None:
             event.created_at = now
-    rows = batch_rows(events) if batched else events
     if connection.vendor == "postgresql":
-        _insert_postgres(rows)
+        groups = stream_groups(events) if batched else [[event] for event in events]
+        rows = [_merged(group) for group in groups]
+        _write_postgres(groups, rows)
     else:
+        counts = Counter((e.account_id, e.channel) for e in events if e.account_id is not None)
+        if counts:
+            last = _bump(counts)
+            following = {key: last[key] - n for key, n in counts.items()}
+            for event in events:
+                if event.account_id is not None:
+                    key = (event.account_id, event.channel)
+                    following[key] += 1
+                    event.sequence = following[key]
+        rows = batch_rows(events) if batched else list(events)
         instances = [row if isinstance(row, OutboxEvent) else
                      OutboxEvent(market_id=row.market_id, account_id=row.account_id, channel=row.channel,
                                  sequence=row.sequence, payload=row.payload, created_at=row.created_at or now)

@@ -14,8 +14,6 @@ event, never loses it.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from pathlib import Path
 
 from django.conf import settings
@@ -26,10 +24,6 @@ log = logging.getLogger("bourse.ws")
 
 REDIS_CHANNEL_PREFIX = "bourse:outbox"  # + ":{redis db}": pub/sub ignores databases
 MAX_MESSAGE = 60_000  # bytes per message: under the default unix datagram buffer
-
-_redis = None
-_redis_lock = threading.Lock()
-
 
 def encode(ids) -> list[str]:
     """Sorted ids as comma-separated ranges, split into messages of at most MAX_MESSAGE."""
@@ -86,17 +80,32 @@ def redis_channel() -> str:
 
 
 def _redis_client():
-    global _redis
-    with _redis_lock:
-        if _redis is None or _redis[0] != os.getpid():
-            import redis
-
-            _redis = (os.getpid(), redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0))
-        return _redis[1]
+    return notify.redis_client()  # one client per process for every signal
 
 
 def socket_dir() -> Path:
     return notify.run_dir()
+
+
+def publish_batch(orders, hints, ids) -> None:
+    """After an engine batch committed: its verdicts (``notify.publish_verdicts``) and the
+    announcement of its outbox rows ``ids`` — with Redis in ONE round trip. Never raises."""
+    if not uses_redis():
+        notify.publish_verdicts(orders, hints)
+        announce(ids)
+        return
+    payloads = notify.verdict_payloads(orders, hints)
+    if not payloads and not ids:
+        return
+    try:
+        pipe = _redis_client().pipeline(transaction=False)
+        for payload in payloads:
+            pipe.publish(notify.redis_verdict_channel(), payload)
+        for message in encode(ids) if ids else ():
+            pipe.publish(redis_channel(), message)
+        pipe.execute()
+    except Exception:  # waiters fall back to their bounded re-check, readers to their poll
+        log.exception("could not publish verdicts and outbox events; waiters re-check, readers poll")
 
 
 def announce(ids) -> None:
