@@ -30,11 +30,11 @@ django.setup()
 
 from benchdb import prepare  # noqa: E402
 from django.db import connection  # noqa: E402
+from engine_process import percentile, setup  # noqa: E402
 
-from accounts import services as account_services  # noqa: E402
-from trading.models import EngineState, Market, Order  # noqa: E402
+from trading.models import EngineState, Order  # noqa: E402
 from trading.runner import MarketRunner  # noqa: E402
-from trading.services import market_create, order_submit  # noqa: E402
+from trading.services import order_submit  # noqa: E402
 
 
 class Counter:
@@ -48,22 +48,8 @@ class Counter:
         return execute(sql, params, many, context)
 
 
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def run(count: int, cross: float) -> dict:
-    tag = uuid.uuid4().hex[:6]
-    market, _ = market_create(symbol=f"S{tag}-USD", tick_size="0.01", lot_size="0.0001", min_notional="1",
-                              maker_fee_rate="0.001", taker_fee_rate="0.002", base_scale=8, quote_scale=6)
-    traders = []
-    for i in range(4):
-        account = account_services.account_create(name=f"small-{tag}-{i}")
-        account_services.balance_deposit(account=account, asset="USD", amount="100000000")
-        account_services.balance_deposit(account=account, asset=market.base_id, amount="1000000")
-        traders.append(account)
-    market = Market.objects.select_related("base", "quote").get(pk=market.pk)
+    market, traders = setup(uuid.uuid4().hex[:6].upper())
     rng = random.Random(7)
     for n in range(count):
         side = "buy" if n % 2 == 0 else "sell"

@@ -239,20 +239,25 @@ def _uses_redis() -> bool:
     return bool(settings.REDIS_URL)
 
 
-_verdict_channels: dict[str, str] = {}
+_channels: dict[tuple[str, str], str] = {}
 
 
-def redis_verdict_channel() -> str:
-    """The verdicts' pub/sub channel for ``REDIS_URL`` (worked out once per URL: every batch
-    publishes on it)."""
+def redis_db_channel(prefix: str) -> str:
+    """``prefix:{db}``, the pub/sub channel of ``REDIS_URL``'s database: PUBLISH reaches every
+    subscriber of the server whatever database it selected, and two deployments (or test runs)
+    may share a server. Worked out once per prefix and URL (every batch and order publishes)."""
     url = settings.REDIS_URL
-    channel = _verdict_channels.get(url)
+    channel = _channels.get((prefix, url))
     if channel is None:
         import redis
 
         db = redis.connection.parse_url(url).get("db", 0)
-        channel = _verdict_channels[url] = f"{REDIS_VERDICT_PREFIX}:{db}"
+        channel = _channels[(prefix, url)] = f"{prefix}:{db}"
     return channel
+
+
+def redis_verdict_channel() -> str:
+    return redis_db_channel(REDIS_VERDICT_PREFIX)
 
 
 _redis: tuple[int, Any] | None = None

@@ -62,21 +62,9 @@ def uses_redis() -> bool:
     return bool(settings.REDIS_URL)
 
 
-_channels: dict[str, str] = {}
-
-
 def redis_channel() -> str:
-    """The pub/sub channel, per Redis database: PUBLISH reaches every subscriber of the server
-    whatever database it selected, and two deployments (or test runs) may share a server.
-    Worked out once per ``REDIS_URL`` (every order announces its event)."""
-    url = settings.REDIS_URL
-    channel = _channels.get(url)
-    if channel is None:
-        import redis
-
-        db = redis.connection.parse_url(url).get("db", 0)
-        channel = _channels[url] = f"{REDIS_CHANNEL_PREFIX}:{db}"
-    return channel
+    """The pub/sub channel of ``REDIS_URL``'s database (``notify.redis_db_channel``)."""
+    return notify.redis_db_channel(REDIS_CHANNEL_PREFIX)
 
 
 def _redis_client():
