@@ -4,9 +4,9 @@ PostgreSQL connection.
 Inside ``pipelined()``, ``cursor.execute`` and ``executemany`` queue their statement and return;
 PostgreSQL runs them in order, and the client waits only where it reads an answer (a
 ``fetch*``, ``Pipe.rowcount``) and when the block ends. A transaction of N writes then costs
-the round trips of its reads and its commit instead of N + 2 (``BEGIN`` is queued with the
-first statement). A statement that fails aborts the ones queued after it up to the next read,
-and its error is raised there.
+the round trips of its reads, of psycopg's ``BEGIN`` (which it waits for in pipeline mode too),
+of the block's end and of its commit, instead of N + 2. A statement that fails aborts the ones
+queued after it up to the next read, and its error is raised there.
 
 What a caller must not do inside: read ``cursor.rowcount`` directly (it is not known until the
 answer arrived: use ``Pipe.rowcount``), or call code that does — Django's ``QuerySet.update``

@@ -686,9 +686,10 @@ class MarketRunner:
     def _persist(self, batch: Batch, now) -> None:
         """Write the batch in one transaction, fenced by this runner's ownership token. On
         PostgreSQL the statements go out pipelined (``exchange.pgpipeline``): the fence, the
-        order and command updates and the rest are sent without waiting for each answer, and
-        the transaction costs a round trip per statement whose rows are read (trades, outbox
-        rows) plus its commit, not one per statement. So the fence's answer is read after the
+        order and command updates and the rest are sent without waiting for each answer: the
+        engine waits where it reads rows back (trades and fills, outbox rows), at psycopg's
+        ``BEGIN``, the pipeline's end and the commit, not once per statement (a one-order batch
+        waits 4 times, its command read a fifth). So the fence's answer is read after the
         others were sent: a lost fence rolls everything back as before (nothing commits), and
         a statement that failed behind a lost fence is reported as the lost ownership."""
         # The fence's statement is prepared once (Django would compile an UPDATE per batch).

@@ -34,11 +34,12 @@ from ..models import AccountSequence, Market, OutboxEvent
 from . import signal
 
 PRIVATE_CHANNELS = ("orders", "fills", "balances")
-_CHUNK = 500  # rows per INSERT (well under SQLite's bound-parameter limit)
+_CHUNK = 500  # counters per bump on SQLite (well under its bound-parameter limit)
 
 
 def _bump(counts: dict[tuple[int, str], int]) -> dict[tuple[int, str], int]:
-    """Advance each (account, channel) counter by its count; return the new last values."""
+    """Advance each (account, channel) counter by its count; return the new last values
+    (SQLite; PostgreSQL bumps them inside ``WRITE_SQL``)."""
     table = AccountSequence._meta.db_table
     keys = sorted(counts)  # fixed lock order across all writers
     last: dict[tuple[int, str], int] = {}
