@@ -79,7 +79,7 @@ def _problems(alice, settings):
         headers=alice.headers("POST", "/api/v1/orders", body=b"x"))
     yield "missing_credentials", Client().get("/api/v1/account")
     yield "not_found", Client().get("/api/v1/markets/NOPE-USD")
-    settings.BOURSE_RATE_LIMITS = {**settings.BOURSE_RATE_LIMITS, "key": "1/60"}
+    settings.BOURSE_RATE_LIMITS = {**settings.BOURSE_RATE_LIMITS, "key": "1/86400"}
     alice.get("/api/v1/account")
     yield "rate_limited", alice.get("/api/v1/account")
     settings.BOURSE_MAX_BODY_BYTES = 10

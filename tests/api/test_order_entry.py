@@ -86,7 +86,7 @@ def test_batch_answers_the_engine_verdicts_when_it_waits(runner, alice, settings
 
 
 def test_each_batch_item_counts_against_the_orders_budget(runner, alice, settings):
-    settings.BOURSE_RATE_LIMITS = {**settings.BOURSE_RATE_LIMITS, "orders": "3/60"}
+    settings.BOURSE_RATE_LIMITS = {**settings.BOURSE_RATE_LIMITS, "orders": "3/86400"}
     response = _batch(alice, [{**LIMIT, "client_order_id": f"r-{i}"} for i in range(5)])
     results = response.json()["results"]
     assert [r["status"] for r in results] == [202, 202, 202, 429, 429]

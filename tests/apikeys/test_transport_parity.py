@@ -204,7 +204,7 @@ def test_a_second_fix_session_is_refused_with_session_active_and_audited(market)
 
 
 def test_a_throttled_source_is_audited_too(market, settings):
-    settings.BOURSE_RATE_LIMITS = {**settings.BOURSE_RATE_LIMITS, "auth_failures": "2/60"}
+    settings.BOURSE_RATE_LIMITS = {**settings.BOURSE_RATE_LIMITS, "auth_failures": "2/86400"}
     from tests.signed import SignedClient
 
     wrong = Forged(ApiKeyFactory().key_id, "z" * 43)

@@ -65,7 +65,7 @@ def test_production_headers_cookies_and_csp():
 
 
 def test_per_address_limits_count_an_ipv6_client_by_its_64():
-    with daphne_with(**PRODUCTION, BOURSE_RATE_LIMIT_IP="3/60") as base:
+    with daphne_with(**PRODUCTION, BOURSE_RATE_LIMIT_IP="3/86400") as base:
         def from_(address):
             return get(base + "/api/v1/time", {"X-Forwarded-For": address})[0]
 

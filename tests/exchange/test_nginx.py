@@ -113,7 +113,7 @@ def stack(tmp_path):
     assert os.path.exists(NGINX), "nginx is required: `apt-get install nginx` (.ci/run installs it)"
     web, ws, tls, plain = free_port(), free_port(), free_port(), free_port()
     env = {**subprocess_env(), "BOURSE_WEB_PORT": str(web), "BOURSE_WS_PORT": str(ws),
-           "BOURSE_TRUSTED_PROXIES": "127.0.0.1/32", "BOURSE_RATE_LIMIT_IP": "3/60",
+           "BOURSE_TRUSTED_PROXIES": "127.0.0.1/32", "BOURSE_RATE_LIMIT_IP": "3/86400",
            # one REST process: the address check counts one budget (two processes on the embedded
            # SQLite cache let a 4th request through once; a follow-up, not this test's subject)
            "BOURSE_WEB_PROCESSES": "1",

@@ -41,7 +41,7 @@ def market():
 @pytest.fixture
 def behind_proxy(market):
     """A gateway whose trusted proxy is 127.0.0.1 (this test plays the TLS terminator)."""
-    processes = Processes(BOURSE_TRUSTED_PROXIES="127.0.0.1/32", BOURSE_RATE_LIMIT_AUTH_FAILURES="5/60")
+    processes = Processes(BOURSE_TRUSTED_PROXIES="127.0.0.1/32", BOURSE_RATE_LIMIT_AUTH_FAILURES="5/86400")
     clients = []
 
     def client(key, header=b""):

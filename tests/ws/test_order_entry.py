@@ -120,7 +120,7 @@ async def test_order_ops_need_auth_and_the_trade_scope(runner, market):
 
 @scenario
 async def test_place_order_counts_against_the_orders_budget(runner, trader_key, settings):
-    settings.BOURSE_RATE_LIMITS = {**settings.BOURSE_RATE_LIMITS, "orders": "2/60"}
+    settings.BOURSE_RATE_LIMITS = {**settings.BOURSE_RATE_LIMITS, "orders": "2/86400"}
     async with connected() as ws:
         await authed(ws, trader_key)
         replies = [await ws.ask({"op": "place_order", "id": i, **LIMIT}) for i in range(3)]
@@ -198,7 +198,7 @@ async def test_amend_order_and_cancel_by_client_id(runner, trader_key):
 
 @scenario
 async def test_amend_counts_against_the_orders_budget(runner, trader_key, settings):
-    settings.BOURSE_RATE_LIMITS = {**settings.BOURSE_RATE_LIMITS, "orders": "1/60"}
+    settings.BOURSE_RATE_LIMITS = {**settings.BOURSE_RATE_LIMITS, "orders": "1/86400"}
     async with connected() as ws:
         await authed(ws, trader_key)
         placed = (await ws.ask({"op": "place_order", "id": 1, **LIMIT}))["order"]
