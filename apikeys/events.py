@@ -58,6 +58,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import transaction
 
+from exchange import pubsub
+
 log = logging.getLogger("bourse.auth")
 
 KINDS = (
@@ -117,10 +119,10 @@ def _send(kind: str, key_ids: tuple[str, ...]) -> None:
         for start in range(0, len(key_ids), MAX_KEYS_PER_MESSAGE):
             payload = KeyEvent(kind, key_ids[start:start + MAX_KEYS_PER_MESSAGE]).encode()
             if settings.REDIS_URL:
-                _redis_client().publish(redis_channel(), payload)
+                pubsub.redis_client().publish(redis_channel(), payload)
             else:
-                for path in _run_dir().glob(SOCKET_GLOB):
-                    if not _send_datagram(path, payload):
+                for path in pubsub.run_dir().glob(SOCKET_GLOB):
+                    if not pubsub.send_datagram(path, payload):
                         path.unlink(missing_ok=True)  # its process is gone
         log.info("key-state event published", extra={"kind": kind, "keys": len(key_ids)})
     except Exception:
@@ -128,44 +130,7 @@ def _send(kind: str, key_ids: tuple[str, ...]) -> None:
 
 
 def redis_channel() -> str:
-    import redis
-
-    db = redis.connection.parse_url(settings.REDIS_URL).get("db", 0)
-    return f"{REDIS_CHANNEL_PREFIX}:{db}"
-
-
-_redis = None
-_redis_lock = threading.Lock()
-
-
-def _redis_client():
-    global _redis
-    with _redis_lock:
-        if _redis is None or _redis[0] != os.getpid():
-            import redis
-
-            _redis = (os.getpid(), redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0))
-        return _redis[1]
-
-
-def _run_dir():
-    path = settings.DATA_DIR / "run"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _send_datagram(path, payload: bytes) -> bool:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        sock.setblocking(False)
-        sock.sendto(payload, str(path))
-        return True
-    except (ConnectionRefusedError, FileNotFoundError):
-        return False
-    except OSError:
-        return True  # receiver busy: its re-check covers it
-    finally:
-        sock.close()
+    return pubsub.redis_db_channel(REDIS_CHANNEL_PREFIX)
 
 
 # --- subscribing ----------------------------------------------------------------------------
@@ -281,7 +246,7 @@ class _Listener:
     def _run_socket(self) -> None:
         import time
 
-        path = _run_dir() / f"keys-{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
+        path = pubsub.run_dir() / f"keys-{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(str(path))
         sock.settimeout(0.5)

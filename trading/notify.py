@@ -28,11 +28,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
+
+from exchange.pubsub import redis_client, redis_db_channel, run_dir, send_datagram
 
 if TYPE_CHECKING:
     import psycopg
@@ -53,12 +54,6 @@ def _uses_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def run_dir() -> Path:
-    path = settings.DATA_DIR / "run"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _chunks(ids: list[int]) -> Iterator[str]:
     chunk: list[str] = []
     size = 0
@@ -71,21 +66,6 @@ def _chunks(ids: list[int]) -> Iterator[str]:
         size += len(text) + 1
     if chunk:
         yield ",".join(chunk)
-
-
-def send_datagram(path: Path, payload: bytes) -> bool:
-    """Send one datagram without blocking; False when nobody listens at ``path`` (any more)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        sock.setblocking(False)
-        sock.sendto(payload, str(path))
-        return True
-    except (ConnectionRefusedError, FileNotFoundError):
-        return False  # nobody listens there (any more)
-    except (BlockingIOError, OSError):
-        return True  # receiver busy: it will re-check the database anyway
-    finally:
-        sock.close()
 
 
 # --- wake: transports -> engine ---------------------------------------------------------
@@ -239,57 +219,33 @@ def _uses_redis() -> bool:
     return bool(settings.REDIS_URL)
 
 
-_channels: dict[tuple[str, str], str] = {}
-
-
-def redis_db_channel(prefix: str) -> str:
-    """``prefix:{db}``, the pub/sub channel of ``REDIS_URL``'s database: PUBLISH reaches every
-    subscriber of the server whatever database it selected, and two deployments (or test runs)
-    may share a server. Worked out once per prefix and URL (every batch and order publishes)."""
-    url = settings.REDIS_URL
-    channel = _channels.get((prefix, url))
-    if channel is None:
-        import redis
-
-        db = redis.connection.parse_url(url).get("db", 0)
-        channel = _channels[(prefix, url)] = f"{prefix}:{db}"
-    return channel
-
-
 def redis_verdict_channel() -> str:
     return redis_db_channel(REDIS_VERDICT_PREFIX)
 
 
-_redis: tuple[int, Any] | None = None
-_redis_lock = threading.Lock()
-
-
-def _redis_client() -> Any:
-    global _redis
-    with _redis_lock:
-        if _redis is None or _redis[0] != os.getpid():
-            import redis
-
-            _redis = (os.getpid(), redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0))
-        return _redis[1]
-
-
-def publish_verdicts(orders: Iterable[Order], hints: Iterable[int] = ()) -> None:
+def publish_verdicts(orders: Iterable[Order], hints: Iterable[int] = (),
+                     also: Iterable[tuple[str, str]] = ()) -> None:
     """Announce the verdicts of ``orders`` (as they were committed) and, as bare hints, the
     ids in ``hints`` (a cancel that found no live order: its caller re-reads). Call after
-    the batch committed. Never raises for a lost signal: waiters re-check. (The engine's
-    batches send theirs with the outbox announcement: ``trading.outbox.signal.publish_batch``.)"""
+    the batch committed. Never raises for a lost signal: waiters re-check. With Redis, the
+    ``(channel, message)`` pairs of ``also`` go in the same round trip (the engine's outbox
+    announcement: ``trading.outbox.signal.publish_batch``); without it they are ignored."""
     payloads = verdict_payloads(orders, hints)
-    if not payloads:
-        return
     if _uses_redis():
+        extra = list(also)
+        if not payloads and not extra:
+            return
         try:
-            pipe = _redis_client().pipeline(transaction=False)
+            pipe = redis_client().pipeline(transaction=False)
             for payload in payloads:
                 pipe.publish(redis_verdict_channel(), payload)
+            for channel, message in extra:
+                pipe.publish(channel, message)
             pipe.execute()
-        except Exception:  # waiters fall back to their bounded re-check
+        except Exception:  # waiters fall back to their bounded re-check, readers to their poll
             log.exception("could not publish verdicts; waiters will re-check")
+        return
+    if not payloads:
         return
     if _uses_postgres():
         _pg_notify(VERDICT_CHANNEL, payloads)
@@ -304,11 +260,6 @@ def publish_verdicts(orders: Iterable[Order], hints: Iterable[int] = ()) -> None
 def verdict_payloads(orders: Iterable[Order], hints: Iterable[int] = ()) -> list[str]:
     """The messages that carry the verdicts of ``orders`` and the bare ``hints``."""
     return list(encode_verdicts([Verdict.of(o) for o in orders], hints))
-
-
-def redis_client() -> Any:
-    """This process's Redis client for the signals (one per process)."""
-    return _redis_client()
 
 
 class VerdictWaiter:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from exchange import pubsub
+
 from .. import notify
 
 log = logging.getLogger("bourse.ws")
@@ -63,16 +65,12 @@ def uses_redis() -> bool:
 
 
 def redis_channel() -> str:
-    """The pub/sub channel of ``REDIS_URL``'s database (``notify.redis_db_channel``)."""
-    return notify.redis_db_channel(REDIS_CHANNEL_PREFIX)
-
-
-def _redis_client():
-    return notify.redis_client()  # one client per process for every signal
+    """The pub/sub channel of ``REDIS_URL``'s database (``pubsub.redis_db_channel``)."""
+    return pubsub.redis_db_channel(REDIS_CHANNEL_PREFIX)
 
 
 def socket_dir() -> Path:
-    return notify.run_dir()
+    return pubsub.run_dir()
 
 
 def publish_batch(orders, hints, ids) -> None:
@@ -82,18 +80,7 @@ def publish_batch(orders, hints, ids) -> None:
         notify.publish_verdicts(orders, hints)
         announce(ids)
         return
-    payloads = notify.verdict_payloads(orders, hints)
-    if not payloads and not ids:
-        return
-    try:
-        pipe = _redis_client().pipeline(transaction=False)
-        for payload in payloads:
-            pipe.publish(notify.redis_verdict_channel(), payload)
-        for message in encode(ids) if ids else ():
-            pipe.publish(redis_channel(), message)
-        pipe.execute()
-    except Exception:  # waiters fall back to their bounded re-check, readers to their poll
-        log.exception("could not publish verdicts and outbox events; waiters re-check, readers poll")
+    notify.publish_verdicts(orders, hints, also=[(redis_channel(), message) for message in encode(ids)] if ids else ())
 
 
 def announce(ids) -> None:
@@ -104,13 +91,13 @@ def announce(ids) -> None:
     try:
         messages = encode(ids)
         if uses_redis():
-            client = _redis_client()
+            client = pubsub.redis_client()
             for message in messages:
                 client.publish(redis_channel(), message)
             return
         for path in socket_dir().glob("ws-*.sock"):
             for message in messages:
-                if not notify.send_datagram(path, message.encode()):
+                if not pubsub.send_datagram(path, message.encode()):
                     path.unlink(missing_ok=True)  # its process is gone
                     break
     except Exception:
