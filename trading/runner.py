@@ -26,6 +26,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -39,7 +40,7 @@ import matching as engine
 from accounts.models import MoneyNotStorable, money_storable
 from audit.models import Outcome
 from audit.services import audit_record, audit_record_many
-from exchange import heartbeat, metrics
+from exchange import heartbeat, metrics, pubsub
 from exchange.context import Actor
 from exchange.pgarrays import array_literal, int_array
 from exchange.pgpipeline import pipelined
@@ -314,6 +315,10 @@ class MarketRunner:
         self._pending_sql: dict[int, tuple[str, tuple]] = {}  # limit -> compiled pending-command query
         self._settle_sent = -1e9  # monotonic time the last settlement task was sent
         self._settle_at: float | None = None  # a deferred settlement task goes out then
+        # Whether commands may be waiting that the last read did not take: the read filled its
+        # limit, or a batch failed (a replay stops at the command it quarantines). Else the
+        # read saw every command committed before it, and a later one wakes the engine.
+        self.more_pending = True
 
     # -- start -----------------------------------------------------------------------------
     def rebuild(self) -> None:
@@ -408,8 +413,10 @@ class MarketRunner:
         """Process up to ``limit`` (default ``BOURSE_ENGINE_BATCH``) pending commands as one
         batch; return how many."""
         limit = limit or settings.BOURSE_ENGINE_BATCH
+        self.more_pending = True  # until a batch of fewer than `limit` commands committed
         commands = self._pending(limit)
         if not commands and not self.expiry_due():
+            self.more_pending = False
             return 0
         if time.monotonic() - self._market_read_at > MARKET_REFRESH_S:  # fee changes apply within a second
             self.market = Market.objects.select_related("base", "quote").get(pk=self.market.pk)
@@ -417,9 +424,11 @@ class MarketRunner:
             if self.refused or (self.market.tick_size, self.market.lot_size) != self.units:
                 self.rebuild()  # the book's integers are in the old units: recount (or refuse)
         if self.refused:
+            self.more_pending = False  # nothing runs until the market is put back (re-checked)
             return 0
         try:
             self._run_batch(commands)
+            self.more_pending = len(commands) >= limit
             return max(len(commands), 1)
         except LostOwnership:
             raise
@@ -826,7 +835,7 @@ class Ownership:
             assert row is not None  # a SELECT of one value returns one row
             return bool(row[0])
         # Not a with-block: the flock lives as long as this handle, i.e. for as long as we own the market.
-        handle = open(notify.run_dir() / f"engine-{market_id}.lock", "a+")  # noqa: SIM115
+        handle = open(pubsub.run_dir() / f"engine-{market_id}.lock", "a+")  # noqa: SIM115
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -870,6 +879,12 @@ class EngineProcess:
         self._failing: dict[int, tuple[int, float]] = {}  # market id -> (failures, retry at)
         self.heartbeat = heartbeat.Beater("engine")  # readiness: which markets this process runs
         self._next_dead_man = 0.0
+        # The markets whose pending commands the loop reads next: those woken since their last
+        # read, those whose last read may have left some, and every market once per
+        # IDLE_WAIT_S (the fallback for a wake-up that was lost). A batch is not followed by
+        # an empty read: a command committed after a read wakes the engine after its commit.
+        self._due: set[int] = set()
+        self._recheck_at = 0.0
 
     def _wanted(self) -> list[Market]:
         markets = Market.objects.select_related("base", "quote")
@@ -897,6 +912,8 @@ class EngineProcess:
             if self.listener is not None:
                 self.listener.close()
             self.listener = notify.WakeListener(self.runners.keys())
+            # A wake-up sent while no listener listened is lost: read every market once.
+            self._due = set(self.runners)
 
     def drop(self, market_id: int) -> None:
         runner = self.runners.pop(market_id)
@@ -904,12 +921,17 @@ class EngineProcess:
         self.ownership.release(market_id)
         log.error("engine lost market", extra={"market": runner.market.symbol})
 
-    def run_once(self) -> int:
+    def run_once(self, markets: Collection[int] | None = None) -> int:
+        """One batch for each market (of ``markets`` only, when given: a market with an order
+        expiring, or failing and due for its retry, runs anyway); how many commands ran."""
         done = 0
         now = time.monotonic()
         for market_id, runner in list(self.runners.items()):
             if self._failing.get(market_id, (0, 0.0))[1] > now:
                 continue  # backing off after a failure of the whole market
+            if markets is not None and market_id not in markets and market_id not in self._failing \
+                    and not runner.expiry_due():
+                continue  # not woken since a read that took every command committed before it
             try:
                 if market_id in self._failing:
                     runner.rebuild()
@@ -975,17 +997,26 @@ class EngineProcess:
         self.heartbeat.maybe(self.heartbeat_details)
         if time.monotonic() >= self._next_dead_man:
             self.fire_dead_man()
-        done = self.run_once()
+        assert self.listener is not None  # acquire() always leaves one
+        if time.monotonic() >= self._recheck_at:
+            self._due.update(self.runners)
+            self._recheck_at = time.monotonic() + self.IDLE_WAIT_S
+        self._due |= self.listener.wait(0)  # woken since the last read: before this read
+        done = self.run_once(self._due)
+        self._due = {pk for pk in self._due if pk in self._failing
+                     or (pk in self.runners and self.runners[pk].more_pending)}
         for runner in self.runners.values():
             runner.flush_settlement()
-        if done == 0:
-            assert self.listener is not None  # acquire() always leaves one
-            idle = min(self.IDLE_WAIT_S if self.runners else 0.5, max(0.0, self._next_dead_man - time.monotonic()))
+        if done == 0:  # (what stays due now is backing off after a failure)
+            idle = min(self.IDLE_WAIT_S if self.runners else 0.5, max(0.0, self._next_dead_man - time.monotonic()),
+                       max(0.0, self._recheck_at - time.monotonic()))
             for runner in self.runners.values():  # wake for the next gtd expiry and deferred settlement, on time
                 for due in (runner.seconds_to_expiry(), runner.seconds_to_settlement()):
                     if due is not None:
                         idle = min(idle, due + 0.001)
-            if self.listener.wait(idle) and linger:
+            woken = self.listener.wait(idle)
+            self._due |= woken
+            if woken and linger:
                 time.sleep(linger)  # let the submissions arriving with this one join its batch
         elif done < settings.BOURSE_ENGINE_BATCH and linger:
             # A partial batch: more are arriving one by one. A batch's commit costs the same
