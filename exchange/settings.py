@@ -167,6 +167,10 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fix-up closes every database connection after every task unless this is
+# set; the worker's connections live like a request thread's instead (CONN_MAX_AGE, closed
+# when broken: exchange/celery.py `_task_database_connections`).
+CELERY_DB_REUSE_MAX = 1 << 62
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- Auth, i18n, static ---------------------------------------------------------------
