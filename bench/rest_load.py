@@ -121,6 +121,21 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
+def _exited_backends_cpu() -> float:
+    """CPU seconds of the PostgreSQL server's exited children (its backends that ended: the
+    postmaster's cutime + cstime). Those of every database: run nothing else on the server
+    while measuring."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    try:
+        postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # not on this machine
+    return (int(fields[13]) + int(fields[14])) / TICKS
+
+
 def _postgres_pids() -> list[int]:
     """The PostgreSQL backends connected to this benchmark's database (other databases on the
     same server — other people's test runs — are not counted; nor are the server's shared
@@ -132,8 +147,9 @@ def _postgres_pids() -> list[int]:
 
 class CpuMeter:
     """CPU seconds used by the server roles, by PostgreSQL (the backends connected to this
-    benchmark's database) and by this load generator (the client) between start() and stop().
-    A backend that exits in between takes its CPU along (counted low, never negative)."""
+    benchmark's database, and every backend that ended in between — a role that reconnects
+    per unit of work, as Celery's worker once did per task, is counted too) and by this load
+    generator (the client) between start() and stop()."""
 
     def __init__(self, roles: dict[str, subprocess.Popen]):
         self.roles = roles
@@ -142,7 +158,10 @@ class CpuMeter:
         out = {name: sum(_cpu_of(p) for p in _tree(proc.pid)) for name, proc in self.roles.items()}
         times = os.times()
         out["client"] = times.user + times.system
-        backends = {p: _cpu_of(p) for p in _postgres_pids()} if connection.vendor == "postgresql" else {}
+        backends: dict[int, float] = {}
+        if connection.vendor == "postgresql":
+            backends = {p: _cpu_of(p) for p in _postgres_pids()}
+            backends[0] = _exited_backends_cpu()  # key 0: the ended backends, together
         return out, backends
 
     def start(self):
@@ -152,6 +171,9 @@ class CpuMeter:
         (after, backends), (before, backends_before) = self.sample(), self.before
         used = {name: after[name] - before.get(name, 0.0) for name in after if name != "client"}
         used["postgresql"] = sum(cpu - backends_before.get(pid, 0.0) for pid, cpu in backends.items())
+        # A backend live at start that ended since is in the ended ones' total whole: less
+        # what it had used before the start.
+        used["postgresql"] -= sum(cpu for pid, cpu in backends_before.items() if pid and pid not in backends)
         used["client"] = after["client"] - before["client"]
         return used
 

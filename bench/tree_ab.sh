@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # This tree against a baseline commit, alternately in one run: bench/rest_load.py on each,
 # ROUNDS times (default 2), the baseline `git worktree`d into var/ab-baseline (same
-# virtualenv). Usage: bench/tree_ab.sh BASELINE_COMMIT [rest_load.py arguments...]
+# virtualenv; this tree's bench/rest_load.py measures both). Usage: bench/tree_ab.sh BASELINE_COMMIT [rest_load.py arguments...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 baseline=${1:?usage: bench/tree_ab.sh BASELINE_COMMIT [rest_load.py arguments...]}
@@ -12,6 +12,7 @@ base="$PWD/var/ab-baseline"
 git worktree remove --force "$base" 2>/dev/null || rm -rf "$base"
 git worktree add --detach "$base" "$baseline" >/dev/null
 ln -s "$PWD/.venv" "$base/.venv"
+cp bench/rest_load.py bench/benchdb.py "$base/bench/"  # both trees measured by the same benchmark
 trap 'git worktree remove --force "$base"' EXIT
 for round in $(seq 1 "${ROUNDS:-2}"); do
   for tree in "$PWD" "$base"; do
