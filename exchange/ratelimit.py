@@ -26,6 +26,7 @@ import logging
 import os
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +94,18 @@ _COUNT = """
 local count = redis.call('INCRBY', KEYS[1], ARGV[1])
 if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return count
+"""
+# Several budgets counted in turn in one round trip (``consume_all``), stopping at the first
+# one exceeded: ARGV holds each key's quota and expiry.
+_COUNT_ALL = """
+local out = {}
+for i = 1, #KEYS do
+  local count = redis.call('INCRBY', KEYS[i], 1)
+  if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[2 * i]) end
+  out[i] = count
+  if count > tonumber(ARGV[2 * i - 1]) then return out end
+end
+return out
 """
 _EXPIRATION_FUDGE = 5  # seconds a window's key outlives it (django-ratelimit's)
 # (pid, cache, Redis client): looked up once per process. Django's cache handler keeps its
@@ -204,6 +217,34 @@ def consume(name: str, identity: str | int) -> Usage:
     if usage.exceeded:
         raise refusal(usage)
     return usage
+
+
+def consume_all(budgets: Sequence[tuple[str, str | int]]) -> list[Usage]:
+    """``consume`` each ``(policy, identity)`` in turn, stopping at the first one exceeded
+    (raised; the budgets after it are not spent) — with Redis in ONE round trip (a FIX or
+    WebSocket order counts the key's and the account's budgets, as REST's gate does)."""
+    if len(budgets) < 2 or not _uses_redis_cache():
+        return [consume(name, identity) for name, identity in budgets]
+    cache, client = redis_store()
+    keys: list[str] = []
+    args: list[int] = []
+    windows: list[tuple[Policy, int]] = []
+    for name, identity in budgets:
+        pol = policy(name)
+        key, window = _window_key(f"bourse:{name}", pol, str(identity))
+        keys.append(cache.make_key(key))
+        args += [pol.quota, pol.window + _EXPIRATION_FUDGE]
+        windows.append((pol, window))
+    try:
+        counts = run_script(client, _COUNT_ALL, keys, args)
+    except Exception as exc:  # the cache is down: refuse rather than run unlimited
+        log.error("rate-limit store unreachable: %s", exc.__class__.__name__)
+        raise errors.ServiceUnavailable("The rate-limit store is unreachable; retry shortly.") from exc
+    now = int(time.time())
+    usages = [Usage(pol, int(count), max(0, window - now)) for (pol, window), count in zip(windows, counts, strict=False)]
+    if usages[-1].exceeded:
+        raise refusal(usages[-1])
+    return usages
 
 
 # --- HTTP integration ---------------------------------------------------------------------

@@ -11,6 +11,7 @@ the engine's outbox events (``reports.batch_reports``), like orders entered else
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -65,8 +66,26 @@ def _enum(message: Message, tag: int, allowed: dict, default: str | None = None)
     return allowed[value]
 
 
-def new_order_single(account, message: Message, cancel_ids: dict | None = None) -> Outcome:
-    """NewOrderSingle (D) -> ``order_submit``."""
+class Budgets:
+    """The budgets an order-entry message (D, G) counts once it is well-formed: the key's
+    request budget and the account's ``orders`` budget, in turn and in one round trip
+    (``ratelimit.consume_all``), as REST's gate counts them with the authentication."""
+
+    def __init__(self, key_id: str | None, account_id: int):
+        self.budgets: list[tuple[str, str | int]] = [(ratelimit.ORDERS, account_id)]
+        if key_id is not None:
+            self.budgets.insert(0, (ratelimit.KEY, key_id))
+        self.counted = False
+
+    def count(self) -> None:
+        self.counted = True
+        ratelimit.consume_all(self.budgets)
+
+
+def new_order_single(account, message: Message, cancel_ids: dict | None = None, budgets: Budgets | None = None
+                     ) -> Outcome:
+    """NewOrderSingle (D) -> ``order_submit``. ``budgets``: what it counts once well-formed
+    (default: the account's ``orders`` budget alone)."""
     _required(message, 11, 55, 54, 60, 40)
     _single(message, 11, 55, 54, 38, 40, 44, 59, 18, 152, 99, 126)
     side = _enum(message, 54, reports.SIDE_FROM_FIX)
@@ -94,7 +113,7 @@ def new_order_single(account, message: Message, cancel_ids: dict | None = None) 
     cl_ord_id, symbol = message.get(11), message.get(55)
     try:
         # The account's order budget is the one REST counts against (``orders`` policy).
-        ratelimit.consume(ratelimit.ORDERS, account.pk)
+        (budgets or Budgets(None, account.pk)).count()
         result = order_submit(
             account=account, market=symbol, side=side, type=order_type, quantity=quantity, price=price,
             quote_quantity=cash, time_in_force=tif, post_only="6" in exec_inst.split(), client_order_id=cl_ord_id,
@@ -151,7 +170,8 @@ def order_cancel_request(account, message: Message, cancel_ids: dict | None = No
     return Outcome()
 
 
-def order_cancel_replace_request(account, message: Message, replace_ids: dict | None = None) -> Outcome:
+def order_cancel_replace_request(account, message: Message, replace_ids: dict | None = None,
+                                 budgets: Budgets | None = None) -> Outcome:
     """OrderCancelReplaceRequest (G) -> ``order_amend`` (the REST ``PATCH /orders/{id}``):
     OrderQty(38) is the new total quantity, Price(44) the new price, ClOrdID(11) becomes the
     order's ClOrdID. A quantity decrease keeps the order's time priority; a price change or a
@@ -160,7 +180,8 @@ def order_cancel_replace_request(account, message: Message, replace_ids: dict | 
     starting with the Bourse code.
 
     ``replace_ids`` (the session's order id -> (ClOrdID, OrigClOrdID, price, quantity)) gets
-    the entry before the amend is committed: the engine's report can come before this returns."""
+    the entry before the amend is committed: the engine's report can come before this returns.
+    Like REST's amend it counts against the account's ``orders`` budget (``budgets``, as for D)."""
     from django.conf import settings
 
     _required(message, 41, 11, 55, 54, 60, 40, 38)
@@ -173,6 +194,10 @@ def order_cancel_replace_request(account, message: Message, replace_ids: dict | 
                                                     order=order, reason=reason, code=code, message=text,
                                                     response_to="2"))])
 
+    try:
+        (budgets or Budgets(None, account.pk)).count()
+    except errors.RateLimited as error:
+        return refuse(None, "99", error.code, str(error))
     order = _find(account, message, 41)
     if order is None:
         return refuse(None, "1", "not_found", f"No order with ClOrdID {orig!r}.")
@@ -248,32 +273,55 @@ def order_mass_cancel_request(account, message: Message, cancel_ids: dict | None
                                                      cancelled=len(cancelled)))])
 
 
-HANDLERS = {"D": new_order_single, "F": order_cancel_request, "G": order_cancel_replace_request,
-            "H": order_status_request, "q": order_mass_cancel_request}
+HANDLERS: dict[str, Callable[..., Outcome]] = {
+    "D": new_order_single, "F": order_cancel_request, "G": order_cancel_replace_request,
+    "H": order_status_request, "q": order_mass_cancel_request}
 
 
 def application_handle(key_id: str, account, message: Message, cancel_ids: dict | None = None,
                        replace_ids: dict | None = None) -> Outcome:
     """Any application message: it counts against the key's request budget (the ``key``
     policy every REST request counts against) before its handler runs; over the budget it is
-    refused with ``rate_limited`` in the answer its type calls for, and nothing is done."""
+    refused with ``rate_limited`` in the answer its type calls for, and nothing is done.
+
+    NewOrderSingle and OrderCancelReplaceRequest count it once they are well-formed, together
+    with the account's ``orders`` budget (one round trip, ``Budgets``); one the session layer
+    refuses (a ``FieldError``) still counts against the key's budget, and is answered as over
+    it when it is — what counting it first would have answered."""
+    if message.msg_type in ("D", "G"):
+        budgets = Budgets(key_id, account.pk)
+        try:
+            if message.msg_type == "G":
+                return order_cancel_replace_request(account, message, replace_ids, budgets)
+            return new_order_single(account, message, cancel_ids, budgets)
+        except FieldError:
+            if budgets.counted:
+                raise
+            try:
+                ratelimit.consume(ratelimit.KEY, key_id)
+            except errors.RateLimited as error:
+                return _over_key_budget(account, message, error)
+            raise
     try:
         ratelimit.consume(ratelimit.KEY, key_id)
     except errors.RateLimited as error:
-        text = str(error)
-        if message.msg_type == "q":
-            return Outcome([("r", reports.mass_cancel_report(
-                cl_ord_id=message.get(11), request_type=message.get(530), symbol=message.get(55), cancelled=None,
-                reject_reason="99", code=error.code, message=text))])
-        if message.msg_type in ("F", "G"):
-            return Outcome([("9", reports.cancel_reject(response_to="1" if message.msg_type == "F" else "2",
-
-                account_id=account.pk, cl_ord_id=message.get(11) or "NONE", orig_cl_ord_id=message.get(41), order=None,
-                reason="99", code=error.code, message=text))])
-        return Outcome([("8", reports.rejected_report(
-            account_id=account.pk, cl_ord_id=message.get(11), symbol=message.get(55), side=message.get(54),
-            code=error.code, message=text, req_id=message.get(790) if message.msg_type == "H" else None,
-            exec_type=reports.EXEC_STATUS if message.msg_type == "H" else reports.EXEC_REJECTED))])
-    if message.msg_type == "G":
-        return order_cancel_replace_request(account, message, replace_ids)
+        return _over_key_budget(account, message, error)
     return HANDLERS[message.msg_type or ""](account, message, cancel_ids)
+
+
+def _over_key_budget(account, message: Message, error: errors.RateLimited) -> Outcome:
+    """The answer to an application message over the key's request budget: nothing done."""
+    text = str(error)
+    if message.msg_type == "q":
+        return Outcome([("r", reports.mass_cancel_report(
+            cl_ord_id=message.get(11), request_type=message.get(530), symbol=message.get(55), cancelled=None,
+            reject_reason="99", code=error.code, message=text))])
+    if message.msg_type in ("F", "G"):
+        return Outcome([("9", reports.cancel_reject(response_to="1" if message.msg_type == "F" else "2",
+                                                    account_id=account.pk, cl_ord_id=message.get(11) or "NONE",
+                                                    orig_cl_ord_id=message.get(41), order=None,
+                                                    reason="99", code=error.code, message=text))])
+    return Outcome([("8", reports.rejected_report(
+        account_id=account.pk, cl_ord_id=message.get(11), symbol=message.get(55), side=message.get(54),
+        code=error.code, message=text, req_id=message.get(790) if message.msg_type == "H" else None,
+        exec_type=reports.EXEC_STATUS if message.msg_type == "H" else reports.EXEC_REJECTED))])

@@ -75,8 +75,10 @@ def _checked(fn):
     return wrapper
 
 
-def trading_key(key_id: str, source_ip: str):
-    """The connection's key as it stands now, allowed to trade; counted against its budget."""
+def trading_key(key_id: str, source_ip: str, *, order: bool = False):
+    """The connection's key as it stands now, allowed to trade; counted against its budget
+    and, for an ``order`` (a placement or an amend), its account's ``orders`` budget after it
+    (one round trip)."""
     key = keycache.key_get(key_id).key
     if key is None:
         raise errors.KeyRevoked(f"API key {key_id} no longer exists.")
@@ -84,14 +86,16 @@ def trading_key(key_id: str, source_ip: str):
     if refusal is not None:
         audit_refusal(refusal, channel="ws", source_ip=source_ip, key_id=key_id)
         raise refusal
-    ratelimit.consume(ratelimit.KEY, key_id)
+    budgets: list[tuple[str, str | int]] = [(ratelimit.KEY, key_id)]
+    if order:
+        budgets.append((ratelimit.ORDERS, key.account_id))
+    ratelimit.consume_all(budgets)
     return key
 
 
 @_checked
 def place_order(key_id: str, source_ip: str, message: dict) -> dict:
-    key = trading_key(key_id, source_ip)
-    ratelimit.consume(ratelimit.ORDERS, key.account_id)
+    key = trading_key(key_id, source_ip, order=True)
     body = {name: value for name, value in message.items() if name not in ("op", "id")}
     result = services.order_submit(account=key.account, wait=settings.BOURSE_ENGINE_WAIT_S, **order_submit_body(body))
     return {"type": "order", "order": order_to_wire(result.order)}
@@ -109,8 +113,7 @@ def _order_id(message: dict) -> str:
 @_checked
 def amend_order(key_id: str, source_ip: str, message: dict) -> dict:
     """``PATCH /orders/{order_id}``'s twin (it counts against the ``orders`` budget as it does)."""
-    key = trading_key(key_id, source_ip)
-    ratelimit.consume(ratelimit.ORDERS, key.account_id)
+    key = trading_key(key_id, source_ip, order=True)
     order_id = _order_id(message)
     serializer = OrderAmendSerializer(data={k: v for k, v in message.items() if k not in ("op", "id", "order_id")})
     serializer.is_valid(raise_exception=True)
