@@ -41,7 +41,7 @@ log = logging.getLogger("bourse.auth")
 THROTTLED, REFUSED, NONCE_REUSED, REPLAY_RESET, OVER_BUDGET, ACCEPTED = (
     "throttled", "refused", "nonce_reused", "replay_reset", "over_budget", "accepted")
 
-_SCRIPT = """
+_SCRIPT = ratelimit.BUDGETS_LUA + """
 local fkey = KEYS[1]
 local mode = ARGV[3]
 local failures = 0
@@ -69,14 +69,7 @@ if not epoch then
 end
 if tonumber(ARGV[6]) < tonumber(epoch) then fail() return {'replay_reset', failures} end
 local out = {'accepted', failures}
-for i = 4, #KEYS do
-  local quota = tonumber(ARGV[6 + (i - 3) * 2])
-  local expiry = ARGV[7 + (i - 3) * 2]
-  local count = redis.call('INCRBY', KEYS[i], 1)
-  if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], expiry) end
-  out[#out + 1] = count
-  if count > quota then out[1] = 'over_budget' return out end
-end
+if not count_budgets(4, 8, 1, out) then out[1] = 'over_budget' end
 return out
 """
 
@@ -119,10 +112,6 @@ def run(
         raise errors.ServiceUnavailable("The rate-limit store is unreachable; retry shortly.") from exc
 
 
-def _usage(pol: ratelimit.Policy, count: int, window_end: int) -> ratelimit.Usage:
-    return ratelimit.Usage(pol, int(count), max(0, window_end - int(ratelimit.time.time())))
-
-
 def _redis(source_ip, mode, key_id, nonce, verdict, timestamp_ms, now_ms, budgets) -> Outcome:
     cache, client = ratelimit.redis_store()
     fail_pol = ratelimit.policy(ratelimit.AUTH_FAILURES)
@@ -134,18 +123,11 @@ def _redis(source_ip, mode, key_id, nonce, verdict, timestamp_ms, now_ms, budget
     keys = [fail_key, cache.make_key(replay.nonce_key(key_id, nonce)) if nonce else "", cache.make_key(replay.EPOCH_KEY)]
     args: list[Any] = [fail_pol.quota, fail_pol.window + ratelimit._EXPIRATION_FUDGE, mode,
                        int(replay.nonce_ttl_s(timestamp_ms, now_ms) * 1000), verdict, timestamp_ms, now_ms]
-    counted = []
-    for name, budget_identity in budgets:
-        pol = ratelimit.policy(name)
-        raw, end = ratelimit._window_key(f"bourse:{name}", pol, budget_identity)
-        keys.append(cache.make_key(raw))
-        args += [pol.quota, pol.window + ratelimit._EXPIRATION_FUDGE]
-        counted.append((pol, end))
-    answer = ratelimit.run_script(client, _SCRIPT, keys, args)
+    budget_keys, budget_args, windows = ratelimit.budget_keys(cache, budgets)
+    answer = ratelimit.run_script(client, _SCRIPT, keys + budget_keys, args + budget_args)
     outcome = answer[0].decode() if isinstance(answer[0], bytes) else str(answer[0])
-    failures = _usage(fail_pol, answer[1], fail_end) if identity is not None else None
-    usages = [_usage(pol, count, end) for (pol, end), count in zip(counted, answer[2:], strict=False)]
-    return Outcome(outcome, failures, usages)
+    failures = ratelimit.usages([(fail_pol, fail_end)], [answer[1]])[0] if identity is not None else None
+    return Outcome(outcome, failures, ratelimit.usages(windows, answer[2:]))
 
 
 def _stepwise(source_ip, mode, key_id, nonce, verdict, timestamp_ms, now_ms, budgets) -> Outcome:

@@ -86,25 +86,29 @@ def policy(name: str) -> Policy:
     return parse_rate(name, settings.BOURSE_RATE_LIMITS[name])
 
 
-# With Redis, one round trip per count: INCRBY and, for a new window's key, its expiry, in one
-# script. The key and window are django-ratelimit's (``_window_key``), so both ways of
-# counting meet on the same keys; integers are stored raw by django-redis, so INCRBY and
-# django-ratelimit's add/incr read each other's values.
-_COUNT = """
-local count = redis.call('INCRBY', KEYS[1], ARGV[1])
-if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return count
-"""
-# Several budgets counted in turn in one round trip (``consume_all``), stopping at the first
-# one exceeded: ARGV holds each key's quota and expiry.
-_COUNT_ALL = """
-local out = {}
-for i = 1, #KEYS do
-  local count = redis.call('INCRBY', KEYS[i], 1)
-  if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[2 * i]) end
-  out[i] = count
-  if count > tonumber(ARGV[2 * i - 1]) then return out end
+# With Redis, one round trip per count, whatever the number of budgets: each key counted by
+# INCRBY and, for a new window's key, given its expiry, in turn, stopping at the first budget
+# exceeded (the ones after it are not spent). ``BUDGETS_LUA`` is shared with the
+# authentication gate's script (``apikeys.gate``), which counts the same way after its own
+# checks: KEYS[k0..] against (quota, expiry) pairs in ARGV from a0, by ``by`` (0: a read).
+# The keys and windows are django-ratelimit's (``_window_key``), so both ways of counting meet
+# on the same keys; integers are stored raw by django-redis, so INCRBY and django-ratelimit's
+# add/incr read each other's values.
+BUDGETS_LUA = """
+local function count_budgets(k0, a0, by, out)
+  for i = k0, #KEYS do
+    local j = a0 + (i - k0) * 2
+    local count = redis.call('INCRBY', KEYS[i], by)
+    if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[j + 1]) end
+    out[#out + 1] = count
+    if count > tonumber(ARGV[j]) then return false end
+  end
+  return true
 end
+"""
+_COUNT = BUDGETS_LUA + """
+local out = {}
+count_budgets(1, 2, tonumber(ARGV[1]), out)
 return out
 """
 _EXPIRATION_FUDGE = 5  # seconds a window's key outlives it (django-ratelimit's)
@@ -162,11 +166,38 @@ def _window_key(group: str, pol: Policy, value: str) -> tuple[str, int]:
     return "rl:" + hashlib.sha256(parts.encode()).hexdigest(), window
 
 
-def _redis_count(name: str, pol: Policy, identity: str, increment: bool) -> Usage:
+def budget_keys(cache: Any, budgets: Sequence[tuple[str, str | int]]) -> tuple[list[str], list[int], list[tuple[Policy, int]]]:
+    """The Redis keys of ``budgets`` (``(policy, identity)`` pairs), their ``(quota, expiry)``
+    script arguments and each one's ``(policy, window end)``, for ``BUDGETS_LUA``."""
+    keys: list[str] = []
+    args: list[int] = []
+    windows: list[tuple[Policy, int]] = []
+    for name, identity in budgets:
+        pol = policy(name)
+        key, window = _window_key(f"bourse:{name}", pol, str(identity))
+        keys.append(cache.make_key(key))
+        args += [pol.quota, pol.window + _EXPIRATION_FUDGE]
+        windows.append((pol, window))
+    return keys, args, windows
+
+
+def usages(windows: Sequence[tuple[Policy, int]], counts: Sequence[Any]) -> list[Usage]:
+    """The usages a budget script answered (as many as it counted: it stops at the first
+    exceeded)."""
+    now = int(time.time())
+    return [Usage(pol, int(count), max(0, window - now)) for (pol, window), count in zip(windows, counts, strict=False)]
+
+
+def _redis_counts(budgets: Sequence[tuple[str, str | int]], increment: bool = True) -> list[Usage]:
     cache, client = redis_store()  # only called when _uses_redis_cache()
-    key, window = _window_key(f"bourse:{name}", pol, identity)
-    count = int(run_script(client, _COUNT, [cache.make_key(key)], [1 if increment else 0, pol.window + _EXPIRATION_FUDGE]))
-    return Usage(pol, count, max(0, window - int(time.time())))
+    keys, args, windows = budget_keys(cache, budgets)
+    return usages(windows, run_script(client, _COUNT, keys, [1 if increment else 0, *args]))
+
+
+def _unreachable(exc: BaseException) -> errors.ServiceUnavailable:
+    """The answer when the shared store cannot count: refuse rather than run unlimited."""
+    log.error("rate-limit store unreachable: %s", exc.__class__.__name__)
+    return errors.ServiceUnavailable("The rate-limit store is unreachable; retry shortly.")
 
 
 def _uses_redis_cache() -> bool:
@@ -176,13 +207,12 @@ def _uses_redis_cache() -> bool:
 def hit(name: str, identity: str | int, *, increment: bool = True) -> Usage:
     """Count one event of ``identity`` against policy ``name`` (or just read, with
     ``increment=False``) and return the usage; never raises for an exceeded budget."""
-    pol = policy(name)
     if _uses_redis_cache():
         try:
-            return _redis_count(name, pol, str(identity), increment)
-        except Exception as exc:  # the cache is down: refuse rather than run unlimited
-            log.error("rate-limit store unreachable: %s", exc.__class__.__name__)
-            raise errors.ServiceUnavailable("The rate-limit store is unreachable; retry shortly.") from exc
+            return _redis_counts([(name, identity)], increment)[0]
+        except Exception as exc:
+            raise _unreachable(exc) from exc
+    pol = policy(name)
     try:
         usage = get_usage(
             None,  # the core only reads the request for method matching, which we do not use
@@ -191,9 +221,8 @@ def hit(name: str, identity: str | int, *, increment: bool = True) -> Usage:
             rate=(pol.quota, pol.window),
             increment=increment,
         )
-    except Exception as exc:  # the cache is down: refuse rather than run unlimited
-        log.error("rate-limit store unreachable: %s", exc.__class__.__name__)
-        raise errors.ServiceUnavailable("The rate-limit store is unreachable; retry shortly.") from exc
+    except Exception as exc:
+        raise _unreachable(exc) from exc
     # django-ratelimit's answer when the cache refused the write is limit 0 (time_left -1 is
     # not a reliable sign: at a window's very edge a healthy answer can be -1 too).
     if usage["limit"] == 0:
@@ -225,26 +254,13 @@ def consume_all(budgets: Sequence[tuple[str, str | int]]) -> list[Usage]:
     WebSocket order counts the key's and the account's budgets, as REST's gate does)."""
     if len(budgets) < 2 or not _uses_redis_cache():
         return [consume(name, identity) for name, identity in budgets]
-    cache, client = redis_store()
-    keys: list[str] = []
-    args: list[int] = []
-    windows: list[tuple[Policy, int]] = []
-    for name, identity in budgets:
-        pol = policy(name)
-        key, window = _window_key(f"bourse:{name}", pol, str(identity))
-        keys.append(cache.make_key(key))
-        args += [pol.quota, pol.window + _EXPIRATION_FUDGE]
-        windows.append((pol, window))
     try:
-        counts = run_script(client, _COUNT_ALL, keys, args)
-    except Exception as exc:  # the cache is down: refuse rather than run unlimited
-        log.error("rate-limit store unreachable: %s", exc.__class__.__name__)
-        raise errors.ServiceUnavailable("The rate-limit store is unreachable; retry shortly.") from exc
-    now = int(time.time())
-    usages = [Usage(pol, int(count), max(0, window - now)) for (pol, window), count in zip(windows, counts, strict=False)]
-    if usages[-1].exceeded:
-        raise refusal(usages[-1])
-    return usages
+        counted = _redis_counts(budgets)
+    except Exception as exc:
+        raise _unreachable(exc) from exc
+    if counted[-1].exceeded:
+        raise refusal(counted[-1])
+    return counted
 
 
 # --- HTTP integration ---------------------------------------------------------------------

@@ -129,7 +129,7 @@ def test_every_documented_status_of_post_orders_is_handled(generated, settings, 
         raise ConnectionError("the rate-limit store is down")
 
     monkeypatch.setattr("exchange.ratelimit.get_usage", store_down)  # the embedded cache
-    monkeypatch.setattr("exchange.ratelimit._redis_count", store_down)  # Redis (REDIS_URL)
+    monkeypatch.setattr("exchange.ratelimit._redis_counts", store_down)  # Redis (REDIS_URL)
     monkeypatch.setattr("apikeys.gate._redis", store_down)  # the authentication gate's one round trip
     seen[503] = post(LIMIT)
 

@@ -169,6 +169,6 @@ def test_unreachable_redis_refuses_with_503(monkeypatch):
         raise ConnectionError("redis down")
 
     monkeypatch.setattr(ratelimit, "_uses_redis_cache", lambda: True)
-    monkeypatch.setattr(ratelimit, "_redis_count", down)
+    monkeypatch.setattr(ratelimit, "_redis_counts", down)
     with pytest.raises(errors.ServiceUnavailable):
         ratelimit.consume("key", "k1")
