@@ -331,6 +331,21 @@ def qf_new_order(cl_ord_id, side, qty, price=None, ord_type=fix.OrdType_LIMIT, t
     return message
 
 
+def qf_replace(cl, orig, side, quantity, price, ord_type=fix.OrdType_LIMIT, symbol="BTC-USD"):
+    message = fix.Message()
+    message.getHeader().setField(fix.MsgType(fix.MsgType_OrderCancelReplaceRequest))
+    message.setField(fix.OrigClOrdID(orig))
+    message.setField(fix.ClOrdID(cl))
+    message.setField(fix.Symbol(symbol))
+    message.setField(fix.Side(side))
+    message.setField(fix.TransactTime())
+    message.setField(fix.OrdType(ord_type))
+    message.setField(fix.StringField(38, quantity))
+    if price is not None:
+        message.setField(fix.StringField(44, price))
+    return message
+
+
 def qf_cancel(cl_ord_id, orig_cl_ord_id, side, symbol="BTC-USD"):
     message = fix.Message()
     message.getHeader().setField(fix.MsgType(fix.MsgType_OrderCancelRequest))

@@ -5,6 +5,7 @@ amend; a NewOrderSingle the session layer refuses still counts against the key's
 from decimal import Decimal
 
 import pytest
+import quickfix as fix
 
 from exchange import ratelimit
 from tests.factories import ApiKeyFactory
@@ -14,7 +15,7 @@ from trading.fix.codec import FieldError, Message
 from trading.models import Order
 from trading.ws import order_entry
 
-from .support import now_fix
+from .support import Processes, QuickFixClient, now_fix, qf_new_order, qf_replace
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,3 +101,37 @@ def test_a_malformed_order_still_counts_against_the_keys_budget(key, settings):
     [(msg_type, report)] = application_handle(key.key_id, key.account, _order("b", {55: None})).messages
     assert msg_type == "8" and dict(report)[58].startswith("rate_limited")
     assert _counts(key) == (2, 0)
+
+
+@pytest.mark.slow
+def test_live_gateway_refuses_the_next_order_and_replace_over_the_orders_budget(key):
+    """The gateway and engine as processes, QuickFIX as the initiator: two orders and a replace
+    spend an ``orders`` budget of 3, so the next D and the next G are refused, nothing done."""
+    processes = Processes(BOURSE_RATE_LIMIT_ORDERS=f"3/{DAY}")
+    client = QuickFixClient(key, processes.port)
+    try:
+        assert client.start(), processes.output()
+        for cl_ord_id in ("a", "b"):
+            client.send(qf_new_order(cl_ord_id, fix.Side_BUY, "1.0000", "100.00"))
+            new = client.next_app(timeout=15)
+            assert (new.msg_type, new.get(11), new.get(150)) == ("8", cl_ord_id, "0"), new.fields
+        client.send(qf_replace("a2", "a", fix.Side_BUY, "0.5000", "100.00"))
+        replaced = client.next_app(timeout=15)
+        assert (replaced.msg_type, replaced.get(11), replaced.get(150)) == ("8", "a2", "5"), replaced.fields
+
+        # the budget is spent (D, D, G): the next order is refused with a Rejected report
+        client.send(qf_new_order("c", fix.Side_BUY, "1.0000", "100.00"))
+        refused = client.next_app(timeout=15)
+        assert (refused.msg_type, refused.get(11), refused.get(150), refused.get(39)) == ("8", "c", "8", "8"), refused.fields
+        assert refused.get(58).startswith("rate_limited: Rate limit 'orders'"), refused.fields
+        # and the next replace with an OrderCancelReject
+        client.send(qf_replace("b2", "b", fix.Side_BUY, "0.5000", "100.00"))
+        reject = client.next_app(timeout=15)
+        assert (reject.msg_type, reject.get(11), reject.get(41), reject.get(434), reject.get(102)) == (
+            "9", "b2", "b", "2", "99"), reject.fields
+        assert reject.get(58).startswith("rate_limited: Rate limit 'orders'"), reject.fields
+        orders = Order.objects.filter(account=key.account)
+        assert sorted((o.client_order_id, o.quantity) for o in orders) == [("a2", Decimal("0.5")), ("b", Decimal("1"))]
+    finally:
+        client.stop()
+        print(processes.stop())  # shown when the test fails

@@ -12,24 +12,9 @@ from tests.support import fund
 from trading.models import Order
 from trading.services import order_submit
 
-from .support import Processes, QuickFixClient, qf_new_order, wait_for
+from .support import Processes, QuickFixClient, qf_new_order, qf_replace, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def qf_replace(cl, orig, side, quantity, price, ord_type=fix.OrdType_LIMIT, symbol="BTC-USD"):
-    message = fix.Message()
-    message.getHeader().setField(fix.MsgType(fix.MsgType_OrderCancelReplaceRequest))
-    message.setField(fix.OrigClOrdID(orig))
-    message.setField(fix.ClOrdID(cl))
-    message.setField(fix.Symbol(symbol))
-    message.setField(fix.Side(side))
-    message.setField(fix.TransactTime())
-    message.setField(fix.OrdType(ord_type))
-    message.setField(fix.StringField(38, quantity))
-    if price is not None:
-        message.setField(fix.StringField(44, price))
-    return message
 
 
 def fix_time(moment: datetime) -> str:
