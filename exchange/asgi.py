@@ -38,3 +38,10 @@ application = ProtocolTypeRouter({
     "http": BodyLimitASGI(django_asgi_app),
     "websocket": URLRouter(websocket_urlpatterns),
 })
+
+from django.urls import get_resolver  # noqa: E402
+
+from exchange import heap  # noqa: E402
+
+get_resolver().check()  # the URL configuration and every view it imports, loaded (and checked) now
+heap.settle()  # what is loaded by now lives as long as the server: no collection walks it again

@@ -94,6 +94,16 @@ def _worker_preflight(**_):
     preflight.check_or_exit("worker", hard=True)
 
 
+@signals.worker_init.connect
+def _worker_heap_settled(**_):
+    """What the worker has loaded by now (Django, the apps, Celery and kombu) is not walked by
+    the garbage collector again (exchange/heap.py); a prefork pool's children, forked after
+    this, inherit it so."""
+    from . import heap
+
+    heap.settle()
+
+
 @signals.beat_init.connect
 def _beat_preflight(**_):
     preflight.check_or_exit("beat", hard=True)

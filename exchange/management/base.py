@@ -6,7 +6,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from exchange import preflight
+from exchange import heap, preflight
 
 PR_SET_PDEATHSIG = 1
 
@@ -28,4 +28,5 @@ class RoleCommand(BaseCommand):
 
     def execute(self, *args, **options):
         preflight.run_checks(self.role, database=self.needs_database, redis=self.needs_redis)
+        heap.settle()  # Django, the apps and their libraries: loaded for the role's life (exchange/heap.py)
         return super().execute(*args, **options)

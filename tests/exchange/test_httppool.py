@@ -163,3 +163,57 @@ def test_a_cancelled_request_leaves_no_task_behind_and_sends_nothing_after():
     assert sent == []
     assert left == []
     assert unretrieved == []
+
+
+async def _as_daphne_serves(app, route: str) -> list[dict]:
+    """One request the way daphne delivers it: the body, then ``http.disconnect`` as soon as
+    the response is complete (daphne's request finishing queues it before ``send`` returns)."""
+    inbox: asyncio.Queue = asyncio.Queue()
+    inbox.put_nowait({"type": "http.request", "body": b""})
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            inbox.put_nowait({"type": "http.disconnect"})
+
+    await app(_scope(route), inbox.get, send)
+    return sent
+
+
+@override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=[])
+def test_a_finished_request_is_freed_without_the_cyclic_collector():
+    """A request's objects are freed by reference counting when it ends. The disconnect watch
+    ends in ``RequestAborted`` after every response daphne completes; re-raised in the handler's
+    frame, the exception's traceback held that frame, the frame the task, the task the exception:
+    every request (its request, response and DRF objects) became cyclic garbage that only
+    Python's collector freed — 10-12 % of a REST process's CPU under load (bench/order_path.md).
+    (No middleware here: Django's own tie the request into cycles of their own, the lazy
+    ``request.user`` and the messages storage; the API's views skip those.)"""
+    import gc
+    import weakref
+
+    app = PooledASGIHandler(1)
+    made = []
+    create_request = app.create_request
+
+    def recording(scope, body_file):
+        request, error = create_request(scope, body_file)
+        made.append(weakref.ref(request))
+        return request, error
+
+    app.create_request = recording
+
+    async def run():
+        await _as_daphne_serves(app, "plain")  # the pool's thread and imports, once
+        gc.collect()
+        gc.disable()
+        try:
+            answers = [await _as_daphne_serves(app, "plain") for _ in range(3)]
+            return answers, [ref() is None for ref in made[1:]]
+        finally:
+            gc.enable()
+
+    answers, freed = asyncio.run(run())
+    assert all(sent[0]["status"] == 200 and sent[-1]["body"] == b"ok" for sent in answers), answers
+    assert freed == [True, True, True]
