@@ -2,6 +2,8 @@
 # This tree against a baseline commit, alternately in one run: bench/rest_load.py on each,
 # ROUNDS times (default 2), the baseline `git worktree`d into var/ab-baseline (same
 # virtualenv; this tree's bench/rest_load.py measures both). Usage: bench/tree_ab.sh BASELINE_COMMIT [rest_load.py arguments...]
+# GCPROBE=1: every process of both trees runs bench/gcprobe (the garbage collector's share of its
+# CPU); each run's REST processes' lines are printed after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 baseline=${1:?usage: bench/tree_ab.sh BASELINE_COMMIT [rest_load.py arguments...]}
@@ -17,10 +19,15 @@ trap 'git worktree remove --force "$base"' EXIT
 for round in $(seq 1 "${ROUNDS:-2}"); do
   for tree in "$PWD" "$base"; do
     echo "=== round $round: $( [ "$tree" = "$PWD" ] && echo "this tree $(git rev-parse --short HEAD)" || echo "baseline $baseline")"
-    (cd "$tree" && env DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bourse_bench}" \
+    gcdir="$PWD/var/gc/round$round-$( [ "$tree" = "$PWD" ] && echo this || echo baseline)"
+    rm -rf "$gcdir"
+    probe=()
+    [ -n "${GCPROBE:-}" ] && probe=(PYTHONPATH="$PWD/bench/gcprobe" GCPROBE_DIR="$gcdir")
+    (cd "$tree" && env "${probe[@]}" DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bourse_bench}" \
       REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/5}" BOURSE_ALLOW_GENERATED_SECRETS=1 \
       BOURSE_DATA_DIR="$PWD/var/bench" LOG_LEVEL=WARNING \
       .venv/bin/python bench/rest_load.py "${args[@]}" \
       | grep -E "GET /api|POST /api|ratio|sustained|CPU per|open loop|alone|settlement")
+    [ -n "${GCPROBE:-}" ] && grep -h "daphne" "$gcdir"/* 2>/dev/null | grep -v types | cut -d'|' -f2-6 || true
   done
 done
