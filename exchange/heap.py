@@ -27,7 +27,7 @@ import gc
 
 def settle() -> int:
     """Collect once, then exempt every object alive now from later collections. Returns how
-    many objects were frozen (for the start-up log and the tests)."""
+    many objects are frozen."""
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()

@@ -103,7 +103,8 @@ class PooledASGIHandler(ASGIHandler):
                     # exception's traceback, and the frame holds the task that holds the
                     # exception — a reference cycle tying the whole request (request, response,
                     # DRF objects) to it, which only Python's cyclic collector could free: most
-                    # of a REST process's garbage-collection time (tests/exchange/test_httppool_gc.py).
+                    # of a REST process's garbage-collection time (tests/exchange/test_httppool.py,
+                    # tests/api/test_request_garbage.py).
                     continue
                 try:
                     task.result()
