@@ -113,7 +113,7 @@ def run(
 
 
 def _redis(source_ip, mode, key_id, nonce, verdict, timestamp_ms, now_ms, budgets) -> Outcome:
-    cache, client = ratelimit.redis_store()
+    cache, _ = ratelimit.redis_store()
     fail_pol = ratelimit.policy(ratelimit.AUTH_FAILURES)
     identity = _failure_identity(source_ip)
     fail_key, fail_end = ("", 0)
@@ -124,7 +124,7 @@ def _redis(source_ip, mode, key_id, nonce, verdict, timestamp_ms, now_ms, budget
     args: list[Any] = [fail_pol.quota, fail_pol.window + ratelimit._EXPIRATION_FUDGE, mode,
                        int(replay.nonce_ttl_s(timestamp_ms, now_ms) * 1000), verdict, timestamp_ms, now_ms]
     budget_keys, budget_args, windows = ratelimit.budget_keys(cache, budgets)
-    answer = ratelimit.run_script(client, _SCRIPT, keys + budget_keys, args + budget_args)
+    answer = ratelimit.run_script(ratelimit.redis_direct(), _SCRIPT, keys + budget_keys, args + budget_args)
     outcome = answer[0].decode() if isinstance(answer[0], bytes) else str(answer[0])
     failures = ratelimit.usages([(fail_pol, fail_end)], [answer[1]])[0] if identity is not None else None
     return Outcome(outcome, failures, ratelimit.usages(windows, answer[2:]))

@@ -17,27 +17,36 @@ from typing import Any
 
 from django.conf import settings
 
-_client: tuple[int, Any] | None = None  # (pid, redis.Redis)
+from .redisdirect import DirectRedis
+
+_client: tuple[int, Any, DirectRedis] | None = None  # (pid, redis.Redis, its commands on per-thread connections)
 _client_lock = threading.Lock()
 _channels: dict[tuple[str, str], str] = {}
 
 
 def redis_client() -> Any:
     """This process's Redis client for publishing (its connection pool is thread-safe)."""
+    return _made()[1]
+
+
+def redis_direct() -> DirectRedis:
+    """The publisher client's commands on this thread's own connection
+    (``exchange.redisdirect``): what every publish of the order path goes through."""
+    return _made()[2]
+
+
+def _made() -> tuple[int, Any, DirectRedis]:
+    global _client
     current = _client
     if current is not None and current[0] == os.getpid():
-        return current[1]
-    return _make_client()
-
-
-def _make_client() -> Any:
-    global _client
+        return current
     with _client_lock:
         if _client is None or _client[0] != os.getpid():
             import redis
 
-            _client = (os.getpid(), redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0))
-        return _client[1]
+            client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0)
+            _client = (os.getpid(), client, DirectRedis(client))
+        return _client
 
 
 def redis_db_channel(prefix: str) -> str:

@@ -36,6 +36,7 @@ from redis.exceptions import NoScriptError
 
 from . import errors, metrics
 from .clientip import client_ip
+from .redisdirect import DirectRedis
 
 log = logging.getLogger("bourse.ratelimit")
 
@@ -116,19 +117,33 @@ _EXPIRATION_FUDGE = 5  # seconds a window's key outlives it (django-ratelimit's)
 # cache objects per context, and the REST pool runs each request in a fresh copy of the
 # context, so ``caches["default"]`` built a new cache and client (and redis-py ``Script``,
 # whose call re-checks its client's type) per request: over a quarter of a signed GET's CPU.
-_store: tuple[int, Any, Any] | None = None
+# The scripts themselves go through ``DirectRedis`` on the client's settings.
+_store: tuple[int, Any, Any, DirectRedis] | None = None
+
+
+def _lookup() -> tuple[int, Any, Any, DirectRedis]:
+    global _store
+    store = _store
+    if store is None or store[0] != os.getpid():
+        from django.core.cache import caches
+
+        cache = caches["default"]
+        client = cache.client.get_client(write=True)  # type: ignore[attr-defined]
+        store = _store = (os.getpid(), cache, client, DirectRedis(client))
+    return store
 
 
 def redis_store() -> tuple[Any, Any]:
     """``(cache, client)``: the default cache (django-redis) and its Redis client, for this
     process (the client's connection pool is thread-safe)."""
-    global _store
-    if _store is None or _store[0] != os.getpid():
-        from django.core.cache import caches
+    store = _lookup()
+    return store[1], store[2]
 
-        cache = caches["default"]
-        _store = (os.getpid(), cache, cache.client.get_client(write=True))  # type: ignore[attr-defined]
-    return _store[1], _store[2]
+
+def redis_direct() -> DirectRedis:
+    """The store's commands on this thread's own connection (``exchange.redisdirect``): what
+    the hot path's scripts run on."""
+    return _lookup()[3]
 
 
 def forget_store() -> None:
@@ -137,16 +152,16 @@ def forget_store() -> None:
     _store = None
 
 
-def run_script(client: Any, source: str, keys: list[str], args: list[Any]) -> Any:
+def run_script(redis: DirectRedis, source: str, keys: list[str], args: list[Any]) -> Any:
     """Run the Lua ``source`` by its SHA1 (EVALSHA), loading it when Redis does not know it
     (restarted or flushed)."""
     sha = _script_shas.get(source)
     if sha is None:
         sha = _script_shas[source] = hashlib.sha1(source.encode()).hexdigest()
     try:
-        return client.evalsha(sha, len(keys), *keys, *args)
+        return redis.call("EVALSHA", sha, len(keys), *keys, *args)
     except NoScriptError:
-        return client.eval(source, len(keys), *keys, *args)
+        return redis.call("EVAL", source, len(keys), *keys, *args)
 
 
 _script_shas: dict[str, str] = {}
@@ -189,9 +204,9 @@ def usages(windows: Sequence[tuple[Policy, int]], counts: Sequence[Any]) -> list
 
 
 def _redis_counts(budgets: Sequence[tuple[str, str | int]], increment: bool = True) -> list[Usage]:
-    cache, client = redis_store()  # only called when _uses_redis_cache()
+    _, cache, _, direct = _lookup()  # only called when _uses_redis_cache()
     keys, args, windows = budget_keys(cache, budgets)
-    return usages(windows, run_script(client, _COUNT, keys, [1 if increment else 0, *args]))
+    return usages(windows, run_script(direct, _COUNT, keys, [1 if increment else 0, *args]))
 
 
 def _unreachable(exc: BaseException) -> errors.ServiceUnavailable:

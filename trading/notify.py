@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from exchange.pubsub import redis_client, redis_db_channel, run_dir, send_datagram
+from exchange.pubsub import redis_db_channel, redis_direct, run_dir, send_datagram
 
 if TYPE_CHECKING:
     import psycopg
@@ -236,12 +236,9 @@ def publish_verdicts(orders: Iterable[Order], hints: Iterable[int] = (),
         if not payloads and not extra:
             return
         try:
-            pipe = redis_client().pipeline(transaction=False)
-            for payload in payloads:
-                pipe.publish(redis_verdict_channel(), payload)
-            for channel, message in extra:
-                pipe.publish(channel, message)
-            pipe.execute()
+            verdicts = redis_verdict_channel()
+            redis_direct().pipeline([("PUBLISH", verdicts, payload) for payload in payloads]
+                                    + [("PUBLISH", channel, message) for channel, message in extra])
         except Exception:  # waiters fall back to their bounded re-check, readers to their poll
             log.exception("could not publish verdicts; waiters will re-check")
         return

@@ -68,12 +68,24 @@ class RedisRoundTrips:
             return original(conn, command, check_health)
 
         monkeypatch.setattr(base, "send_packed_command", counting)
+        # Each round trip on the thread's own connection (exchange/redisdirect.py), none through
+        # redis-py's client and its pool (~2.5x the CPU per command).
+        self.checkouts = 0
+        pool = __import__("redis").ConnectionPool
+        checkout = pool.get_connection
+
+        def counted_checkout(*args, **kwargs):
+            self.checkouts += 1
+            return checkout(*args, **kwargs)
+
+        monkeypatch.setattr(pool, "get_connection", counted_checkout)
 
 
 def _measure(monkeypatch, action):
     trips = RedisRoundTrips(monkeypatch)
     with CaptureQueriesContext(connection) as queries:
         response = action()
+    assert trips.checkouts == 0, f"{trips.checkouts} Redis commands through the client's pool"
     return response, [q["sql"] for q in queries.captured_queries], trips.count
 
 

@@ -91,9 +91,8 @@ def announce(ids) -> None:
     try:
         messages = encode(ids)
         if uses_redis():
-            client = pubsub.redis_client()
-            for message in messages:
-                client.publish(redis_channel(), message)
+            channel = redis_channel()
+            pubsub.redis_direct().pipeline([("PUBLISH", channel, message) for message in messages])
             return
         for path in socket_dir().glob("ws-*.sock"):
             for message in messages:
