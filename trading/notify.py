@@ -6,13 +6,15 @@ Two signals:
   engine-owned state (status, filled quantity and quote, sequence, reasons, updated_at), so
   a waiting caller answers from it without reading the database.
 
-*wake* travels by PostgreSQL ``NOTIFY``, sent in its own statement right after the writing
-transaction commits (see ``_pg_notify`` for why not inside it). *verdict* travels by Redis
-``PUBLISH`` when ``REDIS_URL`` is set (``NOTIFY`` on PostgreSQL without Redis). The embedded
-SQLite mode uses unix datagram sockets under the data folder for both, sent right after
-commit. A signal may still be lost (a listener reconnecting): waiters fall back to a bounded
-re-check of the database (``VERDICT_RECHECK_S`` in the order services), and the engine to
-its idle re-check, so nothing depends on delivery for correctness.
+Both travel by Redis ``PUBLISH`` when ``REDIS_URL`` is set, sent right after the writing
+transaction commits (a placement's wake-up goes in the same round trip as its outbox
+announcement: ``trading.outbox.signal.announce``); on PostgreSQL without Redis by ``NOTIFY``,
+in its own statement right after the commit (see ``_pg_notify`` for why not inside it). The
+embedded SQLite mode uses unix datagram sockets under the data folder for both. A signal may
+still be lost (a listener reconnecting, Redis away): waiters fall back to a bounded re-check of
+the database (``VERDICT_RECHECK_S`` in the order services), and the engine reads every market
+again once a second and whenever its listener has (re)subscribed, so nothing depends on
+delivery for correctness.
 """
 from __future__ import annotations
 
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("bourse.notify")
 
 WAKE_CHANNEL = "bourse_engine_wake"
+REDIS_WAKE_PREFIX = "bourse:wake"  # + ":{redis db}": pub/sub ignores databases
+WAKE_RESUBSCRIBE_S = 1.0  # the engine's listener tries Redis again this long after a failure
 VERDICT_CHANNEL = "bourse_verdicts"
 MAX_PAYLOAD = 7000  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
 REDIS_VERDICT_PREFIX = "bourse:verdicts"  # + ":{redis db}": pub/sub ignores databases
@@ -85,10 +89,29 @@ def _pg_notify(channel: str, payloads) -> None:
 def wake_engine(market_id: int) -> None:
     """Tell the engine owning ``market_id`` that a command is waiting. Call inside the
     transaction that wrote the command: the signal goes out right after it commits."""
-    if _uses_postgres():
+    if _uses_redis():
+        transaction.on_commit(lambda: _redis_wake(market_id))
+    elif _uses_postgres():
         transaction.on_commit(lambda: _pg_notify(WAKE_CHANNEL, [str(market_id)]))
     else:
         transaction.on_commit(lambda: send_datagram(run_dir() / f"engine-{market_id}.sock", b"w"))
+
+
+def redis_wake_channel() -> str:
+    return redis_db_channel(REDIS_WAKE_PREFIX)
+
+
+def redis_wake_command(market_id: int) -> tuple[str, str, str]:
+    """The wake-up of ``market_id``'s engine as a Redis command, for a caller that sends it
+    with its own (``trading.outbox.signal.announce``)."""
+    return ("PUBLISH", redis_wake_channel(), str(market_id))
+
+
+def _redis_wake(market_id: int) -> None:
+    try:
+        redis_direct().call(*redis_wake_command(market_id))
+    except Exception:  # the engine reads every market once a second: late, not lost
+        log.exception("could not wake the engine; its re-check will find the command")
 
 
 class WakeListener:
@@ -97,9 +120,12 @@ class WakeListener:
 
     def __init__(self, market_ids):
         self.market_ids = set(market_ids)
-        self._pg: psycopg.Connection[Any] | None
+        self._pg: psycopg.Connection[Any] | None = None
+        self._redis: _RedisWakes | None = None
         self._socks: list[tuple[int, socket.socket]] = []
-        if _uses_postgres():
+        if _uses_redis():
+            self._redis = _RedisWakes()
+        elif _uses_postgres():
             import psycopg
 
             params = connection.get_connection_params()
@@ -117,6 +143,8 @@ class WakeListener:
 
     def wait(self, timeout: float) -> set[int]:
         woken: set[int] = set()
+        if self._redis is not None:
+            return self._redis.wait(timeout, self.market_ids)
         if self._pg is not None:
             for notice in self._pg.notifies(timeout=timeout, stop_after=1):
                 woken.add(int(notice.payload))
@@ -135,11 +163,87 @@ class WakeListener:
         return woken
 
     def close(self):
+        if self._redis is not None:
+            self._redis.close()
         if self._pg is not None:
             self._pg.close()
         for market_id, sock in self._socks:
             sock.close()
             (run_dir() / f"engine-{market_id}.sock").unlink(missing_ok=True)
+
+
+class _RedisWakes:
+    """The engine's subscription to the wake channel. Never raises: Redis away, ``wait``
+    sleeps its timeout and tries again ``WAKE_RESUBSCRIBE_S`` after the failure; once
+    (re)subscribed, it reports every market woken — a wake-up published while nobody was
+    subscribed is lost, so everything is read once."""
+
+    def __init__(self) -> None:
+        self._pubsub: Any = None
+        self._client: Any = None
+        self._retry_at = 0.0
+        self._subscribe()  # the engine reads every market after making its listener anyway
+        self._subscribed = False
+
+    def _subscribe(self) -> bool:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        # No retries inside redis-py (by default ten, with back-off, ~4 s): the engine's loop
+        # must not stall on a Redis outage; this listener retries on its own schedule.
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5.0, socket_connect_timeout=2.0,
+                                      retry=Retry(NoBackoff(), 0))
+        pubsub = client.pubsub()
+        try:
+            pubsub.subscribe(redis_wake_channel())
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:  # confirmed: a wake-up published from now on reaches us
+                message = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+                if message is not None and message["type"] == "subscribe":
+                    self._pubsub, self._client = pubsub, client
+                    return True
+            raise TimeoutError("no subscription confirmation")
+        except Exception:  # noqa: BLE001 - Redis away: the engine's re-check reads every market
+            log.warning("engine wake-up listener cannot subscribe; retrying", exc_info=True)
+            pubsub.close()
+            client.close()
+            self._retry_at = time.monotonic() + WAKE_RESUBSCRIBE_S
+            return False
+
+    def wait(self, timeout: float, market_ids: set[int]) -> set[int]:
+        if self._pubsub is None:
+            now = time.monotonic()
+            if now < self._retry_at:
+                time.sleep(min(timeout, self._retry_at - now))
+                return set()
+            if not self._subscribe():
+                return set()
+            self._subscribed = True
+        if self._subscribed:  # (re)subscribed since the last wait: read every market once
+            self._subscribed = False
+            return set(market_ids)
+        woken: set[int] = set()
+        try:
+            message = self._pubsub.get_message(timeout=timeout)
+            while message is not None:
+                if message["type"] == "message":
+                    woken.add(int(message["data"]))
+                message = self._pubsub.get_message(timeout=0)
+        except Exception:  # noqa: BLE001 - the connection broke: subscribe again (and read everything)
+            log.warning("engine wake-up listener lost Redis; resubscribing", exc_info=True)
+            self.close()
+            self._retry_at = time.monotonic() + WAKE_RESUBSCRIBE_S
+        return woken & market_ids
+
+    def close(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            try:
+                pubsub.close()
+                self._client.close()
+            except Exception:  # noqa: BLE001 - its connection is already gone
+                log.debug("closing the wake-up subscription failed", exc_info=True)
 
 
 # --- verdict: engine -> waiting callers --------------------------------------------------

@@ -23,15 +23,16 @@ LIMIT = {"market": "BTC-USD", "side": "buy", "type": "limit", "price": "100.00",
 
 # (statements, Redis round trips) per configuration:
 # - place: the one-statement write (trading/services/order_write.py; the market comes from the
-#   process's cache, trading/services/marketcache.py, and is checked inside it), the
-#   engine's wake-up NOTIFY; Redis: the authentication script (apikeys/gate.py: failure budget,
-#   nonce, replay epoch, key and orders budgets) and the outbox signal's PUBLISH. SQLite writes
-#   through the general path inside one transaction (BEGIN IMMEDIATE … COMMIT).
+#   process's cache, trading/services/marketcache.py, and is checked inside it) and nothing
+#   else; Redis: the authentication script (apikeys/gate.py: failure budget, nonce, replay
+#   epoch, key and orders budgets), then the outbox announcement and the engine's wake-up in
+#   one pipeline (trading/outbox/signal.py). SQLite writes through the general path inside one
+#   transaction (BEGIN IMMEDIATE … COMMIT).
 # - cancel: the order (with its market and assets), the command and audit rows in one
-#   transaction, the NOTIFY; Redis: the authentication script.
+#   transaction; Redis: the authentication script, the engine's wake-up.
 # - read (GET /account): the account row; Redis: the authentication script.
 BUDGET = {
-    "postgresql": {"place": (2, 2), "cancel": (6, 1), "read": (1, 1)},
+    "postgresql": {"place": (1, 2), "cancel": (5, 2), "read": (1, 1)},
     "sqlite": {"place": (13, 0), "cancel": (5, 0), "read": (1, 0)},
 }
 

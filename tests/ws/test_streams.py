@@ -258,7 +258,7 @@ async def test_a_lost_announcement_is_recovered_by_the_poll(market, runner, sett
     async with connected() as ws:
         await ws.ask({"op": "subscribe", "channels": [f"book:{market.symbol}"]})
         snapshot = await ws.recv()
-        monkeypatch.setattr(signal, "announce", lambda ids: None)
+        monkeypatch.setattr(signal, "announce", lambda ids, wake=None: None)
         for price in ("101.00", "102.00", "103.00"):
             await db(submit)(maker, market, "sell", price, "0.1")
         await db(runner.step)()

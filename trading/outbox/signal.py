@@ -83,17 +83,28 @@ def publish_batch(orders, hints, ids) -> None:
     notify.publish_verdicts(orders, hints, also=[(redis_channel(), message) for message in encode(ids)] if ids else ())
 
 
-def announce(ids) -> None:
-    """Tell every WebSocket process that the outbox rows ``ids`` committed. Never raises:
-    a failed announcement only delays delivery until the relay's next poll."""
+def announce(ids, wake: int | None = None) -> None:
+    """Tell every WebSocket process that the outbox rows ``ids`` committed, and with ``wake``
+    the engine owning that market that a command is waiting (``notify.wake_engine``) — with
+    Redis in the same round trip. Call after the commit. Never raises: a failed announcement
+    only delays delivery until the relay's next poll, a lost wake-up until the engine's
+    re-check."""
+    if uses_redis():
+        try:
+            commands = [("PUBLISH", redis_channel(), message) for message in encode(ids)] if ids else []
+            if wake is not None:
+                commands.append(notify.redis_wake_command(wake))
+            if commands:
+                pubsub.redis_direct().pipeline(commands)
+        except Exception:
+            log.exception("could not announce outbox events; the relays' poll will find them")
+        return
+    if wake is not None:
+        notify.wake_engine(wake)
     if not ids:
         return
     try:
         messages = encode(ids)
-        if uses_redis():
-            channel = redis_channel()
-            pubsub.redis_direct().pipeline([("PUBLISH", channel, message) for message in messages])
-            return
         for path in socket_dir().glob("ws-*.sock"):
             for message in messages:
                 if not pubsub.send_datagram(path, message.encode()):

@@ -35,7 +35,6 @@ from accounts.models import Balance, Bucket, EntryKind, Journal, LedgerEntry
 from audit.models import AuditEvent
 from audit.services import audit_event_build, audit_events_written
 
-from .. import notify
 from ..models import AccountSequence, Command, Market, Order, OutboxEvent
 from ..outbox import signal
 from . import marketcache
@@ -272,7 +271,6 @@ def order_insert_one_statement(account_id: int, market: Market, order: Order, au
         return None
     order.pk = order_id
     # After the commit (autocommit: it has happened): the engine, the WebSocket relays, the sealer.
-    notify.wake_engine(market.pk)
-    signal.announce([event_id])
+    signal.announce([event_id], wake=market.pk)
     audit_events_written()
     return order
