@@ -44,7 +44,7 @@ def _made() -> tuple[int, Any, DirectRedis]:
         if _client is None or _client[0] != os.getpid():
             import redis
 
-            client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0)
+            client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0)
             _client = (os.getpid(), client, DirectRedis(client))
         return _client
 

@@ -136,6 +136,9 @@ if REDIS_URL:
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "bourse",
+            # A Redis that does not answer is refused within a second or two (503, after one
+            # retry), never waited on by a request thread for redis-py's default 5 s.
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
         }
     }
     CELERY_BROKER_URL = REDIS_URL

@@ -87,3 +87,36 @@ def test_an_unreachable_server_raises_after_one_retry(monkeypatch):
     monkeypatch.setattr(ratelimit, "_store", (os.getpid(), cache, dead, DirectRedis(dead)))
     with pytest.raises(ServiceUnavailable):
         ratelimit.hit(ratelimit.ORDERS, 11)
+
+
+def test_a_server_that_never_answers_is_refused_not_waited_on(settings):
+    """A Redis that accepts connections and never answers (hung, or a black-holed address
+    behind a proxy): the rate-limit store's timeouts (settings.CACHES) turn it into 503."""
+    from django.core.cache import caches
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshakes; nothing ever reads or answers
+    host, port = silent.getsockname()
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": f"redis://{host}:{port}/0"}}
+    ratelimit.forget_store()
+    outcome = []
+
+    def count():
+        try:
+            ratelimit.hit(ratelimit.ORDERS, 12)
+        except ServiceUnavailable as refused:
+            outcome.append(refused)
+
+    _, client = ratelimit.redis_store()
+    timeouts = client.connection_pool.connection_kwargs
+    assert (timeouts["socket_connect_timeout"], timeouts["socket_timeout"]) == (1, 1)  # redis-py's default: 5 s each
+    try:
+        caller = threading.Thread(target=count, daemon=True)
+        caller.start()
+        caller.join(timeout=15)  # 1 s per attempt, two attempts
+        assert not caller.is_alive() and len(outcome) == 1
+    finally:
+        silent.close()
+        caches.close_all()
+        ratelimit.forget_store()
