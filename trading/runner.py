@@ -964,18 +964,24 @@ class EngineProcess:
     def fire_dead_man(self) -> None:
         """Fire the API keys' dead-man switches that are due (``trading.services.deadman``):
         their cancels join the commands of the markets concerned. Every engine process
-        does it; each switch fires once. A failure is logged and retried at the next check."""
+        does it; each switch fires once. A failure is logged and retried at the next check —
+        unless the database itself is gone: then run() reconnects at once, as for a market's
+        failure, rather than this reopening Django's connection and the markets running on
+        while the lock connection (and with it their ownership) is lost."""
         self._next_dead_man = time.monotonic() + deadman.CHECK_S
         try:
             deadman.deadman_fire_due()
-        except Exception:  # noqa: BLE001 - never stop the markets for it; retried in CHECK_S
+        except Exception as error:  # noqa: BLE001 - never stop the markets for it; retried in CHECK_S
+            if isinstance(error, database_errors()) and not self._connected():
+                raise
             log.exception("firing dead-man switches failed", extra={"alert": "engine_deadman_failing"})
             if not connection.in_atomic_block:
                 connection.close_if_unusable_or_obsolete()
 
     def run(self) -> None:
         self.acquire()
-        self.fire_dead_man()  # a deadline that passed while no engine ran fires first
+        # The first iteration fires the dead-man switches (a deadline that passed while no
+        # engine ran) before its first batch, inside the loop that reconnects.
         while not self.stopping:
             try:
                 self._iterate()

@@ -89,3 +89,38 @@ def test_a_command_whose_wake_up_was_lost_is_read_at_the_fallback(loop, market):
     assert reads == [market.pk]
     order.refresh_from_db()
     assert order.status == Order.Status.CANCELLED
+
+
+def test_a_lost_database_found_by_the_dead_man_check_reconnects_the_engine(engine_process, monkeypatch):
+    """The dead-man check is the loop's first database call after an idle spell. A failure of
+    its own is logged and retried, but a lost database is the engine's to handle: left to the
+    check, it reopened Django's connection and the markets ran on while their lock connection
+    (their ownership) was gone, until the next ``acquire``."""
+    from django.db import OperationalError
+
+    from trading.services import deadman
+
+    def fails():
+        raise OperationalError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(deadman, "deadman_fire_due", fails)
+    connected = [True]
+    monkeypatch.setattr(engine_process, "_connected", lambda: connected[0])
+    engine_process.fire_dead_man()  # the database answers: the check's own failure, logged
+
+    connected[0] = False
+    with pytest.raises(OperationalError):
+        engine_process.fire_dead_man()
+
+    # run() hands it to reconnect(), whose log line the operators alert on.
+    lost: list[BaseException] = []
+
+    def reconnect(error):
+        lost.append(error)
+        engine_process.stopping = True
+
+    monkeypatch.setattr(engine_process, "acquire", lambda: None)
+    monkeypatch.setattr(engine_process, "reconnect", reconnect)
+    engine_process._next_dead_man = 0.0
+    engine_process.run()
+    assert len(lost) == 1 and isinstance(lost[0], OperationalError)
