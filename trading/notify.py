@@ -183,7 +183,6 @@ class _RedisWakes:
         self._client: Any = None
         self._retry_at = 0.0
         self._subscribe()  # the engine reads every market after making its listener anyway
-        self._subscribed = False
 
     def _subscribe(self) -> bool:
         import redis
@@ -219,10 +218,7 @@ class _RedisWakes:
                 return set()
             if not self._subscribe():
                 return set()
-            self._subscribed = True
-        if self._subscribed:  # (re)subscribed since the last wait: read every market once
-            self._subscribed = False
-            return set(market_ids)
+            return set(market_ids)  # subscribed again: what was published meanwhile is lost, read all
         woken: set[int] = set()
         try:
             message = self._pubsub.get_message(timeout=timeout)
