@@ -133,6 +133,14 @@ FENCE_SQL = (
     f"UPDATE {EngineState._meta.db_table} SET command_sequence = %s, book_sequence = %s, updated_at = %s "
     f"WHERE market_id = %s AND owner_token = %s"
 )
+# The market and the limit are literals (see MarketRunner._pending); no "%" in the text: it
+# is run without parameters.
+PENDING_SQL = (
+    f"SELECT {', '.join('c.' + f.column for f in Command._meta.concrete_fields)}, "
+    f"{', '.join('o.' + f.column for f in Order._meta.concrete_fields)} "
+    f"FROM {Command._meta.db_table} c JOIN {Order._meta.db_table} o ON o.id = c.order_id "
+    "WHERE c.market_id = {market:d} AND NOT c.processed ORDER BY c.id LIMIT {limit:d}"
+)
 PROCESSED_SQL = f"UPDATE {Command._meta.db_table} SET processed = TRUE, result = %s WHERE id = %s"
 
 
@@ -312,7 +320,6 @@ class MarketRunner:
         self.trade_sequence = 0  # the last trade's public trade_id in this market
         self.candles = CandleBook(market)
         self.checksum: BookChecksum | None = None
-        self._pending_sql: dict[int, tuple[str, tuple]] = {}  # limit -> compiled pending-command query
         self._settle_sent = -1e9  # monotonic time the last settlement task was sent
         self._settle_at: float | None = None  # a deferred settlement task goes out then
         # Whether commands may be waiting that the last read did not take: the read filled its
@@ -381,23 +388,18 @@ class MarketRunner:
 
     # -- the batch -------------------------------------------------------------------------
     def _pending(self, limit: int) -> list[Command]:
-        """The next ``limit`` pending commands with their orders, in id order. PostgreSQL: the
-        query is compiled once per process and limit (compiling Django's ``select_related``
-        query was the largest CPU cost of a small batch's read), and its rows — the command's
-        columns, then the order's — become instances with ``from_db``, as Django's iterator
-        makes them (PostgreSQL needs no converters for these fields). SQLite: the ORM."""
-        compiled = self._pending_sql.get(limit) if connection.vendor == "postgresql" else None
-        if compiled is None:
-            # Built only when not compiled yet: building the QuerySet (its filter's lookups) cost
-            # as much CPU as running the compiled statement.
-            query = (Command.objects.filter(market_id=self.market.pk, processed=False)
-                     .select_related("order").order_by("id"))
-            if connection.vendor != "postgresql":
-                return list(query[:limit])
-            compiled = self._pending_sql[limit] = query[:limit].query.sql_with_params()
-        sql, params = compiled
+        """The next ``limit`` pending commands with their orders, in id order. PostgreSQL: one
+        statement per market and limit with both as literals (``PENDING_SQL``), so its plan is
+        made once per connection (with them as parameters PostgreSQL re-planned it on every
+        read of a market quieter than the average: tests/trading/test_plan_cache.py), and its
+        rows — the command's columns, then the order's — become instances with ``from_db``, as
+        Django's iterator makes them (PostgreSQL needs no converters for these fields). SQLite:
+        the ORM."""
+        if connection.vendor != "postgresql":
+            return list(Command.objects.filter(market_id=self.market.pk, processed=False)
+                        .select_related("order").order_by("id")[:limit])
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(PENDING_SQL.format(market=int(self.market.pk), limit=int(limit)))
             rows = cursor.fetchall()
         width = len(COMMAND_COLUMNS)
         commands = []

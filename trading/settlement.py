@@ -371,25 +371,29 @@ def _excess(order: Order, fill: _Fill) -> Decimal:
     return excess
 
 
-_closing_sql: dict[int, tuple[str, tuple[Any, ...]]] = {}  # market id -> the compiled query
+# The market and the limit are literals, as the closed statuses (_CLOSED): with any of them a
+# parameter, PostgreSQL re-planned the statement on every run of a market quieter than the
+# average (tests/trading/test_plan_cache.py). No "%" in the text: it is run without parameters.
+_CLOSING_SQL = (
+    f"SELECT {', '.join('o.' + f.column for f in Order._meta.concrete_fields)} FROM {Order._meta.db_table} o "
+    f"WHERE o.market_id = {{market:d}} AND o.status IN ({_CLOSED}) AND NOT o.close_settled "
+    f"AND NOT EXISTS (SELECT 1 FROM {Fill._meta.db_table} f WHERE f.order_id = o.id AND NOT f.settled) "
+    f"ORDER BY o.id LIMIT {CHUNK:d} FOR UPDATE OF o"
+)
 
 
 def _closing_orders(market_id: int) -> list[Order]:
     """The next ``CHUNK`` closed orders of the market whose fills are all settled, locked in
-    primary-key order. PostgreSQL: the query is compiled once per process and market (its
-    compilation was most of a small run's CPU) and its rows become instances with ``from_db``."""
-    compiled = _closing_sql.get(market_id)
-    if compiled is None or connection.vendor != "postgresql":
+    primary-key order. PostgreSQL: ``_CLOSING_SQL`` (planned once per connection and market),
+    its rows made instances with ``from_db``; SQLite: the ORM."""
+    if connection.vendor != "postgresql":
         unsettled_fill = Fill.objects.filter(order=OuterRef("pk"), settled=False)
-        query = (Order.objects.select_for_update(of=("self",))
-                 .filter(market_id=market_id, status__in=Order.CLOSED_STATUSES, close_settled=False)
-                 .exclude(Exists(unsettled_fill))
-                 .order_by("pk")[:CHUNK])
-        if connection.vendor != "postgresql":
-            return list(query)
-        compiled = _closing_sql[market_id] = query.query.sql_with_params()
+        return list(Order.objects.select_for_update(of=("self",))
+                    .filter(market_id=market_id, status__in=Order.CLOSED_STATUSES, close_settled=False)
+                    .exclude(Exists(unsettled_fill))
+                    .order_by("pk")[:CHUNK])
     with connection.cursor() as cursor:
-        cursor.execute(*compiled)
+        cursor.execute(_CLOSING_SQL.format(market=int(market_id)))
         rows = cursor.fetchall()
     return [Order.from_db(connection.alias, _ORDER_COLUMNS, row) for row in rows]
 

@@ -1,0 +1,76 @@
+"""The engine's and settlement's recurring reads are planned once per connection, not on every
+execution. psycopg prepares a statement run ``DB_PREPARE_THRESHOLD`` times; PostgreSQL makes
+custom plans (for the values given) for its first five runs, then keeps a generic plan only if
+that looks no dearer than the custom ones — and for a market quieter than the average (a new
+one, a small one beside a busy one) the custom plan always looks cheaper, so with the market,
+the limit or a partial index's predicate as parameters the statement was planned again on every
+run: 0.27 ms of PostgreSQL's CPU per engine read under load, more than running it. They are
+literals in these statements; ``pg_prepared_statements`` counts a statement's generic and
+custom plans on this connection."""
+import pytest
+from django.db import connection, transaction
+
+from tests.factories import AccountFactory, AssetFactory, MarketFactory
+from tests.support import fund
+from trading import settlement
+from trading.models import Order
+from trading.runner import MarketRunner
+from trading.services import order_submit
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="PostgreSQL's plan cache"),
+]
+
+RUNS = 12  # the first DB_PREPARE_THRESHOLD (5) run unprepared; five custom plans at most after that
+BUSY_ROWS = 3000
+
+
+def plans_of(fragment: str) -> tuple[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+                       [f"%{fragment}%"])
+        rows = cursor.fetchall()
+    assert len(rows) == 1, rows  # prepared (run more than the threshold), once
+    return rows[0]
+
+
+@pytest.fixture
+def busy_market(usd):
+    """Another market with many pending commands and many closed orders awaiting settlement,
+    analysed: the statistics that make the test market look quiet beside it."""
+    busy = MarketFactory(base=AssetFactory(code="ETH", scale=8), quote=usd)
+    account = AccountFactory()
+    fund(account, USD="100000")
+    order = order_submit(account=account, market=busy.symbol, side="buy", type="limit", price="100.00",
+                         quantity="0.0200", client_order_id="busy").order
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO trading_command (market_id, kind, order_id, created_at, processed, result, reason) "
+                       "SELECT market_id, kind, order_id, created_at, FALSE, '', '' FROM trading_command, "
+                       "generate_series(1, %s) WHERE order_id = %s", [BUSY_ROWS, order.pk])
+        columns = [f.column for f in Order._meta.concrete_fields if f.column not in ("id", "client_order_id", "status")]
+        cursor.execute(f"INSERT INTO trading_order ({', '.join(columns)}, status) "
+                       f"SELECT {', '.join(columns)}, 'cancelled' FROM trading_order, generate_series(1, %s) "
+                       f"WHERE id = %s", [BUSY_ROWS, order.pk])
+        cursor.execute("ANALYZE trading_command, trading_order, trading_fill")
+    return busy
+
+
+def test_the_engines_pending_read_is_planned_once(market, busy_market):
+    account = AccountFactory()
+    fund(account, USD="1000")
+    order_submit(account=account, market=market.symbol, side="buy", type="limit", price="100.00",
+                 quantity="0.0200", client_order_id="plan-1")
+    runner = MarketRunner(market, "token")
+    for _ in range(RUNS):
+        assert len(runner._pending(500)) == 1
+    generic, custom = plans_of("trading_command")
+    assert custom == 0 and generic == RUNS - 5, (generic, custom)
+
+
+def test_settlements_closing_read_is_planned_once(market, busy_market):
+    for _ in range(RUNS):
+        with transaction.atomic():
+            assert settlement._closing_orders(market.pk) == []
+    generic, custom = plans_of("close_settled")
+    assert custom == 0 and generic == RUNS - 5, (generic, custom)
