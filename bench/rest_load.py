@@ -29,6 +29,10 @@ printed with every figure; the machine is shared, so compare ratios from the sam
 With `--report DIR` it writes `report.md` and PNG plots (throughput and latency percentiles
 per second, settlement lag) there.
 
+``--server uvicorn`` serves the same application with uvicorn's workers (httptools, uvloop)
+instead of daphne: an experiment for choosing the server (bench/order_path.md), not a
+supported setup — it has none of daphne's serving limits; it needs the packages it names.
+
 Status 0 in the printed counts: the server closed the connection before answering (a starved
 server cuts connections whose request it has not read within BOURSE_HTTP_REQUEST_TIMEOUT_S).
 
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import random
@@ -325,14 +330,26 @@ class LagSampler(threading.Thread):
             connection.close()
 
 
+UVICORN = "uvicorn==0.55.0 httptools==0.9.0 uvloop==0.23.0"  # --server uvicorn (not a project dependency)
+
+
 def start_server(args, env, processes=None, threads=None):
-    """The documented REST server: ``manage.py serve_http`` (daphne processes on one port)."""
+    """The documented REST server: ``manage.py serve_http`` (daphne processes on one port) —
+    or, ``--server uvicorn``, the same application under uvicorn's workers (httptools, uvloop)
+    for comparison: an experiment, without daphne's serving limits (exchange/serverlimits.py)."""
     port = free_port()
     env = {**env, "BOURSE_HTTP_THREADS": str(args.threads if threads is None else threads)}
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "serve_http", "--port", str(port), "--processes",
-         str(args.processes if processes is None else processes)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    processes = str(args.processes if processes is None else processes)
+    if getattr(args, "server", "daphne") == "uvicorn":
+        if not all(importlib.util.find_spec(name) for name in ("uvicorn", "httptools", "uvloop")):
+            raise SystemExit(f"--server uvicorn needs: .venv/bin/pip install {UVICORN}")
+        command = ["-m", "uvicorn", "exchange.asgi:application", "--port", str(port), "--workers", processes,
+                   "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--lifespan", "off",
+                   "--log-level", "warning"]
+    else:
+        command = ["manage.py", "serve_http", "--port", str(port), "--processes", processes]
+    server = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     for _ in range(300):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -396,6 +413,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--processes", type=int, default=2, help="daphne processes (serve_http --processes)")
     parser.add_argument("--threads", type=int, default=16, help="request threads per process (BOURSE_HTTP_THREADS)")
+    parser.add_argument("--server", choices=("daphne", "uvicorn"), default="daphne",
+                        help="daphne: the documented server; uvicorn: an experiment (pip install " + UVICORN + ")")
     parser.add_argument("--compare", default="1x0,1x16,2x16",
                         help="serving setups to compare first, PROCESSESxTHREADS (0 threads: Django's stock "
                              "ASGI handler); empty to skip")
@@ -466,7 +485,9 @@ def main():
                 f"{label} x{post / base[2]:.2f} orders/s" for label, _, post in compared[1:]))
 
         warm_up(port, args.processes, args.threads)
-        say(f"server: manage.py serve_http, {args.processes} daphne processes x {args.threads} threads, engine process"
+        serving = ("manage.py serve_http, " if args.server == "daphne" else "uvicorn (experiment), ") + \
+            f"{args.processes} {args.server} processes x {args.threads} threads"
+        say(f"server: {serving}, engine process"
             f"{', Celery worker' if 'worker' in roles else ''}; {connection.vendor}"
             f"{' + Redis' if os.environ.get('REDIS_URL') else ''}; client: {args.connections} keep-alive connections")
         meter = CpuMeter(roles)
