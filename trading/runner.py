@@ -134,7 +134,9 @@ FENCE_SQL = (
     f"WHERE market_id = %s AND owner_token = %s"
 )
 # The market and the limit are literals (see MarketRunner._pending); no "%" in the text: it
-# is run without parameters.
+# is run without parameters. psycopg keeps 100 prepared statements per connection: an engine
+# running many more markets than that re-prepares the least recently used (planning them, as
+# every read of a quiet market did before).
 PENDING_SQL = (
     f"SELECT {', '.join('c.' + f.column for f in Command._meta.concrete_fields)}, "
     f"{', '.join('o.' + f.column for f in Order._meta.concrete_fields)} "
