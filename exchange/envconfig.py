@@ -5,6 +5,7 @@ Production passes everything through the environment. The embedded mode (no
 restart keeps sessions valid and stored API secrets decryptable; nothing is committed.
 """
 import json
+import math
 import os
 import secrets
 from pathlib import Path
@@ -35,6 +36,21 @@ def env_int(name, default):
         return int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from None
+
+
+def env_float(name, default: float) -> float:
+    """A duration or rate: a finite number, not negative (0 where the setting says it
+    switches something off)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if not math.isfinite(value) or value < 0:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a finite number, 0 or more.")
+    return value
 
 
 def env_list(name, default=()):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .envconfig import database_url, env_bool, env_int, env_list, fernet_keys, redis_url, secret
+from .envconfig import database_url, env_bool, env_float, env_int, env_list, fernet_keys, redis_url, secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("BOURSE_DATA_DIR") or BASE_DIR / "data").resolve()
@@ -312,21 +312,21 @@ BOURSE_SETTLEMENT_LAG_BUDGET_S = env_int("BOURSE_SETTLEMENT_LAG_BUDGET_S", 30)
 # Most commands the engine takes into one batch (one transaction).
 BOURSE_ENGINE_BATCH = env_int("BOURSE_ENGINE_BATCH", 500)
 # How long transports wait for the engine's verdict before answering `pending` (202).
-BOURSE_ENGINE_WAIT_S = float(os.environ.get("BOURSE_ENGINE_WAIT_S", "2.0"))
+BOURSE_ENGINE_WAIT_S = env_float("BOURSE_ENGINE_WAIT_S", 2.0)
 # The furthest ahead a gtd order's expire_time may lie (days).
 BOURSE_GTD_MAX_DAYS = env_int("BOURSE_GTD_MAX_DAYS", 365)
 # How long the engine lets commands gather after a wake-up or a partial batch. 0: none, the
 # batches form by themselves (the engine takes whatever is pending when it is free, so under
 # load a batch holds what arrived during the previous one's matching and commit); measured
 # better than 2 ms in throughput, CPU and latency alike (bench/reports/linger/report.md).
-BOURSE_ENGINE_LINGER_MS = float(os.environ.get("BOURSE_ENGINE_LINGER_MS", "0"))
+BOURSE_ENGINE_LINGER_MS = env_float("BOURSE_ENGINE_LINGER_MS", 0)
 # The engine asks the settlement worker to settle a market at most once per this many ms: the
 # batches committed meanwhile are settled by the one task (its cost per run is mostly fixed).
 # Bounds how much later than the trade settlement starts; 0 sends one task per batch.
-BOURSE_SETTLE_EVERY_MS = float(os.environ.get("BOURSE_SETTLE_EVERY_MS", "50"))
+BOURSE_SETTLE_EVERY_MS = env_float("BOURSE_SETTLE_EVERY_MS", 50)
 # How long a process trusts its cached copy of an API key (apikeys/keycache.py): the bound on
 # how late a key change made by another process bites. 0 disables the cache.
-BOURSE_KEY_CACHE_S = float(os.environ.get("BOURSE_KEY_CACHE_S", "1.0"))
+BOURSE_KEY_CACHE_S = env_float("BOURSE_KEY_CACHE_S", 1.0)
 # Each process's revalidator thread re-reads the keys its requests used lately, in one query
 # every half BOURSE_KEY_CACHE_S, so requests do not read keys themselves. Off (0) only for the
 # test suite, whose processes run no timer threads (tests/conftest.py).
@@ -334,13 +334,13 @@ BOURSE_KEY_REVALIDATE = os.environ.get("BOURSE_KEY_REVALIDATE", "1") != "0"
 # How long a process validates orders against its cached copy of a market
 # (trading/services/marketcache.py). Correctness does not depend on it: every order's write
 # checks the market is unchanged. 0 disables the cache.
-BOURSE_MARKET_CACHE_S = float(os.environ.get("BOURSE_MARKET_CACHE_S", "1.0"))
+BOURSE_MARKET_CACHE_S = env_float("BOURSE_MARKET_CACHE_S", 1.0)
 # Threads per HTTP server process serving requests (exchange/httppool.py), each with its own
 # persistent database connection; 0 runs Django's stock ASGI handler (a thread per request).
 BOURSE_HTTP_THREADS = env_int("BOURSE_HTTP_THREADS", 16)
 # Live WebSocket and FIX sessions re-read their keys this often (seconds) besides reacting to
 # key-state events at once (apikeys.events): the bound for an event lost in transit.
-BOURSE_KEY_RECHECK_S = float(os.environ.get("BOURSE_KEY_RECHECK_S", "5.0"))
+BOURSE_KEY_RECHECK_S = env_float("BOURSE_KEY_RECHECK_S", 5.0)
 # FIX 4.4 order-entry gateway (``manage.py run_fix_gateway``; docs/fix.md).
 BOURSE_FIX_HOST = os.environ.get("BOURSE_FIX_HOST", "127.0.0.1")
 BOURSE_FIX_PORT = env_int("BOURSE_FIX_PORT", 9878)
@@ -361,10 +361,10 @@ CELERY_BEAT_SCHEDULE["fix-store-prune"] = {"task": "trading.fix.prune", "schedul
 BOURSE_MAX_BODY_BYTES = env_int("BOURSE_MAX_BODY_BYTES", 64 * 1024)
 # daphne: every HTTP request must arrive whole (headers and body) within this many seconds of
 # the connection opening or of the previous response (slow clients get 408; 0: no limit).
-BOURSE_HTTP_REQUEST_TIMEOUT_S = float(os.environ.get("BOURSE_HTTP_REQUEST_TIMEOUT_S", "10"))
+BOURSE_HTTP_REQUEST_TIMEOUT_S = env_float("BOURSE_HTTP_REQUEST_TIMEOUT_S", 10)
 # SIGTERM: how long each role may take to finish what it is doing (daphne: requests in flight and
 # WebSocket closes; the FIX gateway: Logouts) before it stops anyway (exchange/serving.py).
-BOURSE_SHUTDOWN_GRACE_S = float(os.environ.get("BOURSE_SHUTDOWN_GRACE_S", "10"))
+BOURSE_SHUTDOWN_GRACE_S = env_float("BOURSE_SHUTDOWN_GRACE_S", 10)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(BOURSE_MAX_BODY_BYTES, 2_621_440)
 
 # --- WebSocket API (trading/ws; docs/websocket.md) ---------------------------------------
@@ -380,18 +380,18 @@ BOURSE_WS_MAX_WORK_PER_S = env_int("BOURSE_WS_MAX_WORK_PER_S", 200)
 BOURSE_WS_MAX_FRAME_BYTES = env_int("BOURSE_WS_MAX_FRAME_BYTES", 16 * 1024)
 # After the server sends a close frame, how long the client has to answer it before the TCP
 # connection is reset (daphne/autobahn's own default, 1 s, lost error frames to stalled clients).
-BOURSE_WS_CLOSE_TIMEOUT_S = float(os.environ.get("BOURSE_WS_CLOSE_TIMEOUT_S", "5"))
+BOURSE_WS_CLOSE_TIMEOUT_S = env_float("BOURSE_WS_CLOSE_TIMEOUT_S", 5)
 # Most events one `since` replays; further behind, the client resyncs over REST.
 BOURSE_WS_MAX_REPLAY = env_int("BOURSE_WS_MAX_REPLAY", 10_000)
 # The relay re-reads the outbox this often even without a commit signal (a lost signal).
-BOURSE_WS_POLL_S = float(os.environ.get("BOURSE_WS_POLL_S", "1.0"))
+BOURSE_WS_POLL_S = env_float("BOURSE_WS_POLL_S", 1.0)
 # Order entry over WebSocket: the threads that run the order services (and wait up to
 # BOURSE_ENGINE_WAIT_S for the engine) per process; 0 runs them on the connection's shared
 # database thread instead (tests). Order ops a connection may have queued, beyond which one is refused.
 BOURSE_WS_ORDER_THREADS = env_int("BOURSE_WS_ORDER_THREADS", 16)
 BOURSE_WS_MAX_QUEUED_ORDER_OPS = env_int("BOURSE_WS_MAX_QUEUED_ORDER_OPS", 50)
 # Ticker frames go out at most this often per market.
-BOURSE_WS_TICKER_INTERVAL_S = float(os.environ.get("BOURSE_WS_TICKER_INTERVAL_S", "1.0"))
+BOURSE_WS_TICKER_INTERVAL_S = env_float("BOURSE_WS_TICKER_INTERVAL_S", 1.0)
 # Fan-out writes each event's frame, encoded once, straight to daphne's sockets (off: every
 # frame through the ASGI send; docs/websocket.md "Fan-out").
 BOURSE_WS_RAW_WRITES = env_bool("BOURSE_WS_RAW_WRITES", True)
@@ -439,8 +439,8 @@ BOURSE_ADMIN_LOGIN_MAX_FAILURES_PER_USER = env_int("BOURSE_ADMIN_LOGIN_MAX_FAILU
 # --- Operations: heartbeats, readiness, metrics (docs/operations.md) ------------------------
 # Each long-running role (engine, FIX gateway) records a heartbeat this often from its own
 # loop; a heartbeat older than BOURSE_HEARTBEAT_STALE_S means the role is down.
-BOURSE_HEARTBEAT_S = float(os.environ.get("BOURSE_HEARTBEAT_S", "2"))
-BOURSE_HEARTBEAT_STALE_S = float(os.environ.get("BOURSE_HEARTBEAT_STALE_S", "10"))
+BOURSE_HEARTBEAT_S = env_float("BOURSE_HEARTBEAT_S", 2)
+BOURSE_HEARTBEAT_STALE_S = env_float("BOURSE_HEARTBEAT_STALE_S", 10)
 # Beat sends the Celery worker a heartbeat task this often (stale after 3 periods + the above).
 BOURSE_WORKER_HEARTBEAT_S = env_int("BOURSE_WORKER_HEARTBEAT_S", 10)
 CELERY_BEAT_SCHEDULE["worker-heartbeat"] = {

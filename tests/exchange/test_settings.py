@@ -5,7 +5,7 @@ import stat
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from exchange.envconfig import env_bool, generated_secrets, secret
+from exchange.envconfig import env_bool, env_float, generated_secrets, secret
 
 
 def test_generated_secrets_are_created_once_and_private(tmp_path):
@@ -40,3 +40,31 @@ def test_env_bool_rejects_garbage(monkeypatch):
     monkeypatch.setenv("X_FLAG", "maybe")
     with pytest.raises(ImproperlyConfigured):
         env_bool("X_FLAG")
+
+
+@pytest.mark.parametrize("raw", ["soon", "nan", "inf", "-1", "1e400"])
+def test_env_float_rejects_what_is_not_a_duration(monkeypatch, raw):
+    monkeypatch.setenv("X_SECONDS", raw)
+    with pytest.raises(ImproperlyConfigured, match="X_SECONDS="):
+        env_float("X_SECONDS", 1.0)
+
+
+def test_env_float_reads_a_number_and_defaults_when_unset_or_empty(monkeypatch):
+    monkeypatch.setenv("X_SECONDS", "2.5")
+    assert env_float("X_SECONDS", 1.0) == 2.5
+    monkeypatch.setenv("X_SECONDS", " ")
+    assert env_float("X_SECONDS", 1.0) == 1.0
+    monkeypatch.delenv("X_SECONDS")
+    assert env_float("X_SECONDS", 0) == 0.0
+
+
+def test_every_numeric_setting_is_read_through_a_checked_reader():
+    """A malformed number stops a role with one line naming the setting (exit 78), never a
+    traceback from a bare ``float()`` or ``int()`` at import (tests/exchange/test_startup_errors.py)."""
+    import re
+    from pathlib import Path
+
+    import exchange.settings
+
+    source = Path(exchange.settings.__file__).read_text()
+    assert not re.findall(r"\b(?:float|int)\(os\.(?:environ|getenv)", source)
