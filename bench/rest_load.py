@@ -1,5 +1,5 @@
 """Order-path load benchmark: signed order placements per second over REST against the
-production roles (REST served as documented, ``manage.py serve_http``: daphne processes; an
+production roles (REST served as documented, ``manage.py serve_http``: uvicorn processes; an
 engine process; a Celery worker settling), with the
 signed no-op `GET /api/v1/account` measured in the same run as the baseline.
 
@@ -11,7 +11,7 @@ signed no-op `GET /api/v1/account` measured in the same run as the baseline.
 
 Phases, each after a warm-up that touches every server thread (cold workers would sign
 nothing wrong, but their first requests are slow and the run must not measure imports):
-0. (``--compare``) serving setups side by side, each started on its own: daphne processes x
+0. (``--compare``) serving setups side by side, each started on its own: server processes x
    request threads (``BOURSE_HTTP_THREADS``; 0 = Django's stock ASGI handler), signed GET and
    POST closed loops each — the measurements the documented setup was chosen from;
 1. closed loop, `--connections` clients: GET /account (the baseline), then POST /orders
@@ -23,15 +23,15 @@ nothing wrong, but their first requests are slow and the run must not measure im
    included; commit -> verdict is bench/engine_process.py's);
 4. one account alone: the closed-loop rate of one trader's orders.
 
-CPU per placement: the CPU time the server processes (daphne, engine, worker) and every
+CPU per placement: the CPU time the server processes (web, engine, worker) and every
 PostgreSQL backend used during phase 2, divided by the orders placed. The load average is
 printed with every figure; the machine is shared, so compare ratios from the same run.
 With `--report DIR` it writes `report.md` and PNG plots (throughput and latency percentiles
 per second, settlement lag) there.
 
-``--server uvicorn`` serves the same application with uvicorn's workers (httptools, uvloop)
-instead of daphne: an experiment for choosing the server (bench/order_path.md), not a
-supported setup — it has none of daphne's serving limits; it needs the packages it names.
+``--server daphne`` serves the same application with daphne processes sharing the port
+instead of ``serve_http``'s uvicorn processes: the baseline the web role's server was chosen
+against (bench/order_path.md, "The web role on uvicorn").
 
 Status 0 in the printed counts: the server closed the connection before answering (a starved
 server cuts connections whose request it has not read within BOURSE_HTTP_REQUEST_TIMEOUT_S).
@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import random
@@ -160,7 +159,8 @@ class CpuMeter:
         self.roles = roles
 
     def sample(self) -> tuple[dict[str, float], dict[int, float]]:
-        out = {name: sum(_cpu_of(p) for p in _tree(proc.pid)) for name, proc in self.roles.items()}
+        out = {name: sum(_cpu_of(p) for pid in getattr(proc, "pids", [proc.pid]) for p in _tree(pid))
+               for name, proc in self.roles.items()}
         times = os.times()
         out["client"] = times.user + times.system
         backends: dict[int, float] = {}
@@ -330,26 +330,27 @@ class LagSampler(threading.Thread):
             connection.close()
 
 
-UVICORN = "uvicorn==0.55.0 httptools==0.9.0 uvloop==0.23.0"  # --server uvicorn (not a project dependency)
-
-
 def start_server(args, env, processes=None, threads=None):
-    """The documented REST server: ``manage.py serve_http`` (daphne processes on one port) —
-    or, ``--server uvicorn``, the same application under uvicorn's workers (httptools, uvloop)
-    for comparison: an experiment, without daphne's serving limits (exchange/serverlimits.py)."""
+    """The documented REST server, ``manage.py serve_http`` (uvicorn processes on one port,
+    exchange/webserver.py) — or, ``--server daphne``, the same application under daphne
+    processes sharing one port the same way (the ``ws`` role's server, and the ``web`` role's
+    before uvicorn): the same-run baseline the choice of server was measured against."""
     port = free_port()
     env = {**env, "BOURSE_HTTP_THREADS": str(args.threads if threads is None else threads)}
-    processes = str(args.processes if processes is None else processes)
-    if getattr(args, "server", "daphne") == "uvicorn":
-        if not all(importlib.util.find_spec(name) for name in ("uvicorn", "httptools", "uvloop")):
-            raise SystemExit(f"--server uvicorn needs: .venv/bin/pip install {UVICORN}")
-        command = ["-m", "uvicorn", "exchange.asgi:application", "--port", str(port), "--workers", processes,
-                   "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--lifespan", "off",
-                   "--log-level", "warning"]
+    count = args.processes if processes is None else processes
+    if getattr(args, "server", "serve_http") == "daphne":
+        from exchange.management.commands.serve_http import reuseport_socket
+
+        sockets = [reuseport_socket("127.0.0.1", port) for _ in range(count)]
+        children = [subprocess.Popen([sys.executable, "-m", "daphne", "--fd", str(sock.fileno()), "exchange.asgi:application"],
+                                     cwd=ROOT, env=env, pass_fds=(sock.fileno(),), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL) for sock in sockets]
+        for sock in sockets:
+            sock.close()  # the children hold them
+        server = ProcessGroup(children)
     else:
-        command = ["manage.py", "serve_http", "--port", str(port), "--processes", processes]
-    server = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+        server = subprocess.Popen([sys.executable, "manage.py", "serve_http", "--port", str(port), "--processes", str(count)],
+                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(300):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -358,6 +359,29 @@ def start_server(args, env, processes=None, threads=None):
             time.sleep(0.1)
     time.sleep(1.0)  # every process listening, not just the first
     return port, server
+
+
+class ProcessGroup:
+    """Several server processes stopped and measured as one (``--server daphne``)."""
+
+    def __init__(self, children):
+        self.children = children
+
+    @property
+    def pids(self):
+        return [child.pid for child in self.children]
+
+    def terminate(self):
+        for child in self.children:
+            child.terminate()
+
+    def wait(self, timeout=None):
+        for child in self.children:
+            child.wait(timeout)
+
+    def kill(self):
+        for child in self.children:
+            child.kill()
 
 
 def stop(process):
@@ -371,7 +395,7 @@ def stop(process):
 def start_roles(symbol, args, env):
     port, server = start_server(args, env)
     roles = {
-        "daphne": server,
+        "web": server,
         "engine": subprocess.Popen([sys.executable, "manage.py", "run_engine", "--markets", symbol], cwd=ROOT, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     }
@@ -411,10 +435,11 @@ def plot(report_dir: Path, phases, lag_samples):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--processes", type=int, default=2, help="daphne processes (serve_http --processes)")
+    parser.add_argument("--processes", type=int, default=2, help="server processes (serve_http --processes)")
     parser.add_argument("--threads", type=int, default=16, help="request threads per process (BOURSE_HTTP_THREADS)")
-    parser.add_argument("--server", choices=("daphne", "uvicorn"), default="daphne",
-                        help="daphne: the documented server; uvicorn: an experiment (pip install " + UVICORN + ")")
+    parser.add_argument("--server", choices=("serve_http", "daphne"), default="serve_http",
+                        help="serve_http: the documented REST server (uvicorn); daphne: daphne processes on the "
+                             "same port, the baseline it was chosen against")
     parser.add_argument("--compare", default="1x0,1x16,2x16",
                         help="serving setups to compare first, PROCESSESxTHREADS (0 threads: Django's stock "
                              "ASGI handler); empty to skip")
@@ -474,7 +499,7 @@ def main():
                 post_rate, posts = asyncio.run(closed_loop(other_port, traders, args.connections, seconds, order, "cmp"))
             finally:
                 stop(other)
-            label = f"{processes} daphne x {'stock handler' if threads == 0 else f'{threads} threads'}"
+            label = f"{processes} {args.server} x {'stock handler' if threads == 0 else f'{threads} threads'}"
             compared.append((label, get_rate, post_rate))
             say(f"[load {loadavg()}] serving {label}: GET /account {get_rate:,.0f} req/s "
                 f"(p99 {ms(percentile(gets.latencies, .99))}), POST /orders {post_rate:,.0f} orders/s "
@@ -485,8 +510,8 @@ def main():
                 f"{label} x{post / base[2]:.2f} orders/s" for label, _, post in compared[1:]))
 
         warm_up(port, args.processes, args.threads)
-        serving = ("manage.py serve_http, " if args.server == "daphne" else "uvicorn (experiment), ") + \
-            f"{args.processes} {args.server} processes x {args.threads} threads"
+        serving = ("manage.py serve_http, uvicorn" if args.server == "serve_http" else "daphne (baseline)") + \
+            f", {args.processes} processes x {args.threads} threads"
         say(f"server: {serving}, engine process"
             f"{', Celery worker' if 'worker' in roles else ''}; {connection.vendor}"
             f"{' + Redis' if os.environ.get('REDIS_URL') else ''}; client: {args.connections} keep-alive connections")

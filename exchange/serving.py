@@ -41,6 +41,9 @@ def install() -> bool:
 
     def run_checked(self):
         preflight.check_or_exit("web", hard=True)
+        # No header naming the server software, in HTTP responses or the WebSocket handshake
+        # (daphne's ``--no-server-name``, whatever the command line says), as on the web role.
+        self.server_name = ""
         self._bourse_ports = []
         return run(self)
 

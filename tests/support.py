@@ -1,6 +1,6 @@
 """Helpers shared by the order-lifecycle and API tests: funding, balances, the
-environment a child process (engine, server) needs to use the test database, and a real
-daphne serving Bourse for the live-server tests."""
+environment a child process (engine, server) needs to use the test database, and the real
+servers (daphne, ``serve_http``) serving Bourse for the live-server tests."""
 import os
 import socket
 import subprocess
@@ -91,6 +91,7 @@ def free_port() -> int:
 class LiveServer:
     port: int
     log_path: Path
+    process: subprocess.Popen | None = None
 
     @property
     def http(self) -> str:
@@ -108,32 +109,61 @@ class LiveServer:
 @contextmanager
 def daphne_server(**env_extra: str):
     """daphne serving ``exchange.asgi`` on a free port of 127.0.0.1 against the test database,
-    with ``env_extra`` added to its environment; stopped (and its log kept) on exit."""
+    with ``env_extra`` added to its environment; stopped (and its log kept) on exit. daphne
+    serves the ``ws`` role (WebSocket, and HTTP beside it) and the embedded ``make run``."""
     port = free_port()
+    with _live_server([PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "exchange.asgi:application"],
+                      port, "daphne", env_extra) as server:
+        yield server
+
+
+@contextmanager
+def web_server(processes: int = 1, **env_extra: str):
+    """The ``web`` role as the Procfile runs it (``manage.py serve_http``: uvicorn processes
+    with Bourse's server limits) on a free port of 127.0.0.1 against the test database."""
+    port = free_port()
+    with _live_server([PYTHON, "manage.py", "serve_http", "--port", str(port), "--processes", str(processes)],
+                      port, "serve_http", env_extra, ready_path="/api/v1/time") as server:
+        yield server
+
+
+def http_server(role: str, **env_extra: str):
+    """The server of ``role`` — ``web`` (serve_http, REST) or ``ws`` (daphne, WebSocket and
+    HTTP beside it) — for the tests of what both must do alike."""
+    return (web_server if role == "web" else daphne_server)(**env_extra)
+
+
+HTTP_ROLES = ("web", "ws")
+
+
+@contextmanager
+def _live_server(command: list[str], port: int, name: str, env_extra: dict, ready_path: str | None = None):
     env = {**subprocess_env(), **env_extra}
     with tempfile.TemporaryDirectory() as folder:
-        log_path = Path(folder) / "daphne.log"
+        log_path = Path(folder) / f"{name}.log"
         with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(
-                [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "exchange.asgi:application"],
-                env=env, stdout=subprocess.DEVNULL, stderr=log_file,
-            )
-        server = LiveServer(port, log_path)
+            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
+        server = LiveServer(port, log_path, process)
         try:
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5) as probe:
+                        if ready_path:  # answered, not only accepted (serve_http binds before its processes start)
+                            probe.settimeout(5)
+                            probe.sendall(f"GET {ready_path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                            if not probe.recv(12).startswith(b"HTTP/1.1 200"):
+                                raise OSError("not answering yet")
                     break
                 except OSError:
                     if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"daphne did not start: {server.log()[-2000:]}") from None
+                        raise RuntimeError(f"{name} did not start: {server.log()[-2000:]}") from None
                     time.sleep(0.1)
             yield server
         finally:
             process.terminate()
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()

@@ -1,5 +1,6 @@
-"""The deployment files (docs/deployment.md): the Procfile names every role and is where the
-web server's command is written once (``make run`` serves its ``web`` line); the systemd
+"""The deployment files (docs/deployment.md): the Procfile names every role and is where each
+server's command is written once (``make run`` serves its ``ws`` line: daphne answers REST and
+WebSocket on one port); the systemd
 example units are valid units that never restart a configuration error."""
 import shutil
 import subprocess
@@ -22,10 +23,12 @@ def test_the_procfile_names_every_role():
     assert all(command.startswith("exec ") for command in procfile().values())
 
 
-def test_make_run_serves_the_procfiles_web_line():
+def test_make_run_serves_the_procfiles_ws_line():
+    """The embedded mode's one port serves WebSocket too, which only daphne (the ``ws`` line)
+    does: the ``web`` line's uvicorn processes serve REST alone."""
     web = roles("127.0.0.1", "8123")["web"]
-    assert web[-1] == procfile()["web"] and web[-1].startswith("exec ")
-    assert "BOURSE_BIND=127.0.0.1" in web and "BOURSE_WEB_PORT=8123" in web
+    assert web[-1] == "exec " + procfile()["ws"].removeprefix("exec ") and web[-1].startswith("exec ")
+    assert "BOURSE_BIND=127.0.0.1" in web and "BOURSE_WS_PORT=8123" in web
 
 
 def test_the_systemd_units_are_valid(tmp_path):

@@ -1,6 +1,6 @@
 """Graceful shutdown (issue 17 item 4): SIGTERM to each role, started as the real process,
-finishes what is in flight within a bound and exits 0 — daphne answers the request in flight
-and closes WebSockets with 1001, the engine ends its batch, the FIX gateway sends Logout, the
+finishes what is in flight within a bound and exits 0 — serve_http (uvicorn) and daphne answer
+the request in flight, daphne closes WebSockets with 1001, the engine ends its batch, the FIX gateway sends Logout, the
 worker finishes its task, beat stops; ``run_embedded`` (``make run``) stops every child,
 even when it is itself killed."""
 import os
@@ -107,6 +107,70 @@ def test_daphne_finishes_the_request_in_flight_and_closes_websockets_with_1001(k
         assert socket_closed["code"] == 1001  # going away: reconnect elsewhere
         assert socket_closed["at"] - terminated < 5
         assert "Traceback" not in log, log
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_serve_http_finishes_the_request_in_flight_closes_idle_connections_and_exits_0(key):
+    """The ``web`` role (uvicorn processes under serve_http): SIGTERM stops accepting, closes
+    an idle keep-alive connection at once, answers the placement waiting for its verdict, and
+    every process exits 0."""
+    import socket
+
+    port = free_port()
+    env = {**subprocess_env(), "BOURSE_ENGINE_WAIT_S": "3"}  # no engine: answered 202 after the wait
+    process = subprocess.Popen([PYTHON, "manage.py", "serve_http", "--port", str(port), "--processes", "1"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log_lines: list[str] = []
+    threading.Thread(target=lambda: log_lines.extend(process.stderr), daemon=True).start()
+    try:
+        client = Client(f"http://127.0.0.1:{port}", key.key_id, secret=key.secret, timeout=30)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.time()
+                break
+            except Exception:  # noqa: BLE001 - not answering yet
+                assert process.poll() is None and time.monotonic() < deadline, "".join(log_lines)[-3000:]
+                time.sleep(0.2)
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+        idle.sendall(b"GET /api/v1/time HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        idle_stream = idle.makefile("rb")
+        assert idle_stream.readline().startswith(b"HTTP/1.1 200")
+        length = 0
+        while (line := idle_stream.readline()) != b"\r\n":
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        idle_stream.read(length)  # the whole answer read: what comes next is the close
+        answer: dict = {}
+
+        def place():
+            try:
+                answer["order"] = client.place_order("BTC-USD", "buy", "limit", quantity="0.1", price="100.00")
+            except Exception as exc:  # noqa: BLE001 - the assertion below shows it
+                answer["error"] = exc
+
+        placing = threading.Thread(target=place)
+        placing.start()
+        deadline = time.monotonic() + 30
+        while not Order.objects.filter(account=key.account).exists():  # the request is in the view now
+            assert time.monotonic() < deadline, "the order never arrived"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        terminated = time.monotonic()
+        assert idle_stream.read(1) == b""  # the idle keep-alive connection: closed at once, not at the grace
+        assert time.monotonic() - terminated < 2.5  # before the order's 3 s wait is over
+        idle.close()
+        code, took = wait_exit(process)
+        placing.join(10)
+        log = "".join(log_lines)
+        assert code == 0, log[-3000:]
+        assert took < BOUND_S
+        assert "error" not in answer, f"the request in flight was cut: {answer.get('error')!r}"
+        assert answer["order"].status == "pending"  # answered after the wait, not dropped
+        assert "drained" in log and "Traceback" not in log, log
     finally:
         if process.poll() is None:
             process.kill()

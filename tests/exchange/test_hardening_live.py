@@ -1,4 +1,5 @@
-"""Production hardening (issue 13, item 6), against daphne with the production settings
+"""Production hardening (issue 13, item 6), against both servers (the ``web`` role's
+serve_http and the ``ws`` role's daphne) with the production settings
 turned on: HSTS behind a TLS-terminating proxy, Secure/HttpOnly/SameSite cookies, a
 Content-Security-Policy on the console and docs pages, Swagger UI without the outside
 validator, and per-address limits that count an IPv6 client by its /64."""
@@ -10,15 +11,19 @@ from urllib.error import HTTPError
 import pytest
 
 from exchange import ratelimit
-from tests.support import daphne_server
+from tests.support import HTTP_ROLES, http_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-@contextmanager
-def daphne_with(**env_extra):
-    with daphne_server(**env_extra) as server:
-        yield server.http
+@pytest.fixture(params=HTTP_ROLES)
+def server_with(request):
+    @contextmanager
+    def start(**env_extra):
+        with http_server(request.param, **env_extra) as server:
+            yield server.http
+
+    return start
 
 
 def get(url, headers=None):
@@ -38,8 +43,8 @@ PRODUCTION = {
 }
 
 
-def test_production_headers_cookies_and_csp():
-    with daphne_with(**PRODUCTION) as base:
+def test_production_headers_cookies_and_csp(server_with):
+    with server_with(**PRODUCTION) as base:
         via_tls = {"X-Forwarded-Proto": "https"}
         status, headers, _ = get(base + "/api/v1/time", via_tls)
         assert status == 200
@@ -64,8 +69,8 @@ def test_production_headers_cookies_and_csp():
         assert "Content-Security-Policy" not in get(base + "/api/v1/time")[1]
 
 
-def test_per_address_limits_count_an_ipv6_client_by_its_64():
-    with daphne_with(**PRODUCTION, BOURSE_RATE_LIMIT_IP="3/86400") as base:
+def test_per_address_limits_count_an_ipv6_client_by_its_64(server_with):
+    with server_with(**PRODUCTION, BOURSE_RATE_LIMIT_IP="3/86400") as base:
         def from_(address):
             return get(base + "/api/v1/time", {"X-Forwarded-For": address})[0]
 

@@ -148,6 +148,28 @@ def test_readiness_metrics_and_logs_of_the_real_roles(tmp_path):
     assert any(line["message"].startswith("FIX gateway listening on 127.0.0.1:") for line in embedded_lines)
 
 
+def test_the_web_role_writes_only_json_lines(tmp_path):
+    """serve_http and its uvicorn processes: start, access, a refused body, the drain — each
+    line JSON with the request id, none of uvicorn's own text lines."""
+    import socket
+
+    from tests.support import web_server
+
+    with web_server() as server:
+        status, _ = get(f"{server.http}/api/v1/time", **{"X-Request-ID": "live-web-1"})
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(b"POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 413")
+        server.process.terminate()  # its drain is logged too
+        assert server.process.wait(30) == 0
+        lines = assert_json_lines(server.log(), "serve_http")
+    assert status == 200
+    access = [line for line in lines if line["logger"] == "bourse.access" and line.get("request_id") == "live-web-1"]
+    assert access and access[0]["status"] == 200 and access[0]["route"] == "api/v1/time"
+    messages = {line["message"] for line in lines}
+    assert {"serving HTTP", "request body over the limit refused before buffering", "drained"} <= messages, messages
+
+
 def test_websocket_access_lines_are_json(tmp_path):
     from websockets.sync.client import connect
 

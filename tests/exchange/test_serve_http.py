@@ -1,4 +1,4 @@
-"""``manage.py serve_http``, the documented REST command: N daphne processes on one port
+"""``manage.py serve_http``, the documented REST command: N uvicorn processes on one port
 (SO_REUSEPORT), each serving Bourse with its server limits, a dead one replaced, all stopped
 by SIGTERM; and the request-thread pool under them (``exchange/httppool.py``) keeps database
 connections across requests."""
@@ -31,7 +31,7 @@ def _children(pid: int) -> list[int]:
 
 def _logged(process: subprocess.Popen, pattern: str) -> re.Match:
     """The first log line (JSON, on stderr) of ``process`` matching ``pattern``; the rest of
-    its output (its daphnes' too) is drained, so a full pipe never blocks the server."""
+    its output (its processes' too) is drained, so a full pipe never blocks the server."""
     for line in process.stderr:
         found = re.search(pattern, line)
         if found:
@@ -45,7 +45,7 @@ def served(market):
     process = subprocess.Popen([PYTHON, "manage.py", "serve_http", "--port", "0", "--processes", "2"],
                                env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        port = int(_logged(process, r":(\d+) with 2 daphne processes").group(1))
+        port = int(_logged(process, r":(\d+) with 2 uvicorn processes").group(1))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -62,14 +62,14 @@ def served(market):
             process.wait(20)
 
 
-def test_two_daphnes_share_the_port_with_the_server_limits(served):
+def test_two_processes_share_the_port_with_the_server_limits(served):
     process, port = served
     assert len(_children(process.pid)) == 2
     # connections land on both processes: each new connection is answered
     for _ in range(8):
         with requests.Session() as session:
             assert session.get(f"http://127.0.0.1:{port}/api/v1/markets", timeout=30).status_code == 200
-    # the body limit of exchange/serverlimits.py, answered before the body is read
+    # the body limit of exchange/webserver.py, answered before the body is read
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(b"POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 100000000\r\n\r\n")
@@ -108,27 +108,27 @@ def test_a_port_in_use_is_refused(served):
     assert refused.returncode != 0 and f"127.0.0.1:{port}" in refused.stderr
 
 
-def test_killed_outright_it_takes_its_daphnes_along_and_the_port_is_free_again(served):
+def test_killed_outright_it_takes_its_processes_along_and_the_port_is_free_again(served):
     """A supervisor (honcho, systemd) restarting serve_http after kill -9 must find the port
-    free: orphaned daphnes would keep listening on it and the replacement refuse to start."""
+    free: orphaned processes would keep listening on it and the replacement refuse to start."""
     process, port = served
-    daphnes = _children(process.pid)
-    assert len(daphnes) == 2
-    client = requests.Session()  # a keep-alive connection the dying daphne closes: TIME_WAIT on its port
+    servers = _children(process.pid)
+    assert len(servers) == 2
+    client = requests.Session()  # a keep-alive connection the dying process closes: TIME_WAIT on its port
     assert client.get(f"http://127.0.0.1:{port}/api/v1/time", timeout=30).status_code == 200
     os.kill(process.pid, signal.SIGKILL)
     process.wait(10)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(_state(pid) not in ("Z", "gone") for pid in daphnes):
+    while time.monotonic() < deadline and any(_state(pid) not in ("Z", "gone") for pid in servers):
         time.sleep(0.2)
-    assert [_state(pid) for pid in daphnes if _state(pid) not in ("Z", "gone")] == []
+    assert [_state(pid) for pid in servers if _state(pid) not in ("Z", "gone")] == []
     client.close()
     # a replacement on the same port starts and serves (connections of the old one in
     # TIME_WAIT do not make the port "in use")
     again = subprocess.Popen([PYTHON, "manage.py", "serve_http", "--port", str(port), "--processes", "1"],
                              env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        assert _logged(again, rf":{port} with 1 daphne processes")
+        assert _logged(again, rf":{port} with 1 uvicorn processes")
         deadline, status = time.monotonic() + 60, None
         while time.monotonic() < deadline and status != 200:
             try:
@@ -141,14 +141,14 @@ def test_killed_outright_it_takes_its_daphnes_along_and_the_port_is_free_again(s
         again.wait(20)
 
 
-def test_a_daphne_that_keeps_crashing_is_given_up_on(market, tmp_path):
+def test_a_process_that_keeps_crashing_is_given_up_on(market, tmp_path):
     """Restarts back off and stop after five quick crashes in a row instead of looping forever."""
     env = subprocess_env()
-    # every daphne this serve_http starts dies at once: the ASGI app cannot be imported
+    # every process this serve_http starts dies at once
     env["PYTHONPATH"] = f"{tmp_path}:{env.get('PYTHONPATH', '')}"
     (tmp_path / "sitecustomize.py").write_text(
         "import os, sys\n"
-        "if 'exchange.asgi:application' in sys.argv:\n"
+        "if '--fd' in sys.argv:\n"
         "    os._exit(3)\n"
     )
     started = time.monotonic()

@@ -1,5 +1,7 @@
 """Bodies are refused before they are buffered, and slow clients cannot hold the server:
-against real daphne (the documented REST and WebSocket server), at the socket level."""
+against both real servers at the socket level — the ``web`` role (``manage.py serve_http``,
+uvicorn with ``exchange.webserver``) and the ``ws`` role (daphne with
+``exchange.serverlimits``), which serves HTTP too."""
 import json
 import socket
 import time
@@ -7,15 +9,23 @@ import time
 import pytest
 import requests
 
-from tests.ws.test_live_server import daphne
+from tests.support import HTTP_ROLES, http_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def _http_base(ws_url: str) -> tuple[str, int]:
-    host_port = ws_url.split("//", 1)[1].split("/", 1)[0]
-    host, port = host_port.split(":")
-    return host, int(port)
+@pytest.fixture(params=HTTP_ROLES)
+def serve(request):
+    """Starts the server under test: ``serve(**env)`` is a context manager yielding its
+    (host, port)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def start(**env):
+        with http_server(request.param, **env) as server:
+            yield "127.0.0.1", server.port
+
+    return start
 
 
 def _read_response(sock, timeout=5.0) -> tuple[int, dict, bytes]:
@@ -50,21 +60,18 @@ def _closed(sock, timeout=5.0) -> bool:
         return False
 
 
-def test_a_declared_oversize_body_is_refused_before_any_of_it_is_sent(market):
-    with daphne() as url:
-        host, port = _http_base(url)
-        with socket.create_connection((host, port), timeout=5) as sock:
-            sock.sendall(b"POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 1610612736\r\n\r\n")  # 1.5 GiB announced, none sent
-            status, headers, body = _read_response(sock)
-            assert status == 413 and headers["content-type"] == "application/problem+json"
-            assert json.loads(body)["code"] == "payload_too_large"
-            assert _closed(sock)
+def test_a_declared_oversize_body_is_refused_before_any_of_it_is_sent(serve, market):
+    with serve() as (host, port), socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1610612736\r\n\r\n")  # 1.5 GiB announced, none sent
+        status, headers, body = _read_response(sock)
+        assert status == 413 and headers["content-type"] == "application/problem+json"
+        assert json.loads(body)["code"] == "payload_too_large"
+        assert _closed(sock)
 
 
-def test_a_chunked_body_is_cut_at_the_limit(market):
-    with daphne() as url:
-        host, port = _http_base(url)
+def test_a_chunked_body_is_cut_at_the_limit(serve, market):
+    with serve() as (host, port):
         with socket.create_connection((host, port), timeout=5) as sock:
             sock.sendall(b"POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                          b"Transfer-Encoding: chunked\r\n\r\n")
@@ -83,12 +90,108 @@ def test_a_chunked_body_is_cut_at_the_limit(market):
         assert requests.get(f"http://{host}:{port}/api/v1/time", timeout=5).status_code == 200
 
 
-def test_slow_clients_get_408_and_cannot_starve_the_others(market, monkeypatch):
+def test_pipelined_requests_are_answered_in_order_within_the_deadline(serve, market, monkeypatch):
+    """Requests sent back to back on one connection before any answer: each answered, in
+    order; the deadline (which counts requests against responses) cuts none of them."""
+    monkeypatch.setenv("BOURSE_HTTP_REQUEST_TIMEOUT_S", "2")
+    with serve() as (host, port), socket.create_connection((host, port), timeout=5) as sock:
+        ids = [f"pipe-{n}" for n in range(3)]
+        sock.sendall(b"".join(b"GET /api/v1/time HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-ID: %s\r\n\r\n"
+                              % rid.encode() for rid in ids))
+        answered, stream = [], sock.makefile("rb")  # buffered: one read may hold several answers
+        for _ in ids:
+            status = int(stream.readline().split()[1])
+            headers = {}
+            while (line := stream.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.lower()] = value.strip()
+            stream.read(int(headers["content-length"]))
+            answered.append((status, headers["x-request-id"]))
+        assert answered == [(200, rid) for rid in ids]
+        time.sleep(1.2)  # more than half the deadline later, the connection still serves
+        sock.sendall(b"GET /api/v1/time HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_response(sock)[0] == 200
+
+
+def test_a_request_head_past_16_kib_is_refused_and_closed(serve, market):
+    """A head of headers that never ends, within the deadline: cut at 16 KiB, not buffered."""
+    with serve() as (host, port), socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"GET /api/v1/time HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        try:
+            for n in range(200):  # 200 x 1 KiB headers
+                sock.sendall(b"X-Filler-%d: %s\r\n" % (n, b"v" * 1024))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        sock.settimeout(5)
+        try:
+            answer = sock.recv(65536)
+        except ConnectionResetError:
+            answer = b""
+        if answer:  # daphne (Twisted) answers a bare 400; the web role the API's problem body
+            assert answer.startswith(b"HTTP/1.1 400")
+        assert _closed(sock)
+        # the server goes on
+        assert requests.get(f"http://{host}:{port}/api/v1/time", timeout=5).status_code == 200
+
+
+def test_bytes_that_are_not_http_get_the_apis_problem_body(market):
+    from tests.support import web_server
+
+    with web_server() as server, socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n")  # a TLS hello, say
+        status, headers, body = _read_response(sock)
+        assert status == 400 and headers["content-type"] == "application/problem+json"
+        assert json.loads(body)["code"] == "bad_request"
+        assert _closed(sock)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as big:
+            big.sendall(b"GET /api/v1/time HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"v" * 20000 + b"\r\n\r\n")
+            status, headers, body = _read_response(big)
+            assert status == 400 and json.loads(body)["code"] == "bad_request"
+            assert "16384 bytes" in json.loads(body)["detail"]
+
+
+def test_a_console_body_is_cut_at_djangos_limit_before_buffering(serve, market):
+    """Outside ``/api/`` (the admin console) the limit is Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``
+    (2.5 MiB), enforced by the server too: a chunked upload never reaches the disk."""
+    from django.conf import settings
+
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    with serve() as (host, port), socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"POST /admin/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"x" * 65536
+        try:
+            for _ in range(limit // len(chunk) + 8):  # past the limit, and no terminating chunk
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        status, _, body = _read_response(sock)
+        assert status == 413 and json.loads(body)["code"] == "payload_too_large"
+        assert _closed(sock)
+
+
+def test_the_server_does_not_believe_x_forwarded_for_nor_name_itself(serve, market):
+    """Whom to believe is the application's decision (``BOURSE_TRUSTED_PROXIES``, none here):
+    a server that rewrote the peer from ``X-Forwarded-For`` would let any client choose the
+    address its key's IP allowlist and the per-IP limits see."""
+    with serve() as (host, port):
+        answer = requests.get(f"http://{host}:{port}/api/v1/time", headers={"X-Forwarded-For": "203.0.113.9"},
+                              timeout=5)
+        assert answer.status_code == 200
+        assert "server" not in {name.lower() for name in answer.headers}
+        # the application saw the socket's peer: its rate-limit bucket is 127.0.0.1's, and a
+        # second request from another claimed address shares that bucket
+        again = requests.get(f"http://{host}:{port}/api/v1/time", headers={"X-Forwarded-For": "198.51.100.7"},
+                             timeout=5)
+        assert int(again.headers["RateLimit"].split("r=")[1].split(";")[0]) < \
+            int(answer.headers["RateLimit"].split("r=")[1].split(";")[0])
+
+
+def test_slow_clients_get_408_and_cannot_starve_the_others(serve, market, monkeypatch):
     # The deadline is long enough that a loaded machine serves the ordinary client well
     # within it; starved, that client would wait for the slow ones' 408s (3 s).
     monkeypatch.setenv("BOURSE_HTTP_REQUEST_TIMEOUT_S", "3")
-    with daphne() as url:
-        host, port = _http_base(url)
+    with serve() as (host, port):
         slow = []
         for _ in range(40):  # slowloris: headers that never end
             sock = socket.create_connection((host, port), timeout=5)
@@ -120,35 +223,33 @@ def test_slow_clients_get_408_and_cannot_starve_the_others(market, monkeypatch):
             assert sock.recv(65536) == b""  # closed silently after 3 s idle
 
 
-def test_form_bodies_reach_the_application_unparsed_by_the_server(market):
+def test_form_bodies_reach_the_application_unparsed_by_the_server(serve, market):
     """daphne hands the application the body as bytes; Twisted's own parsing of form bodies
     (multipart, urlencoded) into ``request.args`` is never read, cost CPU on the event loop
     for every POST, and refused a body it could not parse with a bare 400 of its own and a
     dropped connection, before the application (and its error contract) saw the request."""
-    with daphne() as url:
-        host, port = _http_base(url)
-        with socket.create_connection((host, port), timeout=5) as sock:
-            body = b"this is not multipart"
-            sock.sendall(b"POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                         b"Content-Type: multipart/form-data; boundary=zz\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-            status, headers, raw = _read_response(sock)
-            assert headers.get("content-type") == "application/problem+json", (status, headers, raw)
-            assert status in (401, 415) and json.loads(raw)["code"]
-            # The connection is kept: the next request on it is answered.
-            sock.sendall(b"GET /api/v1/markets HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            status, _, raw = _read_response(sock)
-            assert status == 200 and json.loads(raw)
-            # A Host the deployment does not serve: the API's problem body, not Django's HTML page.
-            sock.sendall(b"GET /api/v1/markets HTTP/1.1\r\nHost: evil.example\r\n\r\n")
-            status, headers, raw = _read_response(sock)
-            assert status == 400 and headers.get("content-type") == "application/problem+json"
-            if headers.get("transfer-encoding") == "chunked":  # refused before Django sized it
-                while not raw.endswith(b"\r\n0\r\n\r\n"):
-                    raw += sock.recv(65536)
-                size, _, rest = raw.partition(b"\r\n")
-                raw = rest[:int(size, 16)]
-            assert json.loads(raw)["code"] == "bad_request", (status, headers, raw)
+    with serve() as (host, port), socket.create_connection((host, port), timeout=5) as sock:
+        body = b"this is not multipart"
+        sock.sendall(b"POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: multipart/form-data; boundary=zz\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        status, headers, raw = _read_response(sock)
+        assert headers.get("content-type") == "application/problem+json", (status, headers, raw)
+        assert status in (401, 415) and json.loads(raw)["code"]
+        # The connection is kept: the next request on it is answered.
+        sock.sendall(b"GET /api/v1/markets HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        status, _, raw = _read_response(sock)
+        assert status == 200 and json.loads(raw)
+        # A Host the deployment does not serve: the API's problem body, not Django's HTML page.
+        sock.sendall(b"GET /api/v1/markets HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+        status, headers, raw = _read_response(sock)
+        assert status == 400 and headers.get("content-type") == "application/problem+json"
+        if headers.get("transfer-encoding") == "chunked":  # refused before Django sized it
+            while not raw.endswith(b"\r\n0\r\n\r\n"):
+                raw += sock.recv(65536)
+            size, _, rest = raw.partition(b"\r\n")
+            raw = rest[:int(size, 16)]
+        assert json.loads(raw)["code"] == "bad_request", (status, headers, raw)
 
 
 def test_twisted_formats_no_access_line_of_its_own():

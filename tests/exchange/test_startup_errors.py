@@ -19,8 +19,8 @@ GOOD_KEY = Fernet.generate_key().decode()
 def entry_points(port: int) -> dict[str, list[str]]:
     """Each role as an operator starts it (README, Procfile)."""
     return {
-        "web": [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "exchange.asgi:application"],
-        "rest": [PYTHON, "manage.py", "serve_http", "--port", str(port), "--processes", "1"],  # the Procfile's web
+        "web": [PYTHON, "manage.py", "serve_http", "--port", str(port), "--processes", "1"],  # uvicorn processes
+        "ws": [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "exchange.asgi:application"],
         "engine": [PYTHON, "manage.py", "run_engine"],
         "fix": [PYTHON, "manage.py", "run_fix_gateway", "--port", str(port)],
         "worker": [PYTHON, "-m", "celery", "-A", "exchange", "worker", "--pool=solo", "--without-gossip",
@@ -89,6 +89,7 @@ def test_an_unreachable_redis_stops_every_role(db, role):
 
 @pytest.mark.parametrize("role, env, setting", [
     ("web", {"DATABASE_URL": "mysqlx://db/bourse", **PRODUCTION}, "DATABASE_URL"),
+    ("ws", {"BOURSE_HTTP_REQUEST_TIMEOUT_S": "soon"}, "BOURSE_HTTP_REQUEST_TIMEOUT_S"),
     ("worker", {"REDIS_URL": "http://cache:6379/0"}, "REDIS_URL"),
     ("engine", {"DATABASE_URL": "postgres://bourse@db/bourse", "SECRET_KEY": "", "BOURSE_ALLOW_GENERATED_SECRETS": "0",
                 "BOURSE_ENCRYPTION_KEYS": GOOD_KEY}, "SECRET_KEY"),
@@ -99,7 +100,7 @@ def test_a_malformed_setting_is_named_with_its_fix(db, role, env, setting):
     assert_one_clear_line(start(role, env), setting, preflight.EXIT_CONFIG)
 
 
-@pytest.mark.parametrize("role, setting", [("web", "daphne port"), ("rest", "BOURSE_WEB_PORT"), ("fix", "BOURSE_FIX_PORT"),
+@pytest.mark.parametrize("role, setting", [("ws", "daphne port"), ("web", "BOURSE_WEB_PORT"), ("fix", "BOURSE_FIX_PORT"),
                                            ("run", "PORT")])
 def test_a_port_in_use_stops_the_role(db, role, setting):
     with socket.socket() as holder:

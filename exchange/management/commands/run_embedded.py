@@ -141,12 +141,13 @@ def roles(host: str, port: str) -> dict[str, list[str]]:
     celery = [py, "-m", "celery", "-q", "-A", "exchange"]  # -q: no text banner; its logs are JSON
     path = os.pathsep.join([os.path.dirname(py), os.environ.get("PATH", "")])
     return {
-        # The Procfile's `web` line (the one place the web server's command is written), on
-        # HOST:PORT; it serves REST and WebSocket alike. No --proxy-headers there: daphne would
+        # The Procfile's `ws` line (daphne, the one place its command is written), on
+        # HOST:PORT: one server for REST and WebSocket alike, which the `web` line's uvicorn
+        # processes are not (they serve REST only). No --proxy-headers there: daphne would
         # then believe any client's X-Forwarded-For; proxies are trusted only through
         # BOURSE_TRUSTED_PROXIES (exchange/clientip.py).
-        "web": ["/usr/bin/env", f"BOURSE_BIND={host}", f"BOURSE_WEB_PORT={port}", "BOURSE_WEB_PROCESSES=1", f"PATH={path}",
-                "/bin/sh", "-c", _exec(procfile()["web"])],
+        "web": ["/usr/bin/env", f"BOURSE_BIND={host}", f"BOURSE_WS_PORT={port}", f"PATH={path}",
+                "/bin/sh", "-c", _exec(procfile()["ws"])],
         "engine": [*manage, "run_engine"],
         "worker": [*celery, "worker", "--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle"],
         "beat": [*celery, "beat", "--loglevel=INFO"],

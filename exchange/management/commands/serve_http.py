@@ -1,16 +1,18 @@
 """``python manage.py serve_http [--host H] [--port P] [--processes N]``: the REST server.
 
-N daphne processes serve ``exchange.asgi:application`` on one port: this command binds N
+N uvicorn processes serve ``exchange.asgi:application`` on one port: this command binds N
 listening sockets to the same address with ``SO_REUSEPORT`` (the kernel spreads new
 connections over them by a hash of the connection, so keep-alive clients land evenly, which
-a single shared socket does not promise) and gives one to each daphne (``--fd``). Every
-process is daphne with Bourse's server limits (``exchange.serverlimits``: body size refused
-before buffering, slow clients cut with 408), so nothing about the protections of one
-process changes with N. A daphne that dies is started again after a back-off (1 s, doubling
-to 30 s); five quick crashes in a row, or one configuration error (exit 78), stop the command
-instead of restarting forever. SIGTERM or SIGINT stops them all, and a serve_http killed
-outright takes its daphnes with it (PR_SET_PDEATHSIG), so its replacement finds the port free.
-Python runs one thread at a time per process, so N is about the cores given to REST.
+a single shared socket does not promise) and gives one to each process
+(``python -m exchange.webserver --fd N``). Every process carries Bourse's server limits
+(``exchange.webserver``: body size refused before buffering, slow clients cut with 408, the
+start-up checks, the drain on SIGTERM), so nothing about the protections of one process
+changes with N. A process that dies is started again after a back-off (1 s, doubling to
+30 s); five quick crashes in a row, or one configuration error (exit 78), stop the command
+instead of restarting forever. SIGTERM or SIGINT drains and stops them all, and a serve_http
+killed outright takes its processes with it (PR_SET_PDEATHSIG), so its replacement finds the
+port free. Python runs one thread at a time per process, so N is about the cores given to
+REST.
 """
 from __future__ import annotations
 
@@ -21,11 +23,13 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
+
 from exchange import preflight
 from exchange.management.base import RoleCommand, die_with_parent
 
 log = logging.getLogger("bourse.serve_http")
-PORT_WAIT_S = 5.0  # how long a port still held by a predecessor's exiting daphnes may take to free
+PORT_WAIT_S = 5.0  # how long a port still held by a predecessor's exiting processes may take to free
 
 
 def refuse_port_in_use(host: str, port: int) -> None:
@@ -33,7 +37,7 @@ def refuse_port_in_use(host: str, port: int) -> None:
     already listens on; a bind without it first says whether the port is free (one line, exit
     69). The probe sets ``SO_REUSEADDR`` as the servers do, so connections of a previous run
     still in TIME_WAIT do not count as the port in use; a listener still there is waited for
-    up to ``PORT_WAIT_S`` (the daphnes of a serve_http just killed are stopping)."""
+    up to ``PORT_WAIT_S`` (the processes of a serve_http just killed are stopping)."""
     deadline = time.monotonic() + PORT_WAIT_S
     while True:
         try:
@@ -56,24 +60,24 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-RESTART_DELAY_S = 1.0  # a dead daphne's first restart; doubles after each quick crash
+RESTART_DELAY_S = 1.0  # a dead process's first restart; doubles after each quick crash
 RESTART_DELAY_MAX_S = 30.0
 MAX_QUICK_CRASHES = 5  # in a row, each within HEALTHY_AFTER_S of its start: give up
 HEALTHY_AFTER_S = 60.0
 
 
-def daphne_command(fd: int) -> list[str]:
-    return [sys.executable, "-m", "daphne", "--fd", str(fd), "exchange.asgi:application"]
+def server_command(fd: int) -> list[str]:
+    return [sys.executable, "-m", "exchange.webserver", "--fd", str(fd)]
 
 
 class Command(RoleCommand):
     role = "web"
-    help = "Serve HTTP (REST) with N daphne processes sharing one port (SO_REUSEPORT)."
+    help = "Serve HTTP (REST) with N uvicorn processes sharing one port (SO_REUSEPORT)."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--processes", type=int, default=2, help="daphne processes (about the cores for REST)")
+        parser.add_argument("--processes", type=int, default=2, help="server processes (about the cores for REST)")
 
     def handle(self, *args, host, port, processes, **options):
         if port:
@@ -88,10 +92,10 @@ class Command(RoleCommand):
         stopping, failed = False, 0
 
         def start(sock: socket.socket) -> subprocess.Popen:
-            # die_with_parent: a serve_http killed outright takes its daphnes with it, so
+            # die_with_parent: a serve_http killed outright takes its processes with it, so
             # none is left holding the port its replacement binds
             return subprocess.Popen(
-                daphne_command(sock.fileno()), pass_fds=(sock.fileno(),), preexec_fn=die_with_parent,  # noqa: PLW1509
+                server_command(sock.fileno()), pass_fds=(sock.fileno(),), preexec_fn=die_with_parent,  # noqa: PLW1509
             )
 
         def stop(signum, frame):
@@ -102,11 +106,11 @@ class Command(RoleCommand):
         signal.signal(signal.SIGINT, stop)
         for sock in sockets:
             children[sock.fileno()] = start(sock)
-        log.info("serving HTTP on %s:%s with %s daphne processes", host, port, len(sockets))
+        log.info("serving HTTP on %s:%s with %s uvicorn processes", host, port, len(sockets))
         by_fd = {sock.fileno(): sock for sock in sockets}
         started = {fd: time.monotonic() for fd in children}
         crashes = dict.fromkeys(children, 0)  # quick crashes in a row, per socket
-        due: dict[int, float] = {}  # socket -> when its daphne is started again (back-off)
+        due: dict[int, float] = {}  # socket -> when its process is started again (back-off)
         while not stopping:
             time.sleep(0.5)
             now = time.monotonic()
@@ -123,25 +127,30 @@ class Command(RoleCommand):
                     continue
                 if code == preflight.EXIT_CONFIG:
                     # its one line said which setting; a restart cannot fix it
-                    log.error("daphne (pid %s) cannot start (exit %s); stopping", child.pid, code)
+                    log.error("server process (pid %s) cannot start (exit %s); stopping", child.pid, code)
                     stopping, failed = True, preflight.EXIT_CONFIG
                     break
                 crashes[fd] = crashes[fd] + 1 if now - started[fd] < HEALTHY_AFTER_S else 1
                 if crashes[fd] >= MAX_QUICK_CRASHES:
-                    log.error("daphne exited %s times in a row within %.0f s of starting (last exit %s); giving up and stopping",
+                    log.error("server process exited %s times in a row within %.0f s of starting (last exit %s); giving up and stopping",
                               crashes[fd], HEALTHY_AFTER_S, code)
                     stopping, failed = True, 1
                     break
                 delay = min(RESTART_DELAY_MAX_S, RESTART_DELAY_S * 2 ** (crashes[fd] - 1))
-                log.warning("daphne (pid %s) exited with %s; starting another in %.0f s", child.pid, code, delay)
+                log.warning("server process (pid %s) exited with %s; starting another in %.0f s", child.pid, code, delay)
                 due[fd] = now + delay
         for fd, child in children.items():
             if fd not in due:  # one waiting for its restart has exited already
                 child.terminate()
-        for child in children.values():
-            try:
-                child.wait(10)
+        for fd, child in children.items():
+            try:  # each drains its requests in flight for up to the grace, then exits 0
+                code = child.wait(settings.BOURSE_SHUTDOWN_GRACE_S + 5)
             except subprocess.TimeoutExpired:
                 child.kill()
+                code = child.wait()
+            # -SIGTERM: stopped while still starting, before its drain was installed (nothing in flight)
+            if code not in (0, -signal.SIGTERM) and fd not in due and not failed:
+                log.error("server process (pid %s) did not drain cleanly (exit %s)", child.pid, code)
+                failed = 1
         if failed:
             raise SystemExit(failed)
