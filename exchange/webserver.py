@@ -6,7 +6,7 @@ Bourse's server limits.
 (bench/order_path.md, "uvicorn beside daphne"): the REST processes' CPU per placement 1.56
 against 1.94 ms, because httptools parses in C and uvloop runs the loop where Twisted's HTTP
 parsing and its asyncio bridge ran in Python. WebSocket stays on daphne (the ``ws`` role,
-``exchange/serverlimits.py``); this server answers an upgrade as plain HTTP (the API's 404).
+``exchange/serverlimits.py``); this server answers an upgrade as a plain request (404).
 
 What daphne gets from ``exchange.serverlimits`` and ``exchange.serving``, this process has
 too, at the same place — the connection, before the application:
@@ -108,6 +108,11 @@ class BourseHttpProtocol(HttpToolsProtocol):
             self._bourse_refuse(errors.BadRequest(
                 f"The request line and headers are limited to {MAX_HEAD_BYTES} bytes."), "Bad Request")
             raise httptools.HttpParserError("request head too large")  # stops the parser's feed
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """A WebSocket handshake sent to the REST role is answered as a plain request (404: the
+        WebSocket API is the ``ws`` role's), without uvicorn's two warnings per attempt, one
+        of which tells the operator to install a WebSocket library."""
 
     def send_400_response(self, msg: str) -> None:
         """Bytes that are not HTTP: the API's problem body (``bad_request``), not uvicorn's text."""

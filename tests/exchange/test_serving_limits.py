@@ -150,6 +150,21 @@ def test_bytes_that_are_not_http_get_the_apis_problem_body(market):
             assert "16384 bytes" in json.loads(body)["detail"]
 
 
+def test_a_websocket_handshake_to_the_rest_role_is_answered_as_http(market):
+    """The WebSocket API is the ``ws`` role's: the REST role answers the handshake as a plain
+    request (404: no such page) and logs no warning telling the operator to install a library."""
+    from tests.support import web_server
+
+    with web_server() as server, socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /ws/v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                     b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        status, headers, body = _read_response(sock)
+        assert status == 404, (status, headers, body)  # /ws/v1 is no page of the REST role
+        assert "upgrade" not in headers.get("connection", "").lower()
+        time.sleep(0.3)
+        assert "WARNING" not in server.log() and "websocket" not in server.log().lower(), server.log()[-2000:]
+
+
 def test_a_console_body_is_cut_at_djangos_limit_before_buffering(serve, market):
     """Outside ``/api/`` (the admin console) the limit is Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``
     (2.5 MiB), enforced by the server too: a chunked upload never reaches the disk."""
