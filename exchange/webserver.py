@@ -62,6 +62,7 @@ class BourseHttpProtocol(HttpToolsProtocol):
     request_timeout: float = 10.0  # BOURSE_HTTP_REQUEST_TIMEOUT_S, set by serve(); 0 switches it off
     _bourse_timer: asyncio.TimerHandle | None = None
     _bourse_refused = False
+    _bourse_refusal: bytes | None = None  # waits for the answers to the requests before it
     _bourse_head = 0
 
     def connection_made(self, transport) -> None:
@@ -123,13 +124,24 @@ class BourseHttpProtocol(HttpToolsProtocol):
         self._bourse_refuse(errors.BadRequest("The request is not valid HTTP/1.1."), "Bad Request")
 
     def _bourse_refuse(self, error, reason: str) -> None:
+        """Answer ``error`` and close; what else the client sends is dropped unread.
+
+        When the refused bytes are the body of the request being served (its message not yet
+        whole), its application sees a disconnect and the refusal is its answer. A new request
+        pipelined behind one still being answered is refused after that answer (and any
+        request queued between them), so each answer stays in its request's place."""
         from .serverlimits import _http_refusal
 
         self._bourse_refused = True
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.keep_alive = False  # a pipelined request's refusal: the one before it is being answered
-            self.cycle.disconnected = True
-        self.transport.write(_http_refusal(error, reason))
+        refusal = _http_refusal(error, reason)
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if not cycle.more_body:  # that request arrived whole: its answer comes first
+                self._bourse_refusal = refusal
+                self.flow.pause_reading()
+                return
+            cycle.disconnected = True  # its own body was refused: nothing more of it is answered
+        self.transport.write(refusal)
         self.transport.close()
 
     # -- the body limit -----------------------------------------------------------------------
@@ -176,6 +188,11 @@ class BourseHttpProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         self._bourse_responses += 1
+        if self._bourse_refusal is not None and not self.pipeline:
+            if not self.transport.is_closing():  # the answers before it are out: now the refusal
+                self.transport.write(self._bourse_refusal)
+                self.transport.close()
+            return
         super().on_response_complete()
         if self._bourse_requests == self._bourse_responses and not self.transport.is_closing():
             self._bourse_arm()

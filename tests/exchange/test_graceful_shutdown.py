@@ -45,6 +45,27 @@ def wait_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None
     pytest.fail(f"nothing listening on {port}")
 
 
+def place_in_flight(client: Client, key) -> tuple[threading.Thread, dict]:
+    """Place an order in a thread and return once the request is in the view (its order row
+    written): with no engine running, its answer waits ``BOURSE_ENGINE_WAIT_S`` for a verdict.
+    The dict gets ``order`` (the answer) or ``error``."""
+    answer: dict = {}
+
+    def place():
+        try:
+            answer["order"] = client.place_order("BTC-USD", "buy", "limit", quantity="0.1", price="100.00")
+        except Exception as exc:  # noqa: BLE001 - the caller's assertion shows it
+            answer["error"] = exc
+
+    placing = threading.Thread(target=place)
+    placing.start()
+    deadline = time.monotonic() + 30
+    while not Order.objects.filter(account=key.account).exists():
+        assert time.monotonic() < deadline, "the order never arrived"
+        time.sleep(0.05)
+    return placing, answer
+
+
 @pytest.fixture
 def market():
     usd, btc = AssetFactory(code="USD", scale=6), AssetFactory(code="BTC", scale=8)
@@ -79,21 +100,8 @@ def test_daphne_finishes_the_request_in_flight_and_closes_websockets_with_1001(k
 
         reader = threading.Thread(target=read_until_closed)
         reader.start()
-        answer: dict = {}
-
-        def place():
-            client = Client(f"http://127.0.0.1:{port}", key.key_id, secret=key.secret, timeout=30)
-            try:
-                answer["order"] = client.place_order("BTC-USD", "buy", "limit", quantity="0.1", price="100.00")
-            except Exception as exc:  # noqa: BLE001 - the assertion below shows it
-                answer["error"] = exc
-
-        placing = threading.Thread(target=place)
-        placing.start()
-        deadline = time.monotonic() + 30
-        while not Order.objects.filter(account=key.account).exists():  # the request is in the view now
-            assert time.monotonic() < deadline, "the order never arrived"
-            time.sleep(0.05)
+        placing, answer = place_in_flight(Client(f"http://127.0.0.1:{port}", key.key_id, secret=key.secret,
+                                                 timeout=30), key)
         process.send_signal(signal.SIGTERM)
         terminated = time.monotonic()
         code, took = wait_exit(process)
@@ -144,20 +152,7 @@ def test_serve_http_finishes_the_request_in_flight_closes_idle_connections_and_e
             if line.lower().startswith(b"content-length:"):
                 length = int(line.split(b":")[1])
         idle_stream.read(length)  # the whole answer read: what comes next is the close
-        answer: dict = {}
-
-        def place():
-            try:
-                answer["order"] = client.place_order("BTC-USD", "buy", "limit", quantity="0.1", price="100.00")
-            except Exception as exc:  # noqa: BLE001 - the assertion below shows it
-                answer["error"] = exc
-
-        placing = threading.Thread(target=place)
-        placing.start()
-        deadline = time.monotonic() + 30
-        while not Order.objects.filter(account=key.account).exists():  # the request is in the view now
-            assert time.monotonic() < deadline, "the order never arrived"
-            time.sleep(0.05)
+        placing, answer = place_in_flight(client, key)
         process.send_signal(signal.SIGTERM)
         terminated = time.monotonic()
         assert idle_stream.read(1) == b""  # the idle keep-alive connection: closed at once, not at the grace

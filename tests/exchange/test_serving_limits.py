@@ -150,6 +150,29 @@ def test_bytes_that_are_not_http_get_the_apis_problem_body(market):
             assert "16384 bytes" in json.loads(body)["detail"]
 
 
+def test_a_refused_request_pipelined_behind_another_is_answered_after_it(market):
+    """The web role: a placement-sized body announced too large right behind an ordinary
+    request — the first answer comes whole and first, then the 413, then the close."""
+    from tests.support import web_server
+
+    with web_server() as server, socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /api/v1/time HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-ID: first\r\n\r\n"
+                     b"POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999\r\n\r\n")
+        stream = sock.makefile("rb")
+        answers = []
+        for _ in range(2):
+            status = int(stream.readline().split()[1])
+            headers = {}
+            while (line := stream.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.lower()] = value.strip()
+            body = stream.read(int(headers["content-length"]))
+            answers.append((status, json.loads(body)))
+        assert answers[0][0] == 200 and "epoch_ms" in answers[0][1]
+        assert answers[1][0] == 413 and answers[1][1]["code"] == "payload_too_large"
+        assert stream.read(1) == b""  # closed
+
+
 def test_a_websocket_handshake_to_the_rest_role_is_answered_as_http(market):
     """The WebSocket API is the ``ws`` role's: the REST role answers the handshake as a plain
     request (404: no such page) and logs no warning telling the operator to install a library."""
