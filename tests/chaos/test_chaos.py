@@ -1,7 +1,7 @@
 """The chaos suite (``make chaos``; CI runs it once, in the PostgreSQL + Redis part).
 
 A whole deployment on private PostgreSQL and Redis servers (stack.py): two engines (owner and
-standby), a Celery worker and beat, two REST workers (daphne, behind the client's failover as
+standby), a Celery worker and beat, two REST servers (serve_http, behind the client's failover as
 behind a load balancer), a WebSocket server and the FIX gateway. Under a steady signed order
 load it breaks, in turn: kill -9 of the engine owner (the standby must take over; nobody
 restarts it), of the Celery worker, of a REST worker, of the WebSocket server and of the FIX
