@@ -61,7 +61,9 @@ def _max_message_size_exceeded(self, msg_size, max_msg_size, reason) -> None:
         self.dropConnection(abort=True)
 
 
-def _http_refusal(error: errors.BourseError, reason: str) -> bytes:
+def http_refusal(error: errors.BourseError, reason: str) -> bytes:
+    """The whole HTTP answer, problem body and ``Connection: close``, with which either server
+    refuses a request before the application sees it (413, 408, 400)."""
     request_id = uuid.uuid4().hex
     body = json.dumps(error.as_problem(request_id)).encode()
     head = (f"HTTP/1.1 {error.status} {reason}\r\nContent-Type: application/problem+json\r\n"
@@ -83,7 +85,7 @@ def _refuse_body(request) -> None:
     log.warning("request body over the limit refused before buffering",
                 extra={"limit": limit, "declared": request._bourse_declared})
     transport = request.channel.transport
-    transport.write(_http_refusal(errors.PayloadTooLarge(f"Request bodies are limited to {limit} bytes."),
+    transport.write(http_refusal(errors.PayloadTooLarge(f"Request bodies are limited to {limit} bytes."),
                                   "Payload Too Large"))
     transport.loseConnection()
 
@@ -203,7 +205,7 @@ def install() -> bool:
                 self.transport.loseConnection()
                 return
             log.info("slow HTTP client disconnected", extra={"timeout_s": settings.BOURSE_HTTP_REQUEST_TIMEOUT_S})
-            self.transport.write(_http_refusal(errors.RequestTimeout(
+            self.transport.write(http_refusal(errors.RequestTimeout(
                 f"A request must arrive whole within {settings.BOURSE_HTTP_REQUEST_TIMEOUT_S:g} s."), "Request Timeout"))
             self.transport.loseConnection()
 

@@ -18,8 +18,8 @@ too, at the same place — the connection, before the application:
 - **Slow clients cannot hold connections**: each request must arrive whole within
   ``BOURSE_HTTP_REQUEST_TIMEOUT_S`` of the connection opening or of the previous response;
   a client that trickles bytes gets 408 ``request_timeout`` and is disconnected, an idle
-  keep-alive connection is closed silently at that point. (uvicorn's own keep-alive timeout
-  only covers the idle case.)
+  keep-alive connection is closed silently at that point. (uvicorn's own keep-alive timer,
+  which covers only the idle case and in whole seconds, runs only when the deadline is 0.)
 - **A request head is at most 16 KiB** (the request line and headers, as Twisted's under
   daphne): past it, 400 ``bad_request`` and the connection closed — httptools sets no limit,
   and headers trickled within the deadline would pile up in memory. Bytes that are not HTTP
@@ -46,6 +46,7 @@ import socket
 import time
 
 import httptools
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger("bourse.server")
@@ -130,10 +131,10 @@ class BourseHttpProtocol(HttpToolsProtocol):
         whole), its application sees a disconnect and the refusal is its answer. A new request
         pipelined behind one still being answered is refused after that answer (and any
         request queued between them), so each answer stays in its request's place."""
-        from .serverlimits import _http_refusal
+        from .serverlimits import http_refusal
 
         self._bourse_refused = True
-        refusal = _http_refusal(error, reason)
+        refusal = http_refusal(error, reason)
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             if not cycle.more_body:  # that request arrived whole: its answer comes first
@@ -187,14 +188,26 @@ class BourseHttpProtocol(HttpToolsProtocol):
     # -- the whole-request deadline -----------------------------------------------------------
 
     def on_response_complete(self) -> None:
+        """uvicorn's, without its keep-alive timer when the deadline is on: the deadline
+        already closes an idle connection, at the configured time (uvicorn's timer takes whole
+        seconds, and would be one more timer created and cancelled per response)."""
         self._bourse_responses += 1
         if self._bourse_refusal is not None and not self.pipeline:
             if not self.transport.is_closing():  # the answers before it are out: now the refusal
                 self.transport.write(self._bourse_refusal)
                 self.transport.close()
             return
-        super().on_response_complete()
-        if self._bourse_requests == self._bourse_responses and not self.transport.is_closing():
+        if self.request_timeout <= 0:  # no deadline: uvicorn's timer closes idle connections
+            super().on_response_complete()
+            return
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:  # the next request pipelined on this connection is served now
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif self._bourse_requests == self._bourse_responses:
             self._bourse_arm()
 
     def _bourse_arm(self) -> None:
@@ -226,31 +239,26 @@ class BourseHttpProtocol(HttpToolsProtocol):
                             "Request Timeout")
 
 
-def _server_class():
-    import uvicorn
+class BourseServer(uvicorn.Server):
+    """uvicorn's server, whose SIGTERM ends in exit 0 after the drain: uvicorn's own
+    re-raises the signal once it has shut down, so a supervisor read a clean drain as
+    death by SIGTERM."""
 
-    class BourseServer(uvicorn.Server):
-        """uvicorn's server, whose SIGTERM ends in exit 0 after the drain: uvicorn's own
-        re-raises the signal once it has shut down, so a supervisor read a clean drain as
-        death by SIGTERM."""
+    @contextlib.contextmanager
+    def capture_signals(self):
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
-        @contextlib.contextmanager
-        def capture_signals(self):
-            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-
-        async def shutdown(self, sockets=None):
-            started = time.monotonic()
-            log.info("shutting down: draining", extra={
-                "in_flight": len(self.server_state.tasks), "grace_s": self.config.timeout_graceful_shutdown})
-            await super().shutdown(sockets=sockets)
-            log.info("drained", extra={"seconds": round(time.monotonic() - started, 3)})
-
-    return BourseServer
+    async def shutdown(self, sockets=None):
+        started = time.monotonic()
+        log.info("shutting down: draining", extra={
+            "in_flight": len(self.server_state.tasks), "grace_s": self.config.timeout_graceful_shutdown})
+        await super().shutdown(sockets=sockets)
+        log.info("drained", extra={"seconds": round(time.monotonic() - started, 3)})
 
 
 def serve(fd: int) -> None:
@@ -263,7 +271,6 @@ def serve(fd: int) -> None:
 
     django.setup(set_prefix=False)
     preflight.check_or_exit("web", hard=True)
-    import uvicorn
     from django.conf import settings
 
     from .asgi import application
@@ -272,13 +279,13 @@ def serve(fd: int) -> None:
     config = uvicorn.Config(
         application, http=BourseHttpProtocol, loop="uvloop", ws="none", lifespan="off",
         proxy_headers=False, server_header=False, access_log=False, log_config=None,
-        timeout_keep_alive=max(1, int(settings.BOURSE_HTTP_REQUEST_TIMEOUT_S or 5)),
+        timeout_keep_alive=5,  # idle connections, only when the deadline is switched off (0)
         timeout_graceful_shutdown=max(1, int(settings.BOURSE_SHUTDOWN_GRACE_S)),
     )
     BourseHttpProtocol.request_timeout = settings.BOURSE_HTTP_REQUEST_TIMEOUT_S
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # its start and stop lines: ours say it
     log.info("serving HTTP", extra={"pid": os.getpid(), "address": ":".join(str(part) for part in sock.getsockname()[:2])})
-    _server_class()(config).run(sockets=[sock])
+    BourseServer(config).run(sockets=[sock])
 
 
 def main(argv: list[str] | None = None) -> None:

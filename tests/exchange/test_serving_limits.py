@@ -261,6 +261,23 @@ def test_slow_clients_get_408_and_cannot_starve_the_others(serve, market, monkey
             assert sock.recv(65536) == b""  # closed silently after 3 s idle
 
 
+def test_an_idle_keep_alive_connection_lives_out_a_fractional_deadline(serve, market, monkeypatch):
+    """The deadline is the one idle timer, to the fraction of a second: a connection idle for
+    2.4 s of a 2.9 s deadline still serves (a timer in whole seconds, as uvicorn's own
+    keep-alive, closed it at 2 s), and one idle past it is closed silently."""
+    monkeypatch.setenv("BOURSE_HTTP_REQUEST_TIMEOUT_S", "2.9")
+    with serve() as (host, port), socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"GET /api/v1/time HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_response(sock)[0] == 200
+        time.sleep(2.4)
+        sock.sendall(b"GET /api/v1/time HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_response(sock)[0] == 200
+        answered = time.monotonic()
+        sock.settimeout(8)
+        assert sock.recv(65536) == b""  # closed, without a stray 408
+        assert 2.4 < time.monotonic() - answered < 6
+
+
 def test_form_bodies_reach_the_application_unparsed_by_the_server(serve, market):
     """daphne hands the application the body as bytes; Twisted's own parsing of form bodies
     (multipart, urlencoded) into ``request.args`` is never read, cost CPU on the event loop
