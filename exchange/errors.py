@@ -88,9 +88,12 @@ class BadRequest(BourseError):
     status = 400
     title = "Bad request"
     description = (
-        "The request could not be taken at all, before any operation looked at it: a `Host` "
-        "header the deployment does not serve (`ALLOWED_HOSTS`), or another request Django "
-        "refuses as malformed or suspicious. Nothing was done."
+        "The request could not be taken at all, before any operation looked at it: bytes that "
+        "are not HTTP/1.1, a request line and headers over 16 KiB, a header name or value the "
+        "server will not pass on, a path or query string that is not ASCII (the server answers "
+        "these and closes the connection), a `Host` header the deployment does not serve "
+        "(`ALLOWED_HOSTS`), or another request Django refuses as malformed or suspicious. "
+        "Nothing was done."
     )
 
 

@@ -14,6 +14,14 @@ response; a client that trickles bytes (slowloris) gets 408 and is disconnected,
 keep-alive connection is closed silently at that point. daphne is
 asynchronous, so a slow client never holds a worker: only a socket, for that long.
 
+**What the server refuses, it refuses in the API's words.** A request head over 16 KiB (one
+line or all of them), bytes that are not HTTP, a malformed request line or chunk, a header name
+or value daphne will not pass on, a path or query string that is not ASCII: Twisted answered a
+bare 400 (or, for one line over 16 KiB, closed without a word) and daphne an HTML page. Each is
+answered 400 ``bad_request`` with the problem body and an ``X-Request-ID``, as the ``web`` role
+(``exchange/webserver.py``) answers the same bytes; daphne's 500 and 503 pages become
+``internal_error`` and ``service_unavailable`` problem bodies.
+
 **WebSocket frames above daphne's own maximum get the documented ``payload_too_large``.**
 daphne (autobahn) refuses a message over its ``--websocket_max_message_size`` (1 MiB) before
 the ASGI application sees it, by failing the connection with 1009 and no explanation. This
@@ -59,6 +67,10 @@ def _max_message_size_exceeded(self, msg_size, max_msg_size, reason) -> None:
     except Exception:  # noqa: BLE001 - fall back to autobahn's own refusal
         log.exception("could not refuse an oversized websocket message cleanly")
         self.dropConnection(abort=True)
+
+
+MAX_HEAD_BYTES = 16384  # the request line and headers of one request, on either server
+HEAD_TOO_LARGE = f"The request line and headers are limited to {MAX_HEAD_BYTES} bytes."
 
 
 def http_refusal(error: errors.BourseError, reason: str) -> bytes:
@@ -149,6 +161,23 @@ def install() -> bool:
 
     WebRequest.__init__ = __init__
 
+    def basic_error(self, status, status_text, body):
+        """daphne's own answers — a header name or value it will not pass on, a path or query
+        string that is not ASCII (400), the application failing or not answering (500, 503) —
+        with the API's problem body and ``X-Request-ID``, not daphne's HTML page."""
+        if status == 400:
+            error: errors.BourseError = errors.BadRequest(f"The request is not valid HTTP/1.1: {body.lower()}.")
+        elif status == 503:
+            error = errors.ServiceUnavailable()
+        else:
+            error = errors.ServerError()
+        request_id = uuid.uuid4().hex
+        self.handle_reply({"type": "http.response.start", "status": error.status, "headers": [
+            (b"Content-Type", b"application/problem+json"), (b"X-Request-ID", request_id.encode())]})
+        self.handle_reply({"type": "http.response.body", "body": json.dumps(error.as_problem(request_id)).encode()})
+
+    WebRequest.basic_error = basic_error
+
     request_timeout = settings.BOURSE_HTTP_REQUEST_TIMEOUT_S  # read once: every request arms it
 
     class DeadlineHTTPChannel(http.HTTPChannel):
@@ -196,6 +225,24 @@ def install() -> bool:
         def connectionLost(self, reason):  # noqa: N802
             self._bourse_disarm()
             super().connectionLost(reason)
+
+        def _respondToBadRequestAndDisconnect(self):  # noqa: N802
+            """Twisted's refusal of what it cannot parse (a request line or header that is
+            not HTTP, a head over 16 KiB, a malformed chunk): the problem body, not a bare 400."""
+            if self._receivedHeaderSize > self.totalHeadersSize:
+                self._bourse_bad_request(HEAD_TOO_LARGE)
+            else:
+                self._bourse_bad_request("The request is not valid HTTP/1.1.")
+
+        def lineLengthExceeded(self, line):  # noqa: N802 - one line past 16 KiB: Twisted closed silently
+            self._bourse_bad_request(HEAD_TOO_LARGE)
+
+        def _bourse_bad_request(self, detail: str) -> None:
+            if self.transport is None or getattr(self.transport, "disconnecting", False):
+                return
+            self._bourse_receiving = False
+            self.transport.write(http_refusal(errors.BadRequest(detail), "Bad Request"))
+            self.transport.loseConnection()
 
         def _bourse_too_slow(self):
             self._bourse_deadline = None

@@ -49,8 +49,9 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .serverlimits import HEAD_TOO_LARGE, MAX_HEAD_BYTES
+
 log = logging.getLogger("bourse.server")
-MAX_HEAD_BYTES = 16384  # the request line and headers of one request
 
 
 class BourseHttpProtocol(HttpToolsProtocol):
@@ -107,8 +108,7 @@ class BourseHttpProtocol(HttpToolsProtocol):
         if self._bourse_head > MAX_HEAD_BYTES and not self._bourse_refused:
             from . import errors
 
-            self._bourse_refuse(errors.BadRequest(
-                f"The request line and headers are limited to {MAX_HEAD_BYTES} bytes."), "Bad Request")
+            self._bourse_refuse(errors.BadRequest(HEAD_TOO_LARGE), "Bad Request")
             raise httptools.HttpParserError("request head too large")  # stops the parser's feed
 
     def _unsupported_upgrade_warning(self) -> None:

@@ -113,41 +113,40 @@ def test_pipelined_requests_are_answered_in_order_within_the_deadline(serve, mar
         assert _read_response(sock)[0] == 200
 
 
-def test_a_request_head_past_16_kib_is_refused_and_closed(serve, market):
-    """A head of headers that never ends, within the deadline: cut at 16 KiB, not buffered."""
-    with serve() as (host, port), socket.create_connection((host, port), timeout=5) as sock:
-        sock.sendall(b"GET /api/v1/time HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        try:
-            for n in range(200):  # 200 x 1 KiB headers
-                sock.sendall(b"X-Filler-%d: %s\r\n" % (n, b"v" * 1024))
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        sock.settimeout(5)
-        try:
-            answer = sock.recv(65536)
-        except ConnectionResetError:
-            answer = b""
-        if answer:  # daphne (Twisted) answers a bare 400; the web role the API's problem body
-            assert answer.startswith(b"HTTP/1.1 400")
-        assert _closed(sock)
-        # the server goes on
+HEAD = b"GET /api/v1/time HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+BAD_HEADS = {
+    # a head that never ends, within the deadline: cut at 16 KiB, not buffered
+    "head over 16 KiB": HEAD + b"".join(b"X-Filler-%d: %s\r\n" % (n, b"v" * 1024) for n in range(17)),
+    "one header line over 16 KiB": HEAD + b"X-Big: " + b"v" * 20000 + b"\r\n\r\n",
+    "not HTTP": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n",  # a TLS hello, say
+    "malformed request line": b"GET\r\nHost: 127.0.0.1\r\n\r\n",
+    "header name with a space": HEAD + b"Bad Name: 1\r\n\r\n",
+    "header value with a NUL byte": HEAD + b"X-Nul: a\x00b\r\n\r\n",
+    "path not ASCII": b"GET /api/v1/\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "query string not ASCII": b"GET /api/v1/time?x=\xff HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "malformed chunk": b"POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    "two lengths": b"POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_HEADS))
+def test_bytes_the_server_cannot_take_get_the_apis_problem_body(serve, market, case):
+    """Whatever a server refuses before the application — a head past 16 KiB, bytes that are
+    not HTTP, a header or path it will not pass on — is answered with the API's problem body
+    (``bad_request``, ``application/problem+json``, an ``X-Request-ID``), never a server's own
+    bare 400, HTML page or silent close; where a server passes the request on, the application
+    answers with a problem body of its own. The server goes on."""
+    with serve() as (host, port):
+        with socket.create_connection((host, port), timeout=5) as sock:
+            sock.sendall(BAD_HEADS[case])
+            status, headers, body = _read_response(sock)
+            assert 400 <= status < 500, (status, headers, body)
+            assert headers["content-type"] == "application/problem+json", (status, headers, body)
+            problem = json.loads(body)
+            assert problem["request_id"] == headers["x-request-id"]
+            if case in ("head over 16 KiB", "one header line over 16 KiB"):
+                assert problem["code"] == "bad_request" and "16384 bytes" in problem["detail"]
         assert requests.get(f"http://{host}:{port}/api/v1/time", timeout=5).status_code == 200
-
-
-def test_bytes_that_are_not_http_get_the_apis_problem_body(market):
-    from tests.support import web_server
-
-    with web_server() as server, socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n")  # a TLS hello, say
-        status, headers, body = _read_response(sock)
-        assert status == 400 and headers["content-type"] == "application/problem+json"
-        assert json.loads(body)["code"] == "bad_request"
-        assert _closed(sock)
-        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as big:
-            big.sendall(b"GET /api/v1/time HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"v" * 20000 + b"\r\n\r\n")
-            status, headers, body = _read_response(big)
-            assert status == 400 and json.loads(body)["code"] == "bad_request"
-            assert "16384 bytes" in json.loads(body)["detail"]
 
 
 def test_a_refused_request_pipelined_behind_another_is_answered_after_it(market):
@@ -326,3 +325,29 @@ def test_twisted_formats_no_access_line_of_its_own():
     done = subprocess.run([PYTHON, "-c", script], env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "formatted 0", done.stdout
+
+
+def test_daphnes_own_error_pages_are_problem_bodies():
+    """daphne answers an application that failed (500) or did not answer in time (503) with a
+    page of its own: under Bourse, the API's problem body. Run as daphne runs it."""
+    import subprocess
+
+    from tests.support import PYTHON, subprocess_env
+
+    script = ("import json, exchange.asgi\n"
+              "from daphne.http_protocol import WebRequest\n"
+              "class Fake:\n"
+              "    def __init__(self): self.sent = []\n"
+              "    def handle_reply(self, message): self.sent.append(message)\n"
+              "for status, text in ((500, b'Internal Server Error'), (503, b'Service Unavailable')):\n"
+              "    fake = Fake()\n"
+              "    WebRequest.basic_error(fake, status, text, 'Exception inside application.')\n"
+              "    start, body = fake.sent\n"
+              "    headers = dict(start['headers'])\n"
+              "    problem = json.loads(body['body'])\n"
+              "    print(start['status'], headers[b'Content-Type'].decode(), problem['code'],\n"
+              "          problem['request_id'] == headers[b'X-Request-ID'].decode())\n")
+    done = subprocess.run([PYTHON, "-c", script], env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-2:] == [
+        "500 application/problem+json internal_error True", "503 application/problem+json service_unavailable True"]
