@@ -306,48 +306,48 @@ def test_form_bodies_reach_the_application_unparsed_by_the_server(serve, market)
         assert json.loads(raw)["code"] == "bad_request", (status, headers, raw)
 
 
-def test_twisted_formats_no_access_line_of_its_own():
-    """Twisted's combined-log-format line per request went to a log daphne discards (and
-    repeated daphne's JSON access log): ~2.6 % of a REST process's CPU under order load. Run
-    as daphne runs it: the ASGI module imported, its hooks installed."""
+def _as_daphne_runs_it(script: str) -> list[str]:
+    """The lines ``script`` prints in a fresh interpreter that imported the ASGI module as
+    daphne does (so Bourse's hooks into daphne and Twisted are installed there, not here)."""
     import subprocess
 
     from tests.support import PYTHON, subprocess_env
 
-    script = ("import exchange.asgi\n"
-              "from daphne.http_protocol import HTTPFactory\n"
-              "factory = HTTPFactory(None)\n"
-              "factory.startFactory()\n"
-              "formatted = []\n"
-              "factory._logFormatter = lambda *args: formatted.append(args) or 'line'\n"
-              "factory.log(object())\n"
-              "print('formatted', len(formatted))\n")
-    done = subprocess.run([PYTHON, "-c", script], env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    done = subprocess.run([PYTHON, "-c", "import exchange.asgi\n" + script], env=subprocess_env(),
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "formatted 0", done.stdout
+    return done.stdout.strip().splitlines()
+
+
+def test_twisted_formats_no_access_line_of_its_own():
+    """Twisted's combined-log-format line per request went to a log daphne discards (and
+    repeated daphne's JSON access log): ~2.6 % of a REST process's CPU under order load."""
+    printed = _as_daphne_runs_it("from daphne.http_protocol import HTTPFactory\n"
+                                 "factory = HTTPFactory(None)\n"
+                                 "factory.startFactory()\n"
+                                 "formatted = []\n"
+                                 "factory._logFormatter = lambda *args: formatted.append(args) or 'line'\n"
+                                 "factory.log(object())\n"
+                                 "print('formatted', len(formatted))\n")
+    assert printed[-1] == "formatted 0", printed
 
 
 def test_daphnes_own_error_pages_are_problem_bodies():
     """daphne answers an application that failed (500) or did not answer in time (503) with a
-    page of its own: under Bourse, the API's problem body. Run as daphne runs it."""
-    import subprocess
-
-    from tests.support import PYTHON, subprocess_env
-
-    script = ("import json, exchange.asgi\n"
-              "from daphne.http_protocol import WebRequest\n"
-              "class Fake:\n"
-              "    def __init__(self): self.sent = []\n"
-              "    def handle_reply(self, message): self.sent.append(message)\n"
-              "for status, text in ((500, b'Internal Server Error'), (503, b'Service Unavailable')):\n"
-              "    fake = Fake()\n"
-              "    WebRequest.basic_error(fake, status, text, 'Exception inside application.')\n"
-              "    start, body = fake.sent\n"
-              "    headers = dict(start['headers'])\n"
-              "    problem = json.loads(body['body'])\n"
-              "    print(start['status'], headers[b'Content-Type'].decode(), problem['code'],\n"
-              "          problem['request_id'] == headers[b'X-Request-ID'].decode())\n")
-    done = subprocess.run([PYTHON, "-c", script], env=subprocess_env(), capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-2:] == [
+    page of its own: under Bourse, the API's problem body."""
+    printed = _as_daphne_runs_it(
+        "import json\n"
+        "from daphne.http_protocol import WebRequest\n"
+        "class Fake:\n"
+        "    def __init__(self): self.sent = []\n"
+        "    def handle_reply(self, message): self.sent.append(message)\n"
+        "for status, text in ((500, b'Internal Server Error'), (503, b'Service Unavailable')):\n"
+        "    fake = Fake()\n"
+        "    WebRequest.basic_error(fake, status, text, 'Exception inside application.')\n"
+        "    start, body = fake.sent\n"
+        "    headers = dict(start['headers'])\n"
+        "    problem = json.loads(body['body'])\n"
+        "    print(start['status'], headers[b'Content-Type'].decode(), problem['code'],\n"
+        "          problem['request_id'] == headers[b'X-Request-ID'].decode())\n")
+    assert printed[-2:] == [
         "500 application/problem+json internal_error True", "503 application/problem+json service_unavailable True"]
