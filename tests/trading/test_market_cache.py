@@ -90,3 +90,59 @@ def test_the_pins_text_form_reads_back_as_the_values(db):
                         marketcache.array_literal(texts)])
         same_numbers, same_texts, read = cursor.fetchone()
     assert same_numbers and same_texts and read == texts
+
+
+def test_an_expired_entry_is_read_again_by_one_thread_while_the_others_use_it(market, monkeypatch):
+    """While one thread re-reads an expired market, the process's other request threads go on
+    with the copy they have (the write checks it) instead of all running the same query."""
+    import threading
+    import time
+
+    from django.db import connections
+
+    stale = _cached(market)
+    expired = time.monotonic() - 2 * 3600  # past long_lived_cache's hour
+    monkeypatch.setattr(marketcache, "_entries", {market.symbol: (stale, expired)})
+    reading, release, reads = threading.Event(), threading.Event(), []
+
+    class SlowReads:  # Market.objects, whose first read of the market waits for the test
+        def select_related(self, *fields):
+            return self
+
+        def filter(self, **lookups):
+            self.lookups = lookups
+            return self
+
+        def first(self):
+            reads.append(self.lookups["symbol"])
+            if len(reads) == 1:
+                reading.set()
+                release.wait(10)
+            return Market.objects.select_related("base", "quote").filter(**self.lookups).first()
+
+    class ModelReadSlowly:
+        objects = SlowReads()
+
+    monkeypatch.setattr(marketcache, "Market", ModelReadSlowly)
+    got = {}
+
+    def first():
+        try:
+            got["first"] = marketcache.market_get(market.symbol)
+        finally:
+            connections.close_all()
+
+    reader = threading.Thread(target=first)
+    reader.start()
+    assert reading.wait(10)
+    others = [marketcache.market_get(market.symbol) for _ in range(5)]  # meanwhile: the other threads
+    release.set()
+    reader.join(10)
+    assert reads == [market.symbol]  # one read, not six
+    assert all(other is stale for other in others)
+    assert got["first"] is not stale and got["first"].pk == market.pk  # the fresh copy
+    assert marketcache.market_get(market.symbol) is got["first"]  # now cached
+    # a symbol with no entry at all is read by whoever asks (nothing to go on with)
+    marketcache.forget(market.symbol)
+    assert marketcache.market_get(market.symbol) is not got["first"]
+    assert reads == [market.symbol] * 2
