@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # This tree against a baseline commit, alternately in one run: bench/rest_load.py on each,
-# ROUNDS times (default 2), the baseline `git worktree`d into var/ab-baseline (same
+# ROUNDS times (default 2; the tree measured first alternates by round), the baseline `git worktree`d into var/ab-baseline (same
 # virtualenv; this tree's bench/rest_load.py measures both). Usage: bench/tree_ab.sh BASELINE_COMMIT [rest_load.py arguments...]
 # GCPROBE=1: every process of both trees runs bench/gcprobe (the garbage collector's share of its
 # CPU); each run's REST processes' lines are printed after it.
@@ -17,7 +17,11 @@ ln -s "$PWD/.venv" "$base/.venv"
 cp bench/rest_load.py bench/benchdb.py "$base/bench/"  # both trees measured by the same benchmark
 trap 'git worktree remove --force "$base"' EXIT
 for round in $(seq 1 "${ROUNDS:-2}"); do
-  for tree in "$PWD" "$base"; do
+  # Which tree runs first alternates by round: the machine's load rises through a round, and
+  # the tree run first in every round won four rounds of five against one of equal cost (2026-12-07).
+  trees=("$PWD" "$base")
+  [ $((round % 2)) -eq 0 ] && trees=("$base" "$PWD")
+  for tree in "${trees[@]}"; do
     echo "=== round $round: $( [ "$tree" = "$PWD" ] && echo "this tree $(git rev-parse --short HEAD)" || echo "baseline $baseline")"
     gcdir="$PWD/var/gc/round$round-$( [ "$tree" = "$PWD" ] && echo this || echo baseline)"
     rm -rf "$gcdir"
