@@ -85,6 +85,9 @@ class AuditEventAdmin(LargeTableMixin, admin.ModelAdmin):
     )
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("seal")  # the seal's columns, in the same query
+
     def search_conditions(self, term: str) -> Q:
         """What one term can mean, each an indexed look-up: the request id
         (``audit_request_id``); an actor's id, a key id or a user's pk (``audit_actor``, every

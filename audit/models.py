@@ -1,10 +1,16 @@
 """The audit trail: append-only events, sealed into a hash chain after they commit.
 
 An ``AuditEvent`` is written by the service that makes a change, inside the same
-transaction, with its seal columns (``seq``, ``prev_hash``, ``hash``, ``sealed_at``) empty.
-A single sealer later gives committed events their chain position and hash (see
-``audit.services.audit_seal``). A database trigger (``audit.triggers``) refuses every UPDATE
-except that one sealing write, and every DELETE.
+transaction. A trigger of the database itself queues it for sealing (an ``AuditPending``
+row, written by the same statement). A single sealer later gives committed events their
+chain position and hash by appending an ``AuditSeal`` row and removing the queue row (see
+``audit.services.audit_seal``). Database triggers (``audit.triggers``) refuse every UPDATE
+and DELETE of an event and of a seal.
+
+The seal is a row of its own, not columns of the event: an UPDATE of the event would write
+a whole new copy of it and of every one of its indexes (a changed ``seq`` is never a HOT
+update), at the order rate; appending a narrow seal writes one small row and two index
+entries.
 
 ``account_id`` is a plain column, not a foreign key: the trail must outlive and never
 block changes to the rows it talks about, and it is the index behind each account's
@@ -42,17 +48,12 @@ class AuditEvent(models.Model):
     reason = models.TextField(blank=True)
     source_ip = models.GenericIPAddressField(null=True, blank=True)
     request_id = models.CharField(max_length=128, blank=True)
-    # Seal: written once, by the sealer, after the event committed.
-    seq = models.BigIntegerField(null=True, blank=True, unique=True, help_text="Position in the hash chain.")
-    prev_hash = models.CharField(max_length=64, null=True, blank=True)
-    hash = models.CharField(max_length=64, null=True, blank=True)
-    sealed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
         permissions = [("export_auditevent", "Can export audit events as CSV")]
         # One row per order at the order rate: each index here is written by the order's
-        # insert and again by the seal's update (it changes ``seq``, so it is never HOT).
+        # insert (the event is never updated: its seal is a row of ``AuditSeal``).
         # ``action`` and ``request_id`` are found by equality (the console's filter and links):
         # plain indexes, not ``db_index``, which on PostgreSQL adds a second,
         # ``varchar_pattern_ops`` copy for LIKE that nothing here runs (migration 0004).
@@ -62,15 +63,6 @@ class AuditEvent(models.Model):
             models.Index(fields=["account_id", "id"], name="audit_account_id"),
             models.Index(fields=["target_type", "target_id"], name="audit_target"),
             models.Index(fields=["actor_type", "actor_id"], name="audit_actor"),
-            # The sealer's work queue: small, since events are sealed within moments.
-            models.Index(fields=["id"], condition=Q(seq__isnull=True), name="audit_unsealed"),
-        ]
-        constraints = [
-            models.CheckConstraint(
-                condition=(Q(seq__isnull=True) & Q(hash__isnull=True) & Q(prev_hash__isnull=True))
-                | (Q(seq__gt=0) & Q(hash__isnull=False) & Q(prev_hash__isnull=False)),
-                name="audit_seal_all_or_nothing",
-            ),
         ]
 
     def __str__(self):
@@ -83,6 +75,69 @@ class AuditEvent(models.Model):
     @property
     def target_display(self) -> str:
         return f"{self.target_type}:{self.target_id}" if self.target_type else ""
+
+    # The seal, read through: None until the sealer has chained the event (select_related
+    # ``seal`` where many events are shown).
+    def _seal_value(self, name: str):
+        try:
+            return getattr(self.seal, name)
+        except AuditSeal.DoesNotExist:
+            return None
+
+    @property
+    def seq(self) -> int | None:
+        return self._seal_value("seq")
+
+    @property
+    def prev_hash(self) -> str | None:
+        return self._seal_value("prev_hash")
+
+    @property
+    def hash(self) -> str | None:
+        return self._seal_value("hash")
+
+    @property
+    def sealed_at(self):
+        return self._seal_value("sealed_at")
+
+
+class AuditSeal(models.Model):
+    """An event's place in the hash chain: appended once by the sealer after the event
+    committed, never changed (``audit.triggers``). ``hash`` = H(``prev_hash``, the event's
+    content and ``seq``) — ``audit.chain``.
+
+    ``event`` is the event's id without a foreign-key constraint: a constraint would lock
+    the event row (``FOR KEY SHARE``) on every seal, and ``audit_verify`` reports a seal
+    whose event has gone, which is what a constraint would have prevented only for callers
+    that respect it."""
+
+    event = models.OneToOneField(
+        AuditEvent, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="seal"
+    )
+    seq = models.BigIntegerField(unique=True, help_text="Position in the hash chain.")
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(seq__gt=0), name="audit_seal_seq_positive")]
+
+    def __str__(self):
+        return f"{self.seq}:{self.hash}"
+
+
+class AuditPending(models.Model):
+    """The sealer's work queue: one row per committed event not sealed yet, written by a
+    trigger on the events table in the statement that inserts the event (no writer can
+    forget it) and deleted by the seal that chains it. Small: events are sealed within
+    moments of their commit."""
+
+    event = models.OneToOneField(
+        AuditEvent, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="pending"
+    )
+
+    def __str__(self):
+        return str(self.event_id)
 
 
 class AuthFailureWindow(models.Model):

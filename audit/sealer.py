@@ -22,14 +22,14 @@ import os
 import threading
 import time
 from datetime import datetime
-from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from . import chain
-from .models import AuditEvent
+from .models import AuditEvent, AuditPending, AuditSeal
 
 log = logging.getLogger(__name__)
 
@@ -119,55 +119,53 @@ def _seal_batch(limit: int) -> int | None:
     with transaction.atomic():
         if not _take_sealer_lock():
             return None
-        # A sealed event (seq not null) always has its hash.
-        head = cast(
-            "tuple[int, str] | None",
-            AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("seq", "hash").first(),
-        )
+        head = AuditSeal.objects.order_by("-seq").values_list("seq", "hash").first()
         seq, prev_hash = head or (0, chain.GENESIS)
-        batch = list(AuditEvent.objects.filter(seq__isnull=True).order_by("id")[:limit])
-        now = timezone.now()
+        # The queue's committed rows, oldest event first: the queue's first ``limit`` ids (its
+        # primary key, in order), then those events by theirs — never a walk of the events.
+        queued = AuditPending.objects.order_by("event_id").values("event_id")[:limit]
+        batch = list(AuditEvent.objects.filter(id__in=Subquery(queued)).order_by("id"))
+        seals: list[tuple[int, int, str, str]] = []  # (event id, seq, prev_hash, hash): no model per seal
         for event in batch:
             seq += 1
-            event.seq, event.prev_hash, event.sealed_at = seq, prev_hash, now
-            event.hash = prev_hash = chain.event_hash(event, seq, event.prev_hash)
-        if batch:
-            _write_seals(batch, now)
+            digest = chain.event_hash(event, seq, prev_hash)
+            seals.append((event.pk, seq, prev_hash, digest))
+            prev_hash = digest
+        if seals:
+            _write_seals(seals, timezone.now())
         return len(batch)
 
 
-def _write_seals(batch: list[AuditEvent], sealed_at: datetime) -> None:
-    """One UPDATE joining a VALUES list (a hash join; Django's bulk_update builds CASE
-    expressions that grow with the square of the batch)."""
-    table = AuditEvent._meta.db_table
-    columns = ([e.pk for e in batch], [e.seq for e in batch], [e.prev_hash for e in batch], [e.hash for e in batch])
+def _write_seals(seals: list[tuple[int, int, str, str]], sealed_at: datetime) -> None:
+    """Append the seals and take their events off the queue. PostgreSQL: ONE statement, the
+    columns bound as arrays (nothing to parse per row); SQLite: an insert and a delete."""
+    ids, seqs, prev_hashes, hashes = (list(column) for column in zip(*seals, strict=True))
     if connection.vendor == "postgresql":
-        # Four array parameters rather than 4 × batch placeholders: nothing to parse per row.
-        seal = "unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS seal(id, seq, prev_hash, hash)"
-        sql = (
-            f"UPDATE {table} SET seq = seal.seq, prev_hash = seal.prev_hash, hash = seal.hash, sealed_at = %s "
-            f"FROM {seal} WHERE {table}.id = seal.id"
-        )
-        params: list[Any] = [sealed_at, *columns]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH sealed AS (INSERT INTO {AuditSeal._meta.db_table} (event_id, seq, prev_hash, hash, sealed_at) "
+                f"SELECT s.event_id, s.seq, s.prev_hash, s.hash, %s "
+                f"FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS s(event_id, seq, prev_hash, hash) "
+                f"RETURNING event_id) "
+                f"DELETE FROM {AuditPending._meta.db_table} p USING sealed WHERE p.event_id = sealed.event_id",
+                [sealed_at, ids, seqs, prev_hashes, hashes],
+            )
+            dequeued = cursor.rowcount
     else:
-        rows = ", ".join(["(%s, %s, %s, %s)"] * len(batch))
-        sql = (
-            f"WITH seal(id, seq, prev_hash, hash) AS (VALUES {rows}) "
-            f"UPDATE {table} SET seq = seal.seq, prev_hash = seal.prev_hash, hash = seal.hash, "
-            f"sealed_at = %s FROM seal WHERE {table}.id = seal.id"
+        AuditSeal.objects.bulk_create(
+            AuditSeal(event_id=pk, seq=seq, prev_hash=prev, hash=digest, sealed_at=sealed_at)
+            for pk, seq, prev, digest in seals
         )
-        params = [value for row in zip(*columns, strict=True) for value in row] + [sealed_at]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        # (SQLite's driver reports -1 for a statement that starts with WITH.)
-        if cursor.rowcount not in (-1, len(batch)):
-            raise RuntimeError(f"sealed {cursor.rowcount} of {len(batch)} audit events")
+        dequeued, _ = AuditPending.objects.filter(event_id__in=ids).delete()
+    if dequeued != len(seals):
+        raise RuntimeError(f"sealed {len(seals)} audit events but took {dequeued} off the queue")
 
 
 def audit_seal(*, batch_size: int = 500) -> int:
-    """Seal every committed, unsealed event in insertion (id) order: assign the next chain
-    position and hash = H(previous hash, event). Returns how many were sealed; 0 when
-    another sealer holds the lock (it will seal these too, or the next run will)."""
+    """Seal every committed event on the queue in insertion (id) order: append its seal —
+    the next chain position and hash = H(previous hash, event) — and take it off the
+    queue. Returns how many were sealed; 0 when another sealer holds the lock (it will seal
+    these too, or the next run will)."""
     sealed = 0
     while True:
         count = _seal_batch(batch_size)

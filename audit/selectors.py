@@ -4,10 +4,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db.models import Min
+from django.db.models import Count, Min
 
 from . import chain
-from .models import AuditEvent
+from .models import AuditEvent, AuditSeal
 
 CHUNK = 2000
 
@@ -27,10 +27,11 @@ class VerifyReport:
     unsealed: int
     oldest_unsealed_id: int | None
     broken: BrokenLink | None
+    stranded: int = 0  # unsealed events missing from the sealer's queue: they would never be sealed
 
     @property
     def ok(self) -> bool:
-        return self.broken is None
+        return self.broken is None and not self.stranded
 
     def as_dict(self) -> dict:
         return {
@@ -39,67 +40,72 @@ class VerifyReport:
             "head": {"seq": self.head_seq, "hash": self.head_hash},
             "unsealed": self.unsealed,
             "oldest_unsealed_id": self.oldest_unsealed_id,
+            "stranded": self.stranded,
             "broken": None
             if self.broken is None
             else {"seq": self.broken.seq, "event_id": self.broken.event_id, "problem": self.broken.problem},
         }
 
 
+def _first_break(seal: AuditSeal, event: AuditEvent | None, expected_seq: int, prev_hash: str) -> BrokenLink | None:
+    if seal.seq != expected_seq:
+        return BrokenLink(expected_seq, None, f"event(s) at positions {expected_seq}..{seal.seq - 1} are missing (deleted)")
+    if event is None:
+        return BrokenLink(seal.seq, seal.event_id, "the event sealed at this position is missing (deleted)")
+    if seal.prev_hash != prev_hash:
+        return BrokenLink(seal.seq, seal.event_id, "prev_hash is not the previous event's hash (reordered or replaced)")
+    if chain.event_hash(event, seal.seq, seal.prev_hash) != seal.hash:
+        return BrokenLink(seal.seq, seal.event_id, "hash does not match the event's contents (altered after sealing)")
+    return None
+
+
 def audit_verify(*, anchors: dict[int, str] | None = None, progress: Callable[[int], None] | None = None) -> VerifyReport:
-    """Walk the sealed events in chain order, recompute every hash, and report the first
-    broken link: a missing position (an event deleted), a ``prev_hash`` that is not its
-    predecessor's hash (events reordered or replaced), or a hash that does not match the
-    event's content (an event altered). ``anchors`` maps chain positions to hashes recorded
-    elsewhere earlier (e.g. from a previous run's head); each must still match, which also
-    catches a trail cut short or rebuilt from scratch. Read-only."""
+    """Walk the seals in chain order, recompute every hash from its event, and report the
+    first broken link: a missing position (a seal deleted), a sealed event that is gone, a
+    ``prev_hash`` that is not its predecessor's hash (events reordered or replaced), or a
+    hash that does not match the event's content (an event altered). ``anchors`` maps chain
+    positions to hashes recorded elsewhere earlier (e.g. from a previous run's head); each
+    must still match, which also catches a trail cut short or rebuilt from scratch. Also
+    counts the events not sealed yet, and those of them missing from the sealer's queue
+    (``stranded``: a queue row deleted by hand; ``ok`` is false). Read-only."""
     anchors = dict(anchors or {})
     expected_seq, prev_hash, checked = 1, chain.GENESIS, 0
     broken = None
-    sealed = AuditEvent.objects.filter(seq__isnull=False).order_by("seq")
     last_seq = 0
     while broken is None:
-        batch = list(sealed.filter(seq__gt=last_seq)[:CHUNK])
-        if not batch:
+        seals = list(AuditSeal.objects.filter(seq__gt=last_seq).order_by("seq")[:CHUNK])
+        if not seals:
             break
-        for event in batch:
-            if event.seq != expected_seq:
-                assert event.seq is not None  # only sealed events are read
-                broken = BrokenLink(
-                    expected_seq, None, f"event(s) at positions {expected_seq}..{event.seq - 1} are missing (deleted)"
-                )
+        events = AuditEvent.objects.in_bulk([seal.event_id for seal in seals])
+        for seal in seals:
+            broken = _first_break(seal, events.get(seal.event_id), expected_seq, prev_hash)
+            if broken is None and seal.seq in anchors and anchors.pop(seal.seq) != seal.hash:
+                broken = BrokenLink(seal.seq, seal.event_id, "hash differs from the recorded anchor (the chain was rebuilt)")
+            if broken is not None:
                 break
-            if event.prev_hash != prev_hash:
-                broken = BrokenLink(event.seq, event.pk, "prev_hash is not the previous event's hash (reordered or replaced)")
-                break
-            if chain.event_hash(event, event.seq, event.prev_hash) != event.hash:
-                broken = BrokenLink(event.seq, event.pk, "hash does not match the event's contents (altered after sealing)")
-                break
-            if event.seq in anchors and anchors.pop(event.seq) != event.hash:
-                broken = BrokenLink(event.seq, event.pk, "hash differs from the recorded anchor (the chain was rebuilt)")
-                break
-            prev_hash, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
-        tail_seq = batch[-1].seq
-        assert tail_seq is not None  # only sealed events are read
-        last_seq = tail_seq
+            prev_hash, expected_seq, checked = seal.hash, expected_seq + 1, checked + 1
+        last_seq = seals[-1].seq
         if progress is not None:
             progress(checked)
     if broken is None and anchors:
         missing = min(anchors)
         broken = BrokenLink(missing, None, "an anchored position is past the end of the chain (the trail was cut short)")
-    unsealed = AuditEvent.objects.filter(seq__isnull=True).aggregate(n=Min("id"))
+    unsealed = AuditEvent.objects.filter(seal__isnull=True)
+    summary = unsealed.aggregate(n=Count("id"), oldest=Min("id"))
     return VerifyReport(
         checked=checked,
         head_seq=expected_seq - 1,
         head_hash=prev_hash,
-        unsealed=AuditEvent.objects.filter(seq__isnull=True).count(),
-        oldest_unsealed_id=unsealed["n"],
+        unsealed=summary["n"],
+        oldest_unsealed_id=summary["oldest"],
         broken=broken,
+        stranded=unsealed.filter(pending__isnull=True).count() if summary["n"] else 0,
     )
 
 
 def audit_event_count() -> int:
     """How many events are sealed (what ``audit_verify`` will walk)."""
-    return AuditEvent.objects.filter(seq__isnull=False).count()
+    return AuditSeal.objects.count()
 
 
 def audit_events_for_account(account_id: int, *, limit: int = 50):

@@ -76,7 +76,7 @@ def main() -> None:
     print(f"sealer: {sealed} events in {time.perf_counter() - started:.2f}s "
           f"= {sealed / (time.perf_counter() - started):.0f} events/s")
     rate_on = writers(args.writers, args.transactions, "thread")
-    unsealed = AuditEvent.objects.filter(seq__isnull=True).count()
+    unsealed = AuditEvent.objects.filter(seal__isnull=True).count()
     print(f"writers, sealing after commit: {rate_on:.0f} audited transactions/s "
           f"({rate_on / rate_off:.0%} of the baseline); unsealed when they exited: {unsealed} of {total}")
     started = time.perf_counter()

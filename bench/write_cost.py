@@ -10,10 +10,14 @@ places N orders through ``order_submit`` (a seeded mix of passive and crossing l
 accounts, no verdict awaited), runs the market's engine
 (``MarketRunner.step`` in batches of ``--batch``) until every command is processed, settles
 every trade (``settlement_run``) and seals the audit chain (``audit_seal``). For each phase it
-prints PostgreSQL's CPU per order (the CPU of this database's backends, from /proc) and the
-client's; then each figure's ratio to the baseline's, medians over the rounds, with the load
-average. The first round runs on the freshly created databases and costs both trees more
-(~2.5×): use five rounds or more and read the medians.
+prints PostgreSQL's CPU per order (the CPU of this database's backends, from /proc), the
+client's, and the write-ahead log written per order — records and bytes, read back with
+``pg_walinspect`` (PostgreSQL's contrib extension, created in the two databases; without it,
+bytes only, from the insert position). The WAL figures are the whole server's: run this on an
+otherwise idle PostgreSQL. Then each figure's ratio to the baseline's, medians over the
+rounds, with the load average. The tree measured first alternates by round. The first round
+runs on the freshly created databases and costs both trees more (~2.5×): use five rounds or
+more and read the medians.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bourse_write REDIS_URL=redis://127.0.0.1:6379/5 \\
     BOURSE_ALLOW_GENERATED_SECRETS=1 BOURSE_DATA_DIR=var/bench LOG_LEVEL=WARNING \\
@@ -42,10 +46,16 @@ import django
 django.setup()
 from decimal import Decimal
 from django.core.management import call_command
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 call_command("migrate", verbosity=0)
 with connection.cursor() as cursor:
     cursor.execute("VACUUM (ANALYZE)")  # the previous rounds' rows: the same start for both trees
+    try:
+        with transaction.atomic():
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        walinspect = True
+    except DatabaseError:
+        walinspect = False
 from accounts import services as account_services
 from audit.sealer import audit_seal
 from trading.models import EngineState, Market
@@ -59,6 +69,22 @@ def cpu_of(pid):
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+def wal_position():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
+        return cursor.fetchone()[0]
+
+def wal_since(start):
+    """(records, bytes) written by the whole server since ``start``; records -1 without pg_walinspect."""
+    with connection.cursor() as cursor:
+        if walinspect:
+            cursor.execute("SELECT count(*), coalesce(sum(record_length), 0) "
+                           "FROM pg_get_wal_records_info(%s::pg_lsn, pg_current_wal_flush_lsn())", [start])
+            records, size = cursor.fetchone()
+            return int(records), int(size)
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)", [start])
+        return -1, int(cursor.fetchone()[0])
 
 def backends():
     with connection.cursor() as cursor:
@@ -105,11 +131,14 @@ settle()
 audit_seal()
 for name, phase in (("submit", submit), ("engine", run_engine), ("settle", settle), ("seal", audit_seal)):
     pg_before = {p: cpu_of(p) for p in backends()}
+    wal_start = wal_position()
     client = time.process_time()
     phase()
     client = time.process_time() - client
     pg = sum(cpu - pg_before.get(p, 0.0) for p, cpu in ((p, cpu_of(p)) for p in backends()))
-    print("RESULT", name, pg * 1000 / count, client * 1000 / count, open("/proc/loadavg").read().split()[0], flush=True)
+    records, size = wal_since(wal_start)
+    print("RESULT", name, pg * 1000 / count, client * 1000 / count, open("/proc/loadavg").read().split()[0],
+          records / count, size / count, flush=True)
 '''
 
 
@@ -125,7 +154,7 @@ def _admin(url: str, statement: str) -> None:
         connection.execute(statement)
 
 
-def run_tree(root: Path, url: str, count: int, batch: int) -> dict[str, tuple[float, float, str]]:
+def run_tree(root: Path, url: str, count: int, batch: int) -> dict[str, tuple[float, float, str, float, float]]:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "exchange.settings", "DATABASE_URL": url,
            "BOURSE_ENGINE_WAIT_S": "0", "BOURSE_AUDIT_SEAL_MODE": "off"}
     out = subprocess.run([sys.executable, "-c", ONE_TREE, str(root), str(count), str(batch)], capture_output=True,
@@ -133,8 +162,8 @@ def run_tree(root: Path, url: str, count: int, batch: int) -> dict[str, tuple[fl
     results = {}
     for line in out.stdout.splitlines():
         if line.startswith("RESULT"):
-            _, phase, pg, client, load = line.split()
-            results[phase] = (float(pg), float(client), load)
+            _, phase, pg, client, load, records, size = line.split()
+            results[phase] = (float(pg), float(client), load, float(records), float(size))
     if set(results) != set(PHASES):
         raise SystemExit(f"{root}: no result\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
     return results
@@ -152,7 +181,7 @@ def main() -> None:
         raise SystemExit("DATABASE_URL must name a PostgreSQL database (its name is the prefix of the two made here)")
     prefix = urlsplit(url).path.lstrip("/")
     trees = {"baseline": f"{prefix}_a", "this tree": f"{prefix}_b"}
-    figures: dict[str, dict[str, list[tuple[float, float]]]] = {label: {} for label in trees}
+    figures: dict[str, dict[str, list[tuple[float, float, float, float]]]] = {label: {} for label in trees}
     with tempfile.TemporaryDirectory(prefix="bourse-baseline-") as folder:
         baseline = Path(folder)
         archive = subprocess.run(["git", "archive", args.baseline], cwd=ROOT, capture_output=True, check=True).stdout
@@ -162,30 +191,42 @@ def main() -> None:
             _admin(url, f'DROP DATABASE IF EXISTS "{name}"')
             _admin(url, f'CREATE DATABASE "{name}"')
         try:
-            for _ in range(args.rounds):
-                for label, name in trees.items():
+            for round_ in range(args.rounds):
+                # The tree measured first alternates by round: the load rises through a round,
+                # and the second tree would otherwise always pay for it.
+                for label, name in list(trees.items())[:: 1 if round_ % 2 == 0 else -1]:
                     results = run_tree(roots[label], _database(url, name), args.orders, args.batch)
-                    for phase, (pg, client, _load) in results.items():
-                        figures[label].setdefault(phase, []).append((pg, client))
+                    for phase, (pg, client, _load, records, size) in results.items():
+                        figures[label].setdefault(phase, []).append((pg, client, records, size))
                     print(f"[load {results['seal'][2]}] {label:9}: PostgreSQL ms/order " + ", ".join(
                         f"{phase} {results[phase][0]:.3f}" for phase in PHASES)
-                        + f"; total {sum(results[p][0] for p in PHASES):.3f}", flush=True)
+                        + f"; total {sum(results[p][0] for p in PHASES):.3f}; WAL records/order "
+                        + ", ".join(f"{phase} {results[phase][3]:.1f}" for phase in PHASES)
+                        + f"; bytes/order {sum(results[p][4] for p in PHASES):.0f}", flush=True)
         finally:
             for name in trees.values():
                 _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(f"medians over {args.rounds} rounds, {args.orders} orders each (baseline {args.baseline}):")
     totals = {}
+    wal = {}
+
+    def median(label: str, phase: str, index: int) -> float:
+        return statistics.median(figure[index] for figure in figures[label][phase])
+
     for label in trees:
-        totals[label] = sum(statistics.median(pg for pg, _ in figures[label][phase]) for phase in PHASES)
+        totals[label] = sum(median(label, phase, 0) for phase in PHASES)
+        wal[label] = (sum(median(label, phase, 2) for phase in PHASES), sum(median(label, phase, 3) for phase in PHASES))
     for phase in PHASES:
-        old = statistics.median(pg for pg, _ in figures["baseline"][phase])
-        new = statistics.median(pg for pg, _ in figures["this tree"][phase])
-        old_client = statistics.median(c for _, c in figures["baseline"][phase])
-        new_client = statistics.median(c for _, c in figures["this tree"][phase])
+        old, new = median("baseline", phase, 0), median("this tree", phase, 0)
         print(f"  {phase:6}: PostgreSQL {new:.3f} vs {old:.3f} ms/order (ratio {new / max(old, 1e-9):.2f}); "
-              f"client {new_client:.3f} vs {old_client:.3f} ms")
+              f"client {median('this tree', phase, 1):.3f} vs {median('baseline', phase, 1):.3f} ms; "
+              f"WAL {median('this tree', phase, 2):.1f} vs {median('baseline', phase, 2):.1f} records/order, "
+              f"{median('this tree', phase, 3):.0f} vs {median('baseline', phase, 3):.0f} bytes/order")
     print(f"  total : PostgreSQL {totals['this tree']:.3f} vs {totals['baseline']:.3f} ms/order "
-          f"(ratio {totals['this tree'] / totals['baseline']:.2f}); load {os.getloadavg()[0]:.2f}")
+          f"(ratio {totals['this tree'] / totals['baseline']:.2f}); WAL {wal['this tree'][0]:.1f} vs "
+          f"{wal['baseline'][0]:.1f} records/order (ratio {wal['this tree'][0] / max(wal['baseline'][0], 1e-9):.2f}), "
+          f"{wal['this tree'][1]:.0f} vs {wal['baseline'][1]:.0f} bytes/order "
+          f"(ratio {wal['this tree'][1] / max(wal['baseline'][1], 1e-9):.2f}); load {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

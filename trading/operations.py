@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from audit.models import AuditEvent
+from audit.models import AuditPending
 from exchange.models import Heartbeat
 
 from .models import Command, EngineState, Market, ReconciliationReport, Trade
@@ -162,7 +162,7 @@ def check_reconciliation(now: datetime) -> dict:
 
 
 def check_audit(now: datetime) -> dict:
-    oldest = AuditEvent.objects.filter(seq__isnull=True).aggregate(oldest=Min("created_at"), n=Count("id"))
+    oldest = AuditPending.objects.aggregate(oldest=Min("event__created_at"), n=Count("event_id"))
     lag = _age(oldest["oldest"], now) or 0.0
     budget = settings.BOURSE_AUDIT_SEAL_LAG_BUDGET_S
     result = {"ok": lag <= budget, "sealing_lag_s": lag, "budget_s": budget, "unsealed_events": oldest["n"]}

@@ -2,7 +2,7 @@
 from django.db import connection, transaction
 
 from audit import triggers
-from audit.models import AuditEvent, AuthFailureWindow
+from audit.models import AuditEvent, AuditPending, AuditSeal, AuthFailureWindow
 
 
 def empty_audit_trail() -> None:
@@ -13,7 +13,9 @@ def empty_audit_trail() -> None:
         return
     with transaction.atomic():
         with triggers.suspended():
+            AuditSeal.objects.all().delete()
             AuditEvent.objects.all().delete()
+        AuditPending.objects.all().delete()
         AuthFailureWindow.objects.all().delete()
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _sealed_soon(timeout: float = 10) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not AuditEvent.objects.filter(seq__isnull=True).exists():
+        if not AuditEvent.objects.filter(seal__isnull=True).exists():
             return True
         time.sleep(0.02)
     return False
@@ -53,7 +53,7 @@ def test_one_thread_seals_every_round_and_keeps_its_connection(settings, monkeyp
             raw.close()
     assert started == ["audit-sealer"]  # a thread per seal connected afresh each time
     assert len(connections) == 1
-    assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == list(range(1, 13))
+    assert list(AuditEvent.objects.order_by("seal__seq").values_list("seal__seq", flat=True)) == list(range(1, 13))
 
 
 def test_a_process_that_exits_with_a_seal_due_seals_first():
@@ -63,4 +63,4 @@ def test_a_process_that_exits_with_a_seal_due_seals_first():
     subprocess.run([PYTHON, "manage.py", "shell", "-c", code], env=env, check=True, timeout=120,
                    stdout=subprocess.DEVNULL)
     assert AuditEvent.objects.count() == 1
-    assert AuditEvent.objects.filter(seq__isnull=True).count() == 0
+    assert AuditEvent.objects.filter(seal__isnull=True).count() == 0

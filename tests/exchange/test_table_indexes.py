@@ -1,6 +1,6 @@
 """The tables written at the order rate carry the indexes their readers use and no more: the
-audit table (each order's insert, then its seal's update, which is never HOT) and the journal
-(every order's hold, every trade and close)."""
+audit tables (each order's event, its queue row and its seal) and the journal (every order's
+hold, every trade and close)."""
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext

@@ -55,5 +55,10 @@ class Command(BaseCommand):
                 f" (event id {report.broken.event_id})" if report.broken.event_id is not None else ""
             )
             raise CommandError(f"audit chain BROKEN at {where}: {report.broken.problem}")
+        if report.stranded:
+            raise CommandError(
+                f"{report.stranded} unsealed event(s) are missing from the sealer's queue (audit_auditpending): "
+                "they will never be sealed; a queue row was deleted by hand"
+            )
         if not opts["json"]:
             self.stdout.write("Audit chain intact.")
