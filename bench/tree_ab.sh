@@ -42,7 +42,9 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
     rm -rf "$gcdir"
     probe=()
     [ -n "${GCPROBE:-}" ] && probe=(PYTHONPATH="$PWD/bench/gcprobe" GCPROBE_DIR="$gcdir")
-    (cd "$tree" && env "${probe[@]}" DATABASE_URL="$( [ "$tree" = "$PWD" ] && echo "$url" || echo "$base_url")" \
+    db="$url"
+    [ "$tree" = "$base" ] && db="$base_url"
+    (cd "$tree" && env "${probe[@]}" DATABASE_URL="$db" \
       REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/5}" BOURSE_ALLOW_GENERATED_SECRETS=1 \
       BOURSE_DATA_DIR="$PWD/var/bench" LOG_LEVEL=WARNING \
       .venv/bin/python bench/rest_load.py "${args[@]}" \

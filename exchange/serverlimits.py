@@ -73,11 +73,17 @@ MAX_HEAD_BYTES = 16384  # the request line and headers of one request, on either
 HEAD_TOO_LARGE = f"The request line and headers are limited to {MAX_HEAD_BYTES} bytes."
 
 
+def problem_body(error: errors.BourseError) -> tuple[str, bytes]:
+    """A new request id and ``error``'s problem body naming it: what either server answers
+    with when it refuses a request itself, before or instead of the application."""
+    request_id = uuid.uuid4().hex
+    return request_id, json.dumps(error.as_problem(request_id)).encode()
+
+
 def http_refusal(error: errors.BourseError, reason: str) -> bytes:
     """The whole HTTP answer, problem body and ``Connection: close``, with which either server
     refuses a request before the application sees it (413, 408, 400)."""
-    request_id = uuid.uuid4().hex
-    body = json.dumps(error.as_problem(request_id)).encode()
+    request_id, body = problem_body(error)
     head = (f"HTTP/1.1 {error.status} {reason}\r\nContent-Type: application/problem+json\r\n"
             f"Content-Length: {len(body)}\r\nX-Request-ID: {request_id}\r\nConnection: close\r\n\r\n")
     return head.encode() + body
@@ -171,10 +177,10 @@ def install() -> bool:
             error = errors.ServiceUnavailable()
         else:
             error = errors.ServerError()
-        request_id = uuid.uuid4().hex
+        request_id, problem = problem_body(error)
         self.handle_reply({"type": "http.response.start", "status": error.status, "headers": [
             (b"Content-Type", b"application/problem+json"), (b"X-Request-ID", request_id.encode())]})
-        self.handle_reply({"type": "http.response.body", "body": json.dumps(error.as_problem(request_id)).encode()})
+        self.handle_reply({"type": "http.response.body", "body": problem})
 
     WebRequest.basic_error = basic_error
 

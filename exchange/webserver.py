@@ -49,7 +49,8 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .serverlimits import HEAD_TOO_LARGE, MAX_HEAD_BYTES
+from . import errors
+from .serverlimits import HEAD_TOO_LARGE, MAX_HEAD_BYTES, body_limit, http_refusal
 
 log = logging.getLogger("bourse.server")
 
@@ -106,8 +107,6 @@ class BourseHttpProtocol(HttpToolsProtocol):
         # otherwise pile up in memory (Twisted, under daphne, stops at the same 16 KiB).
         self._bourse_head += size
         if self._bourse_head > MAX_HEAD_BYTES and not self._bourse_refused:
-            from . import errors
-
             self._bourse_refuse(errors.BadRequest(HEAD_TOO_LARGE), "Bad Request")
             raise httptools.HttpParserError("request head too large")  # stops the parser's feed
 
@@ -120,8 +119,6 @@ class BourseHttpProtocol(HttpToolsProtocol):
         """Bytes that are not HTTP: the API's problem body (``bad_request``), not uvicorn's text."""
         if self._bourse_refused:
             return  # already answered (the head grew too large) and closing
-        from . import errors
-
         self._bourse_refuse(errors.BadRequest("The request is not valid HTTP/1.1."), "Bad Request")
 
     def _bourse_refuse(self, error, reason: str) -> None:
@@ -131,8 +128,6 @@ class BourseHttpProtocol(HttpToolsProtocol):
         whole), its application sees a disconnect and the refusal is its answer. A new request
         pipelined behind one still being answered is refused after that answer (and any
         request queued between them), so each answer stays in its request's place."""
-        from .serverlimits import http_refusal
-
         self._bourse_refused = True
         refusal = http_refusal(error, reason)
         cycle = self.cycle
@@ -148,8 +143,6 @@ class BourseHttpProtocol(HttpToolsProtocol):
     # -- the body limit -----------------------------------------------------------------------
 
     def on_headers_complete(self) -> None:
-        from .serverlimits import body_limit
-
         path = self.url.split(b"?", 1)[0]
         self._bourse_limit, self._bourse_received = body_limit(path), 0
         for name, value in self.headers:
@@ -177,8 +170,6 @@ class BourseHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def _bourse_refuse_body(self, declared: int | None) -> None:
-        from . import errors
-
         limit = self._bourse_limit
         log.warning("request body over the limit refused before buffering",
                     extra={"limit": limit, "declared": declared})
@@ -231,8 +222,6 @@ class BourseHttpProtocol(HttpToolsProtocol):
         if not self._bourse_started:  # an idle keep-alive connection: closed silently, as is usual
             self.transport.close()
             return
-        from . import errors
-
         timeout = self.request_timeout
         log.info("slow HTTP client disconnected", extra={"timeout_s": timeout})
         self._bourse_refuse(errors.RequestTimeout(f"A request must arrive whole within {timeout:g} s."),
