@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
+from typing import Any
 
 from exchange.wire import timestamp
 
@@ -19,7 +21,7 @@ GENESIS = "0" * 64
 VERSION = 1
 
 CONTENT_FIELDS = (
-    "id",
+    "id",  # first: the sealer and audit_verify read an event as a row of these, its id at [0]
     "created_at",
     "actor_type",
     "actor_id",
@@ -39,7 +41,13 @@ SEAL_FIELDS = ("seq", "prev_hash", "hash", "sealed_at")
 
 
 def canonical(event, seq: int) -> bytes:
-    content = {name: getattr(event, name) for name in CONTENT_FIELDS}
+    return canonical_content(tuple(getattr(event, name) for name in CONTENT_FIELDS), seq)
+
+
+def canonical_content(values: Sequence[Any], seq: int) -> bytes:
+    """The canonical JSON of an event's content given as values in ``CONTENT_FIELDS`` order
+    (how ``audit_verify`` reads them: one row per event, no model instance)."""
+    content = dict(zip(CONTENT_FIELDS, values, strict=True))
     content["created_at"] = timestamp(content["created_at"])
     content["seq"] = seq
     content["v"] = VERSION
@@ -47,7 +55,16 @@ def canonical(event, seq: int) -> bytes:
 
 
 def event_hash(event, seq: int, prev_hash: str) -> str:
+    return _hash(canonical(event, seq), prev_hash)
+
+
+def content_hash(values: Sequence[Any], seq: int, prev_hash: str) -> str:
+    """``event_hash`` of an event read as values in ``CONTENT_FIELDS`` order."""
+    return _hash(canonical_content(values, seq), prev_hash)
+
+
+def _hash(canonical_json: bytes, prev_hash: str) -> str:
     digest = hashlib.sha256(prev_hash.encode("ascii"))
     digest.update(b"\n")
-    digest.update(canonical(event, seq))
+    digest.update(canonical_json)
     return digest.hexdigest()

@@ -124,12 +124,16 @@ def _seal_batch(limit: int) -> int | None:
         # The queue's committed rows, oldest event first: the queue's first ``limit`` ids (its
         # primary key, in order), then those events by theirs — never a walk of the events.
         queued = AuditPending.objects.order_by("event_id").values("event_id")[:limit]
-        batch = list(AuditEvent.objects.filter(id__in=Subquery(queued)).order_by("id"))
+        # Read as tuples of the hashed content (chain.CONTENT_FIELDS, the id first): no model
+        # instance per event.
+        batch = list(
+            AuditEvent.objects.filter(id__in=Subquery(queued)).order_by("id").values_list(*chain.CONTENT_FIELDS)
+        )
         seals: list[tuple[int, int, str, str]] = []  # (event id, seq, prev_hash, hash): no model per seal
-        for event in batch:
+        for content in batch:
             seq += 1
-            digest = chain.event_hash(event, seq, prev_hash)
-            seals.append((event.pk, seq, prev_hash, digest))
+            digest = chain.content_hash(content, seq, prev_hash)
+            seals.append((content[0], seq, prev_hash, digest))
             prev_hash = digest
         if seals:
             _write_seals(seals, timezone.now())

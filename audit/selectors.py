@@ -47,16 +47,40 @@ class VerifyReport:
         }
 
 
-def _first_break(seal: AuditSeal, event: AuditEvent | None, expected_seq: int, prev_hash: str) -> BrokenLink | None:
-    if seal.seq != expected_seq:
-        return BrokenLink(expected_seq, None, f"event(s) at positions {expected_seq}..{seal.seq - 1} are missing (deleted)")
-    if event is None:
-        return BrokenLink(seal.seq, seal.event_id, "the event sealed at this position is missing (deleted)")
-    if seal.prev_hash != prev_hash:
-        return BrokenLink(seal.seq, seal.event_id, "prev_hash is not the previous event's hash (reordered or replaced)")
-    if chain.event_hash(event, seal.seq, seal.prev_hash) != seal.hash:
-        return BrokenLink(seal.seq, seal.event_id, "hash does not match the event's contents (altered after sealing)")
+def _first_break(row: tuple, expected_seq: int, prev_hash: str) -> BrokenLink | None:
+    seq, event_id, seal_prev_hash, seal_hash, *content = row
+    if seq != expected_seq:
+        return _gap(expected_seq, seq)
+    if seal_prev_hash != prev_hash:
+        return BrokenLink(seq, event_id, "prev_hash is not the previous event's hash (reordered or replaced)")
+    if chain.content_hash(content, seq, seal_prev_hash) != seal_hash:
+        return BrokenLink(seq, event_id, "hash does not match the event's contents (altered after sealing)")
     return None
+
+
+def _gap(expected_seq: int, next_seq: int) -> BrokenLink:
+    """Positions the join skipped, ``expected_seq`` up to ``next_seq`` (the next one it
+    found): the first one's seal was deleted, or its event was — the seal is still there and
+    names it."""
+    orphan = AuditSeal.objects.filter(seq=expected_seq).values_list("event_id", flat=True).first()
+    if orphan is not None:
+        return BrokenLink(expected_seq, orphan, "the event sealed at this position is missing (deleted)")
+    return BrokenLink(expected_seq, None, f"event(s) at positions {expected_seq}..{next_seq - 1} are missing (deleted)")
+
+
+def _sealed_rows(after_seq: int) -> list[tuple]:
+    """The seals at the next ``CHUNK`` chain positions, each with its event's content: one
+    query, read as tuples (seq, event id, prev_hash, hash, *content in
+    ``chain.CONTENT_FIELDS`` order). A seal whose event is gone is left out by the join; the
+    gap it leaves is looked into. The positions are a closed range, not "the next CHUNK
+    seals": the planner then knows how few rows the chunk holds and joins each to its event by
+    primary key (with "> n ORDER BY seq LIMIT" and no statistics it hashed the whole trail for
+    every chunk)."""
+    return list(
+        AuditSeal.objects.filter(seq__gt=after_seq, seq__lte=after_seq + CHUNK)
+        .order_by("seq")
+        .values_list("seq", "event_id", "prev_hash", "hash", *(f"event__{name}" for name in chain.CONTENT_FIELDS))
+    )
 
 
 def audit_verify(*, anchors: dict[int, str] | None = None, progress: Callable[[int], None] | None = None) -> VerifyReport:
@@ -73,20 +97,26 @@ def audit_verify(*, anchors: dict[int, str] | None = None, progress: Callable[[i
     broken = None
     last_seq = 0
     while broken is None:
-        seals = list(AuditSeal.objects.filter(seq__gt=last_seq).order_by("seq")[:CHUNK])
-        if not seals:
+        rows = _sealed_rows(last_seq)
+        if not rows:
             break
-        events = AuditEvent.objects.in_bulk([seal.event_id for seal in seals])
-        for seal in seals:
-            broken = _first_break(seal, events.get(seal.event_id), expected_seq, prev_hash)
-            if broken is None and seal.seq in anchors and anchors.pop(seal.seq) != seal.hash:
-                broken = BrokenLink(seal.seq, seal.event_id, "hash differs from the recorded anchor (the chain was rebuilt)")
+        for row in rows:
+            broken = _first_break(row, expected_seq, prev_hash)
+            seq, event_id, _, seal_hash = row[:4]
+            if broken is None and seq in anchors and anchors.pop(seq) != seal_hash:
+                broken = BrokenLink(seq, event_id, "hash differs from the recorded anchor (the chain was rebuilt)")
             if broken is not None:
                 break
-            prev_hash, expected_seq, checked = seal.hash, expected_seq + 1, checked + 1
-        last_seq = seals[-1].seq
+            prev_hash, expected_seq, checked = seal_hash, expected_seq + 1, checked + 1
+        last_seq += CHUNK
         if progress is not None:
             progress(checked)
+    if broken is None:
+        # Seals past the last position the walk found (their events gone, or a whole chunk's
+        # seals): the chain does not end there.
+        following = AuditSeal.objects.filter(seq__gte=expected_seq).order_by("seq").values_list("seq", flat=True).first()
+        if following is not None:
+            broken = _gap(expected_seq, following)
     if broken is None and anchors:
         missing = min(anchors)
         broken = BrokenLink(missing, None, "an anchored position is past the end of the chain (the trail was cut short)")

@@ -3,11 +3,12 @@ from io import StringIO
 from types import SimpleNamespace
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from audit import chain, triggers
+from audit import chain, selectors, triggers
 from audit.models import AuditEvent, AuditPending, AuditSeal
 from audit.selectors import audit_verify
 from audit.services import audit_record, audit_seal
@@ -90,6 +91,42 @@ def test_recomputing_the_altered_rows_hash_breaks_the_next_link():
 
     report = audit_verify()
     assert report.broken.seq == 3 and "prev_hash" in report.broken.problem
+
+
+def test_deleting_the_last_sealed_event_is_detected():
+    """The chain's last seal outlives its event: the walk must not end one short and pass."""
+    events = record_many(5)
+    audit_seal()
+    tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[4].pk])
+
+    report = audit_verify()
+    assert (report.broken.seq, report.broken.event_id) == (5, events[4].pk)
+    assert "missing" in report.broken.problem and report.checked == 4 and not report.ok
+
+
+def test_a_sealed_event_gone_at_a_chunk_boundary_is_detected(monkeypatch):
+    """The walk reads the seals in chunks, each joined to its events anew: an event gone at
+    the start of a chunk is found by the position the chunk skips."""
+    monkeypatch.setattr(selectors, "CHUNK", 2)
+    events = record_many(6)
+    audit_seal()
+    tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[2].pk])
+
+    report = audit_verify()
+    assert (report.broken.seq, report.broken.event_id, report.checked) == (3, events[2].pk, 2)
+
+
+def test_seals_and_events_gone_for_more_than_a_chunk_are_detected(monkeypatch):
+    """A gap wider than a chunk: a chunk comes back empty, and the walk must not stop there."""
+    monkeypatch.setattr(selectors, "CHUNK", 2)
+    record_many(8)
+    audit_seal()
+    tamper("DELETE FROM audit_auditevent WHERE id IN (SELECT event_id FROM audit_auditseal WHERE seq BETWEEN 3 AND 6)")
+    tamper("DELETE FROM audit_auditseal WHERE seq BETWEEN 3 AND 6")
+
+    report = audit_verify()
+    assert (report.broken.seq, report.broken.event_id, report.checked) == (3, None, 2)
+    assert "3..6" in report.broken.problem
 
 
 def test_deleting_an_event_and_its_seal_is_detected_as_a_gap():
@@ -237,9 +274,10 @@ def test_every_way_of_writing_an_event_queues_it():
     bulk insert, the one-statement insert of ``audit_record_rows`` and a raw INSERT."""
     from audit.services import audit_record_many, audit_record_rows
 
+    staff = get_user_model().objects.create_user("queued-by-bulk-insert")
     with transaction.atomic():
         saved = audit_record("market.created", target=("trading.market", 1))
-        bulk = audit_record_many("market.created", [AuditEvent(pk=1)], after={"n": 2})
+        bulk = audit_record_many("admin.added", [staff], after={"n": 2})
         audit_record_rows("market.created", [(("trading.market", 3), None, {"n": 3}), (("trading.market", 4), 7, None)])
         with connection.cursor() as cursor:
             cursor.execute(
