@@ -74,3 +74,45 @@ def test_settlements_closing_read_is_planned_once(market, busy_market):
             assert settlement._closing_orders(market.pk) == []
     generic, custom = plans_of("close_settled")
     assert custom == 0 and generic == RUNS - 5, (generic, custom)
+
+
+
+def test_the_fix_tails_read_is_planned_once_and_reads_one_index_range_per_account_and_market(market, busy_market):
+    """The FIX reader's tail read (after every engine batch) runs a generic plan kept for the
+    connection — parameters as ``$n``, not the values of the call — that probes the
+    ``(account, market, id)`` index above each market's floor. auto_explain shows the plan of
+    the function's query (a nested statement) as a notice to this client."""
+    from trading.outbox.selectors import account_events_after
+
+    account = AccountFactory()
+    fund(account, USD="1000")
+    order_submit(account=account, market=market.symbol, side="buy", type="limit", price="100.00",
+                 quantity="0.0200", client_order_id="plan-1")
+    floors = {market.pk: 0, busy_market.pk: 0}
+    notices: list[str] = []
+    connection.ensure_connection()
+    raw = connection.connection
+
+    def handler(diag):
+        notices.append(diag.message_primary or "")
+
+    raw.add_notice_handler(handler)
+    with connection.cursor() as cursor:
+        cursor.execute("LOAD 'auto_explain'")
+        cursor.execute("SET auto_explain.log_min_duration = 0")
+        cursor.execute("SET auto_explain.log_nested_statements = on")
+        cursor.execute("SET auto_explain.log_level = notice")
+    try:
+        reads = [account_events_after([account.pk], floors, channels=("balances",)) for _ in range(RUNS)]
+    finally:
+        raw.remove_notice_handler(handler)
+        with connection.cursor() as cursor:
+            cursor.execute("SET auto_explain.log_min_duration = -1")
+    # the submission's hold, each time (the deposit's event has no market)
+    assert all([(e["market_id"], e["channel"]) for e in read] == [(market.pk, "balances")] for read in reads), reads[0]
+    plans = [n for n in notices if "trading_outboxevent" in n]
+    assert len(plans) == RUNS, notices[:3]
+    for plan in plans:
+        assert "outbox_account_market_id" in plan, plan
+        assert "(account_id = a.account_id) AND (market_id = f.market_id) AND (id > f.floor)" in plan, plan
+        assert "ANY ($4)" in plan, plan  # generic: the parameter, not this call's channels

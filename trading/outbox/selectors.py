@@ -111,13 +111,10 @@ def private_replay(account_id: int, channel: str, since: int) -> tuple[int, list
     return last, rows
 
 
-TAIL_SQL = f"""
-SELECT e.id, e.market_id, e.account_id, e.channel, e.payload
-FROM {OutboxEvent._meta.db_table} e
-JOIN unnest(%s::bigint[], %s::bigint[]) AS f(market_id, floor) ON e.market_id = f.market_id AND e.id > f.floor
-WHERE e.account_id = ANY(%s::bigint[]) AND e.channel = ANY(%s::text[])
-ORDER BY e.id
-"""
+# PostgreSQL: a function (migration trading/0013), whose SET clause gives its query a generic plan
+# kept for the connection's life — one index range per (account, market) above the market's
+# floor; as a prepared statement with these parameters it was planned anew on every run.
+TAIL_SQL = "SELECT * FROM bourse_outbox_tail(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[])"
 
 
 def account_events_after(accounts, floors: dict[int, int], channels=("orders", "fills")) -> list[Mapping[str, Any]]:
@@ -126,9 +123,10 @@ def account_events_after(accounts, floors: dict[int, int], channels=("orders", "
     ``floors`` are not read. Each market is one range of the (account, market, id) index.
 
     The reader runs this after every engine batch of any market, so on PostgreSQL it is one
-    statement text whatever the number of markets (the floors travel as two arrays; the
-    connection prepares it once) and its rows are read without the ORM, which cost eight
-    times the query itself. The payload is decoded as ``JSONField`` decodes it."""
+    statement text whatever the number of markets (the floors travel as two arrays), a
+    function planned once per connection (``TAIL_SQL``), and its rows are read without the
+    ORM, which cost eight times the query itself. The payload is decoded as ``JSONField``
+    decodes it."""
     if not floors or not accounts:
         return []
     if connection.vendor != "postgresql":
