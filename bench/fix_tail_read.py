@@ -42,7 +42,7 @@ ORDER BY e.id
 
 
 def backend_cpu(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -84,7 +84,7 @@ def main() -> None:
                                {m: top - args.behind for m, top in tops.items()})):
             params = [list(floors), list(floors.values()), [account], ["orders", "fills"]]
             for round_ in range(1, args.rounds + 1):
-                load = open("/proc/loadavg").read().split()[0]
+                load = Path("/proc/loadavg").read_text().split()[0]
                 before = run(BEFORE_SQL, params, args.reads, pid)
                 after = run(TAIL_SQL, params, args.reads, pid)
                 print(f"  {label}, round {round_} (load {load}): function {after[0]:.3f} ms wall, {after[1]:.3f} ms "
