@@ -115,12 +115,30 @@ def setup_market():
     return symbol
 
 
-def setup_trader(label: str):
+def setup_trader(label: str, symbol: str, history: int = 0):
     account = account_services.account_create(name=f"fix-bench-{label}-{uuid.uuid4().hex[:6]}")
     account_services.balance_deposit(account=account, asset="USD", amount="1000000000")
     created = apikey_create(account=account, scheme="hmac", scopes=["read", "trade"], label="fix bench")
     created.key.secret = created.secret
+    if history:
+        write_history(account, symbol, history)
     return created.key
+
+
+def write_history(account, symbol: str, count: int) -> None:
+    """``count`` past ``orders`` events of the account in the bench market, written through
+    the outbox's own writer (so its sequences go on from them), as a trader with a working
+    day behind it has: what the FIX reader's read of new events must not walk through. They
+    lie below the reader's start, so no session is sent them."""
+    from django.db import transaction
+
+    from trading.models import Market
+    from trading.outbox.services import Event, outbox_write
+
+    market = Market.objects.get(symbol=symbol)
+    with transaction.atomic():
+        outbox_write([Event("orders", {"order_id": str(n), "status": "cancelled", "history": True},
+                            market_id=market.pk, account_id=account.pk) for n in range(count)], announce=False)
 
 
 def check_session(app: TimingApp, what: str) -> None:
@@ -279,7 +297,7 @@ def describe(result, baseline_p50) -> str:
 
 def run_config(symbol: str, pipeline: int, rates: list[int], args, lines: list[str]):
     """One gateway + engine with BOURSE_FIX_PIPELINE=pipeline, one QuickFIX session, every rate."""
-    key = setup_trader(f"p{pipeline}")
+    key = setup_trader(f"p{pipeline}", symbol, args.history)
     say(f"pipeline {pipeline}: starting the engine and the gateway")
     # The account's order budget (the ``orders`` policy, shared with REST) and the key's
     # request budget (``key``: every application message counts) are lifted: the point is
@@ -386,6 +404,8 @@ def main():
     parser.add_argument("--drain", type=float, default=20.0,
                         help="seconds to wait for a rate's reports after its last send before counting the rest as missing")
     parser.add_argument("--report", type=Path, help="write report.md and fix_latency.png here")
+    parser.add_argument("--history", type=int, default=0,
+                        help="past orders events of the bench trader in the outbox before it logs on (0: a new trader)")
     parser.add_argument("--pid-file", help="write the gateway's and the engine's pids here before each rate (profiling)")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
