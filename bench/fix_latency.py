@@ -6,7 +6,10 @@ the database configured by DATABASE_URL (default: the embedded SQLite under
 BOURSE_DATA_DIR), and a QuickFIX SocketInitiator in this process. Orders are passive limit
 buys (they rest: the first report is the engine's ``New``), sent by a pacing loop; the
 clock starts just before ``sendToTarget`` and stops when QuickFIX hands the first report
-for that ClOrdID to ``fromApp``, so both QuickFIX hops are included.
+for that ClOrdID to ``fromApp``, so both QuickFIX hops are included. ``--pending-new`` logs on
+with PendingNewReports (8014=Y): the first report is then the Pending New the gateway sends
+when the submission has committed, and the engine's New is timed besides (printed as "to the
+engine's New"; without the flag the two are the same report).
 
 Baselines in the same run: TestRequest -> Heartbeat round trips over the same session (the
 transport floor: two QuickFIX hops and the gateway's loop, no database), and
@@ -76,9 +79,10 @@ class TimingApp(QuickFixApp):
     """Records when the first report for each ClOrdID and each Heartbeat answer arrive, and
     what went wrong (Rejected reports, session Rejects, BusinessMessageRejects, Logout)."""
 
-    def __init__(self, key):
-        super().__init__(key)
+    def __init__(self, key, pending_new: str | None = None):
+        super().__init__(key, pending_new=pending_new)
         self.first_report: dict[str, float] = {}
+        self.new_report: dict[str, float] = {}  # the engine's New (ExecType 0): the first with 8014=N
         self.rejected: dict[str, str] = {}  # ClOrdID -> Text of an ExecutionReport Rejected
         self.session_rejects: list[str] = []  # 35=3 and 35=j: Text
         self.logout_text: str | None = None
@@ -91,10 +95,14 @@ class TimingApp(QuickFixApp):
             self.session_rejects.append(message.getField(58) if message.isSetField(58) else "(BusinessMessageReject)")
             return
         cl = message.getField(11) if message.isSetField(11) else None
-        if cl is not None and cl not in self.first_report:
+        if cl is None:
+            return
+        if cl not in self.first_report:
             self.first_report[cl] = now
-            if message.isSetField(39) and message.getField(39) == "8":
-                self.rejected[cl] = message.getField(58) if message.isSetField(58) else ""
+        if message.isSetField(150) and message.getField(150) == "0" and cl not in self.new_report:
+            self.new_report[cl] = now
+        if message.isSetField(39) and message.getField(39) == "8" and cl not in self.rejected:
+            self.rejected[cl] = message.getField(58) if message.isSetField(58) else ""
 
     def fromAdmin(self, message, session_id):
         now = time.perf_counter()
@@ -169,30 +177,31 @@ def paced(rate: float, count: int, action, app: TimingApp):
 
 
 def wait_reports(app: TimingApp, ids: list[str], stall_s: float, drain_s: float, label: str) -> bool:
-    """Until every id has its first report: True; False when ``drain_s`` seconds have passed
-    (the session did not keep up: the rest are counted as missing). Fails when no report
-    arrives for ``stall_s`` seconds (something is stuck, not slow)."""
+    """Until every id has its engine's verdict (New, or Rejected): True; False when
+    ``drain_s`` seconds have passed (the session did not keep up: the rest are counted as
+    missing). Fails when no report arrives for ``stall_s`` seconds (something is stuck, not
+    slow)."""
     last_count, last_progress, last_say = -1, time.monotonic(), time.monotonic()
     deadline = time.monotonic() + drain_s
     while True:
-        count = sum(1 for i in ids if i in app.first_report)
+        count = sum(1 for i in ids if i in app.new_report or i in app.rejected)
         now = time.monotonic()
         if count >= len(ids):
             return True
         if now > deadline:
-            say(f"  {label}: {count}/{len(ids)} first reports {drain_s:g} s after the last send: stopped waiting")
+            say(f"  {label}: {count}/{len(ids)} verdicts {drain_s:g} s after the last send: stopped waiting")
             return False
         if count != last_count:
             last_count, last_progress = count, now
         if now - last_progress > stall_s:
-            missing = [i for i in ids if i not in app.first_report]
+            missing = [i for i in ids if i not in app.new_report and i not in app.rejected]
             raise BenchError(
                 f"{label}: no ExecutionReport for {stall_s:g} s; {count}/{len(ids)} first reports "
                 f"(first missing ClOrdID {missing[0]}); session rejects {app.session_rejects[:3]}; "
                 f"logged on {app.logged_on.is_set()}, Logout text {app.logout_text!r}")
         if now - last_say >= 2:
             last_say = now
-            say(f"  {label}: {count}/{len(ids)} first reports so far")
+            say(f"  {label}: {count}/{len(ids)} verdicts so far")
         check_session(app, f"{label} (waiting for reports)")
         time.sleep(0.02)
 
@@ -233,6 +242,8 @@ def run_rate(client: QuickFixClient, app: TimingApp, symbol: str, rate: int, sec
     # an order without its report when the wait stopped counts as infinitely late
     seen = [app.first_report.get(i, float("inf")) for i in ids]
     latencies = [(s - t) * 1000 for s, t in zip(seen, sent, strict=True)]
+    # the engine's New: the same as the first report unless the session asked for Pending New
+    new_latencies = [(app.new_report.get(i, float("inf")) - t) * 1000 for i, t in zip(ids, sent, strict=True)]
     received = [s for s in seen if s != float("inf")]
     last_report = max(received) if received else sent[-1]
     tenth = max(1, len(latencies) // 10)
@@ -254,6 +265,8 @@ def run_rate(client: QuickFixClient, app: TimingApp, symbol: str, rate: int, sec
         "p90": percentile(latencies, 0.90),
         "p99": percentile(latencies, 0.99),
         "max": max(latencies),
+        "new_p50": percentile(new_latencies, 0.50),
+        "new_p99": percentile(new_latencies, 0.99),
         "first_tenth_p50": statistics.median(latencies[:tenth]),
         "last_tenth_p50": statistics.median(latencies[-tenth:]),
         "drain_ms": (last_report - sent[-1]) * 1000,
@@ -291,7 +304,7 @@ def describe(result, baseline_p50) -> str:
         f"latency p50 {ms(result['p50'])}, p90 {ms(result['p90'])}, p99 {ms(result['p99'])}, max {ms(result['max'])} "
         f"(p50 first/last tenth {ms(result['first_tenth_p50'])}/{ms(result['last_tenth_p50'])}; last report "
         f"{result['drain_ms']:.1f} ms after the last send); p50/baseline {result['p50'] / baseline_p50:.1f}x; "
-        f"load {result['load']}"
+        f"to the engine's New p50 {ms(result['new_p50'])}, p99 {ms(result['new_p99'])}; load {result['load']}"
     )
 
 
@@ -304,7 +317,7 @@ def run_config(symbol: str, pipeline: int, rates: list[int], args, lines: list[s
     # the gateway's speed, not the rate limiter's refusals.
     processes = Processes(markets=(symbol,), start_timeout=LOGON_TIMEOUT_S * 3, BOURSE_FIX_PIPELINE=str(pipeline),
                           BOURSE_RATE_LIMIT_ORDERS="10000000/10", BOURSE_RATE_LIMIT_KEY="10000000/10")
-    app = TimingApp(key)
+    app = TimingApp(key, pending_new="Y" if args.pending_new else None)
     client = None
     results = []
     try:
@@ -406,6 +419,9 @@ def main():
     parser.add_argument("--report", type=Path, help="write report.md and fix_latency.png here")
     parser.add_argument("--history", type=int, default=0,
                         help="past orders events of the bench trader in the outbox before it logs on (0: a new trader)")
+    parser.add_argument("--pending-new", action="store_true",
+                        help="log on with PendingNewReports (8014=Y): the first report is the Pending New sent when "
+                             "the submission commits; the engine's New is timed besides")
     parser.add_argument("--pid-file", help="write the gateway's and the engine's pids here before each rate (profiling)")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
@@ -417,7 +433,8 @@ def main():
     print(prepare(), flush=True)
     symbol = setup_market()
     lines = [f"database: {django.db.connection.vendor}; market {symbol}; {args.seconds:g} s per rate; "
-             f"rates {args.rates}; pipeline {args.pipeline}; load average at start {loadavg()}; {os.cpu_count()} CPUs"]
+             f"rates {args.rates}; pipeline {args.pipeline}; pending new {'on' if args.pending_new else 'off'}; "
+             f"load average at start {loadavg()}; {os.cpu_count()} CPUs"]
     say(lines[0])
     results = []
     try:
@@ -432,11 +449,12 @@ def main():
         args.report.mkdir(parents=True, exist_ok=True)
         plotted = plot(args.report / "fix_latency.png", results)
         command = " ".join(["bench/fix_latency.py", *sys.argv[1:]])
-        table = ["| pipeline | rate | sent/s | first reports/s | sustained | p50 | p90 | p99 | max | load (1/5/15 min) |",
-                 "|---|---|---|---|---|---|---|---|---|---|"]
+        table = ["| pipeline | rate | sent/s | first reports/s | sustained | p50 | p90 | p99 | max | New p50 | New p99 "
+                 "| load (1/5/15 min) |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         table += [f"| {r['pipeline']} | {r['rate']}/s | {r['send_rate']:.0f} | {r['report_rate']:.0f} | "
                   f"{'yes' if sustained(r) else 'no'} | {ms(r['p50'])} | {ms(r['p90'])} | {ms(r['p99'])} | {ms(r['max'])} | "
-                  f"{r['load']} |" for r in results]
+                  f"{ms(r['new_p50'])} | {ms(r['new_p99'])} | {r['load']} |" for r in results]
         (args.report / "report.md").write_text(
             "# FIX gateway: NewOrderSingle -> first ExecutionReport, one session\n\n"
             f"`{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n\n" + "\n".join(table)

@@ -1,7 +1,8 @@
 """Writes docs/fix44-bourse.xml, the QuickFIX data dictionary of exactly what Bourse's FIX 4.4
 gateway supports (docs/fix.md): its messages, their fields, the enum values it sends and
-accepts, and its custom tag 8013 CancelOnDisconnect. Field names and types come from the
-FIX 4.4 dictionary that ships with quickfix-py; everything else is declared here.
+accepts, and its custom tags 8013 CancelOnDisconnect and 8014 PendingNewReports. Field names
+and types come from the FIX 4.4 dictionary that ships with quickfix-py; everything else is
+declared here.
 
     .venv/bin/python tools/fix_dictionary.py        # rewrite docs/fix44-bourse.xml
     .venv/bin/python tools/fix_dictionary.py --check  # exit 1 if the committed file differs
@@ -34,7 +35,7 @@ MESSAGES = [
     ("SequenceReset", "4", "admin", [("GapFillFlag", "N"), ("NewSeqNo", "Y")]),
     ("Logout", "5", "admin", [("Text", "N")]),
     ("Logon", "A", "admin", [("EncryptMethod", "Y"), ("HeartBtInt", "Y"), ("RawDataLength", "N"), ("RawData", "N"),
-                             ("ResetSeqNumFlag", "N"), ("CancelOnDisconnect", "N")]),
+                             ("ResetSeqNumFlag", "N"), ("CancelOnDisconnect", "N"), ("PendingNewReports", "N")]),
     ("ExecutionReport", "8", "app", [
         ("OrderID", "Y"), ("ClOrdID", "N"), ("OrigClOrdID", "N"), ("OrdStatusReqID", "N"), ("Account", "N"),
         ("ExecID", "Y"), ("ExecType", "Y"), ("OrdStatus", "Y"), ("OrdRejReason", "N"), ("Symbol", "Y"), ("Side", "Y"),
@@ -74,7 +75,7 @@ ENUMS = {
     "OrdType": ["1", "2", "3", "4"],
     "TimeInForce": ["1", "3", "4", "6"],  # Day (0) is refused: Bourse has no session end
     "ExecInst": ["6"],
-    "ExecType": ["0", "4", "5", "8", "F", "I"],
+    "ExecType": ["0", "4", "5", "8", "A", "F", "I"],
     "OrdStatus": ["0", "1", "2", "4", "8", "A"],
     "OrdRejReason": ["1", "2", "3", "5", "6", "13", "99"],
     "CxlRejReason": ["0", "1", "99"],
@@ -89,7 +90,7 @@ ENUMS = {
     "MassCancelRejectReason": ["0", "1", "99"],
 }
 ENUMS["MsgType"] = [msg_type for _, msg_type, _, _ in MESSAGES]
-CUSTOM = [("8013", "CancelOnDisconnect", "BOOLEAN")]
+CUSTOM = [("8013", "CancelOnDisconnect", "BOOLEAN"), ("8014", "PendingNewReports", "BOOLEAN")]
 
 
 def build() -> str:

@@ -191,10 +191,11 @@ import quickfix as fix  # noqa: E402  (after the helpers that do not need it)
 class QuickFixApp(fix.Application):
     """Signs the Logon as Bourse requires, and queues what it receives."""
 
-    def __init__(self, key, cancel_on_disconnect: str | None = None):
+    def __init__(self, key, cancel_on_disconnect: str | None = None, pending_new: str | None = None):
         super().__init__()
         self.key = key
         self.cancel_on_disconnect = cancel_on_disconnect
+        self.pending_new = pending_new
         self.app_messages: queue.Queue = queue.Queue()
         self.admin_messages: queue.Queue = queue.Queue()
         self.logged_on = threading.Event()
@@ -221,6 +222,8 @@ class QuickFixApp(fix.Application):
             message.setField(fix.RawData(signature))
             if self.cancel_on_disconnect:
                 message.setField(8013, self.cancel_on_disconnect)
+            if self.pending_new:
+                message.setField(8014, self.pending_new)
 
     def fromAdmin(self, message, session_id):
         self.admin_messages.put(_as_message(message))
@@ -242,12 +245,13 @@ class QuickFixClient:
     """A QuickFIX SocketInitiator for one key against the gateway on ``port``."""
 
     def __init__(self, key, port: int, *, heartbeat=30, reset_on_logon=False, store_dir: str | None = None,
-                 cancel_on_disconnect: str | None = None, app: QuickFixApp | None = None):
+                 cancel_on_disconnect: str | None = None, pending_new: str | None = None,
+                 app: QuickFixApp | None = None):
         self.key, self.port = key, port
         self.dir = store_dir or tempfile.mkdtemp(prefix="fixqf-")
         config = Path(self.dir) / "initiator.cfg"
         config.write_text(initiator_config(key.key_id, port, self.dir, heartbeat=heartbeat, reset_on_logon=reset_on_logon))
-        self.app = app or QuickFixApp(key, cancel_on_disconnect)
+        self.app = app or QuickFixApp(key, cancel_on_disconnect, pending_new)
         settings = fix.SessionSettings(str(config))
         self.initiator = fix.SocketInitiator(self.app, fix.FileStoreFactory(settings), settings, fix.FileLogFactory(settings))
         self.session_id = fix.SessionID("FIX.4.4", key.key_id, "BOURSE")

@@ -42,13 +42,18 @@ def test_enums_are_exactly_the_gateways_tables():
     assert values("OrdStatus") == set(reports.ORD_STATUS.values())
     assert values("OrdRejReason") == {*reports.ORD_REJ_REASON.values(), "99"}
     assert values("ExecType") == {reports.EXEC_NEW, reports.EXEC_CANCELED, reports.EXEC_REJECTED,
-                                  reports.EXEC_TRADE, reports.EXEC_STATUS, reports.EXEC_REPLACED}
-    custom = ET.parse(BOURSE_DICTIONARY).getroot().find("fields").find("field[@number='8013']")
-    assert DD.isField(8013) and custom.get("name") == "CancelOnDisconnect" and custom.get("type") == "BOOLEAN"
+                                  reports.EXEC_TRADE, reports.EXEC_STATUS, reports.EXEC_REPLACED,
+                                  reports.EXEC_PENDING_NEW}
+    fields = ET.parse(BOURSE_DICTIONARY).getroot().find("fields")
+    for number, name in ((8013, "CancelOnDisconnect"), (8014, "PendingNewReports")):
+        custom = fields.find(f"field[@number='{number}']")
+        assert DD.isField(number) and custom.get("name") == name and custom.get("type") == "BOOLEAN"
 
 
 def test_the_gateways_reports_validate():
     validate("8", reports.status_report(ORDER, account_id=7, req_id="q1"))
+    validate("8", reports.pending_new_report({**ORDER, "status": "pending", "filled_quantity": "0",
+                                              "average_price": None}, account_id=7))
     validate("8", reports.rejected_report(account_id=7, cl_ord_id="c1", symbol="BTC-USD", side="1",
                                           code="insufficient_balance", message="Needs 50 USD."))
     validate("9", reports.cancel_reject(account_id=7, cl_ord_id="x1", orig_cl_ord_id="c1", order=ORDER, reason="0",

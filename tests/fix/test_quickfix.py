@@ -221,3 +221,15 @@ def _first_logout(client):
         if message.msg_type == "5":
             return message
     return None
+
+
+def test_pending_new_reports_pass_the_dictionary(world):
+    alice_key, _, connect, _ = world
+    alice = connect(alice_key, pending_new="Y")
+    alice.send(qf_new_order("pn-qf-1", fix.Side_BUY, "0.5000", "90.00"))
+    pending, new = report(alice.next_app(msg_type="8")), report(alice.next_app(msg_type="8"))
+    assert (pending["cl"], pending["exec_type"], pending["status"], dec(pending["leaves"]), dec(pending["cum"])) == (
+        "pn-qf-1", "A", "A", D("0.5"), 0)
+    assert (new["exec_type"], new["status"], new["order_id"]) == ("0", "0", pending["order_id"])
+    # QuickFIX validated both against docs/fix44-bourse.xml: nothing was rejected back
+    assert all(message.msg_type != "3" for message in list(alice.app.admin_messages.queue))

@@ -71,7 +71,7 @@ class _Session:
         self.cancel_ids, self.acked, self.logon_at, self.replace_ids = {}, set(), "", {}
         self.sent = []
 
-    def send_reports(self, messages):
+    def deliver_reports(self, messages):
         self.sent.extend(messages)
 
 

@@ -2,6 +2,7 @@
 one session per key, heartbeats and their timeout, bad bytes, sequence gaps, resets and
 resends, cancel on disconnect."""
 import socket
+from decimal import Decimal as D
 
 import pytest
 
@@ -12,6 +13,7 @@ from tests.support import fund
 from trading.fix.codec import checksum, encode
 from trading.fix.models import FixSession
 from trading.models import Order
+from trading.services import order_submit
 
 from .support import Processes, RawClient, new_order, now_fix, wait_for
 
@@ -404,6 +406,79 @@ def test_orders_count_against_the_accounts_order_budget():
         assert [reports[f"rl-{i}"].get(150) for i in range(3)] == ["0", "0", "8"]
         assert reports["rl-2"].get(58).startswith("rate_limited")
         assert Order.objects.count() == 2
+    finally:
+        raw.close()
+        print(processes.stop())
+
+
+@pytest.mark.parametrize("tag, name", [(8013, "CancelOnDisconnect"), (8014, "PendingNewReports")])
+@pytest.mark.parametrize("value", ["y", "1", "YES"])
+def test_a_logon_flag_other_than_y_or_n_is_refused(gateway, trader, tag, name, value):
+    _, client = gateway
+    raw = client(trader)
+    raw.logon(extra=[(tag, value)])
+    assert refused(raw) == f"Logon refused: {name}({tag}) must be Y or N."
+    assert not FixSession.objects.filter(key=trader).exists()  # refused before the key was looked at
+
+
+def test_pending_new_reports_come_first_when_asked_for(gateway, trader):
+    _, client = gateway
+    raw = logged_on(client, trader, extra=[(8014, "Y")])
+
+    def reports_of(cl_ord_id, count):
+        got = [raw.expect("8", timeout=10) for _ in range(count)]
+        assert {r.get(11) for r in got} == {cl_ord_id}, [r.fields for r in got]
+        return [(r.get(150), r.get(39)) for r in got], got
+
+    # a resting order: Pending New (its id, nothing filled), then the engine's New
+    raw.send("D", new_order("pn-1", side="2", price="110.00", qty="0.3000"))
+    seen, (pending, new) = reports_of("pn-1", 2)
+    order = Order.objects.get(client_order_id="pn-1")
+    assert seen == [("A", "A"), ("0", "0")]
+    assert pending.get(37) == new.get(37) == str(order.pk)
+    assert [D(pending.get(tag)) for tag in (151, 14, 38, 44)] == [D("0.3"), 0, D("0.3"), D(110)]
+    # one the engine refuses (post-only would cross pn-1): Pending New, then Rejected
+    raw.send("D", new_order("pn-2", side="1", price="110.00", qty="0.1000", extra=[(18, "6")]))
+    seen, (_, rejected) = reports_of("pn-2", 2)
+    assert seen == [("A", "A"), ("8", "8")] and rejected.get(58).startswith("post_only_would_cross")
+    # one the service refuses writes nothing: Rejected alone, OrderID NONE
+    raw.send("D", new_order("pn-3", side="1", price="90.00", qty="5000.0000"))
+    seen, (refusal,) = reports_of("pn-3", 1)
+    assert seen == [("8", "8")] and refusal.get(37) == "NONE"
+    # the same NewOrderSingle again: where the order is, no second Pending New
+    raw.send("D", new_order("pn-1", side="2", price="110.00", qty="0.3000"))
+    seen, _ = reports_of("pn-1", 1)
+    assert seen == [("I", "0")]
+    raw.send("5", [])
+    raw.expect("5")  # nothing else was owed
+    raw.wait_closed()
+    # 8014 is per Logon, not remembered: the key's next session, without it, gets the engine's New first
+    again = logged_on(client, trader, reset=True)
+    again.send("D", new_order("pn-4", side="2", price="111.00", qty="0.1000"))
+    first = again.expect("8", timeout=10)
+    assert (first.get(11), first.get(150), first.get(39)) == ("pn-4", "0", "0")
+
+
+def test_pipelined_orders_each_get_pending_new_before_the_engines_reports():
+    usd, btc = AssetFactory(code="USD", scale=6), AssetFactory(code="BTC", scale=8)
+    MarketFactory(base=btc, quote=usd)
+    maker, trader = ApiKeyFactory(), ApiKeyFactory()
+    fund(maker.account, BTC="10")
+    fund(trader.account, USD="100000")
+    processes = Processes(BOURSE_FIX_PIPELINE="4")
+    raw = RawClient(processes.port, trader)
+    try:
+        raw.logon(extra=[(8014, "Y")])
+        raw.expect("A")
+        # a resting sell the even orders below take at once (New and Trade in one engine batch)
+        order_submit(account=maker.account, market="BTC-USD", side="sell", type="limit", quantity="1", price="100")
+        for i in range(20):
+            raw.send("D", new_order(f"pp-{i}", side="1", price="100.00" if i % 2 == 0 else "90.00", qty="0.0500"))
+        reports: dict[str, list[str]] = {}
+        for _ in range(20 + 20 + 10):  # Pending New and New for each, a Trade for each even one
+            message = raw.expect("8", timeout=10)
+            reports.setdefault(message.get(11), []).append(message.get(150))
+        assert reports == {f"pp-{i}": ["A", "0", "F"] if i % 2 == 0 else ["A", "0"] for i in range(20)}
     finally:
         raw.close()
         print(processes.stop())

@@ -82,10 +82,12 @@ class Budgets:
         ratelimit.consume_all(self.budgets)
 
 
-def new_order_single(account, message: Message, cancel_ids: dict | None = None, budgets: Budgets | None = None
-                     ) -> Outcome:
+def new_order_single(account, message: Message, cancel_ids: dict | None = None, budgets: Budgets | None = None,
+                     pending_new: bool = False) -> Outcome:
     """NewOrderSingle (D) -> ``order_submit``. ``budgets``: what it counts once well-formed
-    (default: the account's ``orders`` budget alone)."""
+    (default: the account's ``orders`` budget alone). ``pending_new``: answer an order written
+    now with a Pending New report at once (the session's 8014 at Logon); otherwise its first
+    report is the engine's."""
     _required(message, 11, 55, 54, 60, 40)
     _single(message, 11, 55, 54, 38, 40, 44, 59, 18, 152, 99, 126)
     side = _enum(message, 54, reports.SIDE_FROM_FIX)
@@ -126,6 +128,8 @@ def new_order_single(account, message: Message, cancel_ids: dict | None = None, 
         # A resent NewOrderSingle (PossDup, or the same ClOrdID again): report where it is.
         wire = order_to_wire(result.order)
         return Outcome([("8", reports.status_report(wire, account_id=account.pk, text="duplicate ClOrdID: existing order"))])
+    if pending_new:
+        return Outcome([("8", reports.pending_new_report(order_to_wire(result.order), account_id=account.pk))])
     return Outcome()
 
 
@@ -279,7 +283,7 @@ HANDLERS: dict[str, Callable[..., Outcome]] = {
 
 
 def application_handle(key_id: str, account, message: Message, cancel_ids: dict | None = None,
-                       replace_ids: dict | None = None) -> Outcome:
+                       replace_ids: dict | None = None, *, pending_new: bool = False) -> Outcome:
     """Any application message: it counts against the key's request budget (the ``key``
     policy every REST request counts against) before its handler runs; over the budget it is
     refused with ``rate_limited`` in the answer its type calls for, and nothing is done.
@@ -293,7 +297,7 @@ def application_handle(key_id: str, account, message: Message, cancel_ids: dict 
         try:
             if message.msg_type == "G":
                 return order_cancel_replace_request(account, message, replace_ids, budgets)
-            return new_order_single(account, message, cancel_ids, budgets)
+            return new_order_single(account, message, cancel_ids, budgets, pending_new)
         except FieldError:
             if budgets.counted:
                 raise

@@ -150,7 +150,7 @@ class OutboxTail:
                 if batch["first"] <= session.min_event_id or session.closing:
                     continue
                 try:
-                    session.send_reports(reports.batch_reports(batch["orders"], batch["fills"], account_id=account_id,
+                    session.deliver_reports(reports.batch_reports(batch["orders"], batch["fills"], account_id=account_id,
                                                                cancel_ids=session.cancel_ids, acked=session.acked,
                                                                since=session.logon_at, prior_notional=batch_prior,
                                                                replace_ids=session.replace_ids))

@@ -36,7 +36,7 @@ ORD_REJ_REASON = {
     "invalid_quantity": "13",  # Incorrect quantity
 }
 EXEC_NEW, EXEC_CANCELED, EXEC_REJECTED, EXEC_TRADE, EXEC_STATUS = "0", "4", "8", "F", "I"
-EXEC_REPLACED = "5"
+EXEC_REPLACED, EXEC_PENDING_NEW = "5", "A"
 _status_ids = itertools.count(1)
 
 
@@ -116,6 +116,15 @@ def _leaves(order: dict, cum: Decimal, closed: bool) -> Decimal:
     if closed or order.get("quantity") is None:
         return Decimal(0)
     return max(_d(order["quantity"]) - cum, Decimal(0))
+
+
+def pending_new_report(order: dict, *, account_id) -> list[Field]:
+    """ExecType A (Pending New) for an order just written: its hold is placed and it is
+    durable, but the engine has not accepted it yet (its ``New``, ``Trade`` or ``Rejected``
+    follow). Sent only to sessions that asked for it at Logon (8014 PendingNewReports)."""
+    return order_fields(order, account_id=account_id, exec_id=f"P{order['order_id']}", exec_type=EXEC_PENDING_NEW,
+                        ord_status=ORD_STATUS["pending"], cum=Decimal(0), leaves=_leaves(order, Decimal(0), False),
+                        avg=None)
 
 
 def status_report(order: dict, *, account_id, text: str | None = None, req_id: str | None = None) -> list[Field]:

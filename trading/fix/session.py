@@ -129,6 +129,11 @@ class Session:
         self.next_in = 1
         self.heartbeat = 30
         self.cancel_on_disconnect = False
+        self.pending_new = False  # 8014 at Logon: a Pending New report answers each order written
+        # ClOrdID -> the reader's reports held back while a NewOrderSingle with it is being
+        # submitted (only with ``pending_new``), so its Pending New goes out before them.
+        self.submitting: dict[str, list[tuple[str, list]]] = {}
+        self.submitting_count: dict[str, int] = {}
         self.logged_on = False
         self.logout_sent = False
         self.closing = False
@@ -202,6 +207,42 @@ class Session:
             return  # ended (by its key, a Logout): nothing more is delivered
         for msg_type, fields in messages:
             self.send(msg_type, fields)
+
+    def deliver_reports(self, messages) -> None:
+        """The reader's reports: those of an order whose NewOrderSingle is still being
+        submitted on this session wait for its Pending New (the engine can commit the order's
+        batch before the submitting thread hands its answer back to this loop)."""
+        if not self.submitting:
+            self.send_reports(messages)
+            return
+        now = []
+        for message in messages:
+            held = None
+            for tag, value in message[1]:
+                if tag in (11, 41) and value in self.submitting:
+                    held = self.submitting[value]
+                    break
+            if held is None:
+                now.append(message)
+            else:
+                held.append(message)
+        self.send_reports(now)
+
+    def _submitting(self, cl_ord_id: str | None) -> bool:
+        if not self.pending_new or not cl_ord_id:
+            return False
+        self.submitting.setdefault(cl_ord_id, [])
+        self.submitting_count[cl_ord_id] = self.submitting_count.get(cl_ord_id, 0) + 1
+        return True
+
+    def _submitted(self, cl_ord_id: str) -> None:
+        """The submission's own answer has been sent: release what the reader held for it."""
+        left = self.submitting_count[cl_ord_id] - 1
+        if left:
+            self.submitting_count[cl_ord_id] = left
+            return
+        del self.submitting_count[cl_ord_id]
+        self.send_reports(self.submitting.pop(cl_ord_id))
 
     def _send_unsessioned(self, msg_type: str, fields, target: str | None, seq: int = 1) -> None:
         """Before a session exists (a refused Logon): MsgSeqNum 1 unless the key verified
@@ -326,6 +367,9 @@ class Session:
         cod = message.get(8013)
         if cod is not None and cod not in ("Y", "N"):
             await self.logout("Logon refused: CancelOnDisconnect(8013) must be Y or N.")
+        pending_new = message.get(8014)
+        if pending_new is not None and pending_new not in ("Y", "N"):
+            await self.logout("Logon refused: PendingNewReports(8014) must be Y or N.")
         try:
             key = await self.gateway.call(
                 logon_verify, sender=message.get(49), target=message.get(56), seq=seq_text,
@@ -360,6 +404,7 @@ class Session:
             await self.gateway.call(store.session_set_cancel_on_disconnect, self.store_pk, self.cancel_on_disconnect)
         else:
             self.cancel_on_disconnect = claimed.cancel_on_disconnect
+        self.pending_new = pending_new == "Y"
         self.logged_on = True
         # Reports start with what the engine commits from now on (older state: H or REST).
         self.min_event_id = await self.gateway.call(outbox.latest_event_id)
@@ -506,10 +551,21 @@ class Session:
     async def _application(self, message: Message, seq: int, msg_type: str) -> None:
         if self.closing:
             return  # ended (by its key): nothing more is accepted
+        cl_ord_id = message.get(11) if msg_type == "D" else None
+        if not self._submitting(cl_ord_id):
+            await self._handle(message, seq)
+            return
+        assert cl_ord_id is not None  # _submitting is False without one
+        try:
+            await self._handle(message, seq)
+        finally:
+            self._submitted(cl_ord_id)
+
+    async def _handle(self, message: Message, seq: int) -> None:
         try:
             outcome = await self.gateway.call(
                 application.application_handle, self.verified_key.key_id, self.account, message, self.cancel_ids,
-                self.replace_ids)
+                self.replace_ids, pending_new=self.pending_new)
         except FieldError as error:
             self.reject(seq, error, message.msg_type)
             return
