@@ -199,7 +199,7 @@ class Journal(models.Model):
     # (the constraint ``journal_idempotency_key``).
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -208,8 +208,15 @@ class Journal(models.Model):
         # Written for every order (its hold), trade and close. ``db_index``/``unique`` on a
         # CharField add a ``varchar_pattern_ops`` copy on PostgreSQL that nothing here reads
         # (no LIKE on these columns): an index and a constraint instead (migration 0004).
-        indexes = [models.Index(fields=["reference"], name="journal_reference")]
-        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="journal_idempotency_key")]
+        # The key and the operator who posted are set on few journals (settlement's, the
+        # console's adjustments), not on an order's hold: their indexes leave NULL out, so the
+        # hold's journal writes neither (an equality look-up implies NOT NULL: still used).
+        indexes = [
+            models.Index(fields=["reference"], name="journal_reference"),
+            models.Index(fields=["created_by"], name="journal_created_by", condition=Q(created_by__isnull=False)),
+        ]
+        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="journal_idempotency_key",
+                                               condition=Q(idempotency_key__isnull=False))]
 
     def __str__(self):
         return f"{self.kind} #{self.pk} {self.reference}"

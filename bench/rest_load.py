@@ -149,14 +149,63 @@ def _postgres_pids() -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def _address_port(text: str) -> int:
+    return int(text.rsplit(":", 1)[1])
+
+
+def _socket_owner(users: str) -> int | None:
+    """The pid in ss's ``users:(("name",pid=N,fd=M))`` column."""
+    start = users.find("pid=")
+    if start < 0:
+        return None
+    return int(users[start + 4:].split(",", 1)[0].rstrip(")"))
+
+
+def backend_clients(server_port: int = 5432) -> dict[int, int]:
+    """PostgreSQL backend pid -> the pid of the process at the other end of its TCP connection,
+    from one ``ss -tnp`` listing of this machine's sockets (the server's side of a connection
+    and the client's side share the client's port). Empty where ss is missing."""
+    try:
+        listing = subprocess.run(["ss", "-tnpH"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    backend_of_port, client_of_port = {}, {}
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) < 6:
+            continue
+        local, peer, owner = _address_port(fields[3]), _address_port(fields[4]), _socket_owner(fields[5])
+        if owner is None:
+            continue
+        if local == server_port:
+            backend_of_port[peer] = owner
+        elif peer == server_port:
+            client_of_port[local] = owner
+    return {backend: client_of_port[port] for port, backend in backend_of_port.items() if port in client_of_port}
+
+
 class CpuMeter:
     """CPU seconds used by the server roles, by PostgreSQL (the backends connected to this
     benchmark's database, and every backend that ended in between — a role that reconnects
     per unit of work, as Celery's worker once did per task, is counted too) and by this load
-    generator (the client) between start() and stop()."""
+    generator (the client) between start() and stop().
+
+    ``by_role`` splits PostgreSQL's share by the role whose process holds each backend's
+    connection (``backend_clients``): what each role's statements cost the server. Backends
+    that ended in between are ``ended``; those of no role (this process's own, another
+    program's) ``other``."""
 
     def __init__(self, roles: dict[str, subprocess.Popen]):
         self.roles = roles
+        self.by_role: dict[str, float] = {}
+
+    def role_of_backends(self) -> dict[int, str]:
+        owner = {}
+        for name, proc in self.roles.items():
+            for pid in getattr(proc, "pids", [proc.pid]):
+                for member in _tree(pid):
+                    owner[member] = name
+        return {backend: owner.get(client, "other") for backend, client in backend_clients().items()}
 
     def sample(self) -> tuple[dict[str, float], dict[int, float]]:
         out = {name: sum(_cpu_of(p) for pid in getattr(proc, "pids", [proc.pid]) for p in _tree(pid))
@@ -171,16 +220,28 @@ class CpuMeter:
 
     def start(self):
         self.before = self.sample()
+        self.roles_before = self.role_of_backends()
 
     def stop(self) -> dict[str, float]:
         (after, backends), (before, backends_before) = self.sample(), self.before
+        roles = {**self.roles_before, **self.role_of_backends()}
         used = {name: after[name] - before.get(name, 0.0) for name in after if name != "client"}
-        used["postgresql"] = sum(cpu - backends_before.get(pid, 0.0) for pid, cpu in backends.items())
+        self.by_role = {}
+        for pid, cpu in backends.items():
+            role = "ended" if pid == 0 else roles.get(pid, "other")
+            self.by_role[role] = self.by_role.get(role, 0.0) + cpu - backends_before.get(pid, 0.0)
         # A backend live at start that ended since is in the ended ones' total whole: less
         # what it had used before the start.
-        used["postgresql"] -= sum(cpu for pid, cpu in backends_before.items() if pid and pid not in backends)
+        gone = sum(cpu for pid, cpu in backends_before.items() if pid and pid not in backends)
+        if gone:
+            self.by_role["ended"] = self.by_role.get("ended", 0.0) - gone
+        used["postgresql"] = sum(self.by_role.values())
         used["client"] = after["client"] - before["client"]
         return used
+
+    def by_role_line(self, count: int, what: str) -> str:
+        per = sorted(((seconds * 1000 / max(count, 1), name) for name, seconds in self.by_role.items()), reverse=True)
+        return f"PostgreSQL CPU per {what} by the role connected: " + ", ".join(f"{name} {value:.2f} ms" for value, name in per)
 
 
 def cpu_line(cpu: dict[str, float], count: int, what: str) -> str:
@@ -547,6 +608,8 @@ def main():
                 f"p50 {ms(percentile(sustained.latencies, .5))}, p99 {ms(percentile(sustained.latencies, .99))}, "
                 f"{sustained.statuses}")
             say(cpu_line(cpu, placed, "placement"))
+            if meter.by_role:
+                say(meter.by_role_line(placed, "placement"))
             say(f"settlement lag during the phase: max {max((s for _, s in lag.samples), default=0):.1f} s")
         # Every accepted order reaches its verdict: wait for the engine to drain.
         deadline = time.monotonic() + 60
