@@ -365,7 +365,10 @@ class OutboxEvent(models.Model):
     ``market`` is null for events that belong to no market (a deposit's balance).
     """
 
-    market = models.ForeignKey(Market, null=True, on_delete=models.PROTECT, related_name="+")
+    # Indexed for the public events only (outbox_public_market_id): a private event is found
+    # by its account. Markets are never deleted while an order names them, and an event names
+    # only a market some order is in: the foreign key's PROTECT check needs no index of its own.
+    market = models.ForeignKey(Market, null=True, on_delete=models.PROTECT, related_name="+", db_index=False)
     # outbox_account_id and outbox_account_market_id lead with it: no index of its own.
     account = models.ForeignKey("accounts.Account", null=True, on_delete=models.PROTECT, related_name="+", db_index=False)
     channel = models.CharField(max_length=16)
@@ -375,12 +378,17 @@ class OutboxEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # Each index holds only the rows its readers look for (every event is written with
+        # each index it enters): an account's events, or a market's public ones. No index on
+        # created_at: retention finds old events by id (``outbox_prune``).
         indexes = [
-            models.Index(fields=["account", "id"], name="outbox_account_id"),
+            models.Index(fields=["account", "id"], condition=Q(account__isnull=False), name="outbox_account_id"),
             # The FIX report reader's tail: one range per (account, market) above its floor.
-            models.Index(fields=["account", "market", "id"], name="outbox_account_market_id"),
+            models.Index(fields=["account", "market", "id"], condition=Q(account__isnull=False),
+                         name="outbox_account_market_id"),
+            # The relays' re-read of public market data (``events_after_id``).
+            models.Index(fields=["market", "id"], condition=Q(account__isnull=True), name="outbox_public_market_id"),
             models.Index(fields=["market", "sequence"], condition=Q(channel="book"), name="outbox_book_sequence"),
-            models.Index(fields=["created_at"], name="outbox_created_at"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -272,17 +272,47 @@ def balances_publish(pairs: Iterable[tuple[int, str]], market_id: int | None = N
     outbox_write(balance_events(pairs, market_id), batched=batched)
 
 
+PRUNE_CHUNK = 5000
+
+
+def _older_up_to(cutoff: datetime) -> int | None:
+    """The id up to which the outbox is older than ``cutoff``, found by bisection over ids
+    (each probe one primary-key look-up: the first row at or after an id). Rows are written
+    with their time and a rising id, so time rises with id up to the few milliseconds between
+    a writer's clock and its insert: the boundary is exact to that. None: nothing is older."""
+    events = OutboxEvent.objects.order_by("id").values_list("id", "created_at")
+    first = events.first()
+    if first is None or first[1] >= cutoff:
+        return None
+    low, high = first[0], OutboxEvent.objects.order_by("-id").values_list("id", flat=True).first() or first[0]
+    while low < high:  # the first row at or after ``low`` is older than the cutoff
+        middle = (low + high + 1) // 2
+        row = events.filter(id__gte=middle).first()
+        if row is not None and row[1] < cutoff:
+            low = row[0]
+        else:
+            high = middle - 1
+    return low
+
+
 def outbox_prune(now: datetime | None = None) -> int:
     """Delete outbox events older than ``BOURSE_WS_RETENTION_S``; return how many. A ``since``
     that points before what is left is refused with ``resync_required``: the counters in
-    ``AccountSequence`` still say how far each stream went."""
+    ``AccountSequence`` still say how far each stream went.
+
+    The events are found by id, not by time: the ids up to the last older event
+    (``_older_up_to``), deleted in chunks of consecutive ids, each row's time checked too. So
+    the table needs no index on ``created_at``, which every event would write. An event
+    written a few milliseconds out of time order at the boundary waits for the next run."""
     cutoff = (now or timezone.now()) - timedelta(seconds=settings.BOURSE_WS_RETENTION_S)
-    deleted = 0
-    while True:
+    last = _older_up_to(cutoff)
+    deleted, after = 0, 0
+    while last is not None:
         with transaction.atomic(durable=True):
-            ids = list(
-                OutboxEvent.objects.filter(created_at__lt=cutoff).order_by("id").values_list("id", flat=True)[:5000]
-            )
+            ids = list(OutboxEvent.objects.filter(id__gt=after, id__lte=last, created_at__lt=cutoff)
+                       .order_by("id").values_list("id", flat=True)[:PRUNE_CHUNK])
             if not ids:
-                return deleted
+                break
             deleted += OutboxEvent.objects.filter(pk__in=ids).delete()[0]
+            after = ids[-1]
+    return deleted
